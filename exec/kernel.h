@@ -1,0 +1,180 @@
+// The kernel contract: a Kernel is built once per node when a session is created (attributes
+// parsed, constant weights prepared) and then computes once per run from a KernelContext.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/error.h"
+#include "exec/value.h"
+
+namespace graft {
+
+namespace ir {
+class Node;
+class Graph;
+}  // namespace ir
+
+// What a kernel may look at while it is being built. Lives only during construction.
+class KernelInfo {
+ public:
+  KernelInfo(const ir::Node& node, int since_version, std::vector<DType> input_dtypes,
+             std::vector<const Tensor*> constant_inputs);
+
+  const ir::Node& node() const { return node_; }
+  const std::string& op_type() const;
+  // The since_version of the op schema the node resolves to (the model's opset for ops without
+  // a schema).
+  int since_version() const { return since_version_; }
+  // "[Conv] node 'conv1'": the prefix of every error about this node.
+  std::string describe() const;
+  [[noreturn]] void fail(const std::string& message) const;  // throws InvalidArgument
+
+  int num_inputs() const;   // as written in the node, omitted optional inputs included
+  int num_outputs() const;  // as written in the node
+  bool has_input(int i) const;    // present and not the empty name
+  bool has_output(int i) const;   // present and not the empty name
+  // Input dtype from type inference; Undefined when not known before running.
+  DType input_dtype(int i) const;
+  // The input's value when it is an initializer (a weight), else nullptr. Valid for the life of
+  // the session, so a kernel may keep the pointer.
+  const Tensor* constant_input(int i) const;
+
+  bool has_attr(const std::string& name) const;
+  int64_t attr_int(const std::string& name, int64_t fallback) const;
+  float attr_float(const std::string& name, float fallback) const;
+  std::string attr_string(const std::string& name, const std::string& fallback) const;
+  std::vector<int64_t> attr_ints(const std::string& name) const;  // empty when absent
+  std::vector<float> attr_floats(const std::string& name) const;
+  std::vector<std::string> attr_strings(const std::string& name) const;
+  // Throws InvalidArgument when absent.
+  Tensor attr_tensor(const std::string& name) const;
+  // nullptr when absent.
+  const ir::Graph* attr_graph(const std::string& name) const;
+  // Required attribute variants: fail() when absent.
+  int64_t required_int(const std::string& name) const;
+
+ private:
+  const ir::Node& node_;
+  int since_version_;
+  std::vector<DType> input_dtypes_;
+  std::vector<const Tensor*> constant_inputs_;
+};
+
+class Kernel;
+
+// Runs a nested graph (an If branch, a Loop or Scan body) on behalf of a control-flow kernel.
+class SubgraphRunner {
+ public:
+  virtual ~SubgraphRunner() = default;
+  // Feeds the body's formal inputs, runs it and returns its outputs in order. Outer-scope
+  // values the body reads are taken from the frame of the node that owns it.
+  virtual std::vector<Value> run(const std::vector<Value>& inputs) = 0;
+  virtual size_t num_inputs() const = 0;
+  virtual size_t num_outputs() const = 0;
+};
+
+// What a kernel sees during one run: its inputs, a way to allocate outputs, and nested graphs.
+class KernelContext {
+ public:
+  KernelContext(const std::string& node_desc, std::vector<const Value*> inputs,
+                std::vector<Value*> outputs,
+                std::function<SubgraphRunner&(const std::string&)> subgraphs);
+
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  int num_outputs() const { return static_cast<int>(outputs_.size()); }
+  // False for an omitted optional input (empty name), for a trailing one the node did not
+  // write, and for a None value.
+  bool has_input(int i) const;
+  // The input as a tensor; fails with the node named when absent or not a tensor.
+  const Tensor& input(int i) const;
+  // The input as a Value; a None value when absent.
+  const Value& input_value(int i) const;
+  // False when the node does not produce output `i` (omitted name).
+  bool has_output(int i) const;
+  // Allocates output `i` with `dtype` and `shape` and returns it for filling. For an output the
+  // node omits, returns scratch space that is dropped after the kernel runs.
+  Tensor& output(int i, DType dtype, const Shape& shape);
+  // Sets output `i` to an existing value (a view of an input, a sequence, ...).
+  void set_output(int i, Value value);
+  // The runner for the graph attribute `attr` of this node.
+  SubgraphRunner& subgraph(const std::string& attr);
+  [[noreturn]] void fail(const std::string& message) const;  // throws Fail with the node named
+  const std::string& describe() const { return node_desc_; }
+
+ private:
+  const std::string& node_desc_;
+  std::vector<const Value*> inputs_;
+  std::vector<Value*> outputs_;
+  std::function<SubgraphRunner&(const std::string&)> subgraphs_;
+  std::deque<Value> scratch_;  // outputs the graph does not read
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Computes the outputs from the inputs. May throw Fail / InvalidArgument; must leave no
+  // partial state that breaks the next run.
+  virtual void compute(KernelContext& ctx) = 0;
+};
+
+using KernelFactory = std::function<std::unique_ptr<Kernel>(const KernelInfo&)>;
+
+// One registered kernel: op (domain, op_type) for schema versions [since, until], accepting
+// the listed dtypes on input `type_input` (any dtype when `dtypes` is empty).
+struct KernelDef {
+  std::string domain;  // "" for ai.onnx
+  std::string op_type;
+  int since = 1;
+  int until = 1 << 30;
+  std::vector<DType> dtypes;
+  int type_input = 0;
+  KernelFactory factory;
+};
+
+class KernelRegistry {
+ public:
+  void add(KernelDef def);
+  // The kernel for (domain, op_type, since_version) accepting `dtype` (Undefined: not known yet,
+  // any accepts). nullptr when none.
+  const KernelDef* find(const std::string& domain, const std::string& op_type, int since_version,
+                        DType dtype) const;
+  // Whether any kernel exists for the op at that version, whatever the type.
+  bool has_op(const std::string& domain, const std::string& op_type, int since_version) const;
+  size_t size() const { return defs_.size(); }
+  const std::vector<KernelDef>& defs() const { return defs_; }
+
+ private:
+  std::vector<KernelDef> defs_;
+};
+
+// The CPU provider's registry, filled by GRAFT_CPU_KERNELS blocks at static-init time.
+KernelRegistry& cpu_kernel_registry();
+
+struct KernelRegistrar {
+  explicit KernelRegistrar(void (*fn)(KernelRegistry&)) { fn(cpu_kernel_registry()); }
+};
+
+// Usage, at namespace scope in a kernel file:
+//   GRAFT_CPU_KERNELS(relu) { reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<Relu>}); }
+#define GRAFT_CPU_KERNELS(tag)                                                  \
+  static void graft_register_##tag(::graft::KernelRegistry& reg);              \
+  static const ::graft::KernelRegistrar graft_registrar_##tag(&graft_register_##tag); \
+  static void graft_register_##tag(::graft::KernelRegistry& reg)
+
+// Factory helper: make<K> builds K from a KernelInfo.
+template <typename K>
+std::unique_ptr<Kernel> make(const KernelInfo& info) {
+  return std::make_unique<K>(info);
+}
+
+// Common type lists for KernelDef::dtypes.
+extern const std::vector<DType> kFloatTypes;    // float, double, float16, bfloat16
+extern const std::vector<DType> kNumberTypes;   // floats and all integers
+extern const std::vector<DType> kSignedTypes;   // floats and signed integers
+extern const std::vector<DType> kAllTypes;      // numbers, bool, string
+
+}  // namespace graft

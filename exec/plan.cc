@@ -1,0 +1,260 @@
+#include "exec/plan.h"
+
+#include <chrono>
+#include <unordered_set>
+
+#include "exec/tensor_proto.h"
+#include "ir/model.h"
+#include "ir/schema.h"
+#include "onnx/defs/schema.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft {
+
+struct GraphPlan::Step {
+  const ir::Node* node = nullptr;
+  std::string desc;
+  std::unique_ptr<Kernel> kernel;
+  std::vector<int> inputs;    // -1 for an omitted input
+  std::vector<int> outputs;   // -1 for an omitted output
+  std::vector<int> implicit;  // outer-scope values nested graphs read, in subplan order
+  std::vector<std::string> subgraph_attrs;
+  std::vector<std::unique_ptr<GraphPlan>> subplans;
+  std::vector<std::vector<int>> subplan_outer;  // per subplan: indices into `implicit`
+  std::vector<int> release;                     // slots dropped after this step
+};
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Runs one nested plan with the outer values of the current frame.
+class PlanRunner : public SubgraphRunner {
+ public:
+  PlanRunner(const GraphPlan& plan, std::vector<const Value*> outer, Profiler* profiler)
+      : plan_(plan), outer_(std::move(outer)), profiler_(profiler) {}
+  std::vector<Value> run(const std::vector<Value>& inputs) override {
+    return plan_.run(inputs, outer_, profiler_);
+  }
+  size_t num_inputs() const override { return plan_.input_names().size(); }
+  size_t num_outputs() const override { return plan_.output_names().size(); }
+
+ private:
+  const GraphPlan& plan_;
+  std::vector<const Value*> outer_;
+  Profiler* profiler_;
+};
+
+}  // namespace
+
+GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
+                     std::vector<std::string> outer_names) {
+  auto new_slot = [&](const std::string& name) {
+    int s = static_cast<int>(num_slots_++);
+    slot_of_[name] = s;
+    return s;
+  };
+  for (const auto& name : outer_names) outer_slots_.push_back(new_slot(name));
+  for (const auto& v : graph.inputs) {
+    input_names_.push_back(v.name);
+    input_slots_.push_back(new_slot(v.name));
+  }
+  // Initializers that are also inputs keep the input's slot and act as its default.
+  for (const auto& t : graph.initializers) {
+    auto it = slot_of_.find(t->name());
+    bool is_input = graph.is_graph_input(t->name());
+    int s = is_input ? it->second : new_slot(t->name());
+    try {
+      constants_.emplace_back(s, Value(tensor_from_proto(*t)));
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument("graph '" + graph.name + "': initializer " + e.what());
+    }
+  }
+  std::map<int, const Tensor*> constant_of;
+  for (const auto& [s, v] : constants_) constant_of[s] = &v.tensor();
+  // An initializer that is also an input may be overridden per run: not a constant.
+  for (const auto& v : graph.inputs) constant_of.erase(slot_of_[v.name]);
+
+  auto lookup = [&](const ir::Node& n, const std::string& name) {
+    auto it = slot_of_.find(name);
+    if (it == slot_of_.end()) {
+      throw InvalidArgument(n.describe() + " reads '" + name + "', which no node, input or initializer defines");
+    }
+    return it->second;
+  };
+  auto dtype_of = [&](const std::string& name) {
+    if (name.empty()) return DType::Undefined;
+    if (const onnx::TypeProto* t = graph.type_of(name)) return elem_dtype_of(*t);
+    if (const onnx::TensorProto* init = graph.find_initializer(name)) return static_cast<DType>(init->data_type());
+    return DType::Undefined;
+  };
+
+  for (const auto& node_ptr : graph.nodes) {
+    const ir::Node& n = *node_ptr;
+    auto step = std::make_unique<Step>();
+    step->node = &n;
+    step->desc = n.describe();
+    std::vector<DType> in_dtypes;
+    std::vector<const Tensor*> constants;
+    for (const auto& name : n.inputs) {
+      int s = name.empty() ? -1 : lookup(n, name);
+      step->inputs.push_back(s);
+      in_dtypes.push_back(dtype_of(name));
+      auto c = constant_of.find(s);
+      constants.push_back(c == constant_of.end() ? nullptr : c->second);
+    }
+    // Nested graphs: their outer-scope reads become implicit inputs of this node.
+    std::map<std::string, int> implicit_index;
+    for (const auto& attr : n.attributes) {
+      for (const auto& sub : attr.graphs) {
+        std::vector<std::string> free = sub->free_variables();
+        std::vector<int> idx;
+        for (const auto& fv : free) {
+          auto [it, inserted] = implicit_index.emplace(fv, static_cast<int>(step->implicit.size()));
+          if (inserted) step->implicit.push_back(lookup(n, fv));
+          idx.push_back(it->second);
+        }
+        step->subgraph_attrs.push_back(attr.name);
+        step->subplans.push_back(std::make_unique<GraphPlan>(*sub, ctx, free));
+        step->subplan_outer.push_back(std::move(idx));
+      }
+    }
+    // Kernel resolution.
+    int64_t opset = ctx.model.opset(n.domain);
+    if (opset == 0) {
+      throw InvalidArgument(step->desc + ": the model imports no opset for domain '" +
+                            (n.domain.empty() ? std::string("ai.onnx") : n.domain) + "'");
+    }
+    const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
+    int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
+    const std::string domain_name = n.domain.empty() ? "ai.onnx" : n.domain;
+    const KernelDef* def = nullptr;
+    if (ctx.registry.has_op(n.domain, n.op_type, since)) {
+      // Try the first input's type, then each candidate's own type input.
+      for (const auto& d : ctx.registry.defs()) {
+        if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until) continue;
+        DType t = d.type_input < static_cast<int>(in_dtypes.size()) ? in_dtypes[static_cast<size_t>(d.type_input)]
+                                                                    : DType::Undefined;
+        if (ctx.registry.find(n.domain, n.op_type, since, t) == &d) {
+          def = &d;
+          break;
+        }
+        bool ok = t == DType::Undefined || d.dtypes.empty();
+        for (DType a : d.dtypes) ok = ok || a == t;
+        if (ok) {
+          def = &d;
+          break;
+        }
+      }
+      if (!def) {
+        throw NotImplemented(step->desc + ": no CPU kernel for op " + n.op_type + " (domain '" + domain_name +
+                             "', opset " + std::to_string(opset) + ") with input type " +
+                             dtype_name(in_dtypes.empty() ? DType::Undefined : in_dtypes[0]));
+      }
+    } else {
+      throw NotImplemented(step->desc + ": no kernel for op " + n.op_type + " (domain '" + domain_name +
+                           "', opset " + std::to_string(opset) + ")");
+    }
+    KernelInfo info(n, since, std::move(in_dtypes), std::move(constants));
+    step->kernel = def->factory(info);
+    for (const auto& name : n.outputs) step->outputs.push_back(name.empty() ? -1 : new_slot(name));
+    steps_.push_back(std::move(step));
+  }
+  for (const auto& v : graph.outputs) {
+    output_names_.push_back(v.name);
+    auto it = slot_of_.find(v.name);
+    if (it == slot_of_.end()) {
+      throw InvalidArgument("graph '" + graph.name + "': output '" + v.name + "' is not produced by any node");
+    }
+    output_slots_.push_back(it->second);
+  }
+  // Lifetimes: a slot is dropped after the last step that reads it, unless it is an output.
+  std::unordered_set<int> keep(output_slots_.begin(), output_slots_.end());
+  std::vector<int> last_use(num_slots_, -1);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    for (int s : steps_[i]->inputs) {
+      if (s >= 0) last_use[static_cast<size_t>(s)] = static_cast<int>(i);
+    }
+    for (int s : steps_[i]->implicit) last_use[static_cast<size_t>(s)] = static_cast<int>(i);
+    for (int s : steps_[i]->outputs) {
+      if (s >= 0 && last_use[static_cast<size_t>(s)] < static_cast<int>(i)) last_use[static_cast<size_t>(s)] = static_cast<int>(i);
+    }
+  }
+  for (size_t s = 0; s < num_slots_; ++s) {
+    if (last_use[s] >= 0 && !keep.count(static_cast<int>(s))) steps_[static_cast<size_t>(last_use[s])]->release.push_back(static_cast<int>(s));
+  }
+}
+
+GraphPlan::~GraphPlan() = default;
+
+std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs, const std::vector<const Value*>& outer,
+                                  Profiler* profiler) const {
+  std::vector<Value> slots(num_slots_);
+  for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
+  for (size_t i = 0; i < outer_slots_.size() && i < outer.size(); ++i) {
+    if (outer[i]) slots[static_cast<size_t>(outer_slots_[i])] = *outer[i];
+  }
+  for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
+    if (!inputs[i].is_none()) slots[static_cast<size_t>(input_slots_[i])] = inputs[i];
+  }
+  for (const auto& step : steps_) {
+    std::vector<const Value*> in;
+    in.reserve(step->inputs.size());
+    for (int s : step->inputs) in.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+    std::vector<Value*> out;
+    out.reserve(step->outputs.size());
+    for (int s : step->outputs) out.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+    std::vector<std::unique_ptr<PlanRunner>> runners;
+    for (size_t k = 0; k < step->subplans.size(); ++k) {
+      std::vector<const Value*> sub_outer;
+      for (int idx : step->subplan_outer[k]) {
+        sub_outer.push_back(&slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
+      }
+      runners.push_back(std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
+    }
+    std::function<SubgraphRunner&(const std::string&)> sub;
+    if (!runners.empty()) {
+      sub = [&](const std::string& attr) -> SubgraphRunner& {
+        for (size_t k = 0; k < step->subgraph_attrs.size(); ++k) {
+          if (step->subgraph_attrs[k] == attr) return *runners[k];
+        }
+        throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
+      };
+    }
+    KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
+    int64_t start = profiler ? now_us() : 0;
+    try {
+      step->kernel->compute(ctx);
+    } catch (const InvalidArgument&) {
+      throw;
+    } catch (const Fail&) {
+      throw;
+    } catch (const NotImplemented&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Fail(step->desc + ": " + e.what());
+    }
+    if (profiler) {
+      profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name, step->node->op_type,
+                                  start - profiler->origin_us, now_us() - start});
+    }
+    for (size_t k = 0; k < step->outputs.size(); ++k) {
+      int s = step->outputs[k];
+      if (s >= 0 && slots[static_cast<size_t>(s)].is_none()) {
+        throw Fail(step->desc + ": produced no value for output " + std::to_string(k) + " ('" +
+                   step->node->outputs[k] + "')");
+      }
+    }
+    for (int s : step->release) slots[static_cast<size_t>(s)] = Value();
+  }
+  std::vector<Value> result;
+  result.reserve(output_slots_.size());
+  for (int s : output_slots_) result.push_back(slots[static_cast<size_t>(s)]);
+  return result;
+}
+
+}  // namespace graft

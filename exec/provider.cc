@@ -1,0 +1,61 @@
+#include "exec/provider.h"
+
+#include <algorithm>
+
+#include "exec/tensor_proto.h"
+#include "ir/model.h"
+#include "ir/schema.h"
+#include "onnx/defs/schema.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft {
+namespace {
+
+struct ProviderEntry {
+  std::string name;
+  int rank;
+  ProviderFactory factory;
+};
+
+std::vector<ProviderEntry>& provider_table() {
+  static std::vector<ProviderEntry> table;
+  return table;
+}
+
+}  // namespace
+
+void register_provider(const std::string& name, int rank, ProviderFactory factory) {
+  provider_table().push_back({name, rank, factory});
+}
+
+bool registry_supports(const KernelRegistry& registry, const ir::Model& model, const ir::Graph& graph,
+                       const ir::Node& n) {
+  int64_t opset = model.opset(n.domain);
+  if (opset == 0) return false;
+  const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
+  int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
+  return registry.has_op(n.domain, n.op_type, since);
+}
+
+std::vector<std::string> available_providers() {
+  auto table = provider_table();
+  std::stable_sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.rank < b.rank; });
+  std::vector<std::string> names;
+  for (const auto& e : table) names.push_back(e.name);
+  return names;
+}
+
+std::unique_ptr<ExecutionProvider> create_provider(const std::string& name) {
+  for (const auto& e : provider_table()) {
+    if (e.name == name) return e.factory();
+  }
+  if (name == "CUDAExecutionProvider") {
+    throw NotImplemented("graft was built without CUDA: rebuild with -DGRAFT_USE_CUDA=ON");
+  }
+  if (name == "DnnlExecutionProvider") {
+    throw NotImplemented("graft was built without oneDNN: rebuild with -DGRAFT_USE_DNNL=ON");
+  }
+  throw InvalidArgument("unknown execution provider '" + name + "'");
+}
+
+}  // namespace graft

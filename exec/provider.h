@@ -1,0 +1,47 @@
+// ExecutionProvider: a device or library that claims the nodes it can run. The partitioner
+// walks the user's provider list in order; each provider claims what it can among the nodes
+// still unclaimed.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/kernel.h"
+
+namespace graft {
+
+namespace ir {
+class Graph;
+class Model;
+}  // namespace ir
+
+class ExecutionProvider {
+ public:
+  virtual ~ExecutionProvider() = default;
+  // The name users write: "CPUExecutionProvider", "CUDAExecutionProvider", ...
+  virtual const char* name() const = 0;
+  // Indices of `graph`'s nodes this provider can run (a kernel exists for the op, version and
+  // known input types). Must not throw for unsupported nodes: it just leaves them out.
+  virtual std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const = 0;
+  // The registry this provider's kernels are created from.
+  virtual const KernelRegistry& registry() const = 0;
+};
+
+using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)();
+// Called by each provider built into graft, at static-init time. `rank` orders the default
+// preference (lower first).
+void register_provider(const std::string& name, int rank, ProviderFactory factory);
+
+// Providers compiled into this build, in default preference order.
+std::vector<std::string> available_providers();
+// Creates a provider by name. Throws NotImplemented naming the provider and the build option
+// when graft was built without it, InvalidArgument for an unknown name.
+std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);
+
+// Whether `registry` has a kernel for node `n` of `graph` (op, resolved schema version, and the
+// type of its typed input when known).
+bool registry_supports(const KernelRegistry& registry, const ir::Model& model, const ir::Graph& graph,
+                       const ir::Node& n);
+
+}  // namespace graft

@@ -1,0 +1,226 @@
+#include "exec/session.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "exec/plan.h"
+#include "exec/provider.h"
+#include "exec/tensor_proto.h"
+#include "ir/model.h"
+#include "ir/schema.h"
+#include "ir/serialize.h"
+#include "ir/transforms/inline_functions.h"
+#include "onnx/defs/schema.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft {
+namespace {
+
+std::string type_string(const onnx::TypeProto& t) {
+  switch (t.value_case()) {
+    case onnx::TypeProto::kTensorType:
+      return std::string("tensor(") + dtype_name(static_cast<DType>(t.tensor_type().elem_type())) + ")";
+    case onnx::TypeProto::kSequenceType:
+      return "seq(" + type_string(t.sequence_type().elem_type()) + ")";
+    case onnx::TypeProto::kMapType:
+      return std::string("map(") + dtype_name(static_cast<DType>(t.map_type().key_type())) + "," +
+             type_string(t.map_type().value_type()) + ")";
+    case onnx::TypeProto::kOptionalType:
+      return "optional(" + type_string(t.optional_type().elem_type()) + ")";
+    case onnx::TypeProto::kSparseTensorType:
+      return std::string("sparse_tensor(") + dtype_name(static_cast<DType>(t.sparse_tensor_type().elem_type())) +
+             ")";
+    default:
+      return "unknown";
+  }
+}
+
+IOInfo io_info(const ir::ValueInfo& v) {
+  IOInfo info;
+  info.name = v.name;
+  if (!v.type) return info;
+  info.type = type_string(*v.type);
+  info.dtype = elem_dtype_of(*v.type);
+  if (v.type->has_tensor_type() && v.type->tensor_type().has_shape()) {
+    info.has_shape = true;
+    for (const auto& d : v.type->tensor_type().shape().dim()) {
+      info.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+      info.dim_params.push_back(d.has_dim_param() ? d.dim_param() : "");
+    }
+  }
+  return info;
+}
+
+std::string describe_value(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Tensor:
+      return std::string("tensor(") + dtype_name(v.tensor().dtype()) + ") of shape " + shape_to_string(v.tensor().shape());
+    case Value::Kind::Sequence:
+      return std::string("seq(tensor(") + dtype_name(v.elem_dtype()) + "))";
+    case Value::Kind::Map:
+      return "map";
+    case Value::Kind::Optional:
+      return "optional";
+    default:
+      return "None";
+  }
+}
+
+// Checks a feed against the declared input type. Throws InvalidArgument naming the input.
+void check_feed(const IOInfo& info, const Value& v) {
+  if (info.type.empty()) return;
+  auto bad = [&](const std::string& why) {
+    throw InvalidArgument("input '" + info.name + "': " + why + " (expected " + info.type + ", got " +
+                          describe_value(v) + ")");
+  };
+  bool want_tensor = info.type.rfind("tensor(", 0) == 0;
+  if (want_tensor) {
+    if (!v.is_tensor()) bad("wrong kind of value");
+    const Tensor& t = v.tensor();
+    if (info.dtype != DType::Undefined && t.dtype() != info.dtype) bad("wrong element type");
+    if (info.has_shape) {
+      if (t.rank() != static_cast<int64_t>(info.dims.size())) {
+        bad("rank " + std::to_string(t.rank()) + " instead of " + std::to_string(info.dims.size()));
+      }
+      for (size_t i = 0; i < info.dims.size(); ++i) {
+        if (info.dims[i] >= 0 && t.dim(static_cast<int64_t>(i)) != info.dims[i]) {
+          bad("dimension " + std::to_string(i) + " is " + std::to_string(t.dim(static_cast<int64_t>(i))) +
+              ", the model requires " + std::to_string(info.dims[i]));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std::vector<std::string> providers)
+    : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
+  if (providers.empty()) providers = available_providers();
+  std::vector<std::unique_ptr<ExecutionProvider>> eps;
+  for (const auto& name : providers) {
+    auto ep = create_provider(name);
+    providers_.push_back(ep->name());
+    eps.push_back(std::move(ep));
+  }
+  if (eps.empty()) throw InvalidArgument("no execution provider is available");
+  const KernelRegistry& registry = eps.front()->registry();
+
+  // Standard ops without a kernel in any chosen provider run as their function body.
+  ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
+    for (const auto& ep : eps) {
+      if (ep->registry().has_op(n.domain, n.op_type, since)) return true;
+    }
+    return false;
+  });
+  model_->graph.topological_sort();
+
+  // Partition: each provider in order claims what it can of the unclaimed nodes. With a single
+  // host provider today every claimed node runs from its registry; nodes left over have no
+  // kernel anywhere.
+  std::set<size_t> claimed;
+  for (const auto& ep : eps) {
+    for (size_t i : ep->capability(*model_, model_->graph)) claimed.insert(i);
+  }
+  for (size_t i = 0; i < model_->graph.nodes.size(); ++i) {
+    if (claimed.count(i)) continue;
+    const ir::Node& n = *model_->graph.nodes[i];
+    int64_t opset = model_->opset(n.domain);
+    throw NotImplemented(n.describe() + ": no kernel for op " + n.op_type + " (domain '" +
+                         (n.domain.empty() ? std::string("ai.onnx") : n.domain) + "', opset " +
+                         std::to_string(opset) + ") in providers [" + providers_.front() + "]");
+  }
+  if (!options_.optimized_model_filepath.empty()) ir::save_model(*model_, options_.optimized_model_filepath);
+
+  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, registry}, std::vector<std::string>{});
+
+  std::set<std::string> initializer_names;
+  for (const auto& t : model_->graph.initializers) initializer_names.insert(t->name());
+  for (const auto& v : model_->graph.inputs) {
+    (initializer_names.count(v.name) ? overridable_ : inputs_).push_back(io_info(v));
+  }
+  for (const auto& v : model_->graph.outputs) outputs_.push_back(io_info(v));
+  if (options_.enable_profiling) {
+    profiler_ = std::make_unique<Profiler>();
+    profiler_->origin_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  }
+}
+
+InferenceSession InferenceSession::from_file(const std::string& path, SessionOptions options,
+                                             std::vector<std::string> providers) {
+  return InferenceSession(ir::load_model(path), std::move(options), std::move(providers));
+}
+
+InferenceSession InferenceSession::from_bytes(const std::string& bytes, SessionOptions options,
+                                              std::vector<std::string> providers) {
+  return InferenceSession(ir::load_model_from_bytes(bytes), std::move(options), std::move(providers));
+}
+
+InferenceSession::InferenceSession(InferenceSession&&) noexcept = default;
+InferenceSession::~InferenceSession() = default;
+
+std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_names,
+                                         const std::map<std::string, Value>& feeds) {
+  const auto& names = plan_->input_names();
+  std::vector<Value> inputs(names.size());
+  std::set<std::string> fed;
+  for (const auto& [name, value] : feeds) {
+    size_t i = 0;
+    while (i < names.size() && names[i] != name) ++i;
+    if (i == names.size()) {
+      std::string known;
+      for (const auto& in : inputs_) known += (known.empty() ? "" : ", ") + in.name;
+      throw InvalidArgument("invalid input name '" + name + "'; the model's inputs are: " + known);
+    }
+    for (const auto& info : inputs_) {
+      if (info.name == name) check_feed(info, value);
+    }
+    for (const auto& info : overridable_) {
+      if (info.name == name) check_feed(info, value);
+    }
+    inputs[i] = value;
+    fed.insert(name);
+  }
+  for (const auto& info : inputs_) {
+    bool optional_type = info.type.rfind("optional(", 0) == 0;
+    if (!fed.count(info.name) && !optional_type) {
+      throw InvalidArgument("input '" + info.name + "' (" + info.type + ") is missing from the feeds");
+    }
+  }
+  if (options_.intra_op_num_threads > 0) omp_set_num_threads(options_.intra_op_num_threads);
+  std::vector<Value> all = plan_->run(inputs, {}, profiler_.get());
+  if (output_names.empty()) return all;
+  std::vector<Value> selected;
+  for (const auto& want : output_names) {
+    const auto& outs = plan_->output_names();
+    size_t i = 0;
+    while (i < outs.size() && outs[i] != want) ++i;
+    if (i == outs.size()) throw InvalidArgument("invalid output name '" + want + "'");
+    selected.push_back(all[i]);
+  }
+  return selected;
+}
+
+std::string InferenceSession::end_profiling() {
+  if (!profiler_) return "";
+  auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
+  std::string path = options_.profile_file_prefix + "_" + std::to_string(stamp) + ".json";
+  std::ofstream out(path);
+  out << "[\n";
+  for (size_t i = 0; i < profiler_->events.size(); ++i) {
+    const auto& e = profiler_->events[i];
+    out << "{\"cat\":\"Node\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"name\":\"" << e.name << "\",\"ts\":" << e.start_us
+        << ",\"dur\":" << e.duration_us << ",\"args\":{\"op_name\":\"" << e.op_type << "\"}}"
+        << (i + 1 < profiler_->events.size() ? ",\n" : "\n");
+  }
+  out << "]\n";
+  profiler_.reset();
+  return path;
+}
+
+}  // namespace graft

@@ -1,0 +1,77 @@
+// InferenceSession: a loaded, optimized and planned model, ready to run many times.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/value.h"
+
+namespace graft {
+
+namespace ir {
+class Model;
+}
+
+class GraphPlan;
+struct Profiler;
+
+struct SessionOptions {
+  int intra_op_num_threads = 0;  // 0: the OpenMP default (all cores)
+  // 0 disables graph rewrites, 1 basic, 2 extended, 99 all (the onnxruntime levels).
+  int graph_optimization_level = 99;
+  std::string optimized_model_filepath;  // when set, the optimized model is saved there
+  bool enable_profiling = false;
+  std::string profile_file_prefix = "graft_profile";
+};
+
+// What an input or output of the model looks like, as onnxruntime's NodeArg reports it.
+struct IOInfo {
+  std::string name;
+  std::string type;                 // "tensor(float)", "seq(tensor(int64))", "map(int64,tensor(float))"
+  DType dtype = DType::Undefined;   // element type
+  std::vector<int64_t> dims;        // -1 for a dimension that is not a fixed number
+  std::vector<std::string> dim_params;  // the symbolic name where dims[i] is -1 ("" if none)
+  bool has_shape = false;
+};
+
+class InferenceSession {
+ public:
+  // Builds a session from a model: inlines functions that have no kernel, optimizes, assigns
+  // every node to a provider (in `providers` order, default all available) and plans it.
+  // Throws NotImplemented when a node has no kernel (naming op, domain, opset), InvalidArgument
+  // for an invalid model or an unknown provider.
+  InferenceSession(ir::Model model, SessionOptions options = {},
+                   std::vector<std::string> providers = {});
+  static InferenceSession from_file(const std::string& path, SessionOptions options = {},
+                                    std::vector<std::string> providers = {});
+  static InferenceSession from_bytes(const std::string& bytes, SessionOptions options = {},
+                                     std::vector<std::string> providers = {});
+  InferenceSession(InferenceSession&&) noexcept;
+  ~InferenceSession();
+
+  // Runs the model. `output_names` empty means every output. Feeds are checked against the
+  // declared inputs (name, element type, rank and fixed dimensions): a mismatch throws
+  // InvalidArgument naming the input.
+  std::vector<Value> run(const std::vector<std::string>& output_names,
+                         const std::map<std::string, Value>& feeds);
+
+  const std::vector<IOInfo>& inputs() const { return inputs_; }
+  const std::vector<IOInfo>& outputs() const { return outputs_; }
+  const std::vector<IOInfo>& overridable_initializers() const { return overridable_; }
+  const std::vector<std::string>& providers() const { return providers_; }
+  const ir::Model& model() const { return *model_; }
+  // Stops profiling and writes the trace (Chrome trace-event JSON); returns its path.
+  std::string end_profiling();
+
+ private:
+  std::unique_ptr<ir::Model> model_;
+  SessionOptions options_;
+  std::vector<std::string> providers_;
+  std::unique_ptr<GraphPlan> plan_;
+  std::vector<IOInfo> inputs_, outputs_, overridable_;
+  std::unique_ptr<Profiler> profiler_;
+};
+
+}  // namespace graft

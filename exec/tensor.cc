@@ -1,0 +1,109 @@
+#include "exec/tensor.h"
+
+#include <cstdlib>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+
+#include "exec/error.h"
+
+namespace graft {
+
+int64_t shape_size(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_to_string(const Shape& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+Buffer::Buffer(DType dtype, int64_t count) : dtype_(dtype), count_(count) {
+  size_t bytes = static_cast<size_t>(count) * dtype_size(dtype);
+  // 64-byte alignment for vector loads; never a null pointer, even for empty tensors.
+  size_t rounded = (bytes + 63) / 64 * 64;
+  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (data_ == nullptr) throw std::bad_alloc();
+  if (dtype == DType::String) {
+    auto* s = static_cast<std::string*>(data_);
+    for (int64_t i = 0; i < count; ++i) new (s + i) std::string();
+  } else {
+    std::memset(data_, 0, bytes);
+  }
+}
+
+Buffer::Buffer(void* data, std::shared_ptr<void> keep_alive)
+    : data_(data), keep_alive_(std::move(keep_alive)) {}
+
+Buffer::~Buffer() {
+  if (keep_alive_) return;
+  if (dtype_ == DType::String) {
+    auto* s = static_cast<std::string*>(data_);
+    for (int64_t i = 0; i < count_; ++i) s[i].~basic_string();
+  }
+  std::free(data_);
+}
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  for (int64_t d : shape_) {
+    if (d < 0) throw InvalidArgument("tensor shape " + shape_to_string(shape_) + " has a negative dimension");
+  }
+  buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
+}
+
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes)
+    : dtype_(dtype), shape_(std::move(shape)), buffer_(std::move(buffer)), offset_(offset_bytes) {}
+
+void* Tensor::raw() const {
+  if (!buffer_) return nullptr;
+  return static_cast<char*>(buffer_->data()) + offset_;
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (shape_size(shape) != size()) {
+    throw InvalidArgument("cannot view a tensor of shape " + shape_to_string(shape_) + " as " +
+                          shape_to_string(shape));
+  }
+  return Tensor(dtype_, std::move(shape), buffer_, offset_);
+}
+
+Tensor Tensor::clone() const {
+  Tensor out(dtype_, shape_);
+  if (dtype_ == DType::String) {
+    auto src = span<std::string>();
+    auto dst = out.span<std::string>();
+    for (size_t i = 0; i < src.size(); ++i) dst[i] = src[i];
+  } else if (nbytes() > 0) {
+    std::memcpy(out.raw(), raw(), nbytes());
+  }
+  return out;
+}
+
+double Tensor::scalar_as_double(int64_t i) const {
+  if (i < 0 || i >= size()) throw InvalidArgument("element index out of range");
+  return dispatch_numeric(dtype_, "scalar read", [&](auto tag) -> double {
+    using T = typename decltype(tag)::type;
+    return static_cast<double>(data<T>()[i]);
+  });
+}
+
+int64_t Tensor::scalar_as_int(int64_t i) const {
+  if (dtype_ == DType::Int64) {
+    if (i < 0 || i >= size()) throw InvalidArgument("element index out of range");
+    return data<int64_t>()[i];
+  }
+  return static_cast<int64_t>(scalar_as_double(i));
+}
+
+std::vector<int64_t> Tensor::to_int_vector() const {
+  std::vector<int64_t> out(static_cast<size_t>(size()));
+  for (int64_t i = 0; i < size(); ++i) out[static_cast<size_t>(i)] = scalar_as_int(i);
+  return out;
+}
+
+}  // namespace graft

@@ -1,0 +1,86 @@
+// Tensor: a dtype, a shape and a reference-counted buffer. Copying a Tensor shares the buffer
+// (like a NumPy view); clone() copies the data.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "exec/dtype.h"
+
+namespace graft {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_size(const Shape& shape);  // product of dims; 1 for a scalar
+std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
+
+// A block of host memory that knows how to destroy what it holds (std::string elements need
+// their destructors run).
+class Buffer {
+ public:
+  // Allocates `count` elements of `dtype`, zero-filled (strings are empty).
+  Buffer(DType dtype, int64_t count);
+  // Wraps memory owned elsewhere; `keep_alive` holds its owner.
+  Buffer(void* data, std::shared_ptr<void> keep_alive);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+  DType dtype_ = DType::Undefined;
+  int64_t count_ = 0;
+  std::shared_ptr<void> keep_alive_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates a zero-filled tensor.
+  Tensor(DType dtype, Shape shape);
+  // Shares `buffer`, starting `offset_bytes` in.
+  Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes = 0);
+
+  bool defined() const { return dtype_ != DType::Undefined; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t dim(int64_t axis) const { return shape_[static_cast<size_t>(axis)]; }
+  int64_t size() const { return shape_size(shape_); }
+  size_t nbytes() const { return static_cast<size_t>(size()) * dtype_size(dtype_); }
+
+  void* raw() const;
+  template <typename T>
+  T* data() const {
+    return static_cast<T*>(raw());
+  }
+  template <typename T>
+  std::span<T> span() const {
+    return {data<T>(), static_cast<size_t>(size())};
+  }
+
+  // Same buffer, new shape of the same element count. Throws std::invalid_argument otherwise.
+  Tensor reshaped(Shape shape) const;
+  // Deep copy into a fresh buffer.
+  Tensor clone() const;
+  const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
+
+  // Reads element `i` of any numeric or bool tensor as double / int64 (used for shape inputs,
+  // scalars and attributes given as tensors).
+  double scalar_as_double(int64_t i = 0) const;
+  int64_t scalar_as_int(int64_t i = 0) const;
+  std::vector<int64_t> to_int_vector() const;
+
+ private:
+  DType dtype_ = DType::Undefined;
+  Shape shape_;
+  std::shared_ptr<Buffer> buffer_;
+  size_t offset_ = 0;
+};
+
+}  // namespace graft
+
+#include "exec/dispatch.h"

@@ -1,0 +1,164 @@
+// Model files: parsing, safe external data, checking, shape inference, saving.
+#include "ir/serialize.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ir/error.h"
+#include "onnx/checker.h"
+#include "onnx/onnx_pb.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace graft::ir {
+namespace fs = std::filesystem;
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidArgument("cannot open model file '" + path + "'");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+// Reads one tensor's external data into raw_data. The location must name a regular file inside
+// `base_dir` reached without symbolic links.
+void load_external(onnx::TensorProto& t, const std::string& base_dir) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location") location = kv.value();
+    if (kv.key() == "offset") offset = std::stoll(kv.value());
+    if (kv.key() == "length") length = std::stoll(kv.value());
+  }
+  const std::string what = "tensor '" + t.name() + "': external data location '" + location + "'";
+  if (location.empty()) throw InvalidArgument("tensor '" + t.name() + "': external data has no location");
+  if (base_dir.empty()) {
+    throw InvalidArgument(what + " cannot be resolved: the model was loaded from bytes with no folder");
+  }
+  fs::path rel(location);
+  if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
+    throw InvalidArgument(what + " is an absolute path; it must be relative to the model's folder");
+  }
+  for (const auto& part : rel) {
+    if (part == "..") throw InvalidArgument(what + " contains '..' and would leave the model's folder");
+  }
+  fs::path base = fs::absolute(fs::path(base_dir));
+  fs::path walk = base;
+  for (const auto& part : rel) {
+    walk /= part;
+    if (fs::is_symlink(walk)) throw InvalidArgument(what + " goes through a symbolic link");
+  }
+  if (!fs::is_regular_file(walk)) throw InvalidArgument(what + " is not a file in the model's folder");
+  std::ifstream in(walk, std::ios::binary);
+  if (!in) throw InvalidArgument(what + " cannot be opened");
+  auto file_size = static_cast<int64_t>(fs::file_size(walk));
+  if (offset < 0 || offset > file_size) throw InvalidArgument(what + ": offset is past the end of the file");
+  if (length < 0) length = file_size - offset;
+  if (offset + length > file_size) throw InvalidArgument(what + ": offset + length is past the end of the file");
+  std::string data(static_cast<size_t>(length), '\0');
+  in.seekg(offset);
+  in.read(data.data(), length);
+  t.set_raw_data(std::move(data));
+  t.clear_external_data();
+  t.set_data_location(onnx::TensorProto::DEFAULT);
+}
+
+void resolve_graph_external(onnx::GraphProto& g, const std::string& base_dir);
+
+void resolve_attr_external(onnx::AttributeProto& a, const std::string& base_dir) {
+  if (a.has_t() && a.t().data_location() == onnx::TensorProto::EXTERNAL) load_external(*a.mutable_t(), base_dir);
+  for (auto& t : *a.mutable_tensors()) {
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) load_external(t, base_dir);
+  }
+  if (a.has_g()) resolve_graph_external(*a.mutable_g(), base_dir);
+  for (auto& g : *a.mutable_graphs()) resolve_graph_external(g, base_dir);
+}
+
+void resolve_graph_external(onnx::GraphProto& g, const std::string& base_dir) {
+  for (auto& t : *g.mutable_initializer()) {
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) load_external(t, base_dir);
+  }
+  for (auto& n : *g.mutable_node()) {
+    for (auto& a : *n.mutable_attribute()) resolve_attr_external(a, base_dir);
+  }
+}
+
+Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const std::string& origin,
+                  const LoadOptions& options) {
+  if (!proto.has_graph()) throw InvalidArgument(origin + " has no graph: it is not an ONNX model");
+  resolve_graph_external(*proto.mutable_graph(), base_dir);
+  for (auto& f : *proto.mutable_functions()) {
+    for (auto& n : *f.mutable_node()) {
+      for (auto& a : *n.mutable_attribute()) resolve_attr_external(a, base_dir);
+    }
+  }
+  if (options.check) {
+    try {
+      onnx::checker::check_model(proto, false, false, false);
+    } catch (const std::exception& e) {
+      throw InvalidArgument(origin + " is not a valid ONNX model: " + e.what());
+    }
+  }
+  if (options.infer_shapes) {
+    try {
+      onnx::ShapeInferenceOptions si;
+      si.check_type = false;
+      si.error_mode = 0;
+      onnx::shape_inference::InferShapes(proto, onnx::OpSchemaRegistry::Instance(), si);
+    } catch (const std::exception& e) {
+      throw InvalidArgument(origin + ": shape inference failed: " + e.what());
+    }
+  }
+  return model_from_proto(proto);
+}
+
+}  // namespace
+
+Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir,
+                            const LoadOptions& options) {
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    throw InvalidArgument("model bytes (" + std::to_string(bytes.size()) +
+                          " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+  }
+  return finish_load(proto, base_dir, "model bytes", options);
+}
+
+Model load_model(const std::string& path, const LoadOptions& options) {
+  std::string bytes = read_file(path);
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    throw InvalidArgument("model file '" + path + "' (" + std::to_string(bytes.size()) +
+                          " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+  }
+  std::string dir = fs::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  return finish_load(proto, dir, "model file '" + path + "'", options);
+}
+
+std::string serialize_model(const Model& model) {
+  onnx::ModelProto proto;
+  model_to_proto(model, &proto);
+  std::string out;
+  if (!proto.SerializeToString(&out)) throw InvalidArgument("model could not be serialized (over 2 GiB?)");
+  return out;
+}
+
+void save_model(const Model& model, const std::string& path) {
+  std::string bytes = serialize_model(model);
+  // Write beside the target and rename, so a failed save never destroys an existing file.
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw InvalidArgument("cannot write model file '" + path + "'");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) throw InvalidArgument("writing model file '" + path + "' failed");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw InvalidArgument("cannot replace model file '" + path + "': " + ec.message());
+}
+
+}  // namespace graft::ir

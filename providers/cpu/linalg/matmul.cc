@@ -1,0 +1,70 @@
+// MatMul: NumPy matmul semantics (batch broadcasting, 1-D operands promoted and squeezed).
+#include <omp.h>
+
+#include "exec/kernel.h"
+#include "providers/cpu/linalg/gemm_util.h"
+
+namespace graft {
+namespace {
+
+class MatMul : public Kernel {
+ public:
+  explicit MatMul(const KernelInfo& info) {}
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    if (a.dtype() != b.dtype())
+      ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
+    if (a.rank() == 0 || b.rank() == 0) ctx.fail("MatMul operands must have rank 1 or more");
+    Shape as = a.shape(), bs = b.shape();
+    const bool squeeze_m = as.size() == 1, squeeze_n = bs.size() == 1;
+    if (squeeze_m) as.insert(as.begin(), 1);
+    if (squeeze_n) bs.push_back(1);
+    const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+    if (bs[bs.size() - 2] != k)
+      ctx.fail("inner dimensions differ: A " + shape_to_string(a.shape()) + ", B " +
+               shape_to_string(b.shape()));
+    Shape batch;
+    std::vector<int64_t> a_index, b_index;
+    if (!cpu::broadcast_batch(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2),
+                              batch, a_index, b_index))
+      ctx.fail("batch dimensions do not broadcast: A " + shape_to_string(a.shape()) + ", B " +
+               shape_to_string(b.shape()));
+    Shape out_shape = batch;
+    if (!squeeze_m) out_shape.push_back(m);
+    if (!squeeze_n) out_shape.push_back(n);
+    Tensor& y = ctx.output(0, a.dtype(), out_shape);
+    const int64_t batch_count = shape_size(batch);
+    if (y.size() == 0) return;
+
+    dispatch_number(a.dtype(), "MatMul", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* yp = y.data<T>();
+      // One B for every batch and A not broadcast: a single (batch*M) x K product.
+      const bool single_b = b.size() == k * n;
+      if (single_b && shape_size(Shape(as.begin(), as.end() - 2)) == batch_count) {
+        cpu::gemm<T>(false, false, batch_count * m, n, k, ap, bp, yp);
+        return;
+      }
+      const bool parallel = batch_count >= omp_get_max_threads() && m * n * k < (1 << 21);
+#pragma omp parallel for if (parallel)
+      for (int64_t i = 0; i < batch_count; ++i) {
+        cpu::gemm<T>(false, false, m, n, k, ap + a_index[static_cast<size_t>(i)] * m * k,
+                     bp + b_index[static_cast<size_t>(i)] * k * n, yp + i * m * n);
+      }
+    });
+  }
+};
+
+const std::vector<DType> kMatMulTypes = {DType::Float,  DType::Double, DType::Float16,
+                                         DType::BFloat16, DType::Int32, DType::Int64,
+                                         DType::UInt32, DType::UInt64};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(matmul) { reg.add({"", "MatMul", 1, 1 << 30, kMatMulTypes, 0, make<MatMul>}); }
+
+}  // namespace graft

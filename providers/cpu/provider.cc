@@ -1,0 +1,28 @@
+// The CPU execution provider: claims every node its kernel registry can run.
+#include "exec/provider.h"
+#include "ir/model.h"
+
+namespace graft {
+namespace {
+
+class CpuProvider : public ExecutionProvider {
+ public:
+  const char* name() const override { return "CPUExecutionProvider"; }
+  std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
+    std::vector<size_t> claimed;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
+    }
+    return claimed;
+  }
+  const KernelRegistry& registry() const override { return cpu_kernel_registry(); }
+};
+
+std::unique_ptr<ExecutionProvider> make_cpu_provider() { return std::make_unique<CpuProvider>(); }
+
+struct CpuProviderRegistrar {
+  CpuProviderRegistrar() { register_provider("CPUExecutionProvider", 100, &make_cpu_provider); }
+} cpu_provider_registrar;
+
+}  // namespace
+}  // namespace graft

@@ -1,0 +1,92 @@
+// Binding of InferenceSession and SessionOptions.
+#include <pybind11/stl.h>
+
+#include "exec/provider.h"
+#include "exec/session.h"
+#include "python/src/convert.h"
+
+namespace graft::python {
+
+namespace {
+
+py::dict io_dict(const IOInfo& info) {
+  py::dict d;
+  d["name"] = info.name;
+  d["type"] = info.type;
+  d["dtype"] = static_cast<int>(info.dtype);
+  if (info.has_shape) {
+    py::list shape;
+    for (size_t i = 0; i < info.dims.size(); ++i) {
+      if (info.dims[i] >= 0) {
+        shape.append(info.dims[i]);
+      } else if (!info.dim_params[i].empty()) {
+        shape.append(info.dim_params[i]);
+      } else {
+        shape.append(py::none());
+      }
+    }
+    d["shape"] = shape;
+  } else {
+    d["shape"] = py::none();
+  }
+  return d;
+}
+
+py::list io_list(const std::vector<IOInfo>& infos) {
+  py::list out;
+  for (const auto& i : infos) out.append(io_dict(i));
+  return out;
+}
+
+}  // namespace
+
+void init_session(py::module_& m) {
+  py::class_<SessionOptions>(m, "SessionOptions")
+      .def(py::init<>())
+      .def_readwrite("intra_op_num_threads", &SessionOptions::intra_op_num_threads)
+      .def_readwrite("graph_optimization_level", &SessionOptions::graph_optimization_level)
+      .def_readwrite("optimized_model_filepath", &SessionOptions::optimized_model_filepath)
+      .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
+      .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix);
+
+  py::class_<InferenceSession>(m, "InferenceSession")
+      .def_static(
+          "from_file",
+          [](const std::string& path, const SessionOptions& options, std::vector<std::string> providers) {
+            py::gil_scoped_release release;
+            return std::make_unique<InferenceSession>(InferenceSession::from_file(path, options, std::move(providers)));
+          },
+          py::arg("path"), py::arg("options"), py::arg("providers"))
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const SessionOptions& options, std::vector<std::string> providers) {
+            std::string bytes = data;
+            py::gil_scoped_release release;
+            return std::make_unique<InferenceSession>(InferenceSession::from_bytes(bytes, options, std::move(providers)));
+          },
+          py::arg("data"), py::arg("options"), py::arg("providers"))
+      .def(
+          "run",
+          [](InferenceSession& s, const std::vector<std::string>& output_names, const py::dict& feeds) {
+            std::map<std::string, Value> values;
+            for (auto item : feeds) values[item.first.cast<std::string>()] = value_from_py(item.second);
+            std::vector<Value> outs;
+            {
+              py::gil_scoped_release release;
+              outs = s.run(output_names, values);
+            }
+            py::list result;
+            for (const auto& v : outs) result.append(value_to_py(v));
+            return result;
+          },
+          py::arg("output_names"), py::arg("feeds"))
+      .def("inputs", [](const InferenceSession& s) { return io_list(s.inputs()); })
+      .def("outputs", [](const InferenceSession& s) { return io_list(s.outputs()); })
+      .def("overridable_initializers", [](const InferenceSession& s) { return io_list(s.overridable_initializers()); })
+      .def("providers", &InferenceSession::providers)
+      .def("end_profiling", &InferenceSession::end_profiling);
+
+  m.def("available_providers", &available_providers);
+}
+
+}  // namespace graft::python
