@@ -102,7 +102,9 @@ def _to_native(value: Any, declared: str | None) -> Any:
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype.kind in ("U", "S"):
         arr = arr.astype(object)
-    native = (_types.code_of(arr.dtype), np.ascontiguousarray(arr))
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # np.ascontiguousarray would turn a 0-d array into 1-d
+    native = (_types.code_of(arr.dtype), arr)
     if declared and declared.startswith("optional"):
         return ("opt", "tensor", native[0], native)
     return native

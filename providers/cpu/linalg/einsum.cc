@@ -128,8 +128,8 @@ std::vector<Acc> materialize(const Operand<Acc>& op, const std::vector<int>& lab
   std::vector<int64_t> strides(rank, 0);
   int64_t src_stride = 1;
   for (size_t a = op.labels.size(); a-- > 0;) {
-    const size_t j = static_cast<size_t>(
-        std::find(labels.begin(), labels.end(), op.labels[a]) - labels.begin());
+    const size_t j =
+        static_cast<size_t>(std::find(labels.begin(), labels.end(), op.labels[a]) - labels.begin());
     if (op.dims[a] != 1) {
       if (op.dims[a] != sizes[j]) ctx.fail("operand dimensions do not match for an einsum label");
       strides[j] += src_stride;
@@ -198,8 +198,8 @@ Operand<Acc> contract(const Operand<Acc>& x, const Operand<Acc>& y, const std::v
   std::vector<int> batch, ml, kl, nl;
   Shape batch_sizes, m_sizes, k_sizes, n_sizes;
   auto size_of = [](const Operand<Acc>& op, int label) {
-    return op.dims[static_cast<size_t>(
-        std::find(op.labels.begin(), op.labels.end(), label) - op.labels.begin())];
+    return op.dims[static_cast<size_t>(std::find(op.labels.begin(), op.labels.end(), label) -
+                                       op.labels.begin())];
   };
   for (int label : x.labels) {
     if (has_label(y.labels, label)) {

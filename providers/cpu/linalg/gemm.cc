@@ -54,8 +54,8 @@ class Gemm : public Kernel {
         if (c != nullptr)
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < n; ++j) yp[i * n + j] = beta_ * c_at(i, j);
-        cpu::sgemm(trans_a_, trans_b_, m, n, k, alpha_, a.data<float>(), a.dim(1),
-                   b.data<float>(), b.dim(1), c != nullptr ? 1.0f : 0.0f, yp, n);
+        cpu::sgemm(trans_a_, trans_b_, m, n, k, alpha_, a.data<float>(), a.dim(1), b.data<float>(),
+                   b.dim(1), c != nullptr ? 1.0f : 0.0f, yp, n);
       } else {
         cpu::gemm<T>(trans_a_, trans_b_, m, n, k, a.data<T>(), b.data<T>(), yp);
         if (alpha_ == 1.0f && c == nullptr) return;
@@ -66,8 +66,8 @@ class Gemm : public Kernel {
             T& out = yp[i * n + j];
             if constexpr (std::is_integral_v<T>) {
               if (exact) {
-                out = static_cast<T>(static_cast<uint64_t>(out) +
-                                     static_cast<uint64_t>(c_at(i, j)));
+                out =
+                    static_cast<T>(static_cast<uint64_t>(out) + static_cast<uint64_t>(c_at(i, j)));
                 continue;
               }
             }
@@ -85,9 +85,8 @@ class Gemm : public Kernel {
   float alpha_, beta_;
 };
 
-const std::vector<DType> kGemmTypes = {DType::Float,  DType::Double, DType::Float16,
-                                       DType::BFloat16, DType::Int32, DType::Int64,
-                                       DType::UInt32, DType::UInt64};
+const std::vector<DType> kGemmTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
+                                       DType::Int32, DType::Int64,  DType::UInt32,  DType::UInt64};
 
 }  // namespace
 

@@ -28,16 +28,16 @@ using AccumulateType =
 // trans_b ? k : n, ldc = n). float goes to oneDNN, float16/bfloat16 are computed in float, other
 // types in a plain loop. `accumulate` adds to C instead of overwriting it.
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b,
-          T* c, bool accumulate = false) {
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c,
+          bool accumulate = false) {
   if constexpr (std::is_same_v<T, float>) {
     sgemm(trans_a, trans_b, m, n, k, 1.0f, a, trans_a ? m : k, b, trans_b ? k : n,
           accumulate ? 1.0f : 0.0f, c, n);
   } else if constexpr (std::is_same_v<AccumulateType<T>, float>) {
     std::vector<float> fa(a, a + m * k), fb(b, b + k * n), fc(static_cast<size_t>(m * n));
     if (accumulate) fc.assign(c, c + m * n);
-    sgemm(trans_a, trans_b, m, n, k, 1.0f, fa.data(), trans_a ? m : k, fb.data(),
-          trans_b ? k : n, accumulate ? 1.0f : 0.0f, fc.data(), n);
+    sgemm(trans_a, trans_b, m, n, k, 1.0f, fa.data(), trans_a ? m : k, fb.data(), trans_b ? k : n,
+          accumulate ? 1.0f : 0.0f, fc.data(), n);
     for (int64_t i = 0; i < m * n; ++i) c[i] = T(fc[static_cast<size_t>(i)]);
   } else {
     using Acc = AccumulateType<T>;
@@ -56,7 +56,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
       for (int64_t p = 0; p < k; ++p) {
         const Acc av = static_cast<Acc>(trans_a ? a[p * m + i] : a[i * k + p]);
         const T* brow = bp + p * n;
-        for (int64_t j = 0; j < n; ++j) row[static_cast<size_t>(j)] += av * static_cast<Acc>(brow[j]);
+        for (int64_t j = 0; j < n; ++j)
+          row[static_cast<size_t>(j)] += av * static_cast<Acc>(brow[j]);
       }
       T* crow = c + i * n;
       for (int64_t j = 0; j < n; ++j) {

@@ -59,9 +59,9 @@ class MatMul : public Kernel {
   }
 };
 
-const std::vector<DType> kMatMulTypes = {DType::Float,  DType::Double, DType::Float16,
-                                         DType::BFloat16, DType::Int32, DType::Int64,
-                                         DType::UInt32, DType::UInt64};
+const std::vector<DType> kMatMulTypes = {DType::Float,    DType::Double, DType::Float16,
+                                         DType::BFloat16, DType::Int32,  DType::Int64,
+                                         DType::UInt32,   DType::UInt64};
 
 }  // namespace
 

@@ -166,17 +166,17 @@ KernelFactory float_unary() {
 
 GRAFT_CPU_KERNELS(math_activation) {
   // Relu takes signed integers from version 14.
-  register_versions(reg, "Relu", {6, 13}, kFloatTypes, float_unary<ReluFn>());
+  register_versions(reg, "Relu", {1, 6, 13}, kFloatTypes, float_unary<ReluFn>());
   reg.add({"", "Relu", 14, 1 << 30, kSignedTypes, 0, make<UnaryKernel<ReluFn, Family::Signed>>});
-  register_versions(reg, "LeakyRelu", {6, 16}, kFloatTypes, float_unary<LeakyReluFn>());
+  register_versions(reg, "LeakyRelu", {1, 6, 16}, kFloatTypes, float_unary<LeakyReluFn>());
   register_versions(reg, "ThresholdedRelu", {10, 22}, kFloatTypes,
                     float_unary<ThresholdedReluFn>());
-  register_versions(reg, "Elu", {6, 22}, kFloatTypes, float_unary<EluFn>());
-  register_versions(reg, "Selu", {6, 22}, kFloatTypes, float_unary<SeluFn>());
+  register_versions(reg, "Elu", {1, 6, 22}, kFloatTypes, float_unary<EluFn>());
+  register_versions(reg, "Selu", {1, 6, 22}, kFloatTypes, float_unary<SeluFn>());
   register_versions(reg, "Celu", {12, 28}, kFloatTypes, float_unary<CeluFn>());
-  register_versions(reg, "Sigmoid", {6, 13}, kFloatTypes, float_unary<SigmoidFn>());
-  register_versions(reg, "HardSigmoid", {6, 22}, kFloatTypes, float_unary<HardSigmoidFn>());
-  register_versions(reg, "Tanh", {6, 13}, kFloatTypes, float_unary<TanhFn>());
+  register_versions(reg, "Sigmoid", {1, 6, 13}, kFloatTypes, float_unary<SigmoidFn>());
+  register_versions(reg, "HardSigmoid", {1, 6, 22}, kFloatTypes, float_unary<HardSigmoidFn>());
+  register_versions(reg, "Tanh", {1, 6, 13}, kFloatTypes, float_unary<TanhFn>());
   register_versions(reg, "Softplus", {1, 22}, kFloatTypes, float_unary<SoftplusFn>());
   register_versions(reg, "Softsign", {1, 22}, kFloatTypes, float_unary<SoftsignFn>());
   register_versions(reg, "HardSwish", {14, 22}, kFloatTypes, float_unary<HardSwishFn>());

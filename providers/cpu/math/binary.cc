@@ -134,6 +134,39 @@ GRAFT_BINARY_FN(GreaterOrEqualFn, a >= b)
 GRAFT_BINARY_FN(PReluFn, static_cast<T>(a > T(0) ? a : static_cast<T>(a * b)))
 #undef GRAFT_BINARY_FN
 
+// Broadcasting of versions before 7: with attribute broadcast = 0 the shapes must match; with
+// broadcast = 1, B broadcasts to A with its dims aligned at `axis` of A (at the end by default).
+struct LegacyBroadcast {
+  bool active = false;
+  bool enabled = false;
+  int64_t axis = -1;  // -1: align B's last dim with A's
+
+  explicit LegacyBroadcast(const KernelInfo& info)
+      : active(info.since_version() < 7 && info.op_type() != "PRelu"),
+        enabled(info.attr_int("broadcast", 0) != 0),
+        axis(info.attr_int("axis", -1)) {}
+
+  // Reshapes `b` so that NumPy broadcasting applies the legacy rule; fails when it cannot.
+  void apply(const KernelContext& ctx, const Tensor& a, Tensor& b) const {
+    if (!active) return;
+    if (!enabled) {
+      if (a.shape() != b.shape()) {
+        ctx.fail("shapes " + shape_to_string(a.shape()) + " and " + shape_to_string(b.shape()) +
+                 " differ and attribute broadcast is 0");
+      }
+      return;
+    }
+    if (axis < 0) return;
+    if (axis + b.rank() > a.rank()) {
+      ctx.fail("B of shape " + shape_to_string(b.shape()) + " does not fit A of shape " +
+               shape_to_string(a.shape()) + " at axis " + std::to_string(axis));
+    }
+    Shape shape = b.shape();
+    shape.resize(static_cast<size_t>(a.rank() - axis), 1);
+    b = b.reshaped(shape);
+  }
+};
+
 // Output shape of `a` op `b`; PRelu also accepts a 1-D slope matching exactly one of X's
 // dims, as the ONNX reference does.
 Shape binary_shape(const KernelContext& ctx, const Tensor& a, Tensor& b, bool prelu) {
@@ -162,7 +195,8 @@ Shape binary_shape(const KernelContext& ctx, const Tensor& a, Tensor& b, bool pr
 template <typename Fn, Family family, bool bool_out = false>
 class BinaryKernel : public Kernel {
  public:
-  explicit BinaryKernel(const KernelInfo& info) : fn_(info), prelu_(info.op_type() == "PRelu") {}
+  explicit BinaryKernel(const KernelInfo& info)
+      : fn_(info), legacy_(info), prelu_(info.op_type() == "PRelu") {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
@@ -171,6 +205,7 @@ class BinaryKernel : public Kernel {
       ctx.fail(std::string("inputs have different dtypes: ") + dtype_name(a.dtype()) + " and " +
                dtype_name(b.dtype()));
     }
+    legacy_.apply(ctx, a, b);
     const Shape shape = binary_shape(ctx, a, b, prelu_);
     Tensor& y = ctx.output(0, bool_out ? DType::Bool : a.dtype(), shape);
     auto run = [&](auto tag) {
@@ -193,6 +228,7 @@ class BinaryKernel : public Kernel {
 
  private:
   Fn fn_;
+  LegacyBroadcast legacy_;
   bool prelu_;
 };
 
@@ -200,11 +236,12 @@ class BinaryKernel : public Kernel {
 // anything involving a float is computed in double and converted to T.
 class PowKernel : public Kernel {
  public:
-  explicit PowKernel(const KernelInfo& info) {}
+  explicit PowKernel(const KernelInfo& info) : legacy_(info) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
-    const Tensor& b = ctx.input(1);
+    Tensor b = ctx.input(1);
+    legacy_.apply(ctx, a, b);
     const Shape shape = broadcast_shapes({a.shape(), b.shape()}, ctx.describe());
     Tensor& y = ctx.output(0, a.dtype(), shape);
     const std::string what = ctx.describe();
@@ -247,6 +284,8 @@ class PowKernel : public Kernel {
       }
     }
   }
+
+  LegacyBroadcast legacy_;
 };
 
 template <typename Fn, Family family, bool bool_out = false>
@@ -259,13 +298,14 @@ KernelFactory binary() {
 GRAFT_CPU_KERNELS(math_binary) {
   using elementwise::kBoolType;
   using elementwise::kIntegerTypes;
-  register_versions(reg, "Add", {7, 13, 14}, kNumberTypes, binary<AddFn, Family::Number>());
-  register_versions(reg, "Sub", {7, 13, 14}, kNumberTypes, binary<SubFn, Family::Number>());
-  register_versions(reg, "Mul", {7, 13, 14}, kNumberTypes, binary<MulFn, Family::Number>());
-  register_versions(reg, "Div", {7, 13, 14}, kNumberTypes, binary<DivFn, Family::Number>());
+  register_versions(reg, "Add", {1, 6, 7, 13, 14}, kNumberTypes, binary<AddFn, Family::Number>());
+  register_versions(reg, "Sub", {1, 6, 7, 13, 14}, kNumberTypes, binary<SubFn, Family::Number>());
+  register_versions(reg, "Mul", {1, 6, 7, 13, 14}, kNumberTypes, binary<MulFn, Family::Number>());
+  register_versions(reg, "Div", {1, 6, 7, 13, 14}, kNumberTypes, binary<DivFn, Family::Number>());
   register_versions(reg, "Mod", {10, 13, 28}, kNumberTypes, binary<ModFn, Family::Number>());
-  register_versions(reg, "Pow", {7, 12, 13, 15}, kNumberTypes, make<PowKernel>);
-  register_versions(reg, "PRelu", {7, 9, 16}, kNumberTypes, binary<PReluFn, Family::Number>());
+  register_versions(reg, "Pow", {1, 7, 12, 13, 15}, kNumberTypes, make<PowKernel>);
+  register_versions(reg, "PRelu", {1, 6, 7, 9, 16}, kNumberTypes,
+                    binary<PReluFn, Family::Number>());
   register_versions(reg, "BitShift", {11, 28}, kIntegerTypes,
                     binary<BitShiftFn, Family::Integer>());
   register_versions(reg, "BitwiseAnd", {18}, kIntegerTypes,
@@ -273,12 +313,13 @@ GRAFT_CPU_KERNELS(math_binary) {
   register_versions(reg, "BitwiseOr", {18}, kIntegerTypes, binary<BitwiseOrFn, Family::Integer>());
   register_versions(reg, "BitwiseXor", {18}, kIntegerTypes,
                     binary<BitwiseXorFn, Family::Integer>());
-  register_versions(reg, "And", {7}, kBoolType, binary<AndFn, Family::Bool>());
-  register_versions(reg, "Or", {7}, kBoolType, binary<OrFn, Family::Bool>());
-  register_versions(reg, "Xor", {7}, kBoolType, binary<XorFn, Family::Bool>());
-  register_versions(reg, "Equal", {7, 11, 13, 19}, {}, binary<EqualFn, Family::Any, true>());
-  register_versions(reg, "Less", {7, 9, 13}, kNumberTypes, binary<LessFn, Family::Number, true>());
-  register_versions(reg, "Greater", {7, 9, 13}, kNumberTypes,
+  register_versions(reg, "And", {1, 7}, kBoolType, binary<AndFn, Family::Bool>());
+  register_versions(reg, "Or", {1, 7}, kBoolType, binary<OrFn, Family::Bool>());
+  register_versions(reg, "Xor", {1, 7}, kBoolType, binary<XorFn, Family::Bool>());
+  register_versions(reg, "Equal", {1, 7, 11, 13, 19}, {}, binary<EqualFn, Family::Any, true>());
+  register_versions(reg, "Less", {1, 7, 9, 13}, kNumberTypes,
+                    binary<LessFn, Family::Number, true>());
+  register_versions(reg, "Greater", {1, 7, 9, 13}, kNumberTypes,
                     binary<GreaterFn, Family::Number, true>());
   register_versions(reg, "LessOrEqual", {12, 16}, kNumberTypes,
                     binary<LessOrEqualFn, Family::Number, true>());

@@ -6,6 +6,7 @@
 // integers widen to int8/uint8 and narrow from int64 by wrapping. Strings go through double
 // (parsing) or through each number's shortest round-trip digits (formatting).
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -80,7 +81,18 @@ class CastKernel : public Kernel {
       : like_(info.op_type() == "CastLike"),
         saturate_(info.attr_int("saturate", 1) != 0),
         round_mode_(info.attr_string("round_mode", "up")) {
-    if (!like_) to_ = static_cast<DType>(info.required_int("to"));
+    if (!like_ && info.since_version() < 6) {
+      // Version 1 names the type: "FLOAT", "INT64", ...
+      const std::string name = info.attr_string("to", "");
+      for (int code = 1; code <= static_cast<int>(DType::Int2); ++code) {
+        std::string upper = dtype_name(static_cast<DType>(code));
+        for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (upper == name) to_ = static_cast<DType>(code);
+      }
+      if (to_ == DType::Undefined) info.fail("unknown type '" + name + "' in attribute to");
+    } else if (!like_) {
+      to_ = static_cast<DType>(info.required_int("to"));
+    }
     if (round_mode_ != "up" && round_mode_ != "down" && round_mode_ != "nearest") {
       info.fail("round_mode must be 'up', 'down' or 'nearest', got '" + round_mode_ + "'");
     }
@@ -203,7 +215,8 @@ class CastKernel : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(math_cast) {
-  elementwise::register_versions(reg, "Cast", {6, 9, 13, 19, 21, 23, 24, 25}, {}, make<CastKernel>);
+  elementwise::register_versions(reg, "Cast", {1, 6, 9, 13, 19, 21, 23, 24, 25}, {},
+                                 make<CastKernel>);
   elementwise::register_versions(reg, "CastLike", {15, 19, 21, 23, 24, 25}, {}, make<CastKernel>);
 }
 

@@ -86,7 +86,13 @@ std::string format_float(double v, int float_bits) {
     }
   }
   const int exponent = std::atoi(sci.c_str() + e_pos + 1);
-  if (exponent >= -4 && exponent < 16) {
+  // NumPy prints positionally from 1e-4 up to 10^(decimal digits of the type).
+  const double cutoff = float_bits == 64   ? 1e16
+                        : float_bits == 32 ? 1e6
+                        : float_bits == 16 ? 1e3
+                                           : 1e2;
+  const double magnitude = std::fabs(v);
+  if (magnitude == 0 || (magnitude >= 1e-4 && magnitude < cutoff)) {
     std::string out;
     if (exponent < 0) {
       out = "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;

@@ -19,7 +19,8 @@ double parse_float_string(const KernelContext& ctx, const std::string& s);
 int64_t parse_int_string(const KernelContext& ctx, const std::string& s);
 
 // "0.5", "3.0", "1e-05", "1e+20", "nan", "-inf": the shortest digits that read back to `v` in
-// its own precision, positional from 1e-4 up to 1e16, else scientific. `float_bits` names the
+// its own precision, positional from 1e-4 up to 1e16 (1e6 for float, 1e3 for float16, 1e2 for
+// bfloat16), else scientific. `float_bits` names the
 // precision: 64, 32, 16 (float16) or -16 (bfloat16).
 std::string format_float(double v, int float_bits);
 

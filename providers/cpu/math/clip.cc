@@ -1,4 +1,4 @@
-// Clip: bounds from attributes (versions 6) or from optional scalar inputs (11 and later).
+// Clip: bounds from attributes (versions 1 and 6) or from optional scalar inputs (11 and later).
 #include <limits>
 #include <string>
 
@@ -64,7 +64,7 @@ class ClipKernel : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(math_clip) {
-  elementwise::register_versions(reg, "Clip", {6, 11, 12, 13}, kNumberTypes, make<ClipKernel>);
+  elementwise::register_versions(reg, "Clip", {1, 6, 11, 12, 13}, kNumberTypes, make<ClipKernel>);
 }
 
 }  // namespace graft

@@ -121,16 +121,17 @@ KernelFactory unary() {
 GRAFT_CPU_KERNELS(math_unary) {
   using elementwise::kBoolType;
   using elementwise::kIntegerTypes;
-  register_versions(reg, "Abs", {6, 13}, kNumberTypes, unary<AbsFn, Family::Number>());
-  register_versions(reg, "Neg", {6, 13}, kSignedTypes, unary<NegFn, Family::Signed>());
+  register_versions(reg, "Abs", {1, 6, 13}, kNumberTypes, unary<AbsFn, Family::Number>());
+  register_versions(reg, "Neg", {1, 6, 13}, kSignedTypes, unary<NegFn, Family::Signed>());
   register_versions(reg, "Sign", {9, 13}, kNumberTypes, unary<SignFn, Family::Number>());
-  register_versions(reg, "Reciprocal", {6, 13}, kFloatTypes, unary<ReciprocalFn, Family::Float>());
-  register_versions(reg, "Sqrt", {6, 13}, kFloatTypes, unary<SqrtFn, Family::Float>());
-  register_versions(reg, "Exp", {6, 13}, kFloatTypes, unary<ExpFn, Family::Float>());
-  register_versions(reg, "Log", {6, 13}, kFloatTypes, unary<LogFn, Family::Float>());
+  register_versions(reg, "Reciprocal", {1, 6, 13}, kFloatTypes,
+                    unary<ReciprocalFn, Family::Float>());
+  register_versions(reg, "Sqrt", {1, 6, 13}, kFloatTypes, unary<SqrtFn, Family::Float>());
+  register_versions(reg, "Exp", {1, 6, 13}, kFloatTypes, unary<ExpFn, Family::Float>());
+  register_versions(reg, "Log", {1, 6, 13}, kFloatTypes, unary<LogFn, Family::Float>());
   register_versions(reg, "Erf", {9, 13}, kFloatTypes, unary<ErfFn, Family::Float>());
-  register_versions(reg, "Floor", {6, 13}, kFloatTypes, unary<FloorFn, Family::Float>());
-  register_versions(reg, "Ceil", {6, 13}, kFloatTypes, unary<CeilFn, Family::Float>());
+  register_versions(reg, "Floor", {1, 6, 13}, kFloatTypes, unary<FloorFn, Family::Float>());
+  register_versions(reg, "Ceil", {1, 6, 13}, kFloatTypes, unary<CeilFn, Family::Float>());
   register_versions(reg, "Round", {11, 22}, kFloatTypes, unary<RoundFn, Family::Float>());
   register_versions(reg, "Sin", {7, 22}, kFloatTypes, unary<SinFn, Family::Float>());
   register_versions(reg, "Cos", {7, 22}, kFloatTypes, unary<CosFn, Family::Float>());

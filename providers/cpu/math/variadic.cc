@@ -78,13 +78,13 @@ class VariadicKernel : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(math_variadic) {
-  register_versions(reg, "Max", {6, 8, 12, 13}, kNumberTypes,
+  register_versions(reg, "Max", {1, 6, 8, 12, 13}, kNumberTypes,
                     make<VariadicKernel<MaxFn, Family::Number>>);
-  register_versions(reg, "Min", {6, 8, 12, 13}, kNumberTypes,
+  register_versions(reg, "Min", {1, 6, 8, 12, 13}, kNumberTypes,
                     make<VariadicKernel<MinFn, Family::Number>>);
-  register_versions(reg, "Sum", {6, 8, 13}, kFloatTypes,
+  register_versions(reg, "Sum", {1, 6, 8, 13}, kFloatTypes,
                     make<VariadicKernel<SumFn, Family::Float>>);
-  register_versions(reg, "Mean", {6, 8, 13}, kFloatTypes,
+  register_versions(reg, "Mean", {1, 6, 8, 13}, kFloatTypes,
                     make<VariadicKernel<SumFn, Family::Float, true>>);
 }
 

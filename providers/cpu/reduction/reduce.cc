@@ -33,7 +33,9 @@ void reduce_integer(ReduceOp op, const cpu::ReducePlan& plan, const T* in, T* ou
   using Acc = uint64_t;  // wraps like NumPy's fixed-width arithmetic
   const int64_t n = plan.reduce_count();
   auto sum = [](Acc a, T x, int64_t) { return a + static_cast<Acc>(x); };
-  auto sum_square = [](Acc a, T x, int64_t) { return a + static_cast<Acc>(x) * static_cast<Acc>(x); };
+  auto sum_square = [](Acc a, T x, int64_t) {
+    return a + static_cast<Acc>(x) * static_cast<Acc>(x);
+  };
   auto store = [out](int64_t o, Acc a) { out[o] = static_cast<T>(a); };
   switch (op) {
     case ReduceOp::Sum:
@@ -55,7 +57,9 @@ void reduce_integer(ReduceOp op, const cpu::ReducePlan& plan, const T* in, T* ou
     case ReduceOp::L1:
       return cpu::run_reduce<Acc>(
           plan, in, 0,
-          [](Acc a, T x, int64_t) { return x < T(0) ? a - static_cast<Acc>(x) : a + static_cast<Acc>(x); },
+          [](Acc a, T x, int64_t) {
+            return x < T(0) ? a - static_cast<Acc>(x) : a + static_cast<Acc>(x);
+          },
           store);
     case ReduceOp::L2:
       return cpu::run_reduce<Acc>(plan, in, 0, sum_square, [out](int64_t o, Acc a) {
@@ -105,9 +109,8 @@ void reduce_float(ReduceOp op, const cpu::ReducePlan& plan, const T* in, T* out)
         out[o] = static_cast<T>(std::sqrt(a));
       });
     case ReduceOp::LogSum:
-      return cpu::run_reduce<Acc>(plan, in, 0, sum, [out](int64_t o, Acc a) {
-        out[o] = static_cast<T>(std::log(a));
-      });
+      return cpu::run_reduce<Acc>(
+          plan, in, 0, sum, [out](int64_t o, Acc a) { out[o] = static_cast<T>(std::log(a)); });
     case ReduceOp::Max:
     case ReduceOp::Min: {
       const bool is_max = op == ReduceOp::Max;
@@ -184,20 +187,17 @@ class Reduce : public Kernel {
 
 void add_reduce(KernelRegistry& reg, const char* name, ReduceOp op, int input_axes_since,
                 const std::vector<DType>& dtypes) {
-  reg.add({"", name, 1, input_axes_since - 1, dtypes, 0, [op](const KernelInfo& info) {
-             return std::make_unique<Reduce>(info, op, false);
-           }});
-  reg.add({"", name, input_axes_since, 1 << 30, dtypes, 0, [op](const KernelInfo& info) {
-             return std::make_unique<Reduce>(info, op, true);
-           }});
+  reg.add({"", name, 1, input_axes_since - 1, dtypes, 0,
+           [op](const KernelInfo& info) { return std::make_unique<Reduce>(info, op, false); }});
+  reg.add({"", name, input_axes_since, 1 << 30, dtypes, 0,
+           [op](const KernelInfo& info) { return std::make_unique<Reduce>(info, op, true); }});
 }
 
 }  // namespace
 
 GRAFT_CPU_KERNELS(reduce) {
-  const std::vector<DType> numbers = {DType::Float,  DType::Double, DType::Float16,
-                                      DType::BFloat16, DType::Int32, DType::Int64,
-                                      DType::UInt32, DType::UInt64};
+  const std::vector<DType> numbers = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
+                                      DType::Int32, DType::Int64,  DType::UInt32,  DType::UInt64};
   std::vector<DType> ordered = numbers;
   ordered.insert(ordered.end(), {DType::Int8, DType::UInt8, DType::Bool});
   add_reduce(reg, "ReduceSum", ReduceOp::Sum, 13, numbers);

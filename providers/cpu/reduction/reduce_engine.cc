@@ -37,7 +37,8 @@ std::vector<int64_t> offsets_of(const std::vector<int64_t>& dims,
 
 }  // namespace
 
-ReducePlan make_reduce_plan(const Shape& in_shape, const std::vector<int64_t>& axes, bool keepdims) {
+ReducePlan make_reduce_plan(const Shape& in_shape, const std::vector<int64_t>& axes,
+                            bool keepdims) {
   const size_t rank = in_shape.size();
   std::vector<bool> reduced(rank, false);
   for (int64_t axis : axes)

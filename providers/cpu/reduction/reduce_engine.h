@@ -14,9 +14,9 @@
 namespace graft::cpu {
 
 struct ReducePlan {
-  Shape out_shape;                     // with or without the reduced axes, per keepdims
-  int64_t inner = 1;                   // contiguous kept block
-  std::vector<int64_t> outer_offsets;  // element offset of each outer position
+  Shape out_shape;                      // with or without the reduced axes, per keepdims
+  int64_t inner = 1;                    // contiguous kept block
+  std::vector<int64_t> outer_offsets;   // element offset of each outer position
   std::vector<int64_t> reduce_offsets;  // element offset of each reduced position
   int64_t reduce_count() const { return static_cast<int64_t>(reduce_offsets.size()); }
   int64_t out_count() const { return static_cast<int64_t>(outer_offsets.size()) * inner; }

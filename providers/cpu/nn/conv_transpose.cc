@@ -1,0 +1,160 @@
+// ConvTranspose: the adjoint of Conv. Per (image, group) a GEMM W^T * X gives columns that col2im
+// scatters into the output. Output shape and pads follow the ONNX reference: output_shape (or
+// input * stride under SAME auto_pad) fixes the total padding, which auto_pad splits.
+#include <omp.h>
+
+#include "exec/kernel.h"
+#include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/nn/conv_util.h"
+
+namespace graft {
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+struct TransposeProblem {
+  int64_t batch, channels, maps, group;
+  // Geometry of the forward conv from the output (g.in) to the input (g.out).
+  cpu::WindowGeometry g;
+};
+
+// y[N, M, out...] = conv_transpose(x[N, C, in...], w[C, M/G, k...]) + b[M].
+template <typename T>
+void run_conv_transpose(const TransposeProblem& p, const T* x, const T* w, const T* b, T* y) {
+  const cpu::WindowGeometry& g = p.g;
+  const int64_t cg = p.channels / p.group, mg = p.maps / p.group;
+  const int64_t kernel_size = shape_size(g.kernel), x_size = shape_size(g.out);
+  const int64_t y_size = shape_size(g.in), depth = mg * kernel_size;
+  const int64_t units = p.batch * p.group;
+  auto run_unit = [&](int64_t u, std::vector<T>& col) {
+    const int64_t n = u / p.group, gi = u % p.group;
+    const T* xg = x + (n * p.channels + gi * cg) * x_size;
+    T* yg = y + (n * p.maps + gi * mg) * y_size;
+    cpu::gemm<T>(true, false, depth, x_size, cg, w + gi * cg * depth, xg, col.data());
+    cpu::col2im(col.data(), mg, g, yg);
+    if (b != nullptr)
+      for (int64_t m = 0; m < mg; ++m) {
+        const T bias = b[gi * mg + m];
+        T* row = yg + m * y_size;
+        for (int64_t j = 0; j < y_size; ++j) row[j] += bias;
+      }
+  };
+  const size_t col_size = static_cast<size_t>(depth * x_size);
+  if (units > 1 && units >= omp_get_max_threads()) {
+#pragma omp parallel
+    {
+      std::vector<T> col(col_size);
+#pragma omp for schedule(dynamic)
+      for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+    }
+  } else {
+    std::vector<T> col(col_size);
+    for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+  }
+}
+
+class ConvTranspose : public Kernel {
+ public:
+  explicit ConvTranspose(const KernelInfo& info)
+      : attrs_(info),
+        group_(info.attr_int("group", 1)),
+        output_padding_(info.attr_ints("output_padding")),
+        output_shape_(info.attr_ints("output_shape")) {
+    if (group_ <= 0) info.fail("group must be positive");
+  }
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& w = ctx.input(1);
+    const Shape in = cpu::spatial_dims(x, ctx);
+    const size_t n = in.size();
+    if (n > cpu::kMaxSpatialDims) ctx.fail("too many spatial dims");
+    if (w.rank() != x.rank() || w.dtype() != x.dtype())
+      ctx.fail("W " + shape_to_string(w.shape()) + " must have the rank and dtype of X " +
+               shape_to_string(x.shape()));
+    TransposeProblem p{x.dim(0), x.dim(1), w.dim(1) * group_, group_, {}};
+    if (w.dim(0) != p.channels || p.channels % group_ != 0)
+      ctx.fail("X has " + std::to_string(p.channels) + " channels and W " +
+               shape_to_string(w.shape()) + ", which does not fit group " + std::to_string(group_));
+    const Shape kernel(w.shape().begin() + 2, w.shape().end());
+    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel)
+      ctx.fail("kernel_shape does not match W's spatial dims");
+
+    cpu::WindowGeometry& g = p.g;
+    g.kernel = kernel;
+    g.out = in;
+    g.strides = attrs_.strides.empty() ? Shape(n, 1) : attrs_.strides;
+    g.dilations = attrs_.dilations.empty() ? Shape(n, 1) : attrs_.dilations;
+    g.pads = attrs_.pads.empty() ? Shape(2 * n, 0) : attrs_.pads;
+    const Shape out_pad = output_padding_.empty() ? Shape(n, 0) : output_padding_;
+    Shape requested = output_shape_;
+    if (requested.size() == n + 2) requested.erase(requested.begin(), requested.begin() + 2);
+    if (g.strides.size() != n || g.dilations.size() != n || g.pads.size() != 2 * n ||
+        out_pad.size() != n || (!requested.empty() && requested.size() != n))
+      ctx.fail("strides, dilations, pads, output_padding or output_shape do not match the " +
+               std::to_string(n) + " spatial dims of X");
+    const bool same = attrs_.auto_pad == "SAME_UPPER" || attrs_.auto_pad == "SAME_LOWER";
+    g.in.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      if (g.strides[i] <= 0 || g.dilations[i] <= 0)
+        ctx.fail("strides and dilations must be positive");
+      const int64_t full =
+          g.strides[i] * (in[i] - 1) + out_pad[i] + (kernel[i] - 1) * g.dilations[i] + 1;
+      if (same) {
+        g.in[i] = requested.empty() ? in[i] * g.strides[i] : requested[i];
+        const int64_t total = full - g.in[i];
+        const int64_t half = floor_div(total, 2);
+        g.pads[i] = attrs_.auto_pad == "SAME_UPPER" ? half : total - half;
+        g.pads[n + i] = total - g.pads[i];
+      } else {
+        if (attrs_.auto_pad == "VALID") g.pads[i] = g.pads[n + i] = 0;
+        g.in[i] = requested.empty() ? full - g.pads[i] - g.pads[n + i] : requested[i];
+      }
+      if (g.in[i] < 0) ctx.fail("the output would have a negative size");
+    }
+    const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    if (b != nullptr && (b->rank() != 1 || b->dim(0) != p.maps || b->dtype() != x.dtype()))
+      ctx.fail("B must be a 1-D tensor of " + std::to_string(p.maps) + " elements of X's dtype");
+    Shape out_shape = {p.batch, p.maps};
+    out_shape.insert(out_shape.end(), g.in.begin(), g.in.end());
+    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    if (y.size() == 0 || x.size() == 0) return;
+
+    switch (x.dtype()) {
+      case DType::Float:
+        run_conv_transpose<float>(p, x.data<float>(), w.data<float>(),
+                                  b != nullptr ? b->data<float>() : nullptr, y.data<float>());
+        break;
+      case DType::Double:
+        run_conv_transpose<double>(p, x.data<double>(), w.data<double>(),
+                                   b != nullptr ? b->data<double>() : nullptr, y.data<double>());
+        break;
+      case DType::Float16:
+      case DType::BFloat16: {
+        const Tensor xf = cpu::to_float_tensor(x), wf = cpu::to_float_tensor(w);
+        const Tensor bf = b != nullptr ? cpu::to_float_tensor(*b) : Tensor();
+        Tensor yf(DType::Float, out_shape);
+        run_conv_transpose<float>(p, xf.data<float>(), wf.data<float>(),
+                                  b != nullptr ? bf.data<float>() : nullptr, yf.data<float>());
+        cpu::copy_from_float(yf, y);
+        break;
+      }
+      default:
+        ctx.fail(std::string("unsupported dtype ") + dtype_name(x.dtype()));
+    }
+  }
+
+ private:
+  cpu::WindowAttrs attrs_;
+  int64_t group_;
+  Shape output_padding_;
+  Shape output_shape_;
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(conv_transpose) {
+  reg.add({"", "ConvTranspose", 1, 1 << 30, kFloatTypes, 0, make<ConvTranspose>});
+}
+
+}  // namespace graft

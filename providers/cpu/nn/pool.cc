@@ -1,0 +1,197 @@
+// MaxPool (with Indices), AveragePool and LpPool over 1 to 3 spatial dims. Inputs of fewer dims
+// are seen as 3-D with leading dims of 1, so one loop nest serves all.
+#include <omp.h>
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "exec/kernel.h"
+#include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/nn/conv_util.h"
+
+namespace graft {
+namespace {
+
+enum class PoolKind { Max, Average, Lp };
+
+struct Geometry3 {
+  int64_t in[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3], out[3];
+};
+
+Geometry3 to_3d(const cpu::WindowGeometry& g) {
+  Geometry3 r;
+  const size_t lead = 3 - g.rank();
+  for (size_t i = 0; i < 3; ++i) {
+    const bool real = i >= lead;
+    const size_t j = i - lead;
+    r.in[i] = real ? g.in[j] : 1;
+    r.kernel[i] = real ? g.kernel[j] : 1;
+    r.stride[i] = real ? g.strides[j] : 1;
+    r.dilation[i] = real ? g.dilations[j] : 1;
+    r.pad_begin[i] = real ? g.pads[j] : 0;
+    r.pad_end[i] = real ? g.pads[g.rank() + j] : 0;
+    r.out[i] = real ? g.out[j] : 1;
+  }
+  return r;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+// The window of output position `o` along dim `i`: first input position, the range [lo, hi) of
+// kernel taps that land inside the input, and the taps that land inside the padded input.
+struct Span {
+  int64_t start, lo, hi, padded;
+};
+
+Span span_of(const Geometry3& g, int i, int64_t o) {
+  Span s;
+  s.start = o * g.stride[i] - g.pad_begin[i];
+  s.lo = s.start >= 0 ? 0 : ceil_div(-s.start, g.dilation[i]);
+  s.hi = std::min(g.kernel[i], ceil_div(g.in[i] - s.start, g.dilation[i]));
+  s.padded = std::min(g.kernel[i], ceil_div(g.in[i] + g.pad_end[i] - s.start, g.dilation[i]));
+  return s;
+}
+
+struct PoolParams {
+  PoolKind kind;
+  bool count_include_pad;
+  int64_t p;          // LpPool's exponent
+  bool column_major;  // MaxPool storage_order
+};
+
+template <typename T>
+void run_pool(const PoolParams& pp, const Geometry3& g, int64_t planes, const T* x, T* y,
+              int64_t* indices) {
+  using Acc = std::conditional_t<std::is_integral_v<T>, T, cpu::AccumulateType<T>>;
+  const int64_t in_size = g.in[0] * g.in[1] * g.in[2];
+  const int64_t out_size = g.out[0] * g.out[1] * g.out[2];
+#pragma omp parallel for if (planes * out_size > 4096 && !omp_in_parallel())
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const T* xp = x + plane * in_size;
+    int64_t o = plane * out_size;
+    for (int64_t od = 0; od < g.out[0]; ++od) {
+      const Span sd = span_of(g, 0, od);
+      for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+        const Span sh = span_of(g, 1, oh);
+        for (int64_t ow = 0; ow < g.out[2]; ++ow, ++o) {
+          const Span sw = span_of(g, 2, ow);
+          if (pp.kind == PoolKind::Max) {
+            Acc best = std::numeric_limits<Acc>::lowest();
+            int64_t best_index = -1;
+            for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
+              const int64_t d = sd.start + kd * g.dilation[0];
+              for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
+                const int64_t h = sh.start + kh * g.dilation[1];
+                for (int64_t kw = sw.lo; kw < sw.hi; ++kw) {
+                  const int64_t w = sw.start + kw * g.dilation[2];
+                  const Acc v = static_cast<Acc>(xp[(d * g.in[1] + h) * g.in[2] + w]);
+                  if (best_index < 0 || v > best) {
+                    best = v;
+                    best_index = pp.column_major ? d + (h + w * g.in[1]) * g.in[0]
+                                                 : (d * g.in[1] + h) * g.in[2] + w;
+                  }
+                }
+              }
+            }
+            y[o] = static_cast<T>(best_index < 0 ? Acc(0) : best);
+            if (indices != nullptr) indices[o] = best_index < 0 ? -1 : plane * in_size + best_index;
+            continue;
+          }
+          if constexpr (!std::is_integral_v<T>) {
+            Acc sum = 0;
+            for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
+              const int64_t d = sd.start + kd * g.dilation[0];
+              for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
+                const int64_t h = sh.start + kh * g.dilation[1];
+                const T* row = xp + (d * g.in[1] + h) * g.in[2];
+                for (int64_t kw = sw.lo; kw < sw.hi; ++kw) {
+                  const Acc v = static_cast<Acc>(row[sw.start + kw * g.dilation[2]]);
+                  if (pp.kind == PoolKind::Average)
+                    sum += v;
+                  else
+                    sum += pp.p == 1 ? std::abs(v)
+                                     : (pp.p == 2 ? v * v : std::pow(std::abs(v), Acc(pp.p)));
+                }
+              }
+            }
+            if (pp.kind == PoolKind::Lp) {
+              y[o] = static_cast<T>(pp.p == 2 ? std::sqrt(sum) : std::pow(sum, Acc(1) / Acc(pp.p)));
+            } else {
+              const int64_t count = pp.count_include_pad
+                                        ? sd.padded * sh.padded * sw.padded
+                                        : (sd.hi - sd.lo) * (sh.hi - sh.lo) * (sw.hi - sw.lo);
+              y[o] = static_cast<T>(count > 0 ? sum / static_cast<Acc>(count)
+                                              : std::numeric_limits<Acc>::quiet_NaN());
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+class Pool : public Kernel {
+ public:
+  Pool(const KernelInfo& info, PoolKind kind) : attrs_(info) {
+    params_.kind = kind;
+    params_.count_include_pad = info.attr_int("count_include_pad", 0) != 0;
+    params_.column_major = info.attr_int("storage_order", 0) != 0;
+    params_.p = 2;
+    if (kind == PoolKind::Lp)
+      params_.p = info.since_version() == 1 ? static_cast<int64_t>(info.attr_float("p", 2.0f))
+                                            : info.attr_int("p", 2);
+    if (params_.p <= 0) info.fail("p must be positive");
+    if (attrs_.kernel_shape.empty()) info.fail("attribute 'kernel_shape' is required");
+  }
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    const Shape in = cpu::spatial_dims(x, ctx);
+    if (in.size() > 3) ctx.fail("pooling supports 1 to 3 spatial dims");
+    const cpu::WindowGeometry g = attrs_.resolve(in, attrs_.kernel_shape, ctx);
+    Shape out_shape = {x.dim(0), x.dim(1)};
+    out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    int64_t* indices = nullptr;
+    if (ctx.num_outputs() > 1 && ctx.has_output(1)) {
+      if (params_.kind != PoolKind::Max) ctx.fail("only MaxPool has an Indices output");
+      indices = ctx.output(1, DType::Int64, out_shape).data<int64_t>();
+    }
+    const Geometry3 g3 = to_3d(g);
+    const int64_t planes = x.dim(0) * x.dim(1);
+    auto run = [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      run_pool<T>(params_, g3, planes, x.data<T>(), y.data<T>(), indices);
+    };
+    switch (x.dtype()) {
+      case DType::Int8:
+      case DType::UInt8:
+        if (params_.kind != PoolKind::Max) ctx.fail("integer inputs are supported by MaxPool only");
+        dispatch_integer(x.dtype(), "MaxPool", run);
+        break;
+      default:
+        dispatch_float(x.dtype(), "Pool", run);
+    }
+  }
+
+ private:
+  cpu::WindowAttrs attrs_;
+  PoolParams params_;
+};
+
+KernelFactory pool_factory(PoolKind kind) {
+  return [kind](const KernelInfo& info) { return std::make_unique<Pool>(info, kind); };
+}
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(pool) {
+  std::vector<DType> max_types = kFloatTypes;
+  max_types.insert(max_types.end(), {DType::Int8, DType::UInt8});
+  reg.add({"", "MaxPool", 1, 1 << 30, max_types, 0, pool_factory(PoolKind::Max)});
+  reg.add({"", "AveragePool", 1, 1 << 30, kFloatTypes, 0, pool_factory(PoolKind::Average)});
+  reg.add({"", "LpPool", 1, 1 << 30, kFloatTypes, 0, pool_factory(PoolKind::Lp)});
+}
+
+}  // namespace graft
