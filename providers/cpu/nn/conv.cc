@@ -2,6 +2,8 @@
 // GEMM per (image, group). float16/bfloat16 are computed in float.
 #include <omp.h>
 
+#include <memory>
+
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/nn/conv_util.h"
@@ -26,14 +28,14 @@ void run_conv(const ConvProblem& p, const T* x, const T* w, const T* b, T* y) {
     pointwise = pointwise && g.strides[i] == 1 && g.pads[i] == 0 && g.pads[g.rank() + i] == 0;
   const int64_t units = p.batch * p.group;
 
-  auto run_unit = [&](int64_t u, std::vector<T>& col) {
+  auto run_unit = [&](int64_t u, T* col) {
     const int64_t n = u / p.group, gi = u % p.group;
     const T* xg = x + (n * p.channels + gi * cg) * in_size;
     T* yg = y + (n * p.maps + gi * mg) * out_size;
     const T* cols = xg;
     if (!pointwise) {
-      cpu::im2col(xg, cg, g, col.data());
-      cols = col.data();
+      cpu::im2col(xg, cg, g, col);
+      cols = col;
     }
     cpu::gemm<T>(false, false, mg, out_size, depth, w + gi * mg * depth, cols, yg);
     if (b != nullptr)
@@ -49,13 +51,14 @@ void run_conv(const ConvProblem& p, const T* x, const T* w, const T* b, T* y) {
   if (units > 1 && units >= omp_get_max_threads()) {
 #pragma omp parallel
     {
-      std::vector<T> col(col_size);
+      // Scratch every element of which is written before it is read.
+      const auto col = std::make_unique_for_overwrite<T[]>(col_size);
 #pragma omp for schedule(dynamic)
-      for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+      for (int64_t u = 0; u < units; ++u) run_unit(u, col.get());
     }
   } else {
-    std::vector<T> col(col_size);
-    for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+    const auto col = std::make_unique_for_overwrite<T[]>(col_size);
+    for (int64_t u = 0; u < units; ++u) run_unit(u, col.get());
   }
 }
 

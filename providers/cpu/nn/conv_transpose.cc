@@ -3,6 +3,8 @@
 // input * stride under SAME auto_pad) fixes the total padding, which auto_pad splits.
 #include <omp.h>
 
+#include <memory>
+
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/nn/conv_util.h"
@@ -26,12 +28,12 @@ void run_conv_transpose(const TransposeProblem& p, const T* x, const T* w, const
   const int64_t kernel_size = shape_size(g.kernel), x_size = shape_size(g.out);
   const int64_t y_size = shape_size(g.in), depth = mg * kernel_size;
   const int64_t units = p.batch * p.group;
-  auto run_unit = [&](int64_t u, std::vector<T>& col) {
+  auto run_unit = [&](int64_t u, T* col) {
     const int64_t n = u / p.group, gi = u % p.group;
     const T* xg = x + (n * p.channels + gi * cg) * x_size;
     T* yg = y + (n * p.maps + gi * mg) * y_size;
-    cpu::gemm<T>(true, false, depth, x_size, cg, w + gi * cg * depth, xg, col.data());
-    cpu::col2im(col.data(), mg, g, yg);
+    cpu::gemm<T>(true, false, depth, x_size, cg, w + gi * cg * depth, xg, col);
+    cpu::col2im(col, mg, g, yg);
     if (b != nullptr)
       for (int64_t m = 0; m < mg; ++m) {
         const T bias = b[gi * mg + m];
@@ -43,13 +45,14 @@ void run_conv_transpose(const TransposeProblem& p, const T* x, const T* w, const
   if (units > 1 && units >= omp_get_max_threads()) {
 #pragma omp parallel
     {
-      std::vector<T> col(col_size);
+      // Scratch every element of which is written before it is read.
+      const auto col = std::make_unique_for_overwrite<T[]>(col_size);
 #pragma omp for schedule(dynamic)
-      for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+      for (int64_t u = 0; u < units; ++u) run_unit(u, col.get());
     }
   } else {
-    std::vector<T> col(col_size);
-    for (int64_t u = 0; u < units; ++u) run_unit(u, col);
+    const auto col = std::make_unique_for_overwrite<T[]>(col_size);
+    for (int64_t u = 0; u < units; ++u) run_unit(u, col.get());
   }
 }
 

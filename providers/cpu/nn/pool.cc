@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
@@ -60,71 +61,92 @@ struct PoolParams {
   bool column_major;  // MaxPool storage_order
 };
 
+// Folds every in-input tap of one output window: visit(offset) gets the tap's element offset in
+// the plane, row by row along the last dim.
+template <typename Visit>
+inline void for_each_tap(const Geometry3& g, const Span& sd, const Span& sh, const Span& sw,
+                         Visit&& visit) {
+  for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
+    const int64_t d = sd.start + kd * g.dilation[0];
+    for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
+      const int64_t row = (d * g.in[1] + sh.start + kh * g.dilation[1]) * g.in[2] + sw.start;
+      for (int64_t kw = sw.lo; kw < sw.hi; ++kw) visit(row + kw * g.dilation[2]);
+    }
+  }
+}
+
 template <typename T>
 void run_pool(const PoolParams& pp, const Geometry3& g, int64_t planes, const T* x, T* y,
               int64_t* indices) {
   using Acc = std::conditional_t<std::is_integral_v<T>, T, cpu::AccumulateType<T>>;
   const int64_t in_size = g.in[0] * g.in[1] * g.in[2];
   const int64_t out_size = g.out[0] * g.out[1] * g.out[2];
+  std::vector<Span> spans[3];
+  for (int i = 0; i < 3; ++i)
+    for (int64_t o = 0; o < g.out[i]; ++o) spans[i].push_back(span_of(g, i, o));
+  // Position of an in-plane offset in column-major order (storage_order = 1).
+  auto column_major = [&g](int64_t offset) {
+    const int64_t w = offset % g.in[2], h = (offset / g.in[2]) % g.in[1];
+    const int64_t d = offset / (g.in[2] * g.in[1]);
+    return d + (h + w * g.in[1]) * g.in[0];
+  };
 #pragma omp parallel for if (planes * out_size > 4096 && !omp_in_parallel())
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* xp = x + plane * in_size;
     int64_t o = plane * out_size;
-    for (int64_t od = 0; od < g.out[0]; ++od) {
-      const Span sd = span_of(g, 0, od);
-      for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-        const Span sh = span_of(g, 1, oh);
-        for (int64_t ow = 0; ow < g.out[2]; ++ow, ++o) {
-          const Span sw = span_of(g, 2, ow);
+    for (const Span& sd : spans[0]) {
+      for (const Span& sh : spans[1]) {
+        for (const Span& sw : spans[2]) {
+          const bool empty = sd.hi <= sd.lo || sh.hi <= sh.lo || sw.hi <= sw.lo;
           if (pp.kind == PoolKind::Max) {
-            Acc best = std::numeric_limits<Acc>::lowest();
-            int64_t best_index = -1;
-            for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
-              const int64_t d = sd.start + kd * g.dilation[0];
-              for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
-                const int64_t h = sh.start + kh * g.dilation[1];
-                for (int64_t kw = sw.lo; kw < sw.hi; ++kw) {
-                  const int64_t w = sw.start + kw * g.dilation[2];
-                  const Acc v = static_cast<Acc>(xp[(d * g.in[1] + h) * g.in[2] + w]);
-                  if (best_index < 0 || v > best) {
-                    best = v;
-                    best_index = pp.column_major ? d + (h + w * g.in[1]) * g.in[0]
-                                                 : (d * g.in[1] + h) * g.in[2] + w;
-                  }
+            if (indices == nullptr) {
+              Acc best = std::numeric_limits<Acc>::lowest();
+              if constexpr (std::numeric_limits<Acc>::has_infinity)
+                best = -std::numeric_limits<Acc>::infinity();
+              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
+                const Acc v = static_cast<Acc>(xp[at]);
+                best = v > best ? v : best;
+              });
+              y[o] = static_cast<T>(empty ? Acc(0) : best);
+            } else {
+              Acc best = Acc(0);
+              int64_t best_at = -1;
+              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
+                const Acc v = static_cast<Acc>(xp[at]);
+                if (best_at < 0 || v > best) {
+                  best = v;
+                  best_at = at;
                 }
-              }
+              });
+              y[o] = static_cast<T>(best);
+              indices[o] = best_at < 0 ? -1
+                                       : plane * in_size +
+                                             (pp.column_major ? column_major(best_at) : best_at);
             }
-            y[o] = static_cast<T>(best_index < 0 ? Acc(0) : best);
-            if (indices != nullptr) indices[o] = best_index < 0 ? -1 : plane * in_size + best_index;
+            ++o;
             continue;
           }
           if constexpr (!std::is_integral_v<T>) {
             Acc sum = 0;
-            for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
-              const int64_t d = sd.start + kd * g.dilation[0];
-              for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
-                const int64_t h = sh.start + kh * g.dilation[1];
-                const T* row = xp + (d * g.in[1] + h) * g.in[2];
-                for (int64_t kw = sw.lo; kw < sw.hi; ++kw) {
-                  const Acc v = static_cast<Acc>(row[sw.start + kw * g.dilation[2]]);
-                  if (pp.kind == PoolKind::Average)
-                    sum += v;
-                  else
-                    sum += pp.p == 1 ? std::abs(v)
-                                     : (pp.p == 2 ? v * v : std::pow(std::abs(v), Acc(pp.p)));
-                }
-              }
-            }
-            if (pp.kind == PoolKind::Lp) {
-              y[o] = static_cast<T>(pp.p == 2 ? std::sqrt(sum) : std::pow(sum, Acc(1) / Acc(pp.p)));
-            } else {
+            if (pp.kind == PoolKind::Average) {
+              for_each_tap(g, sd, sh, sw, [&](int64_t at) { sum += static_cast<Acc>(xp[at]); });
               const int64_t count = pp.count_include_pad
                                         ? sd.padded * sh.padded * sw.padded
                                         : (sd.hi - sd.lo) * (sh.hi - sh.lo) * (sw.hi - sw.lo);
               y[o] = static_cast<T>(count > 0 ? sum / static_cast<Acc>(count)
                                               : std::numeric_limits<Acc>::quiet_NaN());
+            } else {
+              const Acc p = static_cast<Acc>(pp.p);
+              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
+                const Acc v = std::abs(static_cast<Acc>(xp[at]));
+                sum += pp.p == 1 ? v : (pp.p == 2 ? v * v : std::pow(v, p));
+              });
+              y[o] = static_cast<T>(pp.p == 1   ? sum
+                                    : pp.p == 2 ? std::sqrt(sum)
+                                                : std::pow(sum, Acc(1) / p));
             }
           }
+          ++o;
         }
       }
     }

@@ -52,6 +52,15 @@ inline int64_t product(const Shape& shape, size_t begin, size_t end) {
 
 constexpr int64_t kParallelElements = 1 << 16;
 
+// Copies a 2-D tile: dst advances by `dst_row` per row i and 1 per column j; src advances by 1
+// per row and `src_col` per column (a transposition).
+template <typename T>
+void copy_tile(T* dst, const T* src, int64_t rows, int64_t cols, int64_t dst_row, int64_t src_col) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) dst[i * dst_row + j] = src[i + j * src_col];
+  }
+}
+
 // Writes the elements of `shape` in row-major order into `dst`; the element at index (i0, i1,
 // ...) is read from src[i0 * strides[0] + i1 * strides[1] + ...]. Strides may be zero
 // (broadcast) or negative (reversed slices).
@@ -79,9 +88,42 @@ void strided_copy(T* dst, const T* src, const Shape& shape, const std::vector<in
     dims.insert(dims.begin(), 1);
     st.insert(st.begin(), 0);
   }
-  // Two inner loops, the outer dims decoded once per block.
-  const size_t nd = dims.size();
-  const int64_t inner = dims[nd - 1], inner_stride = st[nd - 1];
+  const size_t nd = dims.size(), last = nd - 1;
+  const int64_t inner = dims[last], inner_stride = st[last];
+  const std::vector<int64_t> out_strides = contiguous_strides(dims);
+
+  // A transposition: the source is contiguous along another dim `p`. Copy (p, last) tiles so
+  // both sides stay in cache.
+  size_t p = last;
+  if (inner_stride != 1 && inner_stride != 0) {
+    for (size_t d = 0; d < last; ++d) {
+      if (st[d] == 1) p = d;
+    }
+  }
+  if (p != last && inner >= 8 && dims[p] >= 8) {
+    constexpr int64_t kTile = 32;
+    const int64_t p_tiles = (dims[p] + kTile - 1) / kTile;
+    const int64_t outer = total / (inner * dims[p]);
+#pragma omp parallel for if (total > kParallelElements)
+    for (int64_t task = 0; task < outer * p_tiles; ++task) {
+      int64_t rem = task / p_tiles, src_offset = 0, dst_offset = 0;
+      for (size_t d = last; d-- > 0;) {
+        if (d == p) continue;
+        src_offset += (rem % dims[d]) * st[d];
+        dst_offset += (rem % dims[d]) * out_strides[d];
+        rem /= dims[d];
+      }
+      const int64_t i0 = (task % p_tiles) * kTile, i1 = std::min(i0 + kTile, dims[p]);
+      for (int64_t j0 = 0; j0 < inner; j0 += kTile) {
+        copy_tile(dst + dst_offset + i0 * out_strides[p] + j0,
+                  src + src_offset + i0 + j0 * inner_stride, i1 - i0, std::min(kTile, inner - j0),
+                  out_strides[p], inner_stride);
+      }
+    }
+    return;
+  }
+
+  // Runs along the last dim, the outer dims decoded once per block of rows.
   const int64_t rows = dims[nd - 2], row_stride = st[nd - 2];
   const int64_t blocks = total / (inner * rows);
 #pragma omp parallel for if (total > kParallelElements && blocks > 1)
@@ -96,6 +138,8 @@ void strided_copy(T* dst, const T* src, const Shape& shape, const std::vector<in
       const T* in = src + offset + r * row_stride;
       if (inner_stride == 1) {
         std::copy(in, in + inner, out);
+      } else if (inner_stride == 0) {
+        std::fill(out, out + inner, *in);
       } else {
         for (int64_t k = 0; k < inner; ++k) out[k] = in[k * inner_stride];
       }

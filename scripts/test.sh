@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, then runs the C++ unit tests
+# (ctest), the ONNX backend conformance suite and the Python tests (pytest, last).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+env_line="$(bash scripts/setup.sh | tail -1)" || { echo "setup failed"; exit 1; }
+eval "$env_line"
+bash scripts/build.sh || { echo "build failed"; exit 1; }
+
+export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
+status=0
+echo "== C++ unit tests"
+ctest --test-dir build --output-on-failure -j2 || status=1
+echo "== ONNX backend conformance (tests/conformance/results.txt)"
+python -W ignore tests/conformance/run.py || status=1
+echo "== Python tests"
+python -m pytest tests/python -q -p no:cacheprovider || status=1
+exit $status

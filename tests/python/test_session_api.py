@@ -1,0 +1,91 @@
+"""graft.InferenceSession behaves like onnxruntime.InferenceSession for common code."""
+
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import graft
+
+
+def _model(ir_version: int = 10) -> onnx.ModelProto:
+    bias = numpy_helper.from_array(np.array([1.0, -2.0, 0.5], np.float32), "bias")
+    nodes = [
+        helper.make_node("Add", ["x", "bias"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["r"], name="relu"),
+        helper.make_node("ReduceSum", ["r"], ["total"], keepdims=0, name="sum"),
+        helper.make_node("Identity", ["r"], ["copy"], name="id"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("copy", TensorProto.FLOAT, ["batch", 3])], [bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = ir_version
+    return model
+
+
+def test_io_metadata_matches_onnxruntime():
+    data = _model().SerializeToString()
+    ours, theirs = graft.InferenceSession(data), ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for a, b in zip(ours.get_inputs() + ours.get_outputs(), theirs.get_inputs() + theirs.get_outputs()):
+        assert (a.name, a.type, a.shape) == (b.name, b.type, b.shape)
+
+
+def test_run_matches_onnxruntime_and_selects_outputs():
+    data = _model().SerializeToString()
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    ours = graft.InferenceSession(data)
+    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for names in (None, ["copy"], ["copy", "total"]):
+        got, want = ours.run(names, {"x": x}), theirs.run(names, {"x": x})
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+    with pytest.raises(graft.InvalidArgument, match="invalid output name"):
+        ours.run(["nope"], {"x": x})
+
+
+def test_providers_and_options(tmp_path):
+    assert graft.get_available_providers() == ["CPUExecutionProvider"]
+    opts = graft.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = graft.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(tmp_path / "prof")
+    sess = graft.InferenceSession(_model().SerializeToString(), sess_options=opts,
+                                  providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    sess.run(None, {"x": np.zeros((2, 3), np.float32)})
+    onnx.checker.check_model(opts.optimized_model_filepath)
+    trace = sess.end_profiling()
+    assert os.path.exists(trace)
+    events = json.load(open(trace))
+    assert {e["args"]["op_name"] for e in events} >= {"Add", "Relu", "ReduceSum"}
+
+
+def test_accepts_path_and_pathlike(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(), path)
+    for arg in (str(path), path):
+        out = graft.InferenceSession(arg).run(["total"], {"x": np.ones((1, 3), np.float32)})[0]
+        assert out.shape == () and out.dtype == np.float32
+        assert out == pytest.approx(2.0 + 0.0 + 1.5)
+
+
+def test_string_and_bool_tensors():
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["t"]), helper.make_node("Not", ["b"], ["nb"])], "g",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, [2]),
+         helper.make_tensor_value_info("b", TensorProto.BOOL, [2])],
+        [helper.make_tensor_value_info("t", TensorProto.STRING, [2]),
+         helper.make_tensor_value_info("nb", TensorProto.BOOL, [2])])
+    sess = graft.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    t, nb = sess.run(None, {"s": np.array(["héllo", "world"], dtype=object), "b": np.array([True, False])})
+    assert list(t) == ["héllo", "world"]
+    assert list(nb) == [False, True]
