@@ -13,6 +13,7 @@
 #include "ir/schema.h"
 #include "ir/serialize.h"
 #include "ir/transforms/inline_functions.h"
+#include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 
@@ -117,6 +118,7 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std:
     return false;
   });
   model_->graph.topological_sort();
+  ir::optimize(*model_, options_.graph_optimization_level);
 
   // Partition: each provider in order claims what it can of the unclaimed nodes. With a single
   // host provider today every claimed node runs from its registry; nodes left over have no

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "exec/error.h"
 #include "exec/value.h"
 
 namespace graft {

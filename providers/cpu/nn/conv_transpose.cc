@@ -99,8 +99,8 @@ class ConvTranspose : public Kernel {
     const bool same = attrs_.auto_pad == "SAME_UPPER" || attrs_.auto_pad == "SAME_LOWER";
     g.in.assign(n, 0);
     for (size_t i = 0; i < n; ++i) {
-      if (g.strides[i] <= 0 || g.dilations[i] <= 0)
-        ctx.fail("strides and dilations must be positive");
+      if (g.strides[i] <= 0 || g.dilations[i] <= 0 || kernel[i] <= 0)
+        ctx.fail("kernel, strides and dilations must be positive");
       const int64_t full =
           g.strides[i] * (in[i] - 1) + out_pad[i] + (kernel[i] - 1) * g.dilations[i] + 1;
       if (same) {
@@ -157,7 +157,10 @@ class ConvTranspose : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(conv_transpose) {
-  reg.add({"", "ConvTranspose", 1, 1 << 30, kFloatTypes, 0, make<ConvTranspose>});
+  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
+  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
+                                          DType::BFloat16};
+  reg.add({"", "ConvTranspose", 1, 1 << 30, float_types, 0, make<ConvTranspose>});
 }
 
 }  // namespace graft

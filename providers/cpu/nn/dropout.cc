@@ -1,8 +1,9 @@
 // Dropout. In inference (and with ratio 0) the output is the input and the mask is all true (all
-// ones of T before opset 10). From opset 12 a true training_mode input drops each element with
-// probability `ratio` and scales the rest by 1 / (1 - ratio); the `seed` attribute makes the
-// draws repeatable: the draws are NumPy's legacy RandomState(seed).uniform() sequence, as in
-// the ONNX reference, so a seeded node matches it exactly.
+// ones of T before opset 10). Before opset 12 a node always runs in inference mode (the is_test
+// attribute of opsets 1-6 is ignored). From opset 12 a true training_mode input drops each
+// element with probability `ratio` and scales the rest by 1 / (1 - ratio). With a `seed`
+// attribute the draws are NumPy's legacy RandomState(seed).uniform() sequence, as in the ONNX
+// reference, so a seeded node matches it exactly.
 #include <mutex>
 #include <random>
 #include <type_traits>
@@ -17,7 +18,6 @@ class Dropout : public Kernel {
   explicit Dropout(const KernelInfo& info)
       : since_(info.since_version()),
         ratio_attr_(info.attr_float("ratio", 0.5f)),
-        is_test_(info.attr_int("is_test", 0) != 0),
         seeded_(info.has_attr("seed")),
         seed_(static_cast<uint32_t>(info.attr_int("seed", 0))),
         generator_(std::random_device{}()) {}
@@ -29,8 +29,6 @@ class Dropout : public Kernel {
     if (since_ >= 12) {
       if (ctx.has_input(1)) ratio = ctx.input(1).scalar_as_double();
       if (ctx.has_input(2)) training = ctx.input(2).scalar_as_int() != 0;
-    } else if (since_ < 7) {
-      training = !is_test_;
     }
     if (ratio < 0.0 || ratio > 1.0)
       ctx.fail("ratio must be in [0, 1], got " + std::to_string(ratio));
@@ -99,7 +97,6 @@ class Dropout : public Kernel {
 
   int since_;
   float ratio_attr_;
-  bool is_test_;
   bool seeded_;
   uint32_t seed_;
   std::mutex mutex_;
@@ -109,7 +106,10 @@ class Dropout : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(dropout) {
-  std::vector<DType> types = kFloatTypes;
+  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
+  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
+                                          DType::BFloat16};
+  std::vector<DType> types = float_types;
   types.insert(types.end(), {DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2,
                              DType::Float8E5M2FNUZ});
   reg.add({"", "Dropout", 1, 1 << 30, types, 0, make<Dropout>});

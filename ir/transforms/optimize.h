@@ -1,0 +1,18 @@
+// Provider-independent graph rewrites, by level (the onnxruntime levels: 0 none, 1 basic,
+// 2 extended, 99 all). Each pass is one file in this folder.
+#pragma once
+
+#include "ir/model.h"
+
+namespace graft::ir {
+
+// Level 1: remove Identity nodes and inference-mode Dropout.
+int eliminate_identity(Graph& graph);
+// Level 2: fold an inference BatchNormalization into the Conv that feeds it.
+int fold_conv_batchnorm(Graph& graph);
+
+// Runs every pass up to `level` on the main graph and nested graphs. Returns the number of
+// rewrites made.
+int optimize(Model& model, int level);
+
+}  // namespace graft::ir
