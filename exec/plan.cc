@@ -3,6 +3,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "exec/partition.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
 #include "ir/schema.h"
@@ -49,6 +50,22 @@ class PlanRunner : public SubgraphRunner {
   Profiler* profiler_;
 };
 
+// The registered kernel for `n` whose type constraint admits the dtype of its typed input (or
+// any, when that dtype is not known before running).
+const KernelDef* select_kernel(const KernelRegistry& registry, const ir::Node& n, int since,
+                               const std::vector<DType>& in_dtypes) {
+  for (const auto& d : registry.defs()) {
+    if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until) continue;
+    auto k = static_cast<size_t>(d.type_input);
+    DType t = k < in_dtypes.size() ? in_dtypes[k] : DType::Undefined;
+    if (t == DType::Undefined || d.dtypes.empty()) return &d;
+    for (DType a : d.dtypes) {
+      if (a == t) return &d;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
@@ -93,6 +110,8 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     return DType::Undefined;
   };
 
+  const std::vector<int> owners = partition(ctx.model, graph, ctx.providers);
+  size_t step_index = 0;
   for (const auto& node_ptr : graph.nodes) {
     const ir::Node& n = *node_ptr;
     auto step = std::make_unique<Step>();
@@ -123,41 +142,27 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
         step->subplan_outer.push_back(std::move(idx));
       }
     }
-    // Kernel resolution.
+    // Kernel resolution, from the registry of the provider the partitioner chose.
     int64_t opset = ctx.model.opset(n.domain);
+    const std::string domain_name = n.domain.empty() ? "ai.onnx" : n.domain;
     if (opset == 0) {
-      throw InvalidArgument(step->desc + ": the model imports no opset for domain '" +
-                            (n.domain.empty() ? std::string("ai.onnx") : n.domain) + "'");
+      throw InvalidArgument(step->desc + ": the model imports no opset for domain '" + domain_name + "'");
     }
     const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
     int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
-    const std::string domain_name = n.domain.empty() ? "ai.onnx" : n.domain;
-    const KernelDef* def = nullptr;
-    if (ctx.registry.has_op(n.domain, n.op_type, since)) {
-      // Try the first input's type, then each candidate's own type input.
-      for (const auto& d : ctx.registry.defs()) {
-        if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until) continue;
-        DType t = d.type_input < static_cast<int>(in_dtypes.size()) ? in_dtypes[static_cast<size_t>(d.type_input)]
-                                                                    : DType::Undefined;
-        if (ctx.registry.find(n.domain, n.op_type, since, t) == &d) {
-          def = &d;
-          break;
-        }
-        bool ok = t == DType::Undefined || d.dtypes.empty();
-        for (DType a : d.dtypes) ok = ok || a == t;
-        if (ok) {
-          def = &d;
-          break;
-        }
-      }
-      if (!def) {
-        throw NotImplemented(step->desc + ": no CPU kernel for op " + n.op_type + " (domain '" + domain_name +
-                             "', opset " + std::to_string(opset) + ") with input type " +
-                             dtype_name(in_dtypes.empty() ? DType::Undefined : in_dtypes[0]));
-      }
-    } else {
+    int owner = owners[step_index++];
+    if (owner < 0) {
+      std::string names;
+      for (const auto* p : ctx.providers) names += std::string(names.empty() ? "" : ", ") + p->name();
       throw NotImplemented(step->desc + ": no kernel for op " + n.op_type + " (domain '" + domain_name +
-                           "', opset " + std::to_string(opset) + ")");
+                           "', opset " + std::to_string(opset) + ") in providers [" + names + "]");
+    }
+    const KernelDef* def = select_kernel(ctx.providers[static_cast<size_t>(owner)]->registry(), n, since, in_dtypes);
+    if (!def) {
+      throw NotImplemented(step->desc + ": no " + ctx.providers[static_cast<size_t>(owner)]->name() +
+                           " kernel for op " + n.op_type + " (domain '" + domain_name + "', opset " +
+                           std::to_string(opset) + ") with input type " +
+                           dtype_name(in_dtypes.empty() ? DType::Undefined : in_dtypes[0]));
     }
     KernelInfo info(n, since, std::move(in_dtypes), std::move(constants));
     step->kernel = def->factory(info);

@@ -18,10 +18,12 @@ class Model;
 
 struct Profiler;
 
+class ExecutionProvider;
+
 // Everything a plan needs from the session while it is built.
 struct PlanContext {
   const ir::Model& model;
-  const KernelRegistry& registry;
+  std::vector<const ExecutionProvider*> providers;  // preference order
 };
 
 class GraphPlan {

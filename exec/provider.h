@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "exec/allocator.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -26,6 +27,8 @@ class ExecutionProvider {
   virtual std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const = 0;
   // The registry this provider's kernels are created from.
   virtual const KernelRegistry& registry() const = 0;
+  // Where this provider's kernels put their outputs.
+  virtual Allocator& allocator() const = 0;
 };
 
 using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)();

@@ -108,7 +108,6 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std:
     eps.push_back(std::move(ep));
   }
   if (eps.empty()) throw InvalidArgument("no execution provider is available");
-  const KernelRegistry& registry = eps.front()->registry();
 
   // Standard ops without a kernel in any chosen provider run as their function body.
   ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
@@ -120,24 +119,11 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std:
   model_->graph.topological_sort();
   ir::optimize(*model_, options_.graph_optimization_level);
 
-  // Partition: each provider in order claims what it can of the unclaimed nodes. With a single
-  // host provider today every claimed node runs from its registry; nodes left over have no
-  // kernel anywhere.
-  std::set<size_t> claimed;
-  for (const auto& ep : eps) {
-    for (size_t i : ep->capability(*model_, model_->graph)) claimed.insert(i);
-  }
-  for (size_t i = 0; i < model_->graph.nodes.size(); ++i) {
-    if (claimed.count(i)) continue;
-    const ir::Node& n = *model_->graph.nodes[i];
-    int64_t opset = model_->opset(n.domain);
-    throw NotImplemented(n.describe() + ": no kernel for op " + n.op_type + " (domain '" +
-                         (n.domain.empty() ? std::string("ai.onnx") : n.domain) + "', opset " +
-                         std::to_string(opset) + ") in providers [" + providers_.front() + "]");
-  }
   if (!options_.optimized_model_filepath.empty()) ir::save_model(*model_, options_.optimized_model_filepath);
 
-  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, registry}, std::vector<std::string>{});
+  std::vector<const ExecutionProvider*> chosen;
+  for (const auto& ep : eps) chosen.push_back(ep.get());
+  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen}, std::vector<std::string>{});
 
   std::set<std::string> initializer_names;
   for (const auto& t : model_->graph.initializers) initializer_names.insert(t->name());

@@ -23,12 +23,10 @@ std::string shape_to_string(const Shape& shape) {
   return out.str();
 }
 
-Buffer::Buffer(DType dtype, int64_t count) : dtype_(dtype), count_(count) {
+Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator)
+    : dtype_(dtype), count_(count), allocator_(&allocator) {
   size_t bytes = static_cast<size_t>(count) * dtype_size(dtype);
-  // 64-byte alignment for vector loads; never a null pointer, even for empty tensors.
-  size_t rounded = (bytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (data_ == nullptr) throw std::bad_alloc();
+  data_ = allocator.allocate(bytes);
   if (dtype == DType::String) {
     auto* s = static_cast<std::string*>(data_);
     for (int64_t i = 0; i < count; ++i) new (s + i) std::string();
@@ -46,7 +44,7 @@ Buffer::~Buffer() {
     auto* s = static_cast<std::string*>(data_);
     for (int64_t i = 0; i < count_; ++i) s[i].~basic_string();
   }
-  std::free(data_);
+  allocator_->release(data_, static_cast<size_t>(count_) * dtype_size(dtype_));
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {

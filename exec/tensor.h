@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "exec/allocator.h"
 #include "exec/dtype.h"
 
 namespace graft {
@@ -20,8 +21,8 @@ std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
 // their destructors run).
 class Buffer {
  public:
-  // Allocates `count` elements of `dtype`, zero-filled (strings are empty).
-  Buffer(DType dtype, int64_t count);
+  // Allocates `count` elements of `dtype` from `allocator`, zero-filled (strings are empty).
+  Buffer(DType dtype, int64_t count, Allocator& allocator = cpu_allocator());
   // Wraps memory owned elsewhere; `keep_alive` holds its owner.
   Buffer(void* data, std::shared_ptr<void> keep_alive);
   ~Buffer();
@@ -33,6 +34,7 @@ class Buffer {
   void* data_ = nullptr;
   DType dtype_ = DType::Undefined;
   int64_t count_ = 0;
+  Allocator* allocator_ = nullptr;
   std::shared_ptr<void> keep_alive_;
 };
 

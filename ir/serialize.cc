@@ -138,6 +138,48 @@ Model load_model(const std::string& path, const LoadOptions& options) {
   return finish_load(proto, dir, "model file '" + path + "'", options);
 }
 
+namespace {
+
+// Copies value_info from `src` into `dst`, which have the same structure.
+void copy_value_info(const Graph& src, Graph& dst) {
+  for (const auto& [name, info] : src.value_info) dst.value_info[name] = info;
+  for (size_t i = 0; i < src.nodes.size() && i < dst.nodes.size(); ++i) {
+    const auto& sa = src.nodes[i]->attributes;
+    auto& da = dst.nodes[i]->attributes;
+    for (size_t a = 0; a < sa.size() && a < da.size(); ++a) {
+      for (size_t g = 0; g < sa[a].graphs.size() && g < da[a].graphs.size(); ++g) {
+        copy_value_info(*sa[a].graphs[g], *da[a].graphs[g]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void infer_shapes(Model& model) {
+  onnx::ModelProto proto;
+  model_to_proto(model, &proto);
+  // Inference reads initializer types and shapes, not their data.
+  for (auto& t : *proto.mutable_graph()->mutable_initializer()) {
+    t.clear_raw_data();
+    t.clear_float_data();
+    t.clear_int64_data();
+    t.clear_int32_data();
+    t.clear_double_data();
+  }
+  try {
+    onnx::ShapeInferenceOptions si;
+    si.check_type = false;
+    si.error_mode = 0;
+    onnx::shape_inference::InferShapes(proto, onnx::OpSchemaRegistry::Instance(), si);
+    proto.mutable_graph()->clear_initializer();
+    Model inferred = model_from_proto(proto);
+    copy_value_info(inferred.graph, model.graph);
+  } catch (const std::exception&) {
+    // Types stay as they were; kernels then learn dtypes when they run.
+  }
+}
+
 std::string serialize_model(const Model& model) {
   onnx::ModelProto proto;
   model_to_proto(model, &proto);

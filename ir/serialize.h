@@ -36,4 +36,8 @@ Model model_from_proto(const onnx::ModelProto& proto);
 void model_to_proto(const Model& model, onnx::ModelProto* proto);
 Node node_from_proto(const onnx::NodeProto& proto);
 
+// Runs ONNX shape inference on `model` and records the inferred types of intermediate values
+// (in nested graphs too). Inference failures leave the types as they were.
+void infer_shapes(Model& model);
+
 }  // namespace graft::ir

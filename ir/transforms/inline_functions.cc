@@ -15,6 +15,8 @@ struct Inliner {
   Model& model;
   const KeepNode& keep;
   int counter = 0;
+  // Default attribute values of the function being expanded.
+  std::unordered_map<std::string, onnx::AttributeProto> defaults;
 
   const onnx::FunctionProto* local_function(const Node& n) const {
     for (const auto& f : model.functions) {
@@ -25,14 +27,19 @@ struct Inliner {
 
   // The function body to inline for `n`, or false when the node stays.
   bool body_for(const Node& n, const Graph& graph, onnx::FunctionProto* body) {
+    defaults.clear();
     if (const auto* f = local_function(n)) {
       *body = *f;
+      for (const auto& a : f->attribute_proto()) defaults[a.name()] = a;
       return true;
     }
     int64_t opset = model.opset(n.domain);
     const onnx::OpSchema* schema = find_schema(n.domain, n.op_type, opset);
     if (!schema) return false;
     if (keep(n, schema->SinceVersion())) return false;
+    for (const auto& [name, attr] : schema->attributes()) {
+      if (attr.default_value.type() != onnx::AttributeProto::UNDEFINED) defaults[name] = attr.default_value;
+    }
     if (schema->HasFunction()) {
       const onnx::FunctionProto* f = schema->GetFunction(static_cast<int>(opset));
       if (!f) return false;
@@ -83,8 +90,6 @@ struct Inliner {
       if (it != rename.end()) return it->second;
       return rename[v] = prefix + v;
     };
-    std::unordered_map<std::string, const onnx::AttributeProto*> defaults;
-    for (const auto& a : body.attribute_proto()) defaults[a.name()] = &a;
     std::vector<Node> out;
     for (const auto& np_const : body.node()) {
       onnx::NodeProto np = np_const;
@@ -100,7 +105,7 @@ struct Inliner {
         if (given) {
           value = *given->proto;
         } else if (defaults.count(a.ref_attr_name())) {
-          value = *defaults[a.ref_attr_name()];
+          value = defaults[a.ref_attr_name()];
         } else {
           continue;
         }
@@ -165,6 +170,8 @@ struct Inliner {
         --i;
         changed = true;
       }
+      // Bodies built from types (context-dependent functions) need the new values' types.
+      if (changed && depth == 0) infer_shapes(model);
     }
     graph.renumber();
   }
@@ -173,7 +180,7 @@ struct Inliner {
 }  // namespace
 
 void inline_functions(Model& model, const KeepNode& keep) {
-  Inliner inliner{model, keep};
+  Inliner inliner{model, keep, 0, {}};
   inliner.run(model.graph, 0);
 }
 

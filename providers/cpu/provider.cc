@@ -16,6 +16,7 @@ class CpuProvider : public ExecutionProvider {
     return claimed;
   }
   const KernelRegistry& registry() const override { return cpu_kernel_registry(); }
+  Allocator& allocator() const override { return cpu_allocator(); }
 };
 
 std::unique_ptr<ExecutionProvider> make_cpu_provider() { return std::make_unique<CpuProvider>(); }

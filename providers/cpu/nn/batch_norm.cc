@@ -56,7 +56,10 @@ class BatchNormalization : public Kernel {
         ctx.fail("input " + std::to_string(i) + " has " + std::to_string(size) +
                  " elements, expected " + std::to_string(c));
     }
-    std::vector<double>&scale = params[0], &bias = params[1], &mean = params[2], &var = params[3];
+    const std::vector<double>& scale = params[0];
+    const std::vector<double>& bias = params[1];
+    std::vector<double>& mean = params[2];
+    std::vector<double>& var = params[3];
     const bool per_position = static_cast<int64_t>(scale.size()) != c;
     Tensor& y = ctx.output(0, x.dtype(), x.shape());
 

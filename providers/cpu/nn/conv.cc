@@ -2,6 +2,7 @@
 // GEMM per (image, group). float16/bfloat16 are computed in float.
 #include <omp.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "exec/kernel.h"
@@ -37,13 +38,10 @@ void run_conv(const ConvProblem& p, const T* x, const T* w, const T* b, T* y) {
       cpu::im2col(xg, cg, g, col);
       cols = col;
     }
-    cpu::gemm<T>(false, false, mg, out_size, depth, w + gi * mg * depth, cols, yg);
+    // The bias is written first and the product accumulated onto it.
     if (b != nullptr)
-      for (int64_t m = 0; m < mg; ++m) {
-        const T bias = b[gi * mg + m];
-        T* row = yg + m * out_size;
-        for (int64_t j = 0; j < out_size; ++j) row[j] += bias;
-      }
+      for (int64_t m = 0; m < mg; ++m) std::fill_n(yg + m * out_size, out_size, b[gi * mg + m]);
+    cpu::gemm<T>(false, false, mg, out_size, depth, w + gi * mg * depth, cols, yg, b != nullptr);
   };
   const size_t col_size = pointwise ? 0 : static_cast<size_t>(depth * out_size);
   // Many independent (image, group) units: one per thread, each GEMM single-threaded. Otherwise

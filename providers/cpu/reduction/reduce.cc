@@ -16,7 +16,6 @@ namespace {
 
 enum class ReduceOp { Sum, Mean, Max, Min, Prod, L1, L2, LogSum, LogSumExp, SumSquare };
 
-template <typename T>
 void reduce_bool(ReduceOp op, const cpu::ReducePlan& plan, const bool* in, bool* out,
                  const KernelContext& ctx) {
   if (op != ReduceOp::Max && op != ReduceOp::Min)
@@ -169,7 +168,7 @@ class Reduce : public Kernel {
     dispatch_numeric(x.dtype(), "Reduce", [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_same_v<T, bool>)
-        reduce_bool<T>(op_, plan, x.data<bool>(), y.data<bool>(), ctx);
+        reduce_bool(op_, plan, x.data<bool>(), y.data<bool>(), ctx);
       else if constexpr (std::is_integral_v<T>)
         reduce_integer<T>(op_, plan, x.data<T>(), y.data<T>(), ctx);
       else

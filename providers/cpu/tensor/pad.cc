@@ -1,5 +1,7 @@
 // Pad: grows (or, with negative pads, crops) each axis; new elements are a constant, the
 // reflection, the edge value or the wrapped-around values.
+#include <algorithm>
+
 #include "exec/kernel.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
@@ -86,6 +88,10 @@ class Pad final : public Kernel {
         return;
       }
       const std::vector<int64_t>& last = source.back();
+      // Output columns [mid_begin, mid_end) copy a contiguous run of the source row.
+      const int64_t mid_begin = std::clamp<int64_t>(begin.back(), 0, inner);
+      const int64_t mid_end =
+          std::clamp<int64_t>(begin.back() + x.shape().back(), mid_begin, inner);
 #pragma omp parallel for if (y.size() > tensor_ops::kParallelElements)
       for (int64_t r = 0; r < rows; ++r) {
         int64_t rem = r, offset = 0;
@@ -97,10 +103,18 @@ class Pad final : public Kernel {
           offset += i * strides[d];
         }
         T* out = dst + r * inner;
-        for (int64_t k = 0; k < inner; ++k) {
-          const int64_t i = last[static_cast<size_t>(k)];
-          out[k] = constant_row || i < 0 ? value : src[offset + i];
+        if (constant_row) {
+          std::fill(out, out + inner, value);
+          continue;
         }
+        auto edge = [&](int64_t k) {
+          const int64_t i = last[static_cast<size_t>(k)];
+          out[k] = i < 0 ? value : src[offset + i];
+        };
+        for (int64_t k = 0; k < mid_begin; ++k) edge(k);
+        const T* run = src + offset + (mid_begin - begin.back());
+        std::copy(run, run + (mid_end - mid_begin), out + mid_begin);
+        for (int64_t k = mid_end; k < inner; ++k) edge(k);
       }
     });
   }

@@ -12,22 +12,23 @@ class ShapeOp final : public Kernel {
  public:
   explicit ShapeOp(const KernelInfo& info)
       : start_(info.attr_int("start", 0)),
-        end_(info.has_attr("end") ? info.attr_int("end", 0) : kNoEnd) {}
+        has_end_(info.has_attr("end")),
+        end_(info.attr_int("end", 0)) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const int64_t rank = x.rank();
     auto clamp = [rank](int64_t i) { return std::clamp(i < 0 ? i + rank : i, int64_t{0}, rank); };
     const int64_t begin = clamp(start_);
-    const int64_t end = end_ == kNoEnd ? rank : clamp(end_);
+    const int64_t end = has_end_ ? clamp(end_) : rank;
     const int64_t count = std::max<int64_t>(end - begin, 0);
     Tensor& y = ctx.output(0, DType::Int64, {count});
     std::copy(x.shape().begin() + begin, x.shape().begin() + begin + count, y.data<int64_t>());
   }
 
  private:
-  static constexpr int64_t kNoEnd = INT64_MIN;
   int64_t start_;
+  bool has_end_;
   int64_t end_;
 };
 

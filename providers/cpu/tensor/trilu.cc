@@ -34,9 +34,9 @@ class Trilu final : public Kernel {
           const int64_t edge = std::clamp<int64_t>(upper_ ? i + k : i + k + 1, 0, cols);
           const int64_t offset = (m * rows + i) * cols;
           const int64_t keep_begin = upper_ ? edge : 0, keep_end = upper_ ? cols : edge;
-          for (int64_t j = 0; j < cols; ++j) {
-            dst[offset + j] = j >= keep_begin && j < keep_end ? src[offset + j] : T{};
-          }
+          std::fill(dst + offset, dst + offset + keep_begin, T{});
+          std::copy(src + offset + keep_begin, src + offset + keep_end, dst + offset + keep_begin);
+          std::fill(dst + offset + keep_end, dst + offset + cols, T{});
         }
       }
     });

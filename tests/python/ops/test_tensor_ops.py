@@ -289,7 +289,7 @@ def test_tile(dtype):
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
-@pytest.mark.parametrize("pads", [[1, 2, 2, 1], [0, 3, 2, 0], [2, 2, 2, 2]])
+@pytest.mark.parametrize("pads", [[1, 2, 2, 1], [0, 3, 2, 0], [2, 2, 2, 2], [4, 5, 7, 9]])
 def test_pad_modes(mode, pads):
     x = data((3, 4))
     inputs = {"x": x, "p": ints(*pads), "v": np.array(1.5, np.float32) if mode == "constant"
@@ -306,10 +306,13 @@ def test_pad_versions():
     check("Pad", {"x": data((2, 3), object), "p": ints(1, 1, 0, 0),
                   "v": np.array("z", dtype=object)}, opset=13)
     # Negative pads crop (NumPy's pad, the reference, refuses them).
-    inputs = {"x": x, "p": ints(0, -1, 1, 0, 0, -2)}
-    (y,) = run_graft(make_model("Pad", inputs, ["y"], {"mode": "reflect"}, 11), inputs)
-    expected = np.pad(x, [(0, 0), (0, 0), (1, 0)], mode="reflect")[:, 1:, :-2]
-    assert_same(y, expected)
+    for mode in ("constant", "reflect", "edge"):
+        inputs = {"x": x, "p": ints(0, -1, 1, 0, 0, -2)}
+        (y,) = run_graft(make_model("Pad", inputs, ["y"], {"mode": mode}, 11), inputs)
+        assert_same(y, np.pad(x, [(0, 0), (0, 0), (1, 0)], mode=mode)[:, 1:, :-2])
+        inputs = {"x": x, "p": ints(0, 0, -3, 0, 0, 2)}
+        (y,) = run_graft(make_model("Pad", inputs, ["y"], {"mode": mode}, 11), inputs)
+        assert_same(y, np.pad(x, [(0, 0), (0, 0), (0, 2)], mode=mode)[:, :, 3:])
 
 
 @pytest.mark.parametrize("dtype,start,limit,delta", [(np.float32, 1, 7.5, 0.5),

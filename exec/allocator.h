@@ -1,0 +1,35 @@
+// Allocators hand out device memory for tensors. A provider exposes the allocator its kernels'
+// outputs live in; the host one is cpu_allocator().
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+namespace graft {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual const char* name() const = 0;
+  // Returns at least `bytes` (a valid pointer even for 0) aligned to 64 bytes; throws
+  // std::bad_alloc when memory is exhausted.
+  virtual void* allocate(size_t bytes) = 0;
+  // Gives back memory from allocate(); `bytes` is the size that was asked for.
+  virtual void release(void* ptr, size_t bytes) = 0;
+  // Bytes currently handed out and the most ever handed out at once.
+  size_t bytes_in_use() const { return in_use_.load(); }
+  size_t peak_bytes() const { return peak_.load(); }
+
+ protected:
+  void note_allocate(size_t bytes);
+  void note_release(size_t bytes) { in_use_ -= bytes; }
+
+ private:
+  std::atomic<size_t> in_use_{0};
+  std::atomic<size_t> peak_{0};
+};
+
+// Host memory, 64-byte aligned.
+Allocator& cpu_allocator();
+
+}  // namespace graft
