@@ -204,15 +204,4 @@ KernelRegistry& cpu_kernel_registry() {
   return registry;
 }
 
-const std::vector<DType> kFloatTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16};
-const std::vector<DType> kNumberTypes = {DType::Float,  DType::Double, DType::Float16, DType::BFloat16,
-                                         DType::Int8,   DType::Int16,  DType::Int32,   DType::Int64,
-                                         DType::UInt8,  DType::UInt16, DType::UInt32,  DType::UInt64};
-const std::vector<DType> kSignedTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
-                                         DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64};
-const std::vector<DType> kAllTypes = {DType::Float,  DType::Double, DType::Float16, DType::BFloat16,
-                                      DType::Int8,   DType::Int16,  DType::Int32,   DType::Int64,
-                                      DType::UInt8,  DType::UInt16, DType::UInt32,  DType::UInt64,
-                                      DType::Bool,   DType::String};
-
 }  // namespace graft

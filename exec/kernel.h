@@ -171,10 +171,17 @@ std::unique_ptr<Kernel> make(const KernelInfo& info) {
   return std::make_unique<K>(info);
 }
 
-// Common type lists for KernelDef::dtypes.
-extern const std::vector<DType> kFloatTypes;    // float, double, float16, bfloat16
-extern const std::vector<DType> kNumberTypes;   // floats and all integers
-extern const std::vector<DType> kSignedTypes;   // floats and signed integers
-extern const std::vector<DType> kAllTypes;      // numbers, bool, string
+// Common type lists for KernelDef::dtypes. Inline, so every kernel file that includes this
+// header sees them initialized before its own registrar runs.
+inline const std::vector<DType> kFloatTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16};
+inline const std::vector<DType> kNumberTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
+                                                DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64,
+                                                DType::UInt8, DType::UInt16, DType::UInt32,  DType::UInt64};
+inline const std::vector<DType> kSignedTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
+                                                DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64};
+inline const std::vector<DType> kAllTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
+                                             DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64,
+                                             DType::UInt8, DType::UInt16, DType::UInt32,  DType::UInt64,
+                                             DType::Bool,  DType::String};
 
 }  // namespace graft

@@ -95,11 +95,23 @@ Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const st
     }
   }
   if (options.check) {
+    // onnx.checker insists that main-graph inputs and outputs carry a shape; onnxruntime, and
+    // so graft, accept an unknown one. Lend such values an empty shape for the check only.
+    std::vector<onnx::TypeProto_Tensor*> lent;
+    for (auto* list : {proto.mutable_graph()->mutable_input(), proto.mutable_graph()->mutable_output()}) {
+      for (auto& v : *list) {
+        if (v.type().has_tensor_type() && !v.type().tensor_type().has_shape()) {
+          lent.push_back(v.mutable_type()->mutable_tensor_type());
+          lent.back()->mutable_shape();
+        }
+      }
+    }
     try {
       onnx::checker::check_model(proto, false, false, false);
     } catch (const std::exception& e) {
       throw InvalidArgument(origin + " is not a valid ONNX model: " + e.what());
     }
+    for (auto* t : lent) t->clear_shape();
   }
   if (options.infer_shapes) {
     try {

@@ -1,4 +1,6 @@
 // Gemm: Y = alpha * op(A) * op(B) + beta * C, with C unidirectionally broadcast to [M, N].
+#include <omp.h>
+
 #include <type_traits>
 
 #include "exec/kernel.h"
@@ -51,9 +53,11 @@ class Gemm : public Kernel {
         return c->data<T>()[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)];
       };
       if constexpr (std::is_same_v<T, float>) {
-        if (c != nullptr)
+        if (c != nullptr) {
+#pragma omp parallel for if (m * n > (1 << 16) && !omp_in_parallel())
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < n; ++j) yp[i * n + j] = beta_ * c_at(i, j);
+        }
         cpu::sgemm(trans_a_, trans_b_, m, n, k, alpha_, a.data<float>(), a.dim(1), b.data<float>(),
                    b.dim(1), c != nullptr ? 1.0f : 0.0f, yp, n);
       } else {

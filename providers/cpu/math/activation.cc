@@ -2,9 +2,11 @@
 // Gelu. Each is a functor over the compute type, holding its attributes.
 #include <cmath>
 #include <numbers>
+#include <type_traits>
 
 #include "exec/kernel.h"
 #include "providers/cpu/math/elementwise.h"
+#include "providers/cpu/math/fast_math.h"
 
 namespace graft {
 namespace {
@@ -13,6 +15,16 @@ using elementwise::Family;
 using elementwise::NoAttrs;
 using elementwise::register_versions;
 using elementwise::UnaryKernel;
+
+// tanh in float through the vectorizable fast_math::tanh; double through libm.
+template <typename T>
+T tanh_of(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return fast_math::tanh(x);
+  } else {
+    return std::tanh(x);
+  }
+}
 
 template <typename T>
 T softplus(T x) {
@@ -31,9 +43,7 @@ struct SigmoidFn : NoAttrs {
   using NoAttrs::NoAttrs;
   template <typename T>
   T operator()(T x) const {
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
+    return T(1) / (T(1) + std::exp(-x));  // exp(-x) = inf gives the limit 0
   }
 };
 
@@ -41,7 +51,7 @@ struct TanhFn : NoAttrs {
   using NoAttrs::NoAttrs;
   template <typename T>
   T operator()(T x) const {
-    return std::tanh(x);
+    return tanh_of(x);
   }
 };
 
@@ -73,7 +83,7 @@ struct MishFn : NoAttrs {
   using NoAttrs::NoAttrs;
   template <typename T>
   T operator()(T x) const {
-    return x * std::tanh(softplus(x));
+    return x * tanh_of(softplus(x));
   }
 };
 
@@ -151,7 +161,7 @@ struct GeluFn {
   T operator()(T x) const {
     if (tanh_approx) {
       const T k = std::sqrt(T(2) / std::numbers::pi_v<T>);
-      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+      return T(0.5) * x * (T(1) + tanh_of(k * (x + T(0.044715) * x * x * x)));
     }
     return T(0.5) * x * (T(1) + std::erf(x / std::numbers::sqrt2_v<T>));
   }

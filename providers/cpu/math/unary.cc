@@ -24,7 +24,6 @@ using elementwise::UnaryKernel;
     }                              \
   };
 
-GRAFT_UNARY_FN(AbsFn, std::is_unsigned_v<T> ? x : (x < T(0) ? T(-x) : x))
 GRAFT_UNARY_FN(NegFn, -x)
 GRAFT_UNARY_FN(ReciprocalFn, T(1) / x)
 GRAFT_UNARY_FN(SqrtFn, std::sqrt(x))
@@ -50,6 +49,21 @@ GRAFT_UNARY_FN(NotFn, !x)
 GRAFT_UNARY_FN(BitwiseNotFn, ~x)
 
 #undef GRAFT_UNARY_FN
+
+// |x|; -0.0 gives +0.0, as NumPy's abs.
+struct AbsFn : NoAttrs {
+  using NoAttrs::NoAttrs;
+  template <typename T>
+  T operator()(T x) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      return std::fabs(x);
+    } else if constexpr (std::is_unsigned_v<T>) {
+      return x;
+    } else {
+      return static_cast<T>(x < T(0) ? -x : x);
+    }
+  }
+};
 
 // -1, 0 or 1; NaN stays NaN.
 struct SignFn : NoAttrs {

@@ -39,8 +39,10 @@ void run_conv(const ConvProblem& p, const T* x, const T* w, const T* b, T* y) {
       cols = col;
     }
     // The bias is written first and the product accumulated onto it.
-    if (b != nullptr)
+    if (b != nullptr) {
+#pragma omp parallel for if (mg * out_size > (1 << 16) && !omp_in_parallel())
       for (int64_t m = 0; m < mg; ++m) std::fill_n(yg + m * out_size, out_size, b[gi * mg + m]);
+    }
     cpu::gemm<T>(false, false, mg, out_size, depth, w + gi * mg * depth, cols, yg, b != nullptr);
   };
   const size_t col_size = pointwise ? 0 : static_cast<size_t>(depth * out_size);

@@ -2,6 +2,7 @@
 // are seen as 3-D with leading dims of 1, so one loop nest serves all.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -61,29 +62,13 @@ struct PoolParams {
   bool column_major;  // MaxPool storage_order
 };
 
-// Folds every in-input tap of one output window: visit(offset) gets the tap's element offset in
-// the plane, row by row along the last dim.
-template <typename Visit>
-inline void for_each_tap(const Geometry3& g, const Span& sd, const Span& sh, const Span& sw,
-                         Visit&& visit) {
-  for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
-    const int64_t d = sd.start + kd * g.dilation[0];
-    for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
-      const int64_t row = (d * g.in[1] + sh.start + kh * g.dilation[1]) * g.in[2] + sw.start;
-      for (int64_t kw = sw.lo; kw < sw.hi; ++kw) visit(row + kw * g.dilation[2]);
-    }
-  }
-}
-
+// MaxPool with the Indices output: one window at a time, keeping the first maximum's position.
 template <typename T>
-void run_pool(const PoolParams& pp, const Geometry3& g, int64_t planes, const T* x, T* y,
-              int64_t* indices) {
-  using Acc = std::conditional_t<std::is_integral_v<T>, T, cpu::AccumulateType<T>>;
+void run_max_with_indices(const PoolParams& pp, const Geometry3& g,
+                          const std::vector<Span> (&spans)[3], int64_t planes, const T* x, T* y,
+                          int64_t* indices) {
   const int64_t in_size = g.in[0] * g.in[1] * g.in[2];
   const int64_t out_size = g.out[0] * g.out[1] * g.out[2];
-  std::vector<Span> spans[3];
-  for (int i = 0; i < 3; ++i)
-    for (int64_t o = 0; o < g.out[i]; ++o) spans[i].push_back(span_of(g, i, o));
   // Position of an in-plane offset in column-major order (storage_order = 1).
   auto column_major = [&g](int64_t offset) {
     const int64_t w = offset % g.in[2], h = (offset / g.in[2]) % g.in[1];
@@ -97,60 +82,131 @@ void run_pool(const PoolParams& pp, const Geometry3& g, int64_t planes, const T*
     for (const Span& sd : spans[0]) {
       for (const Span& sh : spans[1]) {
         for (const Span& sw : spans[2]) {
-          const bool empty = sd.hi <= sd.lo || sh.hi <= sh.lo || sw.hi <= sw.lo;
-          if (pp.kind == PoolKind::Max) {
-            if (indices == nullptr) {
-              Acc best = std::numeric_limits<Acc>::lowest();
-              if constexpr (std::numeric_limits<Acc>::has_infinity)
-                best = -std::numeric_limits<Acc>::infinity();
-              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
-                const Acc v = static_cast<Acc>(xp[at]);
-                best = v > best ? v : best;
-              });
-              y[o] = static_cast<T>(empty ? Acc(0) : best);
-            } else {
-              Acc best = Acc(0);
-              int64_t best_at = -1;
-              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
-                const Acc v = static_cast<Acc>(xp[at]);
-                if (best_at < 0 || v > best) {
-                  best = v;
+          T best = T();
+          int64_t best_at = -1;
+          for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
+            const int64_t d = sd.start + kd * g.dilation[0];
+            for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
+              const int64_t row = (d * g.in[1] + sh.start + kh * g.dilation[1]) * g.in[2];
+              for (int64_t kw = sw.lo; kw < sw.hi; ++kw) {
+                const int64_t at = row + sw.start + kw * g.dilation[2];
+                if (best_at < 0 || xp[at] > best) {
+                  best = xp[at];
                   best_at = at;
                 }
-              });
-              y[o] = static_cast<T>(best);
-              indices[o] = best_at < 0 ? -1
-                                       : plane * in_size +
-                                             (pp.column_major ? column_major(best_at) : best_at);
-            }
-            ++o;
-            continue;
-          }
-          if constexpr (!std::is_integral_v<T>) {
-            Acc sum = 0;
-            if (pp.kind == PoolKind::Average) {
-              for_each_tap(g, sd, sh, sw, [&](int64_t at) { sum += static_cast<Acc>(xp[at]); });
-              const int64_t count = pp.count_include_pad
-                                        ? sd.padded * sh.padded * sw.padded
-                                        : (sd.hi - sd.lo) * (sh.hi - sh.lo) * (sw.hi - sw.lo);
-              y[o] = static_cast<T>(count > 0 ? sum / static_cast<Acc>(count)
-                                              : std::numeric_limits<Acc>::quiet_NaN());
-            } else {
-              const Acc p = static_cast<Acc>(pp.p);
-              for_each_tap(g, sd, sh, sw, [&](int64_t at) {
-                const Acc v = std::abs(static_cast<Acc>(xp[at]));
-                sum += pp.p == 1 ? v : (pp.p == 2 ? v * v : std::pow(v, p));
-              });
-              y[o] = static_cast<T>(pp.p == 1   ? sum
-                                    : pp.p == 2 ? std::sqrt(sum)
-                                                : std::pow(sum, Acc(1) / p));
+              }
             }
           }
+          y[o] = best;
+          indices[o] = best_at < 0
+                           ? -1
+                           : plane * in_size + (pp.column_major ? column_major(best_at) : best_at);
           ++o;
         }
       }
     }
   }
+}
+
+// Max, average and Lp pooling a line at a time: for each output line (fixed d, h) every kernel
+// tap is applied to the whole line, so the innermost loop runs over contiguous outputs.
+template <typename T>
+void run_pool_lines(const PoolParams& pp, const Geometry3& g, const std::vector<Span> (&spans)[3],
+                    int64_t planes, const T* x, T* y) {
+  using Acc = std::conditional_t<std::is_integral_v<T>, T, cpu::AccumulateType<T>>;
+  const int64_t in_size = g.in[0] * g.in[1] * g.in[2];
+  const int64_t out_w = g.out[2], stride = g.stride[2];
+  const int64_t out_size = g.out[0] * g.out[1] * out_w;
+  Acc init = Acc(0);
+  if (pp.kind == PoolKind::Max) {
+    init = std::numeric_limits<Acc>::lowest();
+    if constexpr (std::numeric_limits<Acc>::has_infinity)
+      init = -std::numeric_limits<Acc>::infinity();
+  }
+  // Valid output range [lo, hi) along the last dim for each kernel tap.
+  std::vector<int64_t> tap_lo(static_cast<size_t>(g.kernel[2])), tap_hi(tap_lo.size());
+  for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+    const int64_t offset = kw * g.dilation[2] - g.pad_begin[2];
+    const int64_t lo = offset >= 0 ? 0 : ceil_div(-offset, stride);
+    tap_lo[static_cast<size_t>(kw)] = std::min(lo, out_w);
+    tap_hi[static_cast<size_t>(kw)] =
+        std::clamp(ceil_div(g.in[2] - offset, stride), std::min(lo, out_w), out_w);
+  }
+  const Acc p = static_cast<Acc>(pp.p);
+#pragma omp parallel for if (planes * out_size > 4096 && !omp_in_parallel())
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const T* xp = x + plane * in_size;
+    T* yp = y + plane * out_size;
+    std::vector<Acc> acc(static_cast<size_t>(out_w));
+    for (const Span& sd : spans[0]) {
+      for (const Span& sh : spans[1]) {
+        std::fill(acc.begin(), acc.end(), init);
+        for (int64_t kd = sd.lo; kd < sd.hi; ++kd) {
+          const int64_t d = sd.start + kd * g.dilation[0];
+          for (int64_t kh = sh.lo; kh < sh.hi; ++kh) {
+            const T* row = xp + (d * g.in[1] + sh.start + kh * g.dilation[1]) * g.in[2];
+            for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
+              const int64_t offset = kw * g.dilation[2] - g.pad_begin[2];
+              const int64_t lo = tap_lo[static_cast<size_t>(kw)];
+              const int64_t hi = tap_hi[static_cast<size_t>(kw)];
+              if (pp.kind == PoolKind::Max) {
+                for (int64_t j = lo; j < hi; ++j) {
+                  const Acc v = static_cast<Acc>(row[j * stride + offset]);
+                  acc[static_cast<size_t>(j)] =
+                      v > acc[static_cast<size_t>(j)] ? v : acc[static_cast<size_t>(j)];
+                }
+              } else if (pp.kind == PoolKind::Average || pp.p == 1) {
+                const bool absolute = pp.kind == PoolKind::Lp;
+                for (int64_t j = lo; j < hi; ++j) {
+                  const Acc v = static_cast<Acc>(row[j * stride + offset]);
+                  acc[static_cast<size_t>(j)] += absolute && v < Acc(0) ? -v : v;
+                }
+              } else if constexpr (!std::is_integral_v<T>) {
+                for (int64_t j = lo; j < hi; ++j) {
+                  const Acc v = static_cast<Acc>(row[j * stride + offset]);
+                  acc[static_cast<size_t>(j)] += pp.p == 2 ? v * v : std::pow(std::abs(v), p);
+                }
+              }
+            }
+          }
+        }
+        const int64_t rows = (sd.hi - sd.lo) * (sh.hi - sh.lo);
+        const int64_t padded_rows = sd.padded * sh.padded;
+        for (int64_t j = 0; j < out_w; ++j) {
+          const Span& sw = spans[2][static_cast<size_t>(j)];
+          const Acc a = acc[static_cast<size_t>(j)];
+          Acc v = a;
+          if (pp.kind == PoolKind::Max) {
+            if (rows == 0 || sw.hi <= sw.lo) v = Acc(0);
+          } else if constexpr (!std::is_integral_v<T>) {
+            if (pp.kind == PoolKind::Average) {
+              const int64_t count =
+                  pp.count_include_pad ? padded_rows * sw.padded : rows * (sw.hi - sw.lo);
+              v = count > 0 ? a / static_cast<Acc>(count) : std::numeric_limits<Acc>::quiet_NaN();
+            } else if (pp.p == 2) {
+              v = std::sqrt(a);
+            } else if (pp.p != 1) {
+              v = std::pow(a, Acc(1) / p);
+            }
+          }
+          yp[j] = static_cast<T>(v);
+        }
+        yp += out_w;
+      }
+    }
+  }
+}
+
+template <typename T>
+void run_pool(const PoolParams& pp, const Geometry3& g, int64_t planes, const T* x, T* y,
+              int64_t* indices) {
+  std::vector<Span> spans[3];
+  for (int i = 0; i < 3; ++i)
+    for (int64_t o = 0; o < g.out[i]; ++o) spans[i].push_back(span_of(g, i, o));
+  if (indices != nullptr)
+    run_max_with_indices(pp, g, spans, planes, x, y, indices);
+  else
+    run_pool_lines(pp, g, spans, planes, x, y);
 }
 
 class Pool : public Kernel {
