@@ -2,12 +2,14 @@
 // outputs live in; the host one is cpu_allocator().
 #pragma once
 
+#include "ir/api.h"
+
 #include <atomic>
 #include <cstddef>
 
 namespace graft {
 
-class Allocator {
+class GRAFT_API Allocator {
  public:
   virtual ~Allocator() = default;
   virtual const char* name() const = 0;
@@ -30,6 +32,6 @@ class Allocator {
 };
 
 // Host memory, 64-byte aligned.
-Allocator& cpu_allocator();
+GRAFT_API Allocator& cpu_allocator();
 
 }  // namespace graft

@@ -1,6 +1,8 @@
 // Type dispatch helpers: turn a runtime DType into a C++ type for a generic kernel body.
 #pragma once
 
+#include "ir/api.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -8,7 +10,7 @@
 
 namespace graft {
 
-[[noreturn]] void throw_unsupported_dtype(DType dtype, const char* what);
+[[noreturn]] GRAFT_API void throw_unsupported_dtype(DType dtype, const char* what);
 
 template <typename T>
 struct TypeTag {

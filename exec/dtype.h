@@ -2,6 +2,8 @@
 // dtype travels through protobuf, Python and C without a table.
 #pragma once
 
+#include "ir/api.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -42,24 +44,24 @@ enum class DType : int32_t {
 // Bytes one element occupies in memory. Sub-byte types (int4, uint4, int2, uint2, float4e2m1)
 // are held unpacked, one element per byte, as NumPy's ml_dtypes does; they are packed only in
 // protobuf. Returns 0 for Undefined. String elements are std::string objects.
-size_t dtype_size(DType dtype);
+GRAFT_API size_t dtype_size(DType dtype);
 // ONNX's spelling: "float", "int64", "bfloat16", "float8e4m3fn", ...
-const char* dtype_name(DType dtype);
-bool dtype_is_float(DType dtype);    // float, double, float16, bfloat16
-bool dtype_is_integer(DType dtype);  // signed and unsigned integers of 8 bits or more
-bool dtype_is_signed(DType dtype);
-bool dtype_is_sub_byte(DType dtype);  // int4, uint4, int2, uint2, float4e2m1
-bool dtype_is_float8(DType dtype);    // the float8 family and float4e2m1
+GRAFT_API const char* dtype_name(DType dtype);
+GRAFT_API bool dtype_is_float(DType dtype);    // float, double, float16, bfloat16
+GRAFT_API bool dtype_is_integer(DType dtype);  // signed and unsigned integers of 8 bits or more
+GRAFT_API bool dtype_is_signed(DType dtype);
+GRAFT_API bool dtype_is_sub_byte(DType dtype);  // int4, uint4, int2, uint2, float4e2m1
+GRAFT_API bool dtype_is_float8(DType dtype);    // the float8 family and float4e2m1
 
 // IEEE half and bfloat16, stored as raw bits; converted through float.
-struct Float16 {
+struct GRAFT_API Float16 {
   uint16_t bits = 0;
   Float16() = default;
   explicit Float16(float f);
   operator float() const;  // NOLINT(google-explicit-constructor): used in generic kernels
 };
 
-struct BFloat16 {
+struct GRAFT_API BFloat16 {
   uint16_t bits = 0;
   BFloat16() = default;
   explicit BFloat16(float f);
@@ -69,7 +71,7 @@ struct BFloat16 {
 // Conversions for the float8 and float4 formats, per the ONNX specification. `saturate` follows
 // Cast's attribute: out-of-range values clamp to the largest finite value instead of becoming
 // inf or NaN.
-uint8_t float_to_small_float(DType dtype, float value, bool saturate);
-float small_float_to_float(DType dtype, uint8_t bits);
+GRAFT_API uint8_t float_to_small_float(DType dtype, float value, bool saturate);
+GRAFT_API float small_float_to_float(DType dtype, uint8_t bits);
 
 }  // namespace graft

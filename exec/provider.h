@@ -3,6 +3,8 @@
 // still unclaimed.
 #pragma once
 
+#include "ir/api.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,7 +39,7 @@ using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)();
 void register_provider(const std::string& name, int rank, ProviderFactory factory);
 
 // Providers compiled into this build, in default preference order.
-std::vector<std::string> available_providers();
+GRAFT_API std::vector<std::string> available_providers();
 // Creates a provider by name. Throws NotImplemented naming the provider and the build option
 // when graft was built without it, InvalidArgument for an unknown name.
 std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);

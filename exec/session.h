@@ -1,6 +1,8 @@
 // InferenceSession: a loaded, optimized and planned model, ready to run many times.
 #pragma once
 
+#include "ir/api.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -37,7 +39,7 @@ struct IOInfo {
   bool has_shape = false;
 };
 
-class InferenceSession {
+class GRAFT_API InferenceSession {
  public:
   // Builds a session from a model: inlines functions that have no kernel, optimizes, assigns
   // every node to a provider (in `providers` order, default all available) and plans it.

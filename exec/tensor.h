@@ -2,6 +2,8 @@
 // (like a NumPy view); clone() copies the data.
 #pragma once
 
+#include "ir/api.h"
+
 #include <memory>
 #include <span>
 #include <string>
@@ -14,12 +16,12 @@ namespace graft {
 
 using Shape = std::vector<int64_t>;
 
-int64_t shape_size(const Shape& shape);  // product of dims; 1 for a scalar
-std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
+GRAFT_API int64_t shape_size(const Shape& shape);  // product of dims; 1 for a scalar
+GRAFT_API std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
 
 // A block of host memory that knows how to destroy what it holds (std::string elements need
 // their destructors run).
-class Buffer {
+class GRAFT_API Buffer {
  public:
   // Allocates `count` elements of `dtype` from `allocator`, zero-filled (strings are empty).
   Buffer(DType dtype, int64_t count, Allocator& allocator = cpu_allocator());
@@ -38,7 +40,7 @@ class Buffer {
   std::shared_ptr<void> keep_alive_;
 };
 
-class Tensor {
+class GRAFT_API Tensor {
  public:
   Tensor() = default;
   // Allocates a zero-filled tensor.

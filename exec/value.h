@@ -2,6 +2,8 @@
 // (which may be empty), or nothing at all (an omitted optional input).
 #pragma once
 
+#include "ir/api.h"
+
 #include <memory>
 #include <vector>
 
@@ -9,7 +11,7 @@
 
 namespace graft {
 
-class Value {
+class GRAFT_API Value {
  public:
   enum class Kind { None, Tensor, Sequence, Map, Optional };
 

@@ -3,6 +3,8 @@
 // transforms and autodiff need (insert, remove, replace uses, topological order).
 #pragma once
 
+#include "ir/api.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -33,7 +35,7 @@ struct ValueInfo {
   std::string doc_string;
 };
 
-class Node {
+class GRAFT_API Node {
  public:
   std::string name;
   std::string op_type;
@@ -50,7 +52,7 @@ class Node {
   size_t index = 0;
 };
 
-class Graph {
+class GRAFT_API Graph {
  public:
   std::string name;
   std::string doc_string;
@@ -94,7 +96,7 @@ class Graph {
   void renumber();
 };
 
-class Model {
+class GRAFT_API Model {
  public:
   int64_t ir_version = 0;
   std::map<std::string, int64_t> opset_imports;  // domain ("" for ai.onnx) -> version

@@ -1,6 +1,8 @@
 // Loading and saving models: ONNX protobuf files or bytes to and from ir::Model.
 #pragma once
 
+#include "ir/api.h"
+
 #include <string>
 
 #include "ir/model.h"
@@ -20,16 +22,16 @@ struct LoadOptions {
 // Loads an ONNX model file. External data is read from files inside the model's folder only:
 // absolute locations, ".." components and symbolic links are refused. Throws InvalidArgument
 // naming the file and the problem (unreadable, truncated, invalid graph, unsafe external data).
-Model load_model(const std::string& path, const LoadOptions& options = {});
+GRAFT_API Model load_model(const std::string& path, const LoadOptions& options = {});
 // Loads serialized ModelProto bytes. `base_dir` is the folder external data is resolved against;
 // empty means the model may not use external data.
-Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir = "",
+GRAFT_API Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir = "",
                             const LoadOptions& options = {});
 
 // Writes a ModelProto that onnx.checker accepts. Throws InvalidArgument if the file cannot be
 // written; an existing file is replaced only once the new one is complete.
-void save_model(const Model& model, const std::string& path);
-std::string serialize_model(const Model& model);
+GRAFT_API void save_model(const Model& model, const std::string& path);
+GRAFT_API std::string serialize_model(const Model& model);
 
 // Conversions used by the loader, the saver and tests.
 Model model_from_proto(const onnx::ModelProto& proto);

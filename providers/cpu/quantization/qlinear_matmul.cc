@@ -1,0 +1,170 @@
+// QLinearMatMul: a MatMul of quantized a and b (scales and zero points per tensor, per row of a
+// and per column of b) requantized to y's scale and zero point. 8-bit inputs multiply in int32;
+// float8 inputs are dequantized and multiplied in double.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "exec/kernel.h"
+#include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/quantization/quant_util.h"
+
+namespace graft {
+namespace {
+
+bool is_8bit(DType dtype) { return dtype == DType::Int8 || dtype == DType::UInt8; }
+bool is_small_float(DType dtype) { return dtype_is_float8(dtype) && dtype != DType::Float8E8M0; }
+
+// A scale or zero point of a matrix operand of (padded) shape `shape`, given per tensor, or per
+// row (`drop` is the last dim) or per column (`drop` is the second-to-last): one value per entry
+// of `shape` without dim `drop`. Absent (`p` null) means 0.
+std::vector<double> expand_params(const Tensor* p, const Shape& shape, size_t drop,
+                                  const char* what, const KernelContext& ctx) {
+  Shape target = shape;
+  target.erase(target.begin() + static_cast<std::ptrdiff_t>(drop));
+  const size_t count = static_cast<size_t>(shape_size(target));
+  if (p == nullptr) return std::vector<double>(count, 0.0);
+  const std::vector<double> values = cpu::to_double_values(*p, what);
+  if (values.size() == 1) return std::vector<double>(count, values[0]);
+  Shape from = p->shape();
+  if (from.size() == shape.size() && from[drop] == 1)
+    from.erase(from.begin() + static_cast<std::ptrdiff_t>(drop));
+  std::vector<double> out;
+  if (from.size() >= shape.size() || !cpu::broadcast_values(values, from, target, out))
+    ctx.fail(std::string(what) + " of shape " + shape_to_string(p->shape()) +
+             " is neither a scalar nor per " + (drop + 1 == shape.size() ? "row" : "column") +
+             " of an operand of shape " + shape_to_string(shape));
+  return out;
+}
+
+class QLinearMatMul : public Kernel {
+ public:
+  explicit QLinearMatMul(const KernelInfo& info) {}
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(3);
+    const Tensor& a_scale = ctx.input(1);
+    if (a.rank() == 0 || b.rank() == 0) ctx.fail("operands must have rank 1 or more");
+    if (!(is_8bit(a.dtype()) && is_8bit(b.dtype())) &&
+        !(is_small_float(a.dtype()) && is_small_float(b.dtype())))
+      ctx.fail(std::string("a and b must both be 8-bit integers or both float8, got ") +
+               dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+    for (int i : {4, 6})
+      if (ctx.input(i).dtype() != a_scale.dtype()) ctx.fail("the scales must share one dtype");
+    for (int i : {2, 5})
+      if (ctx.has_input(i) && ctx.input(i).dtype() != ctx.input(i - 2).dtype())
+        ctx.fail("a zero point must have its operand's dtype");
+    const DType out = ctx.has_input(7) ? ctx.input(7).dtype() : a.dtype();
+    if (!is_8bit(out) && !is_small_float(out))
+      ctx.fail(std::string("y_zero_point must be 8-bit or float8, got ") + dtype_name(out));
+
+    Shape as = a.shape(), bs = b.shape();
+    const bool squeeze_m = as.size() == 1, squeeze_n = bs.size() == 1;
+    if (squeeze_m) as.insert(as.begin(), 1);
+    if (squeeze_n) bs.push_back(1);
+    const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+    if (bs[bs.size() - 2] != k)
+      ctx.fail("inner dimensions differ: a " + shape_to_string(a.shape()) + ", b " +
+               shape_to_string(b.shape()));
+    Shape batch;
+    std::vector<int64_t> a_index, b_index;
+    if (!cpu::broadcast_batch(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2),
+                              batch, a_index, b_index))
+      ctx.fail("batch dimensions do not broadcast");
+    Shape y_shape = batch;
+    if (!squeeze_m) y_shape.push_back(m);
+    if (!squeeze_n) y_shape.push_back(n);
+
+    auto opt = [&](int i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; };
+    const std::vector<double> a_s = expand_params(&a_scale, as, as.size() - 1, "a_scale", ctx);
+    const std::vector<double> a_z = expand_params(opt(2), as, as.size() - 1, "a_zero_point", ctx);
+    const std::vector<double> b_s = expand_params(&ctx.input(4), bs, bs.size() - 2, "b_scale", ctx);
+    const std::vector<double> b_z = expand_params(opt(5), bs, bs.size() - 2, "b_zero_point", ctx);
+    std::vector<double> y_s, y_z;
+    const std::vector<double> ys_values = cpu::to_double_values(ctx.input(6), "y_scale");
+    const std::vector<double> yz_values = ctx.has_input(7)
+                                              ? cpu::to_double_values(ctx.input(7), "y_zero_point")
+                                              : std::vector<double>{0.0};
+    if (!cpu::broadcast_values(ys_values, ctx.input(6).shape(), y_shape, y_s) ||
+        !cpu::broadcast_values(yz_values, ctx.has_input(7) ? ctx.input(7).shape() : Shape{},
+                               y_shape, y_z))
+      ctx.fail("y_scale and y_zero_point must broadcast to the output " + shape_to_string(y_shape));
+
+    const int64_t batch_count = shape_size(batch);
+    std::vector<double> product(static_cast<size_t>(batch_count * m * n));
+    if (is_8bit(a.dtype())) {
+      std::vector<int32_t> a_rows(a_z.begin(), a_z.end()), b_cols(b_z.begin(), b_z.end());
+      std::vector<int32_t> aw = cpu::widen_8bit(a, {}, "a", ctx);
+      std::vector<int32_t> bw = cpu::widen_8bit(b, {}, "b", ctx);
+      for (size_t i = 0; i < aw.size(); ++i) aw[i] -= a_rows[i / static_cast<size_t>(k)];
+      for (size_t i = 0; i < bw.size(); ++i) {
+        const size_t bi = i / static_cast<size_t>(k * n), col = i % static_cast<size_t>(n);
+        bw[i] -= b_cols[bi * static_cast<size_t>(n) + col];
+      }
+      std::vector<int32_t> c(static_cast<size_t>(m * n));
+      for (int64_t i = 0; i < batch_count; ++i) {
+        cpu::int32_gemm(m, n, k, aw.data() + a_index[static_cast<size_t>(i)] * m * k,
+                        bw.data() + b_index[static_cast<size_t>(i)] * k * n, c.data());
+        std::copy(c.begin(), c.end(), product.begin() + i * m * n);
+      }
+    } else {
+      std::vector<double> av = cpu::to_double_values(a, "a"), bv = cpu::to_double_values(b, "b");
+      for (size_t i = 0; i < av.size(); ++i) av[i] -= a_z[i / static_cast<size_t>(k)];
+      for (size_t i = 0; i < bv.size(); ++i)
+        bv[i] -= b_z[i / static_cast<size_t>(k * n) * static_cast<size_t>(n) +
+                     i % static_cast<size_t>(n)];
+      for (int64_t i = 0; i < batch_count; ++i)
+        cpu::gemm<double>(
+            false, false, m, n, k, av.data() + a_index[static_cast<size_t>(i)] * m * k,
+            bv.data() + b_index[static_cast<size_t>(i)] * k * n, product.data() + i * m * n);
+    }
+
+    // The multiplier a_scale * b_scale / y_scale is formed in the scales' type, as the
+    // reference does; the requantization itself runs in double.
+    const DType st = a_scale.dtype();
+    Tensor& y = ctx.output(0, out, y_shape);
+    const auto range = is_8bit(out) ? cpu::integer_range(out) : std::pair<int64_t, int64_t>{0, 0};
+    for (int64_t bi = 0; bi < batch_count; ++bi) {
+      const size_t ar = static_cast<size_t>(a_index[static_cast<size_t>(bi)] * m);
+      const size_t bc = static_cast<size_t>(b_index[static_cast<size_t>(bi)] * n);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          const size_t idx = static_cast<size_t>((bi * m + i) * n + j);
+          const double scale_ab = cpu::round_to_dtype(
+              st, a_s[ar + static_cast<size_t>(i)] * b_s[bc + static_cast<size_t>(j)]);
+          const double multiplier = cpu::round_to_dtype(st, scale_ab / y_s[idx]);
+          const double v = product[idx] * multiplier + y_z[idx];
+          if (is_8bit(out)) {
+            const double q = std::isnan(v)
+                                 ? y_z[idx]
+                                 : std::clamp(std::nearbyint(v), static_cast<double>(range.first),
+                                              static_cast<double>(range.second));
+            if (out == DType::Int8)
+              y.data<int8_t>()[idx] = static_cast<int8_t>(q);
+            else
+              y.data<uint8_t>()[idx] = static_cast<uint8_t>(q);
+          } else {
+            y.data<uint8_t>()[idx] = float_to_small_float(out, static_cast<float>(v), true);
+          }
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(qlinear_matmul) {
+  reg.add({"", "QLinearMatMul", 10, 20, {DType::UInt8, DType::Int8}, 0, make<QLinearMatMul>});
+  reg.add({"",
+           "QLinearMatMul",
+           21,
+           1 << 30,
+           {DType::UInt8, DType::Int8, DType::Float8E4M3FN, DType::Float8E4M3FNUZ,
+            DType::Float8E5M2, DType::Float8E5M2FNUZ},
+           0,
+           make<QLinearMatMul>});
+}
+
+}  // namespace graft
