@@ -7,6 +7,7 @@
 #include <string>
 
 #include "exec/dispatch.h"
+#include "ir/error.h"
 
 namespace graft {
 
@@ -105,7 +106,7 @@ bool dtype_is_float8(DType d) {
 }
 
 void throw_unsupported_dtype(DType dtype, const char* what) {
-  throw std::invalid_argument(std::string(what) + ": element type " + dtype_name(dtype) +
+  throw InvalidArgument(std::string(what) + ": element type " + dtype_name(dtype) +
                               " is not supported");
 }
 

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import onnx
+from onnx import helper
 from onnx.backend.base import Backend, BackendRep
 
 from .session import InferenceSession, get_available_providers
@@ -50,7 +51,23 @@ class GraftBackend(Backend):
     @classmethod
     def run_node(cls, node: onnx.NodeProto, inputs: Sequence[np.ndarray], device: str = "CPU",
                  outputs_info: Any = None, **kwargs: Any) -> tuple:
-        raise NotImplementedError("graft runs whole models; build a model around the node")
+        """Runs one node by wrapping it in a model; output types come from ONNX inference."""
+        domain = node.domain or ""
+        opset = kwargs.get("opset_version") or onnx.defs.onnx_opset_version()
+        arrays = [np.asarray(x) for x in inputs]
+        present = [(name, arr) for name, arr in zip(node.input, arrays) if name]
+        value_infos = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape)
+                       for name, arr in present]
+        schema = onnx.defs.get_schema(node.op_type, opset, domain)
+        out_types = onnx.shape_inference.infer_node_outputs(
+            schema, node, {vi.name: vi.type for vi in value_infos})
+        outputs = [helper.make_value_info(name, out_types[name]) for name in node.output if name]
+        graph = helper.make_graph([node], "run_node", value_infos, outputs)
+        opsets = [helper.make_opsetid(domain, opset)]
+        if domain:
+            opsets.append(helper.make_opsetid("", onnx.defs.onnx_opset_version()))
+        model = helper.make_model(graph, opset_imports=opsets)
+        return cls.prepare(model, device).run({name: arr for name, arr in present})
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
@@ -59,5 +76,6 @@ class GraftBackend(Backend):
 
 prepare = GraftBackend.prepare
 run_model = GraftBackend.run_model
+run_node = GraftBackend.run_node
 supports_device = GraftBackend.supports_device
 is_compatible = GraftBackend.is_compatible

@@ -89,3 +89,20 @@ def test_string_and_bool_tensors():
     t, nb = sess.run(None, {"s": np.array(["héllo", "world"], dtype=object), "b": np.array([True, False])})
     assert list(t) == ["héllo", "world"]
     assert list(nb) == [False, True]
+
+
+def test_backend_interface():
+    import graft.backend as backend
+
+    assert backend.supports_device("CPU") and not backend.supports_device("CUDA")
+    model = _model()
+    x = np.ones((2, 3), np.float32)
+    rep = backend.prepare(model)
+    total, copy = rep.run([x])
+    assert total == pytest.approx(2 * (2.0 + 0.0 + 1.5))
+    assert copy.shape == (2, 3)
+    (y,) = backend.run_node(helper.make_node("Relu", ["a"], ["b"]), [np.array([-1.0, 2.0], np.float32)])
+    np.testing.assert_array_equal(y, [0.0, 2.0])
+    (z,) = backend.run_node(helper.make_node("Concat", ["a", "b"], ["c"], axis=0),
+                            [np.array([1], np.int64), np.array([2, 3], np.int64)])
+    np.testing.assert_array_equal(z, [1, 2, 3])

@@ -14,7 +14,8 @@ class ArrayFeatureExtractor final : public Kernel {
     const Tensor& x = ctx.input(0);
     const Tensor& y = ctx.input(1);
     if (x.rank() == 0) ctx.fail("X must have rank 1 or more");
-    if (y.dtype() != DType::Int64) ctx.fail(std::string("Y must be int64, got ") + dtype_name(y.dtype()));
+    if (y.dtype() != DType::Int64)
+      ctx.fail(std::string("Y must be int64, got ") + dtype_name(y.dtype()));
     const int64_t stride = x.dim(x.rank() - 1);
     const int64_t count = y.size();
     if (count == 0) ctx.fail("Y holds no index");
@@ -37,7 +38,8 @@ class ArrayFeatureExtractor final : public Kernel {
       const T* in = x.data<T>();
       T* out = z.data<T>();
       for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t i = 0; i < count; ++i) out[r * count + i] = in[r * stride + columns[static_cast<size_t>(i)]];
+        for (int64_t i = 0; i < count; ++i)
+          out[r * count + i] = in[r * stride + columns[static_cast<size_t>(i)]];
       }
     });
   }
@@ -46,8 +48,12 @@ class ArrayFeatureExtractor final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_array_feature_extractor) {
-  reg.add({ml::kMlDomain, "ArrayFeatureExtractor", 1, 1 << 30,
-           {DType::Float, DType::Double, DType::Int64, DType::Int32, DType::String}, 0,
+  reg.add({ml::kMlDomain,
+           "ArrayFeatureExtractor",
+           1,
+           1 << 30,
+           {DType::Float, DType::Double, DType::Int64, DType::Int32, DType::String},
+           0,
            make<ArrayFeatureExtractor>});
 }
 

@@ -25,7 +25,8 @@ class CastMap final : public Kernel {
       info.fail("cast_to must be TO_FLOAT, TO_INT64 or TO_STRING, got '" + cast_to + "'");
     }
     const std::string form = info.attr_string("map_form", "DENSE");
-    if (form != "DENSE" && form != "SPARSE") info.fail("map_form must be DENSE or SPARSE, got '" + form + "'");
+    if (form != "DENSE" && form != "SPARSE")
+      info.fail("map_form must be DENSE or SPARSE, got '" + form + "'");
     sparse_ = form == "SPARSE";
     if (sparse_ && max_map_ < 0) info.fail("max_map must not be negative");
   }
@@ -35,7 +36,8 @@ class CastMap final : public Kernel {
     if (in.kind() != Value::Kind::Map) ctx.fail("input X must be a map");
     const Tensor& keys = in.map_keys();
     const Tensor& values = in.map_values();
-    if (keys.dtype() != DType::Int64) ctx.fail(std::string("map keys must be int64, got ") + dtype_name(keys.dtype()));
+    if (keys.dtype() != DType::Int64)
+      ctx.fail(std::string("map keys must be int64, got ") + dtype_name(keys.dtype()));
     const int64_t* k = keys.data<int64_t>();
 
     // Ascending keys; a repeated key keeps its last value, as a dict update would.
@@ -54,7 +56,8 @@ class CastMap final : public Kernel {
       if (!sparse_) return static_cast<int64_t>(i);
       const int64_t key = k[unique[i]];
       if (key < 0 || key >= max_map_) {
-        ctx.fail("key " + std::to_string(key) + " is outside [0, max_map=" + std::to_string(max_map_) + ")");
+        ctx.fail("key " + std::to_string(key) +
+                 " is outside [0, max_map=" + std::to_string(max_map_) + ")");
       }
       return key;
     };
@@ -65,10 +68,12 @@ class CastMap final : public Kernel {
  private:
   void fill_padding(Tensor& y) const {
     // onnxruntime pads string outputs with "0.f"; numbers are already zero.
-    if (out_dtype_ == DType::String) std::fill_n(y.data<std::string>(), y.size(), std::string("0.f"));
+    if (out_dtype_ == DType::String)
+      std::fill_n(y.data<std::string>(), y.size(), std::string("0.f"));
   }
 
-  void write(const KernelContext& ctx, const Tensor& values, int64_t from, Tensor& y, int64_t to) const {
+  void write(const KernelContext& ctx, const Tensor& values, int64_t from, Tensor& y,
+             int64_t to) const {
     if (values.dtype() == DType::String) {
       const std::string& s = values.data<std::string>()[from];
       try {
@@ -88,7 +93,8 @@ class CastMap final : public Kernel {
     if (out_dtype_ == DType::Float) {
       y.data<float>()[to] = v;
     } else if (out_dtype_ == DType::Int64) {
-      if (!(std::abs(v) < 9.2e18f)) ctx.fail("map value " + std::to_string(v) + " does not fit in int64");
+      if (!(std::abs(v) < 9.2e18f))
+        ctx.fail("map value " + std::to_string(v) + " does not fit in int64");
       y.data<int64_t>()[to] = static_cast<int64_t>(v);
     } else {
       y.data<std::string>()[to] = std::to_string(v);
@@ -102,6 +108,8 @@ class CastMap final : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(ml_cast_map) { reg.add({ml::kMlDomain, "CastMap", 1, 1 << 30, {}, 0, make<CastMap>}); }
+GRAFT_CPU_KERNELS(ml_cast_map) {
+  reg.add({ml::kMlDomain, "CastMap", 1, 1 << 30, {}, 0, make<CastMap>});
+}
 
 }  // namespace graft

@@ -16,8 +16,8 @@ class CategoryMapper final : public Kernel {
     const std::vector<std::string> strings = info.attr_strings("cats_strings");
     const std::vector<int64_t> ints = info.attr_ints("cats_int64s");
     if (strings.size() != ints.size()) {
-      info.fail("cats_strings has " + std::to_string(strings.size()) + " entries but cats_int64s has " +
-                std::to_string(ints.size()));
+      info.fail("cats_strings has " + std::to_string(strings.size()) +
+                " entries but cats_int64s has " + std::to_string(ints.size()));
     }
     // The first occurrence of a repeated category wins.
     for (size_t i = 0; i < strings.size(); ++i) {
@@ -59,7 +59,13 @@ class CategoryMapper final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_category_mapper) {
-  reg.add({ml::kMlDomain, "CategoryMapper", 1, 1 << 30, {DType::String, DType::Int64}, 0, make<CategoryMapper>});
+  reg.add({ml::kMlDomain,
+           "CategoryMapper",
+           1,
+           1 << 30,
+           {DType::String, DType::Int64},
+           0,
+           make<CategoryMapper>});
 }
 
 }  // namespace graft

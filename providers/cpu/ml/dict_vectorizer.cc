@@ -18,7 +18,8 @@ class DictVectorizer final : public Kernel {
     }
     string_keys_ = !strings.empty();
     size_ = static_cast<int64_t>(string_keys_ ? strings.size() : ints.size());
-    for (size_t i = 0; i < strings.size(); ++i) string_index_.emplace(strings[i], static_cast<int64_t>(i));
+    for (size_t i = 0; i < strings.size(); ++i)
+      string_index_.emplace(strings[i], static_cast<int64_t>(i));
     for (size_t i = 0; i < ints.size(); ++i) int_index_.emplace(ints[i], static_cast<int64_t>(i));
   }
 
@@ -29,8 +30,8 @@ class DictVectorizer final : public Kernel {
     const Tensor& values = in.map_values();
     const DType want = string_keys_ ? DType::String : DType::Int64;
     if (keys.dtype() != want) {
-      ctx.fail(std::string("map keys must be ") + dtype_name(want) + " to match the vocabulary, got " +
-               dtype_name(keys.dtype()));
+      ctx.fail(std::string("map keys must be ") + dtype_name(want) +
+               " to match the vocabulary, got " + dtype_name(keys.dtype()));
     }
     Tensor& y = ctx.output(0, values.dtype(), {1, size_});
     dispatch_by_size(values.dtype(), "DictVectorizer", [&](auto tag) {

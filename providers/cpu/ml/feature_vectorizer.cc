@@ -30,8 +30,8 @@ class FeatureVectorizer final : public Kernel {
       if (x.rank() == 0) ctx.fail("input " + std::to_string(i) + " is a scalar");
       const int64_t rows = x.rank() == 1 ? 1 : x.dim(0);
       if (n >= 0 && rows != n) {
-        ctx.fail("input " + std::to_string(i) + " has " + std::to_string(rows) + " rows, input 0 has " +
-                 std::to_string(n));
+        ctx.fail("input " + std::to_string(i) + " has " + std::to_string(rows) +
+                 " rows, input 0 has " + std::to_string(n));
       }
       n = rows;
     }
@@ -48,7 +48,8 @@ class FeatureVectorizer final : public Kernel {
         const T* in = x.data<T>();
         for (int64_t r = 0; r < n; ++r) {
           for (int64_t c = 0; c < copy; ++c) {
-            out[r * total_ + offset + c] = static_cast<float>(static_cast<double>(in[r * width + c]));
+            out[r * total_ + offset + c] =
+                static_cast<float>(static_cast<double>(in[r * width + c]));
           }
         }
       });
@@ -64,7 +65,8 @@ class FeatureVectorizer final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_feature_vectorizer) {
-  reg.add({ml::kMlDomain, "FeatureVectorizer", 1, 1 << 30, ml::kMlNumericTypes, 0, make<FeatureVectorizer>});
+  reg.add({ml::kMlDomain, "FeatureVectorizer", 1, 1 << 30, ml::kMlNumericTypes, 0,
+           make<FeatureVectorizer>});
 }
 
 }  // namespace graft

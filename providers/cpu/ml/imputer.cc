@@ -25,12 +25,13 @@ class Imputer final : public Kernel {
     const bool is_float = dtype_is_float(x.dtype());
     const size_t count = is_float ? float_values_.size() : int_values_.size();
     if (count == 0) {
-      ctx.fail(std::string(is_float ? "imputed_value_floats" : "imputed_value_int64s") + " is needed for " +
-               dtype_name(x.dtype()) + " input");
+      ctx.fail(std::string(is_float ? "imputed_value_floats" : "imputed_value_int64s") +
+               " is needed for " + dtype_name(x.dtype()) + " input");
     }
     const int64_t features = x.rank() == 0 ? 1 : x.dim(x.rank() - 1);
     if (count != 1 && static_cast<int64_t>(count) != features) {
-      ctx.fail("expected 1 or " + std::to_string(features) + " imputed values, got " + std::to_string(count));
+      ctx.fail("expected 1 or " + std::to_string(features) + " imputed values, got " +
+               std::to_string(count));
     }
     Tensor& y = ctx.output(0, x.dtype(), x.shape());
     dispatch_number(x.dtype(), "Imputer", [&](auto tag) {

@@ -61,7 +61,8 @@ class LabelEncoder final : public Kernel {
       return;
     }
     if (x.dtype() != keys_.dtype()) {
-      ctx.fail(std::string("X is ") + dtype_name(x.dtype()) + " but the keys are " + dtype_name(keys_.dtype()));
+      ctx.fail(std::string("X is ") + dtype_name(x.dtype()) + " but the keys are " +
+               dtype_name(keys_.dtype()));
     }
     std::vector<int64_t> slots(static_cast<size_t>(x.size()));
     for (int64_t i = 0; i < x.size(); ++i) slots[static_cast<size_t>(i)] = find(x, i);
@@ -132,7 +133,8 @@ class LabelEncoder final : public Kernel {
     }
     if (info.has_attr("values_int64s")) {
       values_ = numbers_tensor<int64_t>(DType::Int64, info.attr_ints("values_int64s"));
-      default_ = scalar_of(DType::Int64, static_cast<double>(info.attr_int("default_int64", -1)), "");
+      default_ =
+          scalar_of(DType::Int64, static_cast<double>(info.attr_int("default_int64", -1)), "");
       ++given;
     }
     if (info.has_attr("values_floats")) {
@@ -151,7 +153,8 @@ class LabelEncoder final : public Kernel {
     if (info.since_version() >= 4 && info.has_attr("default_tensor")) {
       const Tensor d = info.attr_tensor("default_tensor");
       if (d.dtype() != values_.dtype() || d.size() != 1) {
-        info.fail(std::string("default_tensor must hold one ") + dtype_name(values_.dtype()) + " value");
+        info.fail(std::string("default_tensor must hold one ") + dtype_name(values_.dtype()) +
+                  " value");
       }
       default_ = d.reshaped({1});
     }
@@ -222,8 +225,14 @@ const std::vector<DType> kV4Types = {DType::String, DType::Int64, DType::Float,
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_label_encoder) {
-  reg.add({ml::kMlDomain, "LabelEncoder", 1, 1, {DType::String, DType::Int64}, 0, make<LabelEncoder>});
-  reg.add({ml::kMlDomain, "LabelEncoder", 2, 3, {DType::String, DType::Int64, DType::Float}, 0,
+  reg.add(
+      {ml::kMlDomain, "LabelEncoder", 1, 1, {DType::String, DType::Int64}, 0, make<LabelEncoder>});
+  reg.add({ml::kMlDomain,
+           "LabelEncoder",
+           2,
+           3,
+           {DType::String, DType::Int64, DType::Float},
+           0,
            make<LabelEncoder>});
   reg.add({ml::kMlDomain, "LabelEncoder", 4, 1 << 30, kV4Types, 0, make<LabelEncoder>});
 }

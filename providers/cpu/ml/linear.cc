@@ -2,7 +2,8 @@
 
 namespace graft::ml {
 
-std::vector<float> linear_scores(const Tensor& x, const Rows& rows, const std::vector<double>& coefficients,
+std::vector<float> linear_scores(const Tensor& x, const Rows& rows,
+                                 const std::vector<double>& coefficients,
                                  const std::vector<double>& intercepts, int64_t outputs) {
   const std::vector<double> in = values_as<double>(x, "linear model");
   std::vector<float> scores(static_cast<size_t>(rows.n * outputs));

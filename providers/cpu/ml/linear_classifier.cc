@@ -38,14 +38,17 @@ class LinearClassifier final : public Kernel {
     if (classes == 0) classes = rows.features == 0 ? 0 : coef_count / rows.features;
     if (classes == 0 || classes * rows.features != coef_count) {
       ctx.fail("coefficients hold " + std::to_string(coef_count) + " values, which is not " +
-               std::to_string(classes) + " classes of " + std::to_string(rows.features) + " features");
+               std::to_string(classes) + " classes of " + std::to_string(rows.features) +
+               " features");
     }
     if (classes > 1 && num_labels_ > 0 && num_labels_ < classes) {
-      ctx.fail(std::to_string(classes) + " classes but only " + std::to_string(num_labels_) + " labels");
+      ctx.fail(std::to_string(classes) + " classes but only " + std::to_string(num_labels_) +
+               " labels");
     }
     const bool binary = classes == 1 && num_labels_ == 2;
     const int64_t width = binary ? 2 : classes;
-    const std::vector<float> scores = ml::linear_scores(x, rows, coefficients_, intercepts_, classes);
+    const std::vector<float> scores =
+        ml::linear_scores(x, rows, coefficients_, intercepts_, classes);
 
     Tensor& y = ctx.output(0, using_strings_ ? DType::String : DType::Int64, {rows.n});
     Tensor& z = ctx.output(1, DType::Float, {rows.n, width});
@@ -73,7 +76,8 @@ class LinearClassifier final : public Kernel {
   // Class `index`'s label; without labels, the index itself (or "0"/"1").
   void set_label(Tensor& y, int64_t r, int64_t index) const {
     if (using_strings_) {
-      y.data<std::string>()[r] = index < num_labels_ ? labels_string_[static_cast<size_t>(index)] : std::to_string(index);
+      y.data<std::string>()[r] =
+          index < num_labels_ ? labels_string_[static_cast<size_t>(index)] : std::to_string(index);
     } else {
       y.data<int64_t>()[r] = index < num_labels_ ? labels_int_[static_cast<size_t>(index)] : index;
     }
@@ -91,7 +95,8 @@ class LinearClassifier final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_linear_classifier) {
-  reg.add({ml::kMlDomain, "LinearClassifier", 1, 1 << 30, ml::kMlNumericTypes, 0, make<LinearClassifier>});
+  reg.add({ml::kMlDomain, "LinearClassifier", 1, 1 << 30, ml::kMlNumericTypes, 0,
+           make<LinearClassifier>});
 }
 
 }  // namespace graft

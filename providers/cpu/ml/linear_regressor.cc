@@ -16,8 +16,8 @@ class LinearRegressor final : public Kernel {
     intercepts_.assign(intercepts.begin(), intercepts.end());
     if (targets_ < 1) info.fail("targets must be positive, got " + std::to_string(targets_));
     if (!intercepts_.empty() && static_cast<int64_t>(intercepts_.size()) != targets_) {
-      info.fail("intercepts hold " + std::to_string(intercepts_.size()) + " values for " + std::to_string(targets_) +
-                " targets");
+      info.fail("intercepts hold " + std::to_string(intercepts_.size()) + " values for " +
+                std::to_string(targets_) + " targets");
     }
   }
 
@@ -26,9 +26,11 @@ class LinearRegressor final : public Kernel {
     const ml::Rows rows = ml::rows_of(ctx, x);
     if (static_cast<int64_t>(coefficients_.size()) != targets_ * rows.features) {
       ctx.fail("coefficients hold " + std::to_string(coefficients_.size()) + " values, expected " +
-               std::to_string(targets_) + " targets x " + std::to_string(rows.features) + " features");
+               std::to_string(targets_) + " targets x " + std::to_string(rows.features) +
+               " features");
     }
-    const std::vector<float> scores = ml::linear_scores(x, rows, coefficients_, intercepts_, targets_);
+    const std::vector<float> scores =
+        ml::linear_scores(x, rows, coefficients_, intercepts_, targets_);
     Tensor& y = ctx.output(0, DType::Float, {rows.n, targets_});
     float* out = y.data<float>();
     std::copy(scores.begin(), scores.end(), out);
@@ -47,7 +49,8 @@ class LinearRegressor final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_linear_regressor) {
-  reg.add({ml::kMlDomain, "LinearRegressor", 1, 1 << 30, ml::kMlNumericTypes, 0, make<LinearRegressor>});
+  reg.add({ml::kMlDomain, "LinearRegressor", 1, 1 << 30, ml::kMlNumericTypes, 0,
+           make<LinearRegressor>});
 }
 
 }  // namespace graft

@@ -20,7 +20,8 @@ inline const std::vector<DType> kMlNumericTypes = {DType::Float, DType::Double, 
 enum class PostTransform { None, Logistic, Softmax, SoftmaxZero, Probit };
 
 // The string attribute `name` ("NONE", "LOGISTIC", ...); fails on an unknown value.
-PostTransform post_transform_attr(const KernelInfo& info, const std::string& name = "post_transform");
+PostTransform post_transform_attr(const KernelInfo& info,
+                                  const std::string& name = "post_transform");
 // TreeEnsemble (opset 5) encodes the transform as an integer: 0 NONE, 1 SOFTMAX, 2 LOGISTIC,
 // 3 SOFTMAX_ZERO, 4 PROBIT.
 PostTransform post_transform_from_code(const KernelInfo& info, int64_t code);

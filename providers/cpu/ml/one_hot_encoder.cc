@@ -15,25 +15,29 @@ class OneHotEncoder final : public Kernel {
   explicit OneHotEncoder(const KernelInfo& info) : zeros_(info.attr_int("zeros", 1) != 0) {
     const std::vector<int64_t> ints = info.attr_ints("cats_int64s");
     const std::vector<std::string> strings = info.attr_strings("cats_strings");
-    if (ints.empty() == strings.empty()) info.fail("exactly one of cats_int64s and cats_strings must be given");
+    if (ints.empty() == strings.empty())
+      info.fail("exactly one of cats_int64s and cats_strings must be given");
     using_strings_ = !strings.empty();
     count_ = static_cast<int64_t>(using_strings_ ? strings.size() : ints.size());
     for (size_t i = 0; i < ints.size(); ++i) int_index_.emplace(ints[i], static_cast<int64_t>(i));
-    for (size_t i = 0; i < strings.size(); ++i) string_index_.emplace(strings[i], static_cast<int64_t>(i));
+    for (size_t i = 0; i < strings.size(); ++i)
+      string_index_.emplace(strings[i], static_cast<int64_t>(i));
   }
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const bool string_input = x.dtype() == DType::String;
     if (string_input != using_strings_) {
-      ctx.fail(std::string(dtype_name(x.dtype())) + " input needs " + (string_input ? "cats_strings" : "cats_int64s"));
+      ctx.fail(std::string(dtype_name(x.dtype())) + " input needs " +
+               (string_input ? "cats_strings" : "cats_int64s"));
     }
     Shape shape = x.shape();
     shape.push_back(count_);
     Tensor& y = ctx.output(0, DType::Float, shape);
     float* out = y.data<float>();
     for (int64_t i = 0; i < x.size(); ++i) {
-      const int64_t slot = string_input ? find_string(x.data<std::string>()[i]) : find_number(x.scalar_as_double(i));
+      const int64_t slot =
+          string_input ? find_string(x.data<std::string>()[i]) : find_number(x.scalar_as_double(i));
       if (slot >= 0) {
         out[i * count_ + slot] = 1.0f;
       } else if (!zeros_) {
@@ -64,8 +68,13 @@ class OneHotEncoder final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_one_hot_encoder) {
-  reg.add({ml::kMlDomain, "OneHotEncoder", 1, 1 << 30,
-           {DType::String, DType::Int64, DType::Int32, DType::Float, DType::Double}, 0, make<OneHotEncoder>});
+  reg.add({ml::kMlDomain,
+           "OneHotEncoder",
+           1,
+           1 << 30,
+           {DType::String, DType::Int64, DType::Int32, DType::Float, DType::Double},
+           0,
+           make<OneHotEncoder>});
 }
 
 }  // namespace graft

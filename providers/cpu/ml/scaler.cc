@@ -22,8 +22,9 @@ class Scaler final : public Kernel {
     const int64_t features = x.rank() == 0 ? 1 : x.dim(x.rank() - 1);
     for (const auto* v : {&offset_, &scale_}) {
       if (v->size() != 1 && static_cast<int64_t>(v->size()) != features) {
-        ctx.fail(std::string(v == &offset_ ? "offset" : "scale") + " holds " + std::to_string(v->size()) +
-                 " values; expected 1 or " + std::to_string(features) + " (the number of features)");
+        ctx.fail(std::string(v == &offset_ ? "offset" : "scale") + " holds " +
+                 std::to_string(v->size()) + " values; expected 1 or " + std::to_string(features) +
+                 " (the number of features)");
       }
     }
     const std::vector<double> in = ml::values_as<double>(x, "Scaler");
@@ -45,6 +46,8 @@ class Scaler final : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(ml_scaler) { reg.add({ml::kMlDomain, "Scaler", 1, 1 << 30, ml::kMlNumericTypes, 0, make<Scaler>}); }
+GRAFT_CPU_KERNELS(ml_scaler) {
+  reg.add({ml::kMlDomain, "Scaler", 1, 1 << 30, ml::kMlNumericTypes, 0, make<Scaler>});
+}
 
 }  // namespace graft

@@ -82,13 +82,15 @@ class SVMClassifier final : public Kernel {
       starts_.push_back(vector_count_);
       vector_count_ += c;
     }
-    weights_all_positive_ = std::all_of(coefficients_.begin(), coefficients_.end(), [](float v) { return v >= 0; });
+    weights_all_positive_ =
+        std::all_of(coefficients_.begin(), coefficients_.end(), [](float v) { return v >= 0; });
     const int64_t classifiers = classes_ * (classes_ - 1) / 2;
     if (vector_count_ > 0) {
       svc_ = true;
       features_ = static_cast<int64_t>(support_vectors_.size()) / vector_count_;
       if (features_ * vector_count_ != static_cast<int64_t>(support_vectors_.size())) {
-        info.fail("support_vectors do not hold " + std::to_string(vector_count_) + " whole vectors");
+        info.fail("support_vectors do not hold " + std::to_string(vector_count_) +
+                  " whole vectors");
       }
       if (static_cast<int64_t>(vectors_per_class_.size()) != classes_) {
         info.fail("vectors_per_class must have one entry per class");
@@ -97,7 +99,8 @@ class SVMClassifier final : public Kernel {
         info.fail("coefficients must hold (classes - 1) x support vectors = " +
                   std::to_string((classes_ - 1) * vector_count_) + " values");
       }
-      if (static_cast<int64_t>(rho_.size()) < classifiers) info.fail("rho must hold one value per class pair");
+      if (static_cast<int64_t>(rho_.size()) < classifiers)
+        info.fail("rho must hold one value per class pair");
       if (!prob_a_.empty() && static_cast<int64_t>(prob_a_.size()) < classifiers) {
         info.fail("prob_a must hold one value per class pair");
       }
@@ -114,7 +117,8 @@ class SVMClassifier final : public Kernel {
     const Tensor& x = ctx.input(0);
     const ml::Rows rows = ml::rows_of(ctx, x);
     if (rows.features != features_) {
-      ctx.fail("X has " + std::to_string(rows.features) + " features, the model expects " + std::to_string(features_));
+      ctx.fail("X has " + std::to_string(rows.features) + " features, the model expects " +
+               std::to_string(features_));
     }
     const std::vector<float> in = ml::values_as<float>(x, "SVMClassifier");
     const bool proba = !prob_a_.empty() && svc_;
@@ -138,7 +142,8 @@ class SVMClassifier final : public Kernel {
       return;
     }
 
-    ml::svm_kernel_dot(kernel_, in, rows.n, support_vectors_, vector_count_, features_, 0.0f, kernels);
+    ml::svm_kernel_dot(kernel_, in, rows.n, support_vectors_, vector_count_, features_, 0.0f,
+                       kernels);
     std::vector<float> pair_scores(static_cast<size_t>(classifiers));
     std::vector<int64_t> votes(static_cast<size_t>(classes_));
     std::vector<float> pairwise(static_cast<size_t>(classes_ * classes_));
@@ -161,13 +166,16 @@ class SVMClassifier final : public Kernel {
 
  private:
   // One score per class pair (i < j) from a row's kernel values; a positive score votes for i.
-  void pairwise_scores(const float* k, std::vector<float>& scores, std::vector<int64_t>& votes) const {
+  void pairwise_scores(const float* k, std::vector<float>& scores,
+                       std::vector<int64_t>& votes) const {
     std::fill(votes.begin(), votes.end(), 0);
     size_t index = 0;
     for (int64_t i = 0; i < classes_ - 1; ++i) {
-      const int64_t si = starts_[static_cast<size_t>(i)], ni = vectors_per_class_[static_cast<size_t>(i)];
+      const int64_t si = starts_[static_cast<size_t>(i)],
+                    ni = vectors_per_class_[static_cast<size_t>(i)];
       for (int64_t j = i + 1; j < classes_; ++j) {
-        const int64_t sj = starts_[static_cast<size_t>(j)], nj = vectors_per_class_[static_cast<size_t>(j)];
+        const int64_t sj = starts_[static_cast<size_t>(j)],
+                      nj = vectors_per_class_[static_cast<size_t>(j)];
         double sum = 0;
         const float* ci = coefficients_.data() + (j - 1) * vector_count_;
         const float* cj = coefficients_.data() + i * vector_count_;
@@ -180,7 +188,8 @@ class SVMClassifier final : public Kernel {
     }
   }
 
-  void probabilities(const std::vector<float>& scores, std::vector<float>& pairwise, float* p) const {
+  void probabilities(const std::vector<float>& scores, std::vector<float>& pairwise,
+                     float* p) const {
     std::fill(pairwise.begin(), pairwise.end(), 0.0f);
     size_t index = 0;
     for (int64_t i = 0; i < classes_; ++i) {
@@ -233,7 +242,8 @@ class SVMClassifier final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_svm_classifier) {
-  reg.add({ml::kMlDomain, "SVMClassifier", 1, 1 << 30, ml::kMlNumericTypes, 0, make<SVMClassifier>});
+  reg.add(
+      {ml::kMlDomain, "SVMClassifier", 1, 1 << 30, ml::kMlNumericTypes, 0, make<SVMClassifier>});
 }
 
 }  // namespace graft

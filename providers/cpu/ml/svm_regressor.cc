@@ -38,17 +38,20 @@ class SVMRegressor final : public Kernel {
     const Tensor& x = ctx.input(0);
     const ml::Rows rows = ml::rows_of(ctx, x);
     if (rows.features != features_) {
-      ctx.fail("X has " + std::to_string(rows.features) + " features, the model expects " + std::to_string(features_));
+      ctx.fail("X has " + std::to_string(rows.features) + " features, the model expects " +
+               std::to_string(features_));
     }
     const std::vector<float> in = ml::values_as<float>(x, "SVMRegressor");
     Tensor& y = ctx.output(0, DType::Float, {rows.n, 1});
     float* out = y.data<float>();
     std::vector<float> kernels;
     if (supports_ > 0) {
-      ml::svm_kernel_dot(kernel_, in, rows.n, support_vectors_, supports_, features_, 0.0f, kernels);
+      ml::svm_kernel_dot(kernel_, in, rows.n, support_vectors_, supports_, features_, 0.0f,
+                         kernels);
       for (int64_t r = 0; r < rows.n; ++r) {
         double sum = rho_[0];
-        for (int64_t j = 0; j < supports_; ++j) sum += static_cast<double>(coefficients_[j]) * kernels[r * supports_ + j];
+        for (int64_t j = 0; j < supports_; ++j)
+          sum += static_cast<double>(coefficients_[j]) * kernels[r * supports_ + j];
         out[r] = static_cast<float>(sum);
       }
     } else {

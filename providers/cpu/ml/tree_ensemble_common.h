@@ -69,11 +69,17 @@ struct TargetScores {
   void add(const TreeNode& leaf, const std::vector<LeafWeight>& weights, Aggregate aggregate);
 };
 
-Aggregate aggregate_attr(const KernelInfo& info);           // "SUM" (default), "AVERAGE", ...
-Aggregate aggregate_from_code(const KernelInfo& info, int64_t code);  // opset 5: 0 AVERAGE, 1 SUM, 2 MIN, 3 MAX
+// Final regression values: AVERAGE divides by the number of trees, then base_values (when there
+// is one per target) are added. A MIN or MAX target that no leaf reached is 0 plus its base.
+void regression_values(const TargetScores& scores, Aggregate aggregate, size_t trees,
+                       const std::vector<double>& base, double* out);
+
+Aggregate aggregate_attr(const KernelInfo& info);  // "SUM" (default), "AVERAGE", ...
+Aggregate aggregate_from_code(const KernelInfo& info,
+                              int64_t code);  // opset 5: 0 AVERAGE, 1 SUM, 2 MIN, 3 MAX
 
 // The rows of a [N, F] (or [F]) input as doubles, checked against the features the forest reads.
-std::vector<double> forest_input(const KernelContext& ctx, const Tensor& x, const Forest& forest, int64_t* rows,
-                                 int64_t* stride);
+std::vector<double> forest_input(const KernelContext& ctx, const Tensor& x, const Forest& forest,
+                                 int64_t* rows, int64_t* stride);
 
 }  // namespace graft::ml

@@ -1,6 +1,7 @@
 // Unique: the distinct elements (or slices along an axis), with the index of each one's first
 // occurrence, the inverse mapping and the counts.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <type_traits>
 
@@ -10,6 +11,18 @@
 namespace graft {
 namespace {
 
+// Three-way comparison of two values; NaNs are equal to each other and above every number, as
+// in NumPy's unique.
+template <typename V>
+int compare_values(const V& a, const V& b) {
+  if constexpr (std::is_floating_point_v<V>) {
+    const bool a_nan = std::isnan(a), b_nan = std::isnan(b);
+    if (a_nan || b_nan) return static_cast<int>(a_nan) - static_cast<int>(b_nan);
+  }
+  if (a == b) return 0;
+  return a < b ? -1 : 1;
+}
+
 // Three-way comparison of slices `a` and `b` of `x`, viewed as [outer, n, inner].
 template <typename T>
 int compare_slices(const T* x, int64_t a, int64_t b, int64_t outer, int64_t n, int64_t inner) {
@@ -17,12 +30,13 @@ int compare_slices(const T* x, int64_t a, int64_t b, int64_t outer, int64_t n, i
     const T* pa = x + (o * n + a) * inner;
     const T* pb = x + (o * n + b) * inner;
     for (int64_t i = 0; i < inner; ++i) {
+      int c = 0;
       if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
-        const float va = static_cast<float>(pa[i]), vb = static_cast<float>(pb[i]);
-        if (va != vb) return va < vb ? -1 : 1;
+        c = compare_values(static_cast<float>(pa[i]), static_cast<float>(pb[i]));
       } else {
-        if (pa[i] != pb[i]) return pa[i] < pb[i] ? -1 : 1;
+        c = compare_values(pa[i], pb[i]);
       }
+      if (c != 0) return c;
     }
   }
   return 0;

@@ -419,8 +419,15 @@ def test_unique(axis):
     assert_same(inverse0, np.argsort(order)[inverse])
 
 
-def test_unique_strings():
+def test_unique_strings_and_nan():
     check("Unique", {"x": np.array(["b", "a", "b", "c"], dtype=object)}, 4)
+    x = np.array([2.0, np.nan, 1.0, np.nan, 2.0], np.float32)
+    y, first, inverse, counts = run_graft(make_model("Unique", {"x": x}, ["y", "i", "v", "c"]),
+                                          {"x": x})
+    assert_same(y, np.array([1.0, 2.0, np.nan], np.float32))
+    assert_same(first, np.array([2, 0, 1], I64))
+    assert_same(inverse, np.array([1, 2, 0, 2, 1], I64))
+    assert_same(counts, np.array([1, 2, 2], I64))
 
 
 @pytest.mark.parametrize("exclusive", [0, 1])
