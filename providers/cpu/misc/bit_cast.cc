@@ -24,8 +24,7 @@ int bit_width(DType dtype) {
 
 class BitCast final : public Kernel {
  public:
-  explicit BitCast(const KernelInfo& info)
-      : to_(static_cast<DType>(info.required_int("to"))) {
+  explicit BitCast(const KernelInfo& info) : to_(static_cast<DType>(info.required_int("to"))) {
     if (to_ == DType::String || dtype_size(to_) == 0) {
       info.fail(std::string("cannot bit-cast to ") + dtype_name(to_));
     }
@@ -37,8 +36,8 @@ class BitCast final : public Kernel {
     const int bits = bit_width(x.dtype());
     if (bits != bit_width(to_)) {
       ctx.fail(std::string("input type ") + dtype_name(x.dtype()) + " (" + std::to_string(bits) +
-               " bits) and target type " + dtype_name(to_) + " (" +
-               std::to_string(bit_width(to_)) + " bits) differ in width");
+               " bits) and target type " + dtype_name(to_) + " (" + std::to_string(bit_width(to_)) +
+               " bits) differ in width");
     }
     Tensor& y = ctx.output(0, to_, x.shape());
     const int64_t n = x.size();

@@ -55,9 +55,9 @@ class Col2Im final : public Kernel {
     std::vector<int64_t> cols(dims);
     int64_t num_cols = 1;
     for (size_t d = 0; d < dims; ++d) {
-      cols[d] = (image[d] + pads[d] + pads[dims + d] - dilations[d] * (block[d] - 1) - 1) /
-                    strides[d] +
-                1;
+      cols[d] =
+          (image[d] + pads[d] + pads[dims + d] - dilations[d] * (block[d] - 1) - 1) / strides[d] +
+          1;
       if (cols[d] <= 0) ctx.fail("the blocks do not fit in the padded image");
       num_cols *= cols[d];
     }
@@ -90,8 +90,7 @@ class Col2Im final : public Kernel {
             bool inside = true;
             for (int64_t r = l, d = static_cast<int64_t>(dims) - 1; d >= 0; --d) {
               const auto u = static_cast<size_t>(d);
-              const int64_t pos =
-                  (r % cols[u]) * strides[u] - pads[u] + offset[u] * dilations[u];
+              const int64_t pos = (r % cols[u]) * strides[u] - pads[u] + offset[u] * dilations[u];
               r /= cols[u];
               if (pos < 0 || pos >= image[u]) {
                 inside = false;
@@ -106,8 +105,8 @@ class Col2Im final : public Kernel {
               out[at] = T(static_cast<float>(out[at]) + static_cast<float>(in[l]));
             } else if constexpr (std::is_integral_v<T>) {
               using U = std::make_unsigned_t<T>;
-              out[at] = static_cast<T>(static_cast<U>(static_cast<U>(out[at]) +
-                                                      static_cast<U>(in[l])));
+              out[at] =
+                  static_cast<T>(static_cast<U>(static_cast<U>(out[at]) + static_cast<U>(in[l])));
             } else {
               out[at] += in[l];
             }

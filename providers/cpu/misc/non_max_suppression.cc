@@ -21,8 +21,7 @@ Box corners(const float* b, bool center_point) {
     const float half_w = b[2] / 2, half_h = b[3] / 2;
     return {b[0] - half_w, b[1] - half_h, b[0] + half_w, b[1] + half_h};
   }
-  return {std::min(b[1], b[3]), std::min(b[0], b[2]), std::max(b[1], b[3]),
-          std::max(b[0], b[2])};
+  return {std::min(b[1], b[3]), std::min(b[0], b[2]), std::max(b[1], b[3]), std::max(b[0], b[2])};
 }
 
 bool suppresses(const Box& a, const Box& b, float iou_threshold) {

@@ -139,7 +139,8 @@ class Multinomial final : public RandomKernel {
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
-    if (x.rank() != 2) ctx.fail("input must have shape [batch, classes], got " + shape_to_string(x.shape()));
+    if (x.rank() != 2)
+      ctx.fail("input must have shape [batch, classes], got " + shape_to_string(x.shape()));
     const int64_t batch = x.dim(0), classes = x.dim(1);
     if (classes == 0 && batch > 0 && sample_size_ > 0) ctx.fail("input has no classes");
     Tensor& y = ctx.output(0, dtype_, {batch, sample_size_});

@@ -28,9 +28,9 @@ class RoiAlign final : public Kernel {
     const std::string mode = info.attr_string("mode", "avg");
     if (mode != "avg" && mode != "max") info.fail("unknown mode '" + mode + "'");
     max_ = mode == "max";
-    const std::string transform = info.attr_string(
-        "coordinate_transformation_mode",
-        info.since_version() < 16 ? "output_half_pixel" : "half_pixel");
+    const std::string transform =
+        info.attr_string("coordinate_transformation_mode",
+                         info.since_version() < 16 ? "output_half_pixel" : "half_pixel");
     if (transform != "half_pixel" && transform != "output_half_pixel") {
       info.fail("unknown coordinate_transformation_mode '" + transform + "'");
     }
@@ -54,8 +54,7 @@ class RoiAlign final : public Kernel {
     for (int64_t b : batch) {
       if (b < 0 || b >= x.dim(0)) ctx.fail("batch index " + std::to_string(b) + " out of range");
     }
-    Tensor& y =
-        ctx.output(0, x.dtype(), {num_rois, x.dim(1), output_height_, output_width_});
+    Tensor& y = ctx.output(0, x.dtype(), {num_rois, x.dim(1), output_height_, output_width_});
     dispatch_float(x.dtype(), "RoiAlign", [&](auto tag) {
       using T = typename decltype(tag)::type;
       run<T>(ctx, x, rois, batch, y);
@@ -92,17 +91,18 @@ class RoiAlign final : public Kernel {
         roi_h = std::max(roi_h, A(1));
       }
       const A bin_h = roi_h / static_cast<A>(ph_count), bin_w = roi_w / static_cast<A>(pw_count);
-      const int64_t ratio_h = sampling_ratio_ > 0
-                                  ? sampling_ratio_
-                                  : static_cast<int64_t>(std::ceil(roi_h / static_cast<A>(ph_count)));
-      const int64_t ratio_w = sampling_ratio_ > 0
-                                  ? sampling_ratio_
-                                  : static_cast<int64_t>(std::ceil(roi_w / static_cast<A>(pw_count)));
+      const int64_t ratio_h =
+          sampling_ratio_ > 0 ? sampling_ratio_
+                              : static_cast<int64_t>(std::ceil(roi_h / static_cast<A>(ph_count)));
+      const int64_t ratio_w =
+          sampling_ratio_ > 0 ? sampling_ratio_
+                              : static_cast<int64_t>(std::ceil(roi_w / static_cast<A>(pw_count)));
       // The divisor uses the raw ratios, as the reference does, even for inverted regions.
       const A count = static_cast<A>(std::max<int64_t>(ratio_h * ratio_w, 1));
       const int64_t grid_h = std::max<int64_t>(ratio_h, 0), grid_w = std::max<int64_t>(ratio_w, 0);
       std::vector<Sample<A>> samples;
-      samples.reserve(static_cast<size_t>(std::max<int64_t>(0, ph_count * pw_count * grid_h * grid_w)));
+      samples.reserve(
+          static_cast<size_t>(std::max<int64_t>(0, ph_count * pw_count * grid_h * grid_w)));
       for (int64_t ph = 0; ph < ph_count; ++ph) {
         for (int64_t pw = 0; pw < pw_count; ++pw) {
           for (int64_t iy = 0; iy < grid_h; ++iy) {

@@ -53,8 +53,8 @@ class Shrink final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(misc_shrink) {
-  const std::vector<DType> types = {DType::Float, DType::Double, DType::Float16, DType::Int8,
-                                    DType::Int16, DType::Int32,  DType::Int64,   DType::UInt8,
+  const std::vector<DType> types = {DType::Float,  DType::Double, DType::Float16, DType::Int8,
+                                    DType::Int16,  DType::Int32,  DType::Int64,   DType::UInt8,
                                     DType::UInt16, DType::UInt32, DType::UInt64};
   reg.add({"", "Shrink", 9, 1 << 30, types, 0, make<Shrink>});
 }

@@ -46,6 +46,12 @@ class Resize : public Kernel {
     else
       info.fail("unsupported mode '" + mode + "'");
     if (since_ < 11) coordinate_mode_ = "asymmetric";
+    // Upsample (opset 7 to 9, since replaced by Resize): asymmetric coordinates, nearest by
+    // flooring, scales from the attribute before opset 9.
+    if (info.op_type() == "Upsample") {
+      nearest_mode_ = "floor";
+      for (float f : info.attr_floats("scales")) scales_attr_.push_back(f);
+    }
     static const char* kModes[] = {
         "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",  "align_corners",
         "asymmetric", "tf_crop_and_resize",   "tf_half_pixel_for_nn"};
@@ -91,7 +97,9 @@ class Resize : public Kernel {
     const int scales_input = since_ < 11 ? 1 : 2;
     std::vector<double> scales, roi;
     std::vector<int64_t> sizes;
-    if (ctx.has_input(scales_input) && ctx.input(scales_input).size() > 0) {
+    if (!scales_attr_.empty()) {
+      scales = scales_attr_;
+    } else if (ctx.has_input(scales_input) && ctx.input(scales_input).size() > 0) {
       const Tensor& s = ctx.input(scales_input);
       for (int64_t i = 0; i < s.size(); ++i) scales.push_back(s.scalar_as_double(i));
     }
@@ -352,10 +360,14 @@ class Resize : public Kernel {
   bool antialias_;
   std::string keep_aspect_;
   std::vector<int64_t> axes_;
+  std::vector<double> scales_attr_;  // Upsample-7
 };
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(resize) { reg.add({"", "Resize", 10, 1 << 30, {}, 0, make<Resize>}); }
+GRAFT_CPU_KERNELS(resize) {
+  reg.add({"", "Resize", 10, 1 << 30, {}, 0, make<Resize>});
+  reg.add({"", "Upsample", 7, 9, {}, 0, make<Resize>});
+}
 
 }  // namespace graft

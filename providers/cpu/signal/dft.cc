@@ -68,7 +68,8 @@ class DFT final : public Kernel {
         std::vector<Complex> buf(static_cast<size_t>(n), Complex(0, 0));
         auto read = [&](int64_t t) {
           const T* p = src + ((o * in_len + t) * inner + i) * in_parts;
-          return Complex(static_cast<double>(p[0]), in_parts == 2 ? static_cast<double>(p[1]) : 0.0);
+          return Complex(static_cast<double>(p[0]),
+                         in_parts == 2 ? static_cast<double>(p[1]) : 0.0);
         };
         if (real_out) {
           // A one-sided spectrum: rebuild the Hermitian-symmetric full one.

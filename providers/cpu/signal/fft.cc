@@ -13,7 +13,8 @@ std::vector<Complex> make_twiddles(int64_t n, bool inverse) {
   std::vector<Complex> w(static_cast<size_t>(n / 2));
   const double sign = inverse ? 1.0 : -1.0;
   for (int64_t k = 0; k < n / 2; ++k) {
-    const double angle = sign * 2.0 * std::numbers::pi * static_cast<double>(k) / static_cast<double>(n);
+    const double angle =
+        sign * 2.0 * std::numbers::pi * static_cast<double>(k) / static_cast<double>(n);
     w[static_cast<size_t>(k)] = {std::cos(angle), std::sin(angle)};
   }
   return w;
@@ -72,9 +73,11 @@ void FftPlan::run(Complex* data) const {
     return;
   }
   std::vector<Complex> a(static_cast<size_t>(padded_), Complex(0, 0));
-  for (int64_t k = 0; k < n_; ++k) a[static_cast<size_t>(k)] = data[k] * chirp_[static_cast<size_t>(k)];
+  for (int64_t k = 0; k < n_; ++k)
+    a[static_cast<size_t>(k)] = data[k] * chirp_[static_cast<size_t>(k)];
   radix2(a.data(), padded_, twiddles_);
-  for (int64_t k = 0; k < padded_; ++k) a[static_cast<size_t>(k)] *= kernel_[static_cast<size_t>(k)];
+  for (int64_t k = 0; k < padded_; ++k)
+    a[static_cast<size_t>(k)] *= kernel_[static_cast<size_t>(k)];
   // The inverse transform of the product, as a forward transform of the conjugate.
   for (auto& v : a) v = std::conj(v);
   radix2(a.data(), padded_, twiddles_);

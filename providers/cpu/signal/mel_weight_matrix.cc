@@ -18,7 +18,8 @@ int64_t int_scalar(const KernelContext& ctx, int i, const char* name) {
 
 // hertz -> mel as 2595 * log10(1 + hz / 700), rounded through the input's precision first.
 double hertz_to_mel(const Tensor& hz) {
-  if (hz.dtype() == DType::Double) return 2595.0 * std::log1p(hz.scalar_as_double() / 700.0) / std::log(10.0);
+  if (hz.dtype() == DType::Double)
+    return 2595.0 * std::log1p(hz.scalar_as_double() / 700.0) / std::log(10.0);
   const float f = static_cast<float>(hz.scalar_as_double());
   return static_cast<double>(2595.0f * std::log1p(f / 700.0f)) / std::log(10.0);
 }

@@ -73,7 +73,8 @@ class RegexFullMatch final : public Kernel {
       const wchar_t c = p[i];
       if (c == L'\\' && i + 1 < p.size()) {
         const wchar_t e = p[++i];
-        if (e == L'p' || e == L'P') throw std::invalid_argument("Unicode classes are not supported");
+        if (e == L'p' || e == L'P')
+          throw std::invalid_argument("Unicode classes are not supported");
         if (e == L'C') throw std::invalid_argument("\\C is not supported");
         if (e == L'Q') {
           const size_t end = p.find(L"\\E", i + 1);

@@ -52,7 +52,8 @@ class StringNormalizer final : public Kernel {
     std::vector<std::string> kept;
     for (const std::string& s : x.span<std::string>()) {
       if (!stopwords_.empty()) {
-        const bool stop = stopwords_.count(case_sensitive_ ? s : change_case(s, CaseChange::Lower)) > 0;
+        const bool stop =
+            stopwords_.count(case_sensitive_ ? s : change_case(s, CaseChange::Lower)) > 0;
         if (stop) continue;
       }
       kept.push_back(case_ == CaseChange::None ? s : change_case(s, case_));
@@ -77,7 +78,7 @@ class StringNormalizer final : public Kernel {
       }
       const auto w = static_cast<wchar_t>(c);
       utf8::append(out, static_cast<char32_t>(action == CaseChange::Lower ? facet.tolower(w)
-                                                                        : facet.toupper(w)));
+                                                                          : facet.toupper(w)));
     }
     return out;
   }
