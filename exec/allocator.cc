@@ -1,7 +1,10 @@
 #include "exec/allocator.h"
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace graft {
 
@@ -14,27 +17,65 @@ void Allocator::note_allocate(size_t bytes) {
 
 namespace {
 
+// Host memory with a cache of freed blocks: repeated runs of a model ask for the same sizes, so
+// a released block is kept (up to kCacheLimit bytes in all) and handed out again instead of
+// going back to the system, which would cost fresh page faults on every run.
 class CpuAllocator : public Allocator {
  public:
+  static constexpr size_t kCacheLimit = size_t{1} << 30;
+  // Blocks below this size come from malloc's own caches quickly; not worth keeping.
+  static constexpr size_t kMinCached = size_t{64} << 10;
+
   const char* name() const override { return "Cpu"; }
+
   void* allocate(size_t bytes) override {
-    size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (p == nullptr) throw std::bad_alloc();
+    const size_t rounded = round_up(bytes);
+    void* p = nullptr;
+    if (rounded >= kMinCached) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = cache_.find(rounded);
+      if (it != cache_.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= rounded;
+      }
+    }
+    if (p == nullptr) {
+      p = std::aligned_alloc(64, rounded);
+      if (p == nullptr) throw std::bad_alloc();
+    }
     note_allocate(bytes);
     return p;
   }
+
   void release(void* ptr, size_t bytes) override {
-    std::free(ptr);
     note_release(bytes);
+    const size_t rounded = round_up(bytes);
+    if (rounded >= kMinCached) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_bytes_ + rounded <= kCacheLimit) {
+        cache_[rounded].push_back(ptr);
+        cached_bytes_ += rounded;
+        return;
+      }
+    }
+    std::free(ptr);
   }
+
+ private:
+  static size_t round_up(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> cache_;
+  size_t cached_bytes_ = 0;
 };
 
 }  // namespace
 
 Allocator& cpu_allocator() {
-  static CpuAllocator allocator;
-  return allocator;
+  // Never destroyed: tensors held by other static objects may be released after main returns.
+  static auto* allocator = new CpuAllocator();
+  return *allocator;
 }
 
 }  // namespace graft

@@ -33,9 +33,13 @@ Tensor tensor_from_py(int code, const py::handle& arr_obj) {
                           " does not match element type " + dtype_name(dtype));
   }
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
-  Tensor t(dtype, shape);
-  if (t.nbytes() > 0) std::memcpy(t.raw(), arr.data(), t.nbytes());
-  return t;
+  // The copy overwrites every byte: allocate without the zero fill a new Tensor gets.
+  const size_t bytes = static_cast<size_t>(shape_size(shape)) * dtype_size(dtype);
+  Allocator& allocator = cpu_allocator();
+  void* data = allocator.allocate(bytes);
+  std::shared_ptr<void> owner(data, [&allocator, bytes](void* p) { allocator.release(p, bytes); });
+  if (bytes > 0) std::memcpy(data, arr.data(), bytes);
+  return Tensor(dtype, shape, std::make_shared<Buffer>(data, owner));
 }
 
 // NumPy format for dtypes NumPy has natively; raw unsigned storage for the rest.

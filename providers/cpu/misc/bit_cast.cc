@@ -25,8 +25,9 @@ int bit_width(DType dtype) {
 class BitCast final : public Kernel {
  public:
   explicit BitCast(const KernelInfo& info) : to_(static_cast<DType>(info.required_int("to"))) {
-    if (to_ == DType::String || dtype_size(to_) == 0) {
-      info.fail(std::string("cannot bit-cast to ") + dtype_name(to_));
+    const auto code = static_cast<int>(to_);
+    if (code < 1 || code > static_cast<int>(DType::Int2) || to_ == DType::String) {
+      info.fail("cannot bit-cast to type " + std::to_string(code));
     }
   }
 

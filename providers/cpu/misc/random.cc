@@ -79,12 +79,11 @@ class RandomUniform final : public RandomKernel {
   void compute(KernelContext& ctx) override {
     const DType dtype = like_ ? like_dtype(ctx, dtype_, ctx.input(0)) : dtype_;
     Tensor& y = ctx.output(0, dtype, like_ ? ctx.input(0).shape() : shape_);
-    std::uniform_real_distribution<double> dist(low_, high_);
     if (!(high_ > low_)) {
       fill(y, [&](auto&) { return static_cast<double>(low_); });
       return;
     }
-    fill(y, dist);
+    fill(y, std::uniform_real_distribution<double>(low_, high_));
   }
 
  private:

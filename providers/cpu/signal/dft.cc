@@ -165,8 +165,7 @@ class STFT final : public Kernel {
 
 GRAFT_CPU_KERNELS(signal_dft) {
   const std::vector<DType> types = {DType::Float, DType::Double, DType::Float16, DType::BFloat16};
-  reg.add({"", "DFT", 17, 19, types, 0, make<DFT>});
-  reg.add({"", "DFT", 20, 1 << 30, types, 0, make<DFT>});
+  reg.add({"", "DFT", 17, 1 << 30, types, 0, make<DFT>});
   reg.add({"", "STFT", 17, 1 << 30, types, 0, make<STFT>});
 }
 
