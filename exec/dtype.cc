@@ -40,33 +40,60 @@ size_t dtype_size(DType dtype) {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::Undefined: return "undefined";
-    case DType::Float: return "float";
-    case DType::UInt8: return "uint8";
-    case DType::Int8: return "int8";
-    case DType::UInt16: return "uint16";
-    case DType::Int16: return "int16";
-    case DType::Int32: return "int32";
-    case DType::Int64: return "int64";
-    case DType::String: return "string";
-    case DType::Bool: return "bool";
-    case DType::Float16: return "float16";
-    case DType::Double: return "double";
-    case DType::UInt32: return "uint32";
-    case DType::UInt64: return "uint64";
-    case DType::Complex64: return "complex64";
-    case DType::Complex128: return "complex128";
-    case DType::BFloat16: return "bfloat16";
-    case DType::Float8E4M3FN: return "float8e4m3fn";
-    case DType::Float8E4M3FNUZ: return "float8e4m3fnuz";
-    case DType::Float8E5M2: return "float8e5m2";
-    case DType::Float8E5M2FNUZ: return "float8e5m2fnuz";
-    case DType::UInt4: return "uint4";
-    case DType::Int4: return "int4";
-    case DType::Float4E2M1: return "float4e2m1";
-    case DType::Float8E8M0: return "float8e8m0";
-    case DType::UInt2: return "uint2";
-    case DType::Int2: return "int2";
+    case DType::Undefined:
+      return "undefined";
+    case DType::Float:
+      return "float";
+    case DType::UInt8:
+      return "uint8";
+    case DType::Int8:
+      return "int8";
+    case DType::UInt16:
+      return "uint16";
+    case DType::Int16:
+      return "int16";
+    case DType::Int32:
+      return "int32";
+    case DType::Int64:
+      return "int64";
+    case DType::String:
+      return "string";
+    case DType::Bool:
+      return "bool";
+    case DType::Float16:
+      return "float16";
+    case DType::Double:
+      return "double";
+    case DType::UInt32:
+      return "uint32";
+    case DType::UInt64:
+      return "uint64";
+    case DType::Complex64:
+      return "complex64";
+    case DType::Complex128:
+      return "complex128";
+    case DType::BFloat16:
+      return "bfloat16";
+    case DType::Float8E4M3FN:
+      return "float8e4m3fn";
+    case DType::Float8E4M3FNUZ:
+      return "float8e4m3fnuz";
+    case DType::Float8E5M2:
+      return "float8e5m2";
+    case DType::Float8E5M2FNUZ:
+      return "float8e5m2fnuz";
+    case DType::UInt4:
+      return "uint4";
+    case DType::Int4:
+      return "int4";
+    case DType::Float4E2M1:
+      return "float4e2m1";
+    case DType::Float8E8M0:
+      return "float8e8m0";
+    case DType::UInt2:
+      return "uint2";
+    case DType::Int2:
+      return "int2";
   }
   return "unknown";
 }
@@ -77,8 +104,14 @@ bool dtype_is_float(DType d) {
 
 bool dtype_is_integer(DType d) {
   switch (d) {
-    case DType::Int8: case DType::Int16: case DType::Int32: case DType::Int64:
-    case DType::UInt8: case DType::UInt16: case DType::UInt32: case DType::UInt64:
+    case DType::Int8:
+    case DType::Int16:
+    case DType::Int32:
+    case DType::Int64:
+    case DType::UInt8:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64:
       return true;
     default:
       return false;
@@ -87,8 +120,12 @@ bool dtype_is_integer(DType d) {
 
 bool dtype_is_signed(DType d) {
   switch (d) {
-    case DType::Int8: case DType::Int16: case DType::Int32: case DType::Int64:
-    case DType::Int4: case DType::Int2:
+    case DType::Int8:
+    case DType::Int16:
+    case DType::Int32:
+    case DType::Int64:
+    case DType::Int4:
+    case DType::Int2:
       return true;
     default:
       return dtype_is_float(d) || dtype_is_float8(d);
@@ -107,7 +144,7 @@ bool dtype_is_float8(DType d) {
 
 void throw_unsupported_dtype(DType dtype, const char* what) {
   throw InvalidArgument(std::string(what) + ": element type " + dtype_name(dtype) +
-                              " is not supported");
+                        " is not supported");
 }
 
 namespace {
@@ -192,12 +229,18 @@ struct SmallFormat {
 
 SmallFormat format_of(DType dtype) {
   switch (dtype) {
-    case DType::Float8E4M3FN: return {4, 3, 7, SmallFormat::kFN, 0x7e};
-    case DType::Float8E4M3FNUZ: return {4, 3, 8, SmallFormat::kUZ, 0x7f};
-    case DType::Float8E5M2: return {5, 2, 15, SmallFormat::kIEEE, 0x7b};
-    case DType::Float8E5M2FNUZ: return {5, 2, 16, SmallFormat::kUZ, 0x7f};
-    case DType::Float4E2M1: return {2, 1, 1, SmallFormat::kNone, 0x7};
-    default: throw_unsupported_dtype(dtype, "small float conversion");
+    case DType::Float8E4M3FN:
+      return {4, 3, 7, SmallFormat::kFN, 0x7e};
+    case DType::Float8E4M3FNUZ:
+      return {4, 3, 8, SmallFormat::kUZ, 0x7f};
+    case DType::Float8E5M2:
+      return {5, 2, 15, SmallFormat::kIEEE, 0x7b};
+    case DType::Float8E5M2FNUZ:
+      return {5, 2, 16, SmallFormat::kUZ, 0x7f};
+    case DType::Float4E2M1:
+      return {2, 1, 1, SmallFormat::kNone, 0x7};
+    default:
+      throw_unsupported_dtype(dtype, "small float conversion");
   }
 }
 
@@ -214,9 +257,10 @@ float decode(const SmallFormat& f, uint8_t bits) {
     if (man != 0) return nan;
     return neg ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
   }
-  float v = exp == 0 ? std::ldexp(static_cast<float>(man), 1 - f.bias - f.man_bits)
-                     : std::ldexp(1.0f + static_cast<float>(man) / static_cast<float>(1u << f.man_bits),
-                                  static_cast<int>(exp) - f.bias);
+  float v = exp == 0
+                ? std::ldexp(static_cast<float>(man), 1 - f.bias - f.man_bits)
+                : std::ldexp(1.0f + static_cast<float>(man) / static_cast<float>(1u << f.man_bits),
+                             static_cast<int>(exp) - f.bias);
   return neg ? -v : v;
 }
 
@@ -224,7 +268,8 @@ uint8_t encode(const SmallFormat& f, float value, bool saturate) {
   int sign_shift = f.exp_bits + f.man_bits;
   uint8_t sign = std::signbit(value) ? static_cast<uint8_t>(1u << sign_shift) : 0;
   uint8_t nan_bits = f.special == SmallFormat::kUZ ? 0x80 : static_cast<uint8_t>(sign | 0x7f);
-  if (std::isnan(value)) return f.special == SmallFormat::kNone ? static_cast<uint8_t>(sign | f.max_bits) : nan_bits;
+  if (std::isnan(value))
+    return f.special == SmallFormat::kNone ? static_cast<uint8_t>(sign | f.max_bits) : nan_bits;
   float max = decode(f, f.max_bits);
   float a = std::fabs(value);
   auto overflow = [&]() -> uint8_t {

@@ -45,7 +45,9 @@ const Tensor* KernelInfo::constant_input(int i) const {
   return constant_inputs_[static_cast<size_t>(i)];
 }
 
-bool KernelInfo::has_attr(const std::string& name) const { return node_.find_attr(name) != nullptr; }
+bool KernelInfo::has_attr(const std::string& name) const {
+  return node_.find_attr(name) != nullptr;
+}
 
 namespace {
 
@@ -152,7 +154,8 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
     return scratch_.back().tensor();
   }
   for (int64_t d : shape) {
-    if (d < 0) fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
+    if (d < 0)
+      fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
   }
   Value* out = outputs_[static_cast<size_t>(i)];
   *out = Value(Tensor(dtype, shape));

@@ -33,10 +33,10 @@ class KernelInfo {
   std::string describe() const;
   [[noreturn]] void fail(const std::string& message) const;  // throws InvalidArgument
 
-  int num_inputs() const;   // as written in the node, omitted optional inputs included
-  int num_outputs() const;  // as written in the node
-  bool has_input(int i) const;    // present and not the empty name
-  bool has_output(int i) const;   // present and not the empty name
+  int num_inputs() const;        // as written in the node, omitted optional inputs included
+  int num_outputs() const;       // as written in the node
+  bool has_input(int i) const;   // present and not the empty name
+  bool has_output(int i) const;  // present and not the empty name
   // Input dtype from type inference; Undefined when not known before running.
   DType input_dtype(int i) const;
   // The input's value when it is an initializer (a weight), else nullptr. Valid for the life of
@@ -160,8 +160,8 @@ struct KernelRegistrar {
 
 // Usage, at namespace scope in a kernel file:
 //   GRAFT_CPU_KERNELS(relu) { reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<Relu>}); }
-#define GRAFT_CPU_KERNELS(tag)                                                  \
-  static void graft_register_##tag(::graft::KernelRegistry& reg);              \
+#define GRAFT_CPU_KERNELS(tag)                                                        \
+  static void graft_register_##tag(::graft::KernelRegistry& reg);                     \
   static const ::graft::KernelRegistrar graft_registrar_##tag(&graft_register_##tag); \
   static void graft_register_##tag(::graft::KernelRegistry& reg)
 
@@ -173,15 +173,17 @@ std::unique_ptr<Kernel> make(const KernelInfo& info) {
 
 // Common type lists for KernelDef::dtypes. Inline, so every kernel file that includes this
 // header sees them initialized before its own registrar runs.
-inline const std::vector<DType> kFloatTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16};
-inline const std::vector<DType> kNumberTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
-                                                DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64,
-                                                DType::UInt8, DType::UInt16, DType::UInt32,  DType::UInt64};
-inline const std::vector<DType> kSignedTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
-                                                DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64};
-inline const std::vector<DType> kAllTypes = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
-                                             DType::Int8,  DType::Int16,  DType::Int32,   DType::Int64,
-                                             DType::UInt8, DType::UInt16, DType::UInt32,  DType::UInt64,
-                                             DType::Bool,  DType::String};
+inline const std::vector<DType> kFloatTypes = {DType::Float, DType::Double, DType::Float16,
+                                               DType::BFloat16};
+inline const std::vector<DType> kNumberTypes = {
+    DType::Float, DType::Double, DType::Float16, DType::BFloat16, DType::Int8,   DType::Int16,
+    DType::Int32, DType::Int64,  DType::UInt8,   DType::UInt16,   DType::UInt32, DType::UInt64};
+inline const std::vector<DType> kSignedTypes = {DType::Float,    DType::Double, DType::Float16,
+                                                DType::BFloat16, DType::Int8,   DType::Int16,
+                                                DType::Int32,    DType::Int64};
+inline const std::vector<DType> kAllTypes = {
+    DType::Float,  DType::Double, DType::Float16, DType::BFloat16, DType::Int8,
+    DType::Int16,  DType::Int32,  DType::Int64,   DType::UInt8,    DType::UInt16,
+    DType::UInt32, DType::UInt64, DType::Bool,    DType::String};
 
 }  // namespace graft

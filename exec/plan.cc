@@ -55,7 +55,8 @@ class PlanRunner : public SubgraphRunner {
 const KernelDef* select_kernel(const KernelRegistry& registry, const ir::Node& n, int since,
                                const std::vector<DType>& in_dtypes) {
   for (const auto& d : registry.defs()) {
-    if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until) continue;
+    if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until)
+      continue;
     auto k = static_cast<size_t>(d.type_input);
     DType t = k < in_dtypes.size() ? in_dtypes[k] : DType::Undefined;
     if (t == DType::Undefined || d.dtypes.empty()) return &d;
@@ -99,14 +100,16 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   auto lookup = [&](const ir::Node& n, const std::string& name) {
     auto it = slot_of_.find(name);
     if (it == slot_of_.end()) {
-      throw InvalidArgument(n.describe() + " reads '" + name + "', which no node, input or initializer defines");
+      throw InvalidArgument(n.describe() + " reads '" + name +
+                            "', which no node, input or initializer defines");
     }
     return it->second;
   };
   auto dtype_of = [&](const std::string& name) {
     if (name.empty()) return DType::Undefined;
     if (const onnx::TypeProto* t = graph.type_of(name)) return elem_dtype_of(*t);
-    if (const onnx::TensorProto* init = graph.find_initializer(name)) return static_cast<DType>(init->data_type());
+    if (const onnx::TensorProto* init = graph.find_initializer(name))
+      return static_cast<DType>(init->data_type());
     return DType::Undefined;
   };
 
@@ -146,21 +149,26 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     int64_t opset = ctx.model.opset(n.domain);
     const std::string domain_name = n.domain.empty() ? "ai.onnx" : n.domain;
     if (opset == 0) {
-      throw InvalidArgument(step->desc + ": the model imports no opset for domain '" + domain_name + "'");
+      throw InvalidArgument(step->desc + ": the model imports no opset for domain '" + domain_name +
+                            "'");
     }
     const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
     int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
     int owner = owners[step_index++];
     if (owner < 0) {
       std::string names;
-      for (const auto* p : ctx.providers) names += std::string(names.empty() ? "" : ", ") + p->name();
-      throw NotImplemented(step->desc + ": no kernel for op " + n.op_type + " (domain '" + domain_name +
-                           "', opset " + std::to_string(opset) + ") in providers [" + names + "]");
+      for (const auto* p : ctx.providers)
+        names += std::string(names.empty() ? "" : ", ") + p->name();
+      throw NotImplemented(step->desc + ": no kernel for op " + n.op_type + " (domain '" +
+                           domain_name + "', opset " + std::to_string(opset) + ") in providers [" +
+                           names + "]");
     }
-    const KernelDef* def = select_kernel(ctx.providers[static_cast<size_t>(owner)]->registry(), n, since, in_dtypes);
+    const KernelDef* def =
+        select_kernel(ctx.providers[static_cast<size_t>(owner)]->registry(), n, since, in_dtypes);
     if (!def) {
-      throw NotImplemented(step->desc + ": no " + ctx.providers[static_cast<size_t>(owner)]->name() +
-                           " kernel for op " + n.op_type + " (domain '" + domain_name + "', opset " +
+      throw NotImplemented(step->desc + ": no " +
+                           ctx.providers[static_cast<size_t>(owner)]->name() + " kernel for op " +
+                           n.op_type + " (domain '" + domain_name + "', opset " +
                            std::to_string(opset) + ") with input type " +
                            dtype_name(in_dtypes.empty() ? DType::Undefined : in_dtypes[0]));
     }
@@ -173,7 +181,8 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     output_names_.push_back(v.name);
     auto it = slot_of_.find(v.name);
     if (it == slot_of_.end()) {
-      throw InvalidArgument("graph '" + graph.name + "': output '" + v.name + "' is not produced by any node");
+      throw InvalidArgument("graph '" + graph.name + "': output '" + v.name +
+                            "' is not produced by any node");
     }
     output_slots_.push_back(it->second);
   }
@@ -186,17 +195,20 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     for (int s : steps_[i]->implicit) last_use[static_cast<size_t>(s)] = static_cast<int>(i);
     for (int s : steps_[i]->outputs) {
-      if (s >= 0 && last_use[static_cast<size_t>(s)] < static_cast<int>(i)) last_use[static_cast<size_t>(s)] = static_cast<int>(i);
+      if (s >= 0 && last_use[static_cast<size_t>(s)] < static_cast<int>(i))
+        last_use[static_cast<size_t>(s)] = static_cast<int>(i);
     }
   }
   for (size_t s = 0; s < num_slots_; ++s) {
-    if (last_use[s] >= 0 && !keep.count(static_cast<int>(s))) steps_[static_cast<size_t>(last_use[s])]->release.push_back(static_cast<int>(s));
+    if (last_use[s] >= 0 && !keep.count(static_cast<int>(s)))
+      steps_[static_cast<size_t>(last_use[s])]->release.push_back(static_cast<int>(s));
   }
 }
 
 GraphPlan::~GraphPlan() = default;
 
-std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs, const std::vector<const Value*>& outer,
+std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
+                                  const std::vector<const Value*>& outer,
                                   Profiler* profiler) const {
   std::vector<Value> slots(num_slots_);
   for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
@@ -219,7 +231,8 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs, const std::v
       for (int idx : step->subplan_outer[k]) {
         sub_outer.push_back(&slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
       }
-      runners.push_back(std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
+      runners.push_back(
+          std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
     }
     std::function<SubgraphRunner&(const std::string&)> sub;
     if (!runners.empty()) {
@@ -244,8 +257,9 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs, const std::v
       throw Fail(step->desc + ": " + e.what());
     }
     if (profiler) {
-      profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name, step->node->op_type,
-                                  start - profiler->origin_us, now_us() - start});
+      profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name,
+                                  step->node->op_type, start - profiler->origin_us,
+                                  now_us() - start});
     }
     for (size_t k = 0; k < step->outputs.size(); ++k) {
       int s = step->outputs[k];

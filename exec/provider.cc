@@ -28,8 +28,8 @@ void register_provider(const std::string& name, int rank, ProviderFactory factor
   provider_table().push_back({name, rank, factory});
 }
 
-bool registry_supports(const KernelRegistry& registry, const ir::Model& model, const ir::Graph& graph,
-                       const ir::Node& n) {
+bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
+                       const ir::Graph& graph, const ir::Node& n) {
   int64_t opset = model.opset(n.domain);
   if (opset == 0) return false;
   const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
@@ -39,7 +39,8 @@ bool registry_supports(const KernelRegistry& registry, const ir::Model& model, c
 
 std::vector<std::string> available_providers() {
   auto table = provider_table();
-  std::stable_sort(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.rank < b.rank; });
+  std::stable_sort(table.begin(), table.end(),
+                   [](const auto& a, const auto& b) { return a.rank < b.rank; });
   std::vector<std::string> names;
   for (const auto& e : table) names.push_back(e.name);
   return names;

@@ -46,7 +46,7 @@ std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);
 
 // Whether `registry` has a kernel for node `n` of `graph` (op, resolved schema version, and the
 // type of its typed input when known).
-bool registry_supports(const KernelRegistry& registry, const ir::Model& model, const ir::Graph& graph,
-                       const ir::Node& n);
+bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
+                       const ir::Graph& graph, const ir::Node& n);
 
 }  // namespace graft

@@ -23,7 +23,8 @@ namespace {
 std::string type_string(const onnx::TypeProto& t) {
   switch (t.value_case()) {
     case onnx::TypeProto::kTensorType:
-      return std::string("tensor(") + dtype_name(static_cast<DType>(t.tensor_type().elem_type())) + ")";
+      return std::string("tensor(") + dtype_name(static_cast<DType>(t.tensor_type().elem_type())) +
+             ")";
     case onnx::TypeProto::kSequenceType:
       return "seq(" + type_string(t.sequence_type().elem_type()) + ")";
     case onnx::TypeProto::kMapType:
@@ -32,8 +33,8 @@ std::string type_string(const onnx::TypeProto& t) {
     case onnx::TypeProto::kOptionalType:
       return "optional(" + type_string(t.optional_type().elem_type()) + ")";
     case onnx::TypeProto::kSparseTensorType:
-      return std::string("sparse_tensor(") + dtype_name(static_cast<DType>(t.sparse_tensor_type().elem_type())) +
-             ")";
+      return std::string("sparse_tensor(") +
+             dtype_name(static_cast<DType>(t.sparse_tensor_type().elem_type())) + ")";
     default:
       return "unknown";
   }
@@ -58,7 +59,8 @@ IOInfo io_info(const ir::ValueInfo& v) {
 std::string describe_value(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Tensor:
-      return std::string("tensor(") + dtype_name(v.tensor().dtype()) + ") of shape " + shape_to_string(v.tensor().shape());
+      return std::string("tensor(") + dtype_name(v.tensor().dtype()) + ") of shape " +
+             shape_to_string(v.tensor().shape());
     case Value::Kind::Sequence:
       return std::string("seq(tensor(") + dtype_name(v.elem_dtype()) + "))";
     case Value::Kind::Map:
@@ -74,8 +76,8 @@ std::string describe_value(const Value& v) {
 void check_feed(const IOInfo& info, const Value& v) {
   if (info.type.empty()) return;
   auto bad = [&](const std::string& why) {
-    throw InvalidArgument("input '" + info.name + "': " + why + " (expected " + info.type + ", got " +
-                          describe_value(v) + ")");
+    throw InvalidArgument("input '" + info.name + "': " + why + " (expected " + info.type +
+                          ", got " + describe_value(v) + ")");
   };
   bool want_tensor = info.type.rfind("tensor(", 0) == 0;
   if (want_tensor) {
@@ -88,8 +90,9 @@ void check_feed(const IOInfo& info, const Value& v) {
       }
       for (size_t i = 0; i < info.dims.size(); ++i) {
         if (info.dims[i] >= 0 && t.dim(static_cast<int64_t>(i)) != info.dims[i]) {
-          bad("dimension " + std::to_string(i) + " is " + std::to_string(t.dim(static_cast<int64_t>(i))) +
-              ", the model requires " + std::to_string(info.dims[i]));
+          bad("dimension " + std::to_string(i) + " is " +
+              std::to_string(t.dim(static_cast<int64_t>(i))) + ", the model requires " +
+              std::to_string(info.dims[i]));
         }
       }
     }
@@ -98,7 +101,8 @@ void check_feed(const IOInfo& info, const Value& v) {
 
 }  // namespace
 
-InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std::vector<std::string> providers)
+InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
+                                   std::vector<std::string> providers)
     : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
   if (providers.empty()) providers = available_providers();
   std::vector<std::unique_ptr<ExecutionProvider>> eps;
@@ -119,11 +123,13 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options, std:
   model_->graph.topological_sort();
   ir::optimize(*model_, options_.graph_optimization_level);
 
-  if (!options_.optimized_model_filepath.empty()) ir::save_model(*model_, options_.optimized_model_filepath);
+  if (!options_.optimized_model_filepath.empty())
+    ir::save_model(*model_, options_.optimized_model_filepath);
 
   std::vector<const ExecutionProvider*> chosen;
   for (const auto& ep : eps) chosen.push_back(ep.get());
-  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen}, std::vector<std::string>{});
+  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
+                                      std::vector<std::string>{});
 
   std::set<std::string> initializer_names;
   for (const auto& t : model_->graph.initializers) initializer_names.insert(t->name());
@@ -146,7 +152,8 @@ InferenceSession InferenceSession::from_file(const std::string& path, SessionOpt
 
 InferenceSession InferenceSession::from_bytes(const std::string& bytes, SessionOptions options,
                                               std::vector<std::string> providers) {
-  return InferenceSession(ir::load_model_from_bytes(bytes), std::move(options), std::move(providers));
+  return InferenceSession(ir::load_model_from_bytes(bytes), std::move(options),
+                          std::move(providers));
 }
 
 InferenceSession::InferenceSession(InferenceSession&&) noexcept = default;
@@ -177,7 +184,8 @@ std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_
   for (const auto& info : inputs_) {
     bool optional_type = info.type.rfind("optional(", 0) == 0;
     if (!fed.count(info.name) && !optional_type) {
-      throw InvalidArgument("input '" + info.name + "' (" + info.type + ") is missing from the feeds");
+      throw InvalidArgument("input '" + info.name + "' (" + info.type +
+                            ") is missing from the feeds");
     }
   }
   if (options_.intra_op_num_threads > 0) omp_set_num_threads(options_.intra_op_num_threads);
@@ -202,9 +210,9 @@ std::string InferenceSession::end_profiling() {
   out << "[\n";
   for (size_t i = 0; i < profiler_->events.size(); ++i) {
     const auto& e = profiler_->events[i];
-    out << "{\"cat\":\"Node\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"name\":\"" << e.name << "\",\"ts\":" << e.start_us
-        << ",\"dur\":" << e.duration_us << ",\"args\":{\"op_name\":\"" << e.op_type << "\"}}"
-        << (i + 1 < profiler_->events.size() ? ",\n" : "\n");
+    out << "{\"cat\":\"Node\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"name\":\"" << e.name
+        << "\",\"ts\":" << e.start_us << ",\"dur\":" << e.duration_us << ",\"args\":{\"op_name\":\""
+        << e.op_type << "\"}}" << (i + 1 < profiler_->events.size() ? ",\n" : "\n");
   }
   out << "]\n";
   profiler_.reset();

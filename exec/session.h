@@ -32,9 +32,9 @@ struct SessionOptions {
 // What an input or output of the model looks like, as onnxruntime's NodeArg reports it.
 struct IOInfo {
   std::string name;
-  std::string type;                 // "tensor(float)", "seq(tensor(int64))", "map(int64,tensor(float))"
-  DType dtype = DType::Undefined;   // element type
-  std::vector<int64_t> dims;        // -1 for a dimension that is not a fixed number
+  std::string type;  // "tensor(float)", "seq(tensor(int64))", "map(int64,tensor(float))"
+  DType dtype = DType::Undefined;       // element type
+  std::vector<int64_t> dims;            // -1 for a dimension that is not a fixed number
   std::vector<std::string> dim_params;  // the symbolic name where dims[i] is -1 ("" if none)
   bool has_shape = false;
 };

@@ -49,7 +49,9 @@ Buffer::~Buffer() {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_) {
-    if (d < 0) throw InvalidArgument("tensor shape " + shape_to_string(shape_) + " has a negative dimension");
+    if (d < 0)
+      throw InvalidArgument("tensor shape " + shape_to_string(shape_) +
+                            " has a negative dimension");
   }
   buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
 }

@@ -16,7 +16,7 @@ namespace graft {
 
 using Shape = std::vector<int64_t>;
 
-GRAFT_API int64_t shape_size(const Shape& shape);  // product of dims; 1 for a scalar
+GRAFT_API int64_t shape_size(const Shape& shape);           // product of dims; 1 for a scalar
 GRAFT_API std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
 
 // A block of host memory that knows how to destroy what it holds (std::string elements need

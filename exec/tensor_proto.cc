@@ -72,36 +72,57 @@ Tensor tensor_from_proto(const onnx::TensorProto& p) {
       return t;
     }
     if (raw.size() != t.nbytes()) {
-      throw InvalidArgument(what + ": raw_data has " + std::to_string(raw.size()) + " bytes but the shape " +
-                            shape_to_string(shape) + " of " + dtype_name(dtype) + " needs " +
-                            std::to_string(t.nbytes()));
+      throw InvalidArgument(what + ": raw_data has " + std::to_string(raw.size()) +
+                            " bytes but the shape " + shape_to_string(shape) + " of " +
+                            dtype_name(dtype) + " needs " + std::to_string(t.nbytes()));
     }
     if (n > 0) std::memcpy(t.raw(), raw.data(), raw.size());
     return t;
   }
   auto copy_field = [&](const auto& field, auto* out, const char* name) {
     if (static_cast<int64_t>(field.size()) != n) throw mismatch(name, field.size());
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<std::remove_pointer_t<decltype(out)>>(field[static_cast<int>(i)]);
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = static_cast<std::remove_pointer_t<decltype(out)>>(field[static_cast<int>(i)]);
   };
   switch (dtype) {
-    case DType::Float: copy_field(p.float_data(), t.data<float>(), "float_data"); break;
-    case DType::Double: copy_field(p.double_data(), t.data<double>(), "double_data"); break;
-    case DType::Int64: copy_field(p.int64_data(), t.data<int64_t>(), "int64_data"); break;
-    case DType::UInt64: copy_field(p.uint64_data(), t.data<uint64_t>(), "uint64_data"); break;
-    case DType::UInt32: copy_field(p.uint64_data(), t.data<uint32_t>(), "uint64_data"); break;
-    case DType::Int32: copy_field(p.int32_data(), t.data<int32_t>(), "int32_data"); break;
-    case DType::Int16: copy_field(p.int32_data(), t.data<int16_t>(), "int32_data"); break;
+    case DType::Float:
+      copy_field(p.float_data(), t.data<float>(), "float_data");
+      break;
+    case DType::Double:
+      copy_field(p.double_data(), t.data<double>(), "double_data");
+      break;
+    case DType::Int64:
+      copy_field(p.int64_data(), t.data<int64_t>(), "int64_data");
+      break;
+    case DType::UInt64:
+      copy_field(p.uint64_data(), t.data<uint64_t>(), "uint64_data");
+      break;
+    case DType::UInt32:
+      copy_field(p.uint64_data(), t.data<uint32_t>(), "uint64_data");
+      break;
+    case DType::Int32:
+      copy_field(p.int32_data(), t.data<int32_t>(), "int32_data");
+      break;
+    case DType::Int16:
+      copy_field(p.int32_data(), t.data<int16_t>(), "int32_data");
+      break;
     case DType::UInt16:
     case DType::Float16:
-    case DType::BFloat16: copy_field(p.int32_data(), t.data<uint16_t>(), "int32_data"); break;
-    case DType::Int8: copy_field(p.int32_data(), t.data<int8_t>(), "int32_data"); break;
+    case DType::BFloat16:
+      copy_field(p.int32_data(), t.data<uint16_t>(), "int32_data");
+      break;
+    case DType::Int8:
+      copy_field(p.int32_data(), t.data<int8_t>(), "int32_data");
+      break;
     case DType::Bool:
     case DType::UInt8:
     case DType::Float8E4M3FN:
     case DType::Float8E4M3FNUZ:
     case DType::Float8E5M2:
     case DType::Float8E5M2FNUZ:
-    case DType::Float8E8M0: copy_field(p.int32_data(), t.data<uint8_t>(), "int32_data"); break;
+    case DType::Float8E8M0:
+      copy_field(p.int32_data(), t.data<uint8_t>(), "int32_data");
+      break;
     case DType::Complex64: {
       if (p.float_data_size() != 2 * n) throw mismatch("float_data", p.float_data_size() / 2);
       std::memcpy(t.raw(), p.float_data().data(), t.nbytes());
@@ -117,7 +138,8 @@ Tensor tensor_from_proto(const onnx::TensorProto& p) {
         // Packed bytes, one per int32_data entry.
         std::string bytes;
         for (int v : p.int32_data()) bytes.push_back(static_cast<char>(v));
-        unpack(dtype, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), t.data<uint8_t>(), n);
+        unpack(dtype, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+               t.data<uint8_t>(), n);
         break;
       }
       throw InvalidArgument(what + " has unsupported element type " + dtype_name(dtype));

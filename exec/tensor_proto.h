@@ -6,7 +6,7 @@
 namespace onnx {
 class TensorProto;
 class TypeProto;
-}
+}  // namespace onnx
 
 namespace graft {
 

@@ -54,7 +54,8 @@ Graph graph_from(const onnx::GraphProto& p) {
   for (const auto& v : p.input()) g.inputs.push_back(value_info_from(v));
   for (const auto& v : p.output()) g.outputs.push_back(value_info_from(v));
   for (const auto& v : p.value_info()) g.value_info[v.name()] = value_info_from(v);
-  for (const auto& t : p.initializer()) g.initializers.push_back(std::make_shared<onnx::TensorProto>(t));
+  for (const auto& t : p.initializer())
+    g.initializers.push_back(std::make_shared<onnx::TensorProto>(t));
   if (p.sparse_initializer_size() > 0) {
     throw NotImplemented("graph '" + p.name() + "': sparse initializers are not supported");
   }
@@ -101,14 +102,16 @@ Node node_from_proto(const onnx::NodeProto& proto) { return node_from(proto); }
 Model model_from_proto(const onnx::ModelProto& p) {
   Model m;
   m.ir_version = p.ir_version();
-  for (const auto& o : p.opset_import()) m.opset_imports[canonical_domain(o.domain())] = o.version();
+  for (const auto& o : p.opset_import())
+    m.opset_imports[canonical_domain(o.domain())] = o.version();
   m.producer_name = p.producer_name();
   m.producer_version = p.producer_version();
   m.domain = p.domain();
   m.model_version = p.model_version();
   m.doc_string = p.doc_string();
   for (const auto& kv : p.metadata_props()) m.metadata[kv.key()] = kv.value();
-  for (const auto& f : p.functions()) m.functions.push_back(std::make_shared<onnx::FunctionProto>(f));
+  for (const auto& f : p.functions())
+    m.functions.push_back(std::make_shared<onnx::FunctionProto>(f));
   m.graph = graph_from(p.graph());
   return m;
 }

@@ -57,7 +57,8 @@ const onnx::TensorProto* Graph::find_initializer(const std::string& value) const
 }
 
 bool Graph::is_graph_input(const std::string& value) const {
-  return std::any_of(inputs.begin(), inputs.end(), [&](const ValueInfo& v) { return v.name == value; });
+  return std::any_of(inputs.begin(), inputs.end(),
+                     [&](const ValueInfo& v) { return v.name == value; });
 }
 
 Node* Graph::producer(const std::string& value) const {
@@ -126,7 +127,8 @@ Node* Graph::insert_node(size_t pos, Node node) {
 }
 
 void Graph::remove_node(const Node* node) {
-  auto it = std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.get() == node; });
+  auto it =
+      std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.get() == node; });
   if (it == nodes.end()) throw InvalidArgument("remove_node: node is not in graph '" + name + "'");
   nodes.erase(it);
 }

@@ -39,7 +39,7 @@ class GRAFT_API Node {
  public:
   std::string name;
   std::string op_type;
-  std::string domain;  // "" is ai.onnx
+  std::string domain;                // "" is ai.onnx
   std::vector<std::string> inputs;   // "" marks an omitted optional input
   std::vector<std::string> outputs;  // "" marks an omitted optional output
   std::vector<Attribute> attributes;

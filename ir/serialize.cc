@@ -33,16 +33,19 @@ void load_external(onnx::TensorProto& t, const std::string& base_dir) {
     if (kv.key() == "length") length = std::stoll(kv.value());
   }
   const std::string what = "tensor '" + t.name() + "': external data location '" + location + "'";
-  if (location.empty()) throw InvalidArgument("tensor '" + t.name() + "': external data has no location");
+  if (location.empty())
+    throw InvalidArgument("tensor '" + t.name() + "': external data has no location");
   if (base_dir.empty()) {
-    throw InvalidArgument(what + " cannot be resolved: the model was loaded from bytes with no folder");
+    throw InvalidArgument(what +
+                          " cannot be resolved: the model was loaded from bytes with no folder");
   }
   fs::path rel(location);
   if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
     throw InvalidArgument(what + " is an absolute path; it must be relative to the model's folder");
   }
   for (const auto& part : rel) {
-    if (part == "..") throw InvalidArgument(what + " contains '..' and would leave the model's folder");
+    if (part == "..")
+      throw InvalidArgument(what + " contains '..' and would leave the model's folder");
   }
   fs::path base = fs::absolute(fs::path(base_dir));
   fs::path walk = base;
@@ -50,13 +53,16 @@ void load_external(onnx::TensorProto& t, const std::string& base_dir) {
     walk /= part;
     if (fs::is_symlink(walk)) throw InvalidArgument(what + " goes through a symbolic link");
   }
-  if (!fs::is_regular_file(walk)) throw InvalidArgument(what + " is not a file in the model's folder");
+  if (!fs::is_regular_file(walk))
+    throw InvalidArgument(what + " is not a file in the model's folder");
   std::ifstream in(walk, std::ios::binary);
   if (!in) throw InvalidArgument(what + " cannot be opened");
   auto file_size = static_cast<int64_t>(fs::file_size(walk));
-  if (offset < 0 || offset > file_size) throw InvalidArgument(what + ": offset is past the end of the file");
+  if (offset < 0 || offset > file_size)
+    throw InvalidArgument(what + ": offset is past the end of the file");
   if (length < 0) length = file_size - offset;
-  if (offset + length > file_size) throw InvalidArgument(what + ": offset + length is past the end of the file");
+  if (offset + length > file_size)
+    throw InvalidArgument(what + ": offset + length is past the end of the file");
   std::string data(static_cast<size_t>(length), '\0');
   in.seekg(offset);
   in.read(data.data(), length);
@@ -68,7 +74,8 @@ void load_external(onnx::TensorProto& t, const std::string& base_dir) {
 void resolve_graph_external(onnx::GraphProto& g, const std::string& base_dir);
 
 void resolve_attr_external(onnx::AttributeProto& a, const std::string& base_dir) {
-  if (a.has_t() && a.t().data_location() == onnx::TensorProto::EXTERNAL) load_external(*a.mutable_t(), base_dir);
+  if (a.has_t() && a.t().data_location() == onnx::TensorProto::EXTERNAL)
+    load_external(*a.mutable_t(), base_dir);
   for (auto& t : *a.mutable_tensors()) {
     if (t.data_location() == onnx::TensorProto::EXTERNAL) load_external(t, base_dir);
   }
@@ -98,7 +105,8 @@ Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const st
     // onnx.checker insists that main-graph inputs and outputs carry a shape; onnxruntime, and
     // so graft, accept an unknown one. Lend such values an empty shape for the check only.
     std::vector<onnx::TypeProto_Tensor*> lent;
-    for (auto* list : {proto.mutable_graph()->mutable_input(), proto.mutable_graph()->mutable_output()}) {
+    for (auto* list :
+         {proto.mutable_graph()->mutable_input(), proto.mutable_graph()->mutable_output()}) {
       for (auto& v : *list) {
         if (v.type().has_tensor_type() && !v.type().tensor_type().has_shape()) {
           lent.push_back(v.mutable_type()->mutable_tensor_type());
@@ -132,8 +140,9 @@ Model load_model_from_bytes(const std::string& bytes, const std::string& base_di
                             const LoadOptions& options) {
   onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) {
-    throw InvalidArgument("model bytes (" + std::to_string(bytes.size()) +
-                          " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+    throw InvalidArgument(
+        "model bytes (" + std::to_string(bytes.size()) +
+        " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
   }
   return finish_load(proto, base_dir, "model bytes", options);
 }
@@ -142,8 +151,9 @@ Model load_model(const std::string& path, const LoadOptions& options) {
   std::string bytes = read_file(path);
   onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) {
-    throw InvalidArgument("model file '" + path + "' (" + std::to_string(bytes.size()) +
-                          " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+    throw InvalidArgument(
+        "model file '" + path + "' (" + std::to_string(bytes.size()) +
+        " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
   }
   std::string dir = fs::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
@@ -196,7 +206,8 @@ std::string serialize_model(const Model& model) {
   onnx::ModelProto proto;
   model_to_proto(model, &proto);
   std::string out;
-  if (!proto.SerializeToString(&out)) throw InvalidArgument("model could not be serialized (over 2 GiB?)");
+  if (!proto.SerializeToString(&out))
+    throw InvalidArgument("model could not be serialized (over 2 GiB?)");
   return out;
 }
 

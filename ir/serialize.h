@@ -10,7 +10,7 @@
 namespace onnx {
 class ModelProto;
 class NodeProto;
-}
+}  // namespace onnx
 
 namespace graft::ir {
 
@@ -26,7 +26,7 @@ GRAFT_API Model load_model(const std::string& path, const LoadOptions& options =
 // Loads serialized ModelProto bytes. `base_dir` is the folder external data is resolved against;
 // empty means the model may not use external data.
 GRAFT_API Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir = "",
-                            const LoadOptions& options = {});
+                                      const LoadOptions& options = {});
 
 // Writes a ModelProto that onnx.checker accepts. Throws InvalidArgument if the file cannot be
 // written; an existing file is replaced only once the new one is complete.

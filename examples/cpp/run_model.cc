@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     std::vector<graft::Value> outputs = session.run({}, feeds);
     for (size_t i = 0; i < outputs.size(); ++i) {
       std::cout << session.outputs()[i].name << ": " << session.outputs()[i].type;
-      if (outputs[i].is_tensor()) std::cout << " " << graft::shape_to_string(outputs[i].tensor().shape());
+      if (outputs[i].is_tensor())
+        std::cout << " " << graft::shape_to_string(outputs[i].tensor().shape());
       std::cout << "\n";
     }
   } catch (const std::exception& e) {

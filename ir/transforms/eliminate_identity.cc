@@ -8,11 +8,13 @@ namespace graft::ir {
 namespace {
 
 bool is_graph_output(const Graph& g, const std::string& name) {
-  return std::any_of(g.outputs.begin(), g.outputs.end(), [&](const ValueInfo& v) { return v.name == name; });
+  return std::any_of(g.outputs.begin(), g.outputs.end(),
+                     [&](const ValueInfo& v) { return v.name == name; });
 }
 
 bool removable(const Graph& g, const Node& n) {
-  if (!n.domain.empty() || n.inputs.empty() || n.inputs[0].empty() || n.outputs.empty()) return false;
+  if (!n.domain.empty() || n.inputs.empty() || n.inputs[0].empty() || n.outputs.empty())
+    return false;
   if (n.op_type == "Identity") return n.outputs.size() == 1;
   if (n.op_type != "Dropout") return false;
   // The mask output must be absent or unread, and training mode must not be requested.

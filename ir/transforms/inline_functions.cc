@@ -38,7 +38,8 @@ struct Inliner {
     if (!schema) return false;
     if (keep(n, schema->SinceVersion())) return false;
     for (const auto& [name, attr] : schema->attributes()) {
-      if (attr.default_value.type() != onnx::AttributeProto::UNDEFINED) defaults[name] = attr.default_value;
+      if (attr.default_value.type() != onnx::AttributeProto::UNDEFINED)
+        defaults[name] = attr.default_value;
     }
     if (schema->HasFunction()) {
       const onnx::FunctionProto* f = schema->GetFunction(static_cast<int>(opset));
@@ -75,14 +76,16 @@ struct Inliner {
 
   // Rewrites `body` for the call `call` into nodes with unique value names.
   std::vector<Node> expand(const Node& call, const onnx::FunctionProto& body) {
-    std::string prefix = (call.name.empty() ? call.op_type : call.name) + "/" +
-                         std::to_string(counter++) + "/";
+    std::string prefix =
+        (call.name.empty() ? call.op_type : call.name) + "/" + std::to_string(counter++) + "/";
     std::unordered_map<std::string, std::string> rename;
     for (int i = 0; i < body.input_size(); ++i) {
-      rename[body.input(i)] = static_cast<size_t>(i) < call.inputs.size() ? call.inputs[static_cast<size_t>(i)] : "";
+      rename[body.input(i)] =
+          static_cast<size_t>(i) < call.inputs.size() ? call.inputs[static_cast<size_t>(i)] : "";
     }
     for (int i = 0; i < body.output_size(); ++i) {
-      rename[body.output(i)] = static_cast<size_t>(i) < call.outputs.size() ? call.outputs[static_cast<size_t>(i)] : "";
+      rename[body.output(i)] =
+          static_cast<size_t>(i) < call.outputs.size() ? call.outputs[static_cast<size_t>(i)] : "";
     }
     auto map_name = [&](const std::string& v) -> std::string {
       if (v.empty()) return v;
@@ -118,7 +121,8 @@ struct Inliner {
       for (auto& a : n.attributes) {
         for (const auto& src : np_const.attribute()) {
           if (src.name() == a.name && !src.ref_attr_name().empty()) {
-            if (const Attribute* given = call.find_attr(src.ref_attr_name())) a.graphs = given->graphs;
+            if (const Attribute* given = call.find_attr(src.ref_attr_name()))
+              a.graphs = given->graphs;
           }
         }
       }
@@ -144,12 +148,14 @@ struct Inliner {
   }
 
   void run(Graph& graph, int depth) {
-    if (depth > 64) throw InvalidArgument("function inlining did not terminate (recursive functions?)");
+    if (depth > 64)
+      throw InvalidArgument("function inlining did not terminate (recursive functions?)");
     bool changed = true;
     int rounds = 0;
     while (changed) {
       changed = false;
-      if (++rounds > 64) throw InvalidArgument("function inlining did not terminate in graph '" + graph.name + "'");
+      if (++rounds > 64)
+        throw InvalidArgument("function inlining did not terminate in graph '" + graph.name + "'");
       for (size_t i = 0; i < graph.nodes.size(); ++i) {
         Node& n = *graph.nodes[i];
         for (auto& a : n.attributes) {
@@ -165,7 +171,8 @@ struct Inliner {
         if (!inline_it) continue;
         std::vector<Node> expanded = expand(n, body);
         graph.nodes.erase(graph.nodes.begin() + static_cast<std::ptrdiff_t>(i));
-        for (size_t k = 0; k < expanded.size(); ++k) graph.insert_node(i + k, std::move(expanded[k]));
+        for (size_t k = 0; k < expanded.size(); ++k)
+          graph.insert_node(i + k, std::move(expanded[k]));
         i += expanded.size();
         --i;
         changed = true;

@@ -18,6 +18,8 @@ int optimize_graph(Graph& graph, int level) {
 
 }  // namespace
 
-int optimize(Model& model, int level) { return level <= 0 ? 0 : optimize_graph(model.graph, level); }
+int optimize(Model& model, int level) {
+  return level <= 0 ? 0 : optimize_graph(model.graph, level);
+}
 
 }  // namespace graft::ir

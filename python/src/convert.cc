@@ -45,22 +45,38 @@ Tensor tensor_from_py(int code, const py::handle& arr_obj) {
 // NumPy format for dtypes NumPy has natively; raw unsigned storage for the rest.
 std::string numpy_format(DType d) {
   switch (d) {
-    case DType::Float: return "f4";
-    case DType::Double: return "f8";
-    case DType::Float16: return "f2";
-    case DType::Int8: return "i1";
-    case DType::Int16: return "i2";
-    case DType::Int32: return "i4";
-    case DType::Int64: return "i8";
-    case DType::UInt8: return "u1";
-    case DType::UInt16: return "u2";
-    case DType::UInt32: return "u4";
-    case DType::UInt64: return "u8";
-    case DType::Bool: return "?";
-    case DType::Complex64: return "c8";
-    case DType::Complex128: return "c16";
-    case DType::BFloat16: return "u2";
-    default: return "u1";
+    case DType::Float:
+      return "f4";
+    case DType::Double:
+      return "f8";
+    case DType::Float16:
+      return "f2";
+    case DType::Int8:
+      return "i1";
+    case DType::Int16:
+      return "i2";
+    case DType::Int32:
+      return "i4";
+    case DType::Int64:
+      return "i8";
+    case DType::UInt8:
+      return "u1";
+    case DType::UInt16:
+      return "u2";
+    case DType::UInt32:
+      return "u4";
+    case DType::UInt64:
+      return "u8";
+    case DType::Bool:
+      return "?";
+    case DType::Complex64:
+      return "c8";
+    case DType::Complex128:
+      return "c16";
+    case DType::BFloat16:
+      return "u2";
+    default:
+      return "u1";
   }
 }
 
@@ -71,7 +87,8 @@ py::object tensor_to_py(const Tensor& t) {
     auto* dst = static_cast<PyObject**>(out.mutable_data());
     const auto* src = t.data<std::string>();
     for (int64_t i = 0; i < t.size(); ++i) {
-      PyObject* s = PyUnicode_DecodeUTF8(src[i].data(), static_cast<Py_ssize_t>(src[i].size()), "surrogateescape");
+      PyObject* s = PyUnicode_DecodeUTF8(src[i].data(), static_cast<Py_ssize_t>(src[i].size()),
+                                         "surrogateescape");
       if (!s) throw py::error_already_set();
       Py_XDECREF(dst[i]);
       dst[i] = s;

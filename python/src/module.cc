@@ -12,7 +12,8 @@ void init_model(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "graft engine binding";
-  auto invalid = py::register_exception<graft::InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
+  auto invalid =
+      py::register_exception<graft::InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
   py::register_exception<graft::NotImplemented>(m, "NotImplemented", PyExc_RuntimeError);
   py::register_exception<graft::Fail>(m, "Fail", PyExc_RuntimeError);
   (void)invalid;

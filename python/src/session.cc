@@ -52,24 +52,30 @@ void init_session(py::module_& m) {
   py::class_<InferenceSession>(m, "InferenceSession")
       .def_static(
           "from_file",
-          [](const std::string& path, const SessionOptions& options, std::vector<std::string> providers) {
+          [](const std::string& path, const SessionOptions& options,
+             std::vector<std::string> providers) {
             py::gil_scoped_release release;
-            return std::make_unique<InferenceSession>(InferenceSession::from_file(path, options, std::move(providers)));
+            return std::make_unique<InferenceSession>(
+                InferenceSession::from_file(path, options, std::move(providers)));
           },
           py::arg("path"), py::arg("options"), py::arg("providers"))
       .def_static(
           "from_bytes",
-          [](const py::bytes& data, const SessionOptions& options, std::vector<std::string> providers) {
+          [](const py::bytes& data, const SessionOptions& options,
+             std::vector<std::string> providers) {
             std::string bytes = data;
             py::gil_scoped_release release;
-            return std::make_unique<InferenceSession>(InferenceSession::from_bytes(bytes, options, std::move(providers)));
+            return std::make_unique<InferenceSession>(
+                InferenceSession::from_bytes(bytes, options, std::move(providers)));
           },
           py::arg("data"), py::arg("options"), py::arg("providers"))
       .def(
           "run",
-          [](InferenceSession& s, const std::vector<std::string>& output_names, const py::dict& feeds) {
+          [](InferenceSession& s, const std::vector<std::string>& output_names,
+             const py::dict& feeds) {
             std::map<std::string, Value> values;
-            for (auto item : feeds) values[item.first.cast<std::string>()] = value_from_py(item.second);
+            for (auto item : feeds)
+              values[item.first.cast<std::string>()] = value_from_py(item.second);
             std::vector<Value> outs;
             {
               py::gil_scoped_release release;
@@ -82,7 +88,8 @@ void init_session(py::module_& m) {
           py::arg("output_names"), py::arg("feeds"))
       .def("inputs", [](const InferenceSession& s) { return io_list(s.inputs()); })
       .def("outputs", [](const InferenceSession& s) { return io_list(s.outputs()); })
-      .def("overridable_initializers", [](const InferenceSession& s) { return io_list(s.overridable_initializers()); })
+      .def("overridable_initializers",
+           [](const InferenceSession& s) { return io_list(s.overridable_initializers()); })
       .def("providers", &InferenceSession::providers)
       .def("end_profiling", &InferenceSession::end_profiling);
 

@@ -14,7 +14,8 @@ TEST(Float16, RoundTripsExactValuesAndRoundsToNearestEven) {
   }
   // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1.0).
   EXPECT_EQ(static_cast<float>(Float16(1.0f + std::ldexp(1.0f, -11))), 1.0f);
-  EXPECT_EQ(static_cast<float>(Float16(1.0f + 3 * std::ldexp(1.0f, -11))), 1.0f + std::ldexp(1.0f, -9));
+  EXPECT_EQ(static_cast<float>(Float16(1.0f + 3 * std::ldexp(1.0f, -11))),
+            1.0f + std::ldexp(1.0f, -9));
   EXPECT_TRUE(std::isinf(static_cast<float>(Float16(70000.0f))));
   EXPECT_TRUE(std::isnan(static_cast<float>(Float16(std::numeric_limits<float>::quiet_NaN()))));
   EXPECT_EQ(Float16(-0.0f).bits, 0x8000);
@@ -31,13 +32,15 @@ TEST(SmallFloat, E4M3FNLimitsAndSaturation) {
   EXPECT_EQ(float_to_small_float(DType::Float8E4M3FN, 448.0f, true), 0x7e);
   EXPECT_EQ(small_float_to_float(DType::Float8E4M3FN, 0x7e), 448.0f);
   EXPECT_EQ(float_to_small_float(DType::Float8E4M3FN, 1e6f, true), 0x7e);
-  EXPECT_TRUE(std::isnan(small_float_to_float(DType::Float8E4M3FN, float_to_small_float(DType::Float8E4M3FN, 1e6f, false))));
-  EXPECT_EQ(small_float_to_float(DType::Float8E4M3FN, 0x01), std::ldexp(1.0f, -9));  // smallest subnormal
+  EXPECT_TRUE(std::isnan(small_float_to_float(
+      DType::Float8E4M3FN, float_to_small_float(DType::Float8E4M3FN, 1e6f, false))));
+  EXPECT_EQ(small_float_to_float(DType::Float8E4M3FN, 0x01),
+            std::ldexp(1.0f, -9));  // smallest subnormal
 }
 
 TEST(SmallFloat, EveryEncodingRoundTrips) {
-  for (DType d : {DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2, DType::Float8E5M2FNUZ,
-                  DType::Float4E2M1}) {
+  for (DType d : {DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2,
+                  DType::Float8E5M2FNUZ, DType::Float4E2M1}) {
     int count = d == DType::Float4E2M1 ? 16 : 256;
     for (int b = 0; b < count; ++b) {
       float f = small_float_to_float(d, static_cast<uint8_t>(b));
@@ -49,7 +52,8 @@ TEST(SmallFloat, EveryEncodingRoundTrips) {
 }
 
 TEST(SmallFloat, E5M2HasInfinity) {
-  EXPECT_EQ(float_to_small_float(DType::Float8E5M2, std::numeric_limits<float>::infinity(), false), 0x7c);
+  EXPECT_EQ(float_to_small_float(DType::Float8E5M2, std::numeric_limits<float>::infinity(), false),
+            0x7c);
   EXPECT_EQ(float_to_small_float(DType::Float8E5M2, 1e9f, true), 0x7b);
   EXPECT_EQ(small_float_to_float(DType::Float8E5M2, 0x7b), 57344.0f);
 }

@@ -9,7 +9,8 @@ namespace graft {
 namespace {
 
 // y = Relu(x + b) with b an initializer, x of shape [N, 3].
-std::string add_relu_model(const std::string& relu_op = "Relu", const std::string& relu_domain = "") {
+std::string add_relu_model(const std::string& relu_op = "Relu",
+                           const std::string& relu_domain = "") {
   onnx::ModelProto m;
   m.set_ir_version(8);
   auto* opset = m.add_opset_import();

@@ -14,15 +14,19 @@ class If : public Kernel {
 
   void compute(KernelContext& ctx) override {
     const Tensor& cond = ctx.input(0);
-    if (cond.size() != 1) ctx.fail("condition must hold exactly one element, got shape " + shape_to_string(cond.shape()));
+    if (cond.size() != 1)
+      ctx.fail("condition must hold exactly one element, got shape " +
+               shape_to_string(cond.shape()));
     bool take_then = cond.scalar_as_double(0) != 0.0;
     SubgraphRunner& branch = ctx.subgraph(take_then ? "then_branch" : "else_branch");
     std::vector<Value> outs = branch.run({});
     if (static_cast<int>(outs.size()) != ctx.num_outputs()) {
-      ctx.fail(std::string(take_then ? "then_branch" : "else_branch") + " returned " + std::to_string(outs.size()) +
-               " values for " + std::to_string(ctx.num_outputs()) + " outputs");
+      ctx.fail(std::string(take_then ? "then_branch" : "else_branch") + " returned " +
+               std::to_string(outs.size()) + " values for " + std::to_string(ctx.num_outputs()) +
+               " outputs");
     }
-    for (int i = 0; i < ctx.num_outputs(); ++i) ctx.set_output(i, std::move(outs[static_cast<size_t>(i)]));
+    for (int i = 0; i < ctx.num_outputs(); ++i)
+      ctx.set_output(i, std::move(outs[static_cast<size_t>(i)]));
   }
 };
 

@@ -15,21 +15,23 @@ class Loop : public Kernel {
     const ir::Graph* body = info.attr_graph("body");
     if (!body) info.fail("has no body graph");
     num_carried_ = info.num_inputs() - 2;
-    if (num_carried_ < 0) info.fail("needs at least the M and cond inputs (they may be empty names)");
+    if (num_carried_ < 0)
+      info.fail("needs at least the M and cond inputs (they may be empty names)");
     if (body->inputs.size() != static_cast<size_t>(num_carried_ + 2)) {
       info.fail("body takes " + std::to_string(body->inputs.size()) + " inputs, expected " +
                 std::to_string(num_carried_ + 2) + " (iteration, condition, carried values)");
     }
     if (body->outputs.size() < static_cast<size_t>(num_carried_ + 1)) {
-      info.fail("body returns " + std::to_string(body->outputs.size()) + " values, expected at least " +
-                std::to_string(num_carried_ + 1));
+      info.fail("body returns " + std::to_string(body->outputs.size()) +
+                " values, expected at least " + std::to_string(num_carried_ + 1));
     }
     for (size_t i = static_cast<size_t>(num_carried_ + 1); i < body->outputs.size(); ++i) {
       const auto& t = body->outputs[i].type;
       scan_dtypes_.push_back(t ? elem_dtype_of(*t) : DType::Float);
       Shape s{0};
       if (t && t->has_tensor_type() && t->tensor_type().has_shape()) {
-        for (const auto& d : t->tensor_type().shape().dim()) s.push_back(d.has_dim_value() ? d.dim_value() : 0);
+        for (const auto& d : t->tensor_type().shape().dim())
+          s.push_back(d.has_dim_value() ? d.dim_value() : 0);
       }
       empty_scan_shapes_.push_back(s);
     }
@@ -53,12 +55,16 @@ class Loop : public Kernel {
       in.push_back(c);
       for (auto& v : carried) in.push_back(v);
       std::vector<Value> out = body.run(in);
-      if (!out[0].is_tensor() || out[0].tensor().size() != 1) ctx.fail("body's condition output is not a scalar");
+      if (!out[0].is_tensor() || out[0].tensor().size() != 1)
+        ctx.fail("body's condition output is not a scalar");
       cond = out[0].tensor().scalar_as_double(0) != 0.0;
-      for (int i = 0; i < num_carried_; ++i) carried[static_cast<size_t>(i)] = std::move(out[static_cast<size_t>(1 + i)]);
-      for (size_t k = 0; k < num_scan; ++k) scans[k].push_back(std::move(out[static_cast<size_t>(1 + num_carried_) + k]));
+      for (int i = 0; i < num_carried_; ++i)
+        carried[static_cast<size_t>(i)] = std::move(out[static_cast<size_t>(1 + i)]);
+      for (size_t k = 0; k < num_scan; ++k)
+        scans[k].push_back(std::move(out[static_cast<size_t>(1 + num_carried_) + k]));
     }
-    for (int i = 0; i < num_carried_; ++i) ctx.set_output(i, std::move(carried[static_cast<size_t>(i)]));
+    for (int i = 0; i < num_carried_; ++i)
+      ctx.set_output(i, std::move(carried[static_cast<size_t>(i)]));
     for (size_t k = 0; k < num_scan; ++k) {
       int out_index = num_carried_ + static_cast<int>(k);
       if (scans[k].empty()) {

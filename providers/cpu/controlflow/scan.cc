@@ -10,7 +10,8 @@ namespace graft {
 namespace {
 
 int64_t normalize_axis(int64_t axis, int64_t rank, const KernelContext& ctx) {
-  if (axis < -rank || axis >= rank) ctx.fail("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  if (axis < -rank || axis >= rank)
+    ctx.fail("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -42,7 +43,8 @@ class Scan : public Kernel {
     for (int64_t k = 0; k < num_scan_inputs_; ++k) {
       const Tensor& t = ctx.input(static_cast<int>(num_state_ + k));
       int64_t axis = normalize_axis(input_axes_[static_cast<size_t>(k)], t.rank(), ctx);
-      if (length >= 0 && t.dim(axis) != length) ctx.fail("scan inputs have different lengths along their scan axes");
+      if (length >= 0 && t.dim(axis) != length)
+        ctx.fail("scan inputs have different lengths along their scan axes");
       length = t.dim(axis);
       scan_in.push_back(t);
       axes.push_back(axis);
@@ -54,20 +56,25 @@ class Scan : public Kernel {
       std::vector<Value> in = state;
       for (int64_t k = 0; k < num_scan_inputs_; ++k) {
         int64_t idx = input_directions_[static_cast<size_t>(k)] ? length - 1 - it : it;
-        in.push_back(slice_along(scan_in[static_cast<size_t>(k)], axes[static_cast<size_t>(k)], idx));
+        in.push_back(
+            slice_along(scan_in[static_cast<size_t>(k)], axes[static_cast<size_t>(k)], idx));
       }
       std::vector<Value> out = body.run(in);
-      for (int64_t i = 0; i < num_state_; ++i) state[static_cast<size_t>(i)] = std::move(out[static_cast<size_t>(i)]);
-      for (int64_t k = 0; k < num_scan_outputs_; ++k) outs[static_cast<size_t>(k)].push_back(out[static_cast<size_t>(num_state_ + k)].tensor());
+      for (int64_t i = 0; i < num_state_; ++i)
+        state[static_cast<size_t>(i)] = std::move(out[static_cast<size_t>(i)]);
+      for (int64_t k = 0; k < num_scan_outputs_; ++k)
+        outs[static_cast<size_t>(k)].push_back(out[static_cast<size_t>(num_state_ + k)].tensor());
     }
-    for (int64_t i = 0; i < num_state_; ++i) ctx.set_output(static_cast<int>(i), state[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < num_state_; ++i)
+      ctx.set_output(static_cast<int>(i), state[static_cast<size_t>(i)]);
     for (int64_t k = 0; k < num_scan_outputs_; ++k) {
       auto& parts = outs[static_cast<size_t>(k)];
       if (parts.empty()) ctx.fail("scan over zero iterations leaves scan output shapes unknown");
       if (output_directions_[static_cast<size_t>(k)]) std::reverse(parts.begin(), parts.end());
       int64_t rank = parts[0].rank() + 1;
       int64_t axis = output_axes_[static_cast<size_t>(k)];
-      if (axis < -rank || axis >= rank) ctx.fail("scan_output_axes value " + std::to_string(axis) + " is out of range");
+      if (axis < -rank || axis >= rank)
+        ctx.fail("scan_output_axes value " + std::to_string(axis) + " is out of range");
       if (axis < 0) axis += rank;
       ctx.set_output(static_cast<int>(num_state_ + k), stack_along(parts, axis));
     }
@@ -102,9 +109,12 @@ class Scan8 : public Kernel {
     std::vector<int64_t> lens(static_cast<size_t>(batch), max_len);
     if (ctx.has_input(0)) {
       lens = ctx.input(0).to_int_vector();
-      if (static_cast<int64_t>(lens.size()) != batch) ctx.fail("sequence_lens must have one entry per batch item");
+      if (static_cast<int64_t>(lens.size()) != batch)
+        ctx.fail("sequence_lens must have one entry per batch item");
       for (int64_t l : lens) {
-        if (l < 1 || l > max_len) ctx.fail("sequence_lens entry " + std::to_string(l) + " is outside [1, " + std::to_string(max_len) + "]");
+        if (l < 1 || l > max_len)
+          ctx.fail("sequence_lens entry " + std::to_string(l) + " is outside [1, " +
+                   std::to_string(max_len) + "]");
       }
     }
     SubgraphRunner& body = ctx.subgraph("body");
@@ -112,9 +122,11 @@ class Scan8 : public Kernel {
     std::vector<std::vector<Tensor>> scan_outs(static_cast<size_t>(num_scan_outputs_));
     for (int64_t b = 0; b < batch; ++b) {
       std::vector<Value> state;
-      for (int64_t i = 0; i < num_state_; ++i) state.push_back(slice_along(ctx.input(static_cast<int>(1 + i)), 0, b));
+      for (int64_t i = 0; i < num_state_; ++i)
+        state.push_back(slice_along(ctx.input(static_cast<int>(1 + i)), 0, b));
       std::vector<Tensor> inputs;
-      for (int64_t k = 0; k < num_scan_inputs_; ++k) inputs.push_back(slice_along(ctx.input(first_scan + static_cast<int>(k)), 0, b));
+      for (int64_t k = 0; k < num_scan_inputs_; ++k)
+        inputs.push_back(slice_along(ctx.input(first_scan + static_cast<int>(k)), 0, b));
       const int64_t len = lens[static_cast<size_t>(b)];
       std::vector<std::vector<Tensor>> steps(static_cast<size_t>(num_scan_outputs_));
       for (int64_t t = 0; t < len; ++t) {
@@ -124,20 +136,27 @@ class Scan8 : public Kernel {
           in.push_back(slice_along(inputs[static_cast<size_t>(k)], 0, idx));
         }
         std::vector<Value> out = body.run(in);
-        for (int64_t i = 0; i < num_state_; ++i) state[static_cast<size_t>(i)] = out[static_cast<size_t>(i)];
-        for (int64_t k = 0; k < num_scan_outputs_; ++k) steps[static_cast<size_t>(k)].push_back(out[static_cast<size_t>(num_state_ + k)].tensor());
+        for (int64_t i = 0; i < num_state_; ++i)
+          state[static_cast<size_t>(i)] = out[static_cast<size_t>(i)];
+        for (int64_t k = 0; k < num_scan_outputs_; ++k)
+          steps[static_cast<size_t>(k)].push_back(
+              out[static_cast<size_t>(num_state_ + k)].tensor());
       }
-      for (int64_t i = 0; i < num_state_; ++i) final_states[static_cast<size_t>(i)].push_back(state[static_cast<size_t>(i)].tensor());
+      for (int64_t i = 0; i < num_state_; ++i)
+        final_states[static_cast<size_t>(i)].push_back(state[static_cast<size_t>(i)].tensor());
       for (int64_t k = 0; k < num_scan_outputs_; ++k) {
         auto& parts = steps[static_cast<size_t>(k)];
         // Zero-pad to the longest sequence so batch entries stack.
-        while (static_cast<int64_t>(parts.size()) < max_len) parts.push_back(Tensor(parts[0].dtype(), parts[0].shape()));
+        while (static_cast<int64_t>(parts.size()) < max_len)
+          parts.push_back(Tensor(parts[0].dtype(), parts[0].shape()));
         scan_outs[static_cast<size_t>(k)].push_back(stack_along(parts, 0));
       }
     }
-    for (int64_t i = 0; i < num_state_; ++i) ctx.set_output(static_cast<int>(i), stack_along(final_states[static_cast<size_t>(i)], 0));
+    for (int64_t i = 0; i < num_state_; ++i)
+      ctx.set_output(static_cast<int>(i), stack_along(final_states[static_cast<size_t>(i)], 0));
     for (int64_t k = 0; k < num_scan_outputs_; ++k) {
-      ctx.set_output(static_cast<int>(num_state_ + k), stack_along(scan_outs[static_cast<size_t>(k)], 0));
+      ctx.set_output(static_cast<int>(num_state_ + k),
+                     stack_along(scan_outs[static_cast<size_t>(k)], 0));
     }
   }
 

@@ -41,8 +41,8 @@ Tensor stack_along(const std::vector<Tensor>& parts, int64_t axis) {
   const Tensor& first = parts.front();
   for (const auto& p : parts) {
     if (p.shape() != first.shape() || p.dtype() != first.dtype()) {
-      throw InvalidArgument("scan outputs differ between iterations: " + shape_to_string(first.shape()) + " vs " +
-                            shape_to_string(p.shape()));
+      throw InvalidArgument("scan outputs differ between iterations: " +
+                            shape_to_string(first.shape()) + " vs " + shape_to_string(p.shape()));
     }
   }
   Shape out_shape = first.shape();
@@ -56,7 +56,9 @@ Tensor stack_along(const std::vector<Tensor>& parts, int64_t axis) {
   auto* dst = static_cast<char*>(out.raw());
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < n; ++k) {
-      copy_elements(first.dtype(), static_cast<const char*>(parts[static_cast<size_t>(k)].raw()) + static_cast<size_t>(o * inner) * es,
+      copy_elements(first.dtype(),
+                    static_cast<const char*>(parts[static_cast<size_t>(k)].raw()) +
+                        static_cast<size_t>(o * inner) * es,
                     dst + static_cast<size_t>((o * n + k) * inner) * es, inner);
     }
   }

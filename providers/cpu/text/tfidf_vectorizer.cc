@@ -26,13 +26,15 @@ class TfIdfVectorizer : public Kernel {
     } else {
       info.fail("mode must be TF, IDF or TFIDF, not '" + mode + "'");
     }
-    if (min_gram_ < 1 || max_gram_ < min_gram_ || max_skip_ < 0) info.fail("invalid n-gram length or skip attributes");
+    if (min_gram_ < 1 || max_gram_ < min_gram_ || max_skip_ < 0)
+      info.fail("invalid n-gram length or skip attributes");
     if (indexes_.empty()) info.fail("ngram_indexes is empty");
     for (int64_t i : indexes_) {
       if (i < 0) info.fail("ngram_indexes holds a negative index");
       output_size_ = std::max(output_size_, i + 1);
     }
-    if (!weights_.empty() && static_cast<int64_t>(weights_.size()) < output_size_) info.fail("weights is shorter than the output");
+    if (!weights_.empty() && static_cast<int64_t>(weights_.size()) < output_size_)
+      info.fail("weights is shorter than the output");
     strings_ = info.has_attr("pool_strings");
     std::vector<int64_t> pool_ints = info.attr_ints("pool_int64s");
     std::vector<std::string> pool_strings = info.attr_strings("pool_strings");
@@ -46,10 +48,12 @@ class TfIdfVectorizer : public Kernel {
       if (begin < 0 || end > total || end < begin) info.fail("ngram_counts does not fit the pool");
       for (int64_t start = begin; start + n <= end; start += n, ++next_id) {
         if (n < min_gram_ || n > max_gram_) continue;
-        if (next_id >= static_cast<int64_t>(indexes_.size())) info.fail("ngram_indexes is shorter than the pool");
+        if (next_id >= static_cast<int64_t>(indexes_.size()))
+          info.fail("ngram_indexes is shorter than the pool");
         Gram g;
         for (int64_t k = 0; k < n; ++k) {
-          g.push_back(strings_ ? pool_strings[static_cast<size_t>(start + k)] : std::to_string(pool_ints[static_cast<size_t>(start + k)]));
+          g.push_back(strings_ ? pool_strings[static_cast<size_t>(start + k)]
+                               : std::to_string(pool_ints[static_cast<size_t>(start + k)]));
         }
         grams_[g] = indexes_[static_cast<size_t>(next_id)];
       }
@@ -70,10 +74,12 @@ class TfIdfVectorizer : public Kernel {
       } else if (x.dtype() == DType::Int32 || x.dtype() == DType::Int64) {
         tokens[static_cast<size_t>(i)] = std::to_string(x.scalar_as_int(i));
       } else {
-        ctx.fail(std::string("input type ") + dtype_name(x.dtype()) + " is not string, int32 or int64");
+        ctx.fail(std::string("input type ") + dtype_name(x.dtype()) +
+                 " is not string, int32 or int64");
       }
     }
-    if ((x.dtype() == DType::String) != strings_) ctx.fail("input type does not match the pool (pool_strings vs pool_int64s)");
+    if ((x.dtype() == DType::String) != strings_)
+      ctx.fail("input type does not match the pool (pool_strings vs pool_int64s)");
     float* out = y.data<float>();
     for (int64_t r = 0; r < rows; ++r) {
       const std::string* row = tokens.data() + r * cols;
@@ -122,7 +128,13 @@ class TfIdfVectorizer : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(tfidf_vectorizer) {
-  reg.add({"", "TfIdfVectorizer", 9, 1 << 30, {DType::String, DType::Int32, DType::Int64}, 0, make<TfIdfVectorizer>});
+  reg.add({"",
+           "TfIdfVectorizer",
+           9,
+           1 << 30,
+           {DType::String, DType::Int32, DType::Int64},
+           0,
+           make<TfIdfVectorizer>});
 }
 
 }  // namespace graft
