@@ -55,12 +55,16 @@ std::pair<int64_t, int64_t> integer_range(DType dtype) {
 std::vector<double> to_double_values(const Tensor& t, const char* what) {
   std::vector<double> out(static_cast<size_t>(t.size()));
   const DType dtype = t.dtype();
-  if (dtype == DType::Int4 || dtype == DType::Int2) {
-    const int8_t* src = t.data<int8_t>();
-    for (size_t i = 0; i < out.size(); ++i) out[i] = src[i];
-  } else if (dtype == DType::UInt4 || dtype == DType::UInt2) {
+  if (dtype_is_sub_byte(dtype) && dtype != DType::Float4E2M1) {
+    // Only the low bits count: NumPy's ml_dtypes leaves the high bits of a negative value
+    // clear, graft's kernels sign-extend it.
+    const int bits = dtype == DType::Int4 || dtype == DType::UInt4 ? 4 : 2;
+    const bool is_signed = dtype == DType::Int4 || dtype == DType::Int2;
     const uint8_t* src = t.data<uint8_t>();
-    for (size_t i = 0; i < out.size(); ++i) out[i] = src[i];
+    for (size_t i = 0; i < out.size(); ++i) {
+      const int low = src[i] & ((1 << bits) - 1);
+      out[i] = is_signed && low >= (1 << (bits - 1)) ? low - (1 << bits) : low;
+    }
   } else if (dtype_is_float8(dtype)) {
     const uint8_t* src = t.data<uint8_t>();
     for (size_t i = 0; i < out.size(); ++i) out[i] = small_float_to_float(dtype, src[i]);

@@ -1,6 +1,6 @@
-// StringSplit: splits each string at `delimiter` (or at runs of whitespace when it is empty or
-// absent, ignoring leading whitespace), at most `maxsplit` times, like Python's
-// str.split. Y pads each row of pieces with empty strings to the longest; Z counts the pieces.
+// StringSplit: splits each string at `delimiter`, at most `maxsplit` times, like Python's
+// str.split: an empty or absent delimiter splits at runs of whitespace and ignores whitespace
+// at the ends. Y pads each row of pieces with empty strings to the longest; Z counts the pieces.
 #include <algorithm>
 #include <string>
 #include <vector>
