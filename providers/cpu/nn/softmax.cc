@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "exec/kernel.h"
+#include "providers/cpu/math/fast_math.h"
 #include "providers/cpu/linalg/gemm_util.h"
 
 namespace graft {
@@ -37,6 +38,20 @@ void run_softmax(SoftmaxKind kind, const T* x, T* y, int64_t outer, int64_t n, i
         continue;
       }
       if (std::isinf(max)) max = 0;  // all -inf (or +inf present): keep exp() finite where possible
+      if constexpr (std::is_same_v<T, float>) {
+        if (kind == SoftmaxKind::Softmax && inner == 1 && std::isfinite(max)) {
+          // Contiguous float rows: one pass of the vectorizable exp, then a scale.
+          float sum = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            const float e = fast_math::exp_in_range(std::max(src[j] - max, -87.0f));
+            dst[j] = e;
+            sum += e;
+          }
+          const float scale = 1.0f / sum;
+          for (int64_t j = 0; j < n; ++j) dst[j] *= scale;
+          continue;
+        }
+      }
       Acc sum = 0;
       for (int64_t j = 0; j < n; ++j) sum += std::exp(static_cast<Acc>(src[j * inner]) - max);
       if (kind == SoftmaxKind::Softmax) {
