@@ -123,9 +123,14 @@ def test_dequantize_scale_types(s_dtype):
 
 def test_quantize_rounding_and_saturation():
     # Ties round to even; values past the range saturate.
-    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0, -300.0, 1e10, -1e10], np.float32)
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0, -300.0, 1e5, -1e5], np.float32)
     for zp in (np.uint8(0), np.int8(0), np.uint8(10)):
         check("QuantizeLinear", {"x": x, "s": np.float32(1.0), "z": zp}, opset=13)
+    # Beyond int32 the reference's intermediate cast overflows; the spec saturates.
+    big = np.array([1e10, -1e10, np.inf, -np.inf], np.float32)
+    inputs = {"x": big, "s": np.float32(1.0), "z": np.int8(0)}
+    actual = run_graft(make_model("QuantizeLinear", inputs, opset=13), inputs)[0]
+    np.testing.assert_array_equal(actual, np.array([127, -128, 127, -128], np.int8))
 
 
 @pytest.mark.parametrize("qtype", [ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2])

@@ -1,4 +1,5 @@
-// CumProd: running products along an axis, optionally exclusive and/or reversed.
+// CumSum and CumProd: running sums or products along an axis, optionally exclusive and/or
+// reversed. Half types round to T at each step, as NumPy does; integers wrap like NumPy.
 #include <type_traits>
 
 #include "exec/kernel.h"
@@ -7,22 +8,26 @@
 namespace graft {
 namespace {
 
-// a * b in T; integers wrap like NumPy instead of overflowing.
-template <typename T>
-T multiply(T a, T b) {
+enum class Accumulate { Sum, Product };
+
+template <Accumulate kOp, typename T>
+T combine(T a, T b) {
   if constexpr (std::is_integral_v<T>) {
     using U = std::make_unsigned_t<T>;
-    return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
+    const auto ua = static_cast<U>(a), ub = static_cast<U>(b);
+    return static_cast<T>(static_cast<U>(kOp == Accumulate::Sum ? ua + ub : ua * ub));
   } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
-    return T(static_cast<float>(a) * static_cast<float>(b));
+    const float fa = static_cast<float>(a), fb = static_cast<float>(b);
+    return T(kOp == Accumulate::Sum ? fa + fb : fa * fb);
   } else {
-    return a * b;
+    return kOp == Accumulate::Sum ? a + b : a * b;
   }
 }
 
-class CumProd final : public Kernel {
+template <Accumulate kOp>
+class Cumulative final : public Kernel {
  public:
-  explicit CumProd(const KernelInfo& info)
+  explicit Cumulative(const KernelInfo& info)
       : exclusive_(info.attr_int("exclusive", 0) != 0),
         reverse_(info.attr_int("reverse", 0) != 0) {}
 
@@ -37,22 +42,22 @@ class CumProd final : public Kernel {
     const int64_t dim = x.shape()[axis];
     const int64_t inner = tensor_ops::product(x.shape(), axis + 1, x.shape().size());
     Tensor& y = ctx.output(0, x.dtype(), x.shape());
-    dispatch_number(x.dtype(), "CumProd", [&](auto tag) {
+    dispatch_number(x.dtype(), kOp == Accumulate::Sum ? "CumSum" : "CumProd", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* src = x.data<T>();
       T* dst = y.data<T>();
-      const T one = T(1);
+      const T identity = T(kOp == Accumulate::Sum ? 0.0f : 1.0f);
 #pragma omp parallel for if (x.size() > tensor_ops::kParallelElements && outer > 1)
       for (int64_t o = 0; o < outer; ++o) {
-        std::vector<T> acc(static_cast<size_t>(inner), one);
+        std::vector<T> acc(static_cast<size_t>(inner), identity);
         for (int64_t s = 0; s < dim; ++s) {
           const int64_t j = reverse_ ? dim - 1 - s : s;
           const int64_t offset = (o * dim + j) * inner;
           for (int64_t i = 0; i < inner; ++i) {
             T& a = acc[static_cast<size_t>(i)];
-            const T product = multiply(a, src[offset + i]);
-            dst[offset + i] = exclusive_ ? a : product;
-            a = product;
+            const T next = combine<kOp>(a, src[offset + i]);
+            dst[offset + i] = exclusive_ ? a : next;
+            a = next;
           }
         }
       }
@@ -66,10 +71,11 @@ class CumProd final : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(misc_cum_prod) {
+GRAFT_CPU_KERNELS(tensor_cumulative) {
   const std::vector<DType> types = {DType::Float,  DType::Double, DType::Int32,   DType::Int64,
                                     DType::UInt32, DType::UInt64, DType::Float16, DType::BFloat16};
-  reg.add({"", "CumProd", 26, 1 << 30, types, 0, make<CumProd>});
+  reg.add({"", "CumSum", 11, 1 << 30, types, 0, make<Cumulative<Accumulate::Sum>>});
+  reg.add({"", "CumProd", 26, 1 << 30, types, 0, make<Cumulative<Accumulate::Product>>});
 }
 
 }  // namespace graft
