@@ -308,11 +308,7 @@ class Einsum : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(einsum) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> number_types = {
-      DType::Float, DType::Double, DType::Float16, DType::BFloat16, DType::Int8,   DType::Int16,
-      DType::Int32, DType::Int64,  DType::UInt8,   DType::UInt16,   DType::UInt32, DType::UInt64};
-  reg.add({"", "Einsum", 12, 1 << 30, number_types, 0, make<Einsum>});
+  reg.add({"", "Einsum", 12, 1 << 30, kNumberTypes, 0, make<Einsum>});
 }
 
 }  // namespace graft

@@ -102,14 +102,11 @@ void transform_scores(std::span<float> scores, PostTransform transform) {
 }
 
 void write_binary_scores(float score, PostTransform transform, SecondClass mode, float* out) {
-  if (mode == SecondClass::kComplement) {
-    out[0] = 1.0f - score;
-    out[1] = score;
-  } else if (transform == PostTransform::Logistic) {
+  if (transform == PostTransform::Logistic) {
     out[0] = logistic(-score);
     out[1] = logistic(score);
   } else {
-    out[0] = -score;
+    out[0] = mode == SecondClass::kComplement ? 1.0f - score : -score;
     out[1] = score;
   }
 }

@@ -35,9 +35,9 @@ void softmax_zero(std::span<float> scores);
 // Applies `transform` to every score of a row of two or more class scores.
 void transform_scores(std::span<float> scores, PostTransform transform);
 
-// How one raw binary score expands into two class scores (onnxruntime's convention):
-// kComplement writes [1 - s, s]; kSigned writes [-s, s], or [logistic(-s), logistic(s)] under
-// LOGISTIC.
+// How one raw binary score expands into two class scores (onnxruntime's convention): under
+// LOGISTIC both give [logistic(-s), logistic(s)]; otherwise kComplement writes [1 - s, s] and
+// kSigned [-s, s].
 enum class SecondClass { kComplement, kSigned };
 void write_binary_scores(float score, PostTransform transform, SecondClass mode, float* out);
 

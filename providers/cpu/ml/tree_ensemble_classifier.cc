@@ -4,8 +4,8 @@
 // Two-class models whose weights all name one class carry a single score, expanded to two
 // columns with onnxruntime's conventions, which converters such as skl2onnx rely on:
 //   weights all >= 0: the label is positive when the score exceeds 0.5; Z = [1 - s, s];
-//   mixed weights:    the label is positive when the score exceeds 0;   Z = [-s, s], or
-//                     [logistic(-s), logistic(s)] under LOGISTIC.
+//   mixed weights:    the label is positive when the score exceeds 0;   Z = [-s, s];
+//   under LOGISTIC, Z = [logistic(-s), logistic(s)]; SOFTMAX leaves the pair as it is.
 #include <algorithm>
 #include <set>
 

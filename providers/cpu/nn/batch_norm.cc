@@ -149,10 +149,7 @@ class BatchNormalization : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(batch_norm) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "BatchNormalization", 1, 1 << 30, float_types, 0, make<BatchNormalization>});
+  reg.add({"", "BatchNormalization", 1, 1 << 30, kFloatTypes, 0, make<BatchNormalization>});
 }
 
 }  // namespace graft

@@ -125,10 +125,7 @@ class Conv : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(conv) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "Conv", 1, 1 << 30, float_types, 0, make<Conv>});
+  reg.add({"", "Conv", 1, 1 << 30, kFloatTypes, 0, make<Conv>});
 }
 
 }  // namespace graft

@@ -157,10 +157,7 @@ class ConvTranspose : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(conv_transpose) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "ConvTranspose", 1, 1 << 30, float_types, 0, make<ConvTranspose>});
+  reg.add({"", "ConvTranspose", 1, 1 << 30, kFloatTypes, 0, make<ConvTranspose>});
 }
 
 }  // namespace graft

@@ -106,10 +106,7 @@ class Dropout : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(dropout) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  std::vector<DType> types = float_types;
+  std::vector<DType> types = kFloatTypes;
   types.insert(types.end(), {DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2,
                              DType::Float8E5M2FNUZ});
   reg.add({"", "Dropout", 1, 1 << 30, types, 0, make<Dropout>});

@@ -66,13 +66,10 @@ KernelFactory global_factory(GlobalKind kind) {
 }  // namespace
 
 GRAFT_CPU_KERNELS(global_pool) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
   reg.add(
-      {"", "GlobalAveragePool", 1, 1 << 30, float_types, 0, global_factory(GlobalKind::Average)});
-  reg.add({"", "GlobalMaxPool", 1, 1 << 30, float_types, 0, global_factory(GlobalKind::Max)});
-  reg.add({"", "GlobalLpPool", 2, 1 << 30, float_types, 0, global_factory(GlobalKind::Lp)});
+      {"", "GlobalAveragePool", 1, 1 << 30, kFloatTypes, 0, global_factory(GlobalKind::Average)});
+  reg.add({"", "GlobalMaxPool", 1, 1 << 30, kFloatTypes, 0, global_factory(GlobalKind::Max)});
+  reg.add({"", "GlobalLpPool", 2, 1 << 30, kFloatTypes, 0, global_factory(GlobalKind::Lp)});
 }
 
 }  // namespace graft

@@ -63,10 +63,7 @@ class LRN : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(lrn) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "LRN", 1, 1 << 30, float_types, 0, make<LRN>});
+  reg.add({"", "LRN", 1, 1 << 30, kFloatTypes, 0, make<LRN>});
 }
 
 }  // namespace graft

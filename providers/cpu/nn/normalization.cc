@@ -219,12 +219,9 @@ class LayerNormalization : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(normalization) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "InstanceNormalization", 1, 1 << 30, float_types, 0, make<InstanceNormalization>});
-  reg.add({"", "GroupNormalization", 18, 1 << 30, float_types, 0, make<GroupNormalization>});
-  reg.add({"", "LayerNormalization", 17, 1 << 30, float_types, 0, make<LayerNormalization>});
+  reg.add({"", "InstanceNormalization", 1, 1 << 30, kFloatTypes, 0, make<InstanceNormalization>});
+  reg.add({"", "GroupNormalization", 18, 1 << 30, kFloatTypes, 0, make<GroupNormalization>});
+  reg.add({"", "LayerNormalization", 17, 1 << 30, kFloatTypes, 0, make<LayerNormalization>});
 }
 
 }  // namespace graft

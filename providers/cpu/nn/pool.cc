@@ -265,14 +265,11 @@ KernelFactory pool_factory(PoolKind kind) {
 }  // namespace
 
 GRAFT_CPU_KERNELS(pool) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  std::vector<DType> max_types = float_types;
+  std::vector<DType> max_types = kFloatTypes;
   max_types.insert(max_types.end(), {DType::Int8, DType::UInt8});
   reg.add({"", "MaxPool", 1, 1 << 30, max_types, 0, pool_factory(PoolKind::Max)});
-  reg.add({"", "AveragePool", 1, 1 << 30, float_types, 0, pool_factory(PoolKind::Average)});
-  reg.add({"", "LpPool", 1, 1 << 30, float_types, 0, pool_factory(PoolKind::Lp)});
+  reg.add({"", "AveragePool", 1, 1 << 30, kFloatTypes, 0, pool_factory(PoolKind::Average)});
+  reg.add({"", "LpPool", 1, 1 << 30, kFloatTypes, 0, pool_factory(PoolKind::Lp)});
 }
 
 }  // namespace graft

@@ -112,12 +112,9 @@ KernelFactory softmax_factory(SoftmaxKind kind) {
 }  // namespace
 
 GRAFT_CPU_KERNELS(softmax) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
-  reg.add({"", "Softmax", 1, 1 << 30, float_types, 0, softmax_factory(SoftmaxKind::Softmax)});
-  reg.add({"", "LogSoftmax", 1, 1 << 30, float_types, 0, softmax_factory(SoftmaxKind::LogSoftmax)});
-  reg.add({"", "Hardmax", 1, 1 << 30, float_types, 0, softmax_factory(SoftmaxKind::Hardmax)});
+  reg.add({"", "Softmax", 1, 1 << 30, kFloatTypes, 0, softmax_factory(SoftmaxKind::Softmax)});
+  reg.add({"", "LogSoftmax", 1, 1 << 30, kFloatTypes, 0, softmax_factory(SoftmaxKind::LogSoftmax)});
+  reg.add({"", "Hardmax", 1, 1 << 30, kFloatTypes, 0, softmax_factory(SoftmaxKind::Hardmax)});
 }
 
 }  // namespace graft

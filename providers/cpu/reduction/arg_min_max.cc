@@ -70,13 +70,9 @@ class ArgMinMax : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(arg_min_max) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> number_types = {
-      DType::Float, DType::Double, DType::Float16, DType::BFloat16, DType::Int8,   DType::Int16,
-      DType::Int32, DType::Int64,  DType::UInt8,   DType::UInt16,   DType::UInt32, DType::UInt64};
-  reg.add({"", "ArgMax", 1, 1 << 30, number_types, 0,
+  reg.add({"", "ArgMax", 1, 1 << 30, kNumberTypes, 0,
            [](const KernelInfo& info) { return std::make_unique<ArgMinMax>(info, true); }});
-  reg.add({"", "ArgMin", 1, 1 << 30, number_types, 0,
+  reg.add({"", "ArgMin", 1, 1 << 30, kNumberTypes, 0,
            [](const KernelInfo& info) { return std::make_unique<ArgMinMax>(info, false); }});
 }
 

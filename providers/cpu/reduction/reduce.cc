@@ -195,9 +195,6 @@ void add_reduce(KernelRegistry& reg, const char* name, ReduceOp op, int input_ax
 }  // namespace
 
 GRAFT_CPU_KERNELS(reduce) {
-  // Local lists: kernel.h's shared ones may not be initialized yet during static registration.
-  const std::vector<DType> float_types = {DType::Float, DType::Double, DType::Float16,
-                                          DType::BFloat16};
   const std::vector<DType> numbers = {DType::Float, DType::Double, DType::Float16, DType::BFloat16,
                                       DType::Int32, DType::Int64,  DType::UInt32,  DType::UInt64};
   std::vector<DType> ordered = numbers;
@@ -209,8 +206,8 @@ GRAFT_CPU_KERNELS(reduce) {
   add_reduce(reg, "ReduceProd", ReduceOp::Prod, 18, numbers);
   add_reduce(reg, "ReduceL1", ReduceOp::L1, 18, numbers);
   add_reduce(reg, "ReduceL2", ReduceOp::L2, 18, numbers);
-  add_reduce(reg, "ReduceLogSum", ReduceOp::LogSum, 18, float_types);
-  add_reduce(reg, "ReduceLogSumExp", ReduceOp::LogSumExp, 18, float_types);
+  add_reduce(reg, "ReduceLogSum", ReduceOp::LogSum, 18, kFloatTypes);
+  add_reduce(reg, "ReduceLogSumExp", ReduceOp::LogSumExp, 18, kFloatTypes);
   add_reduce(reg, "ReduceSumSquare", ReduceOp::SumSquare, 18, numbers);
 }
 

@@ -37,21 +37,16 @@ std::optional<ActivationSpec> find_activation(const std::string& name) {
   return std::nullopt;
 }
 
-// Assigns activation_alpha / activation_beta values to the activations. A list with one value
-// per activation is read position by position; a shorter one is consumed in order by the
-// activations that take the parameter (as onnxruntime reads it); missing values are defaults.
+// Assigns activation_alpha / activation_beta values to the activations: the values are
+// consumed in order by the activations that take the parameter (as onnxruntime reads them);
+// missing ones take the operator's default.
 void assign_params(std::vector<Activation>& acts, const std::vector<ActivationSpec>& specs,
                    const std::vector<float>& values, bool beta) {
-  const bool aligned = values.size() == acts.size();
   size_t next = 0;
   for (size_t i = 0; i < acts.size(); ++i) {
     const bool used = beta ? specs[i].uses_beta : specs[i].uses_alpha;
     float value = beta ? specs[i].beta : specs[i].alpha;
-    if (aligned) {
-      if (used) value = values[i];
-    } else if (used && next < values.size()) {
-      value = values[next++];
-    }
+    if (used && next < values.size()) value = values[next++];
     (beta ? acts[i].beta : acts[i].alpha) = value;
   }
 }
