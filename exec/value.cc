@@ -8,11 +8,11 @@ Value::Value(Tensor tensor) : kind_(Kind::Tensor), tensor_(std::move(tensor)) {
   elem_dtype_ = tensor_.dtype();
 }
 
-Value Value::sequence(std::vector<Value> elements, DType elem_dtype) {
+Value Value::sequence(std::vector<Value> elements, DType elem_dtype, Kind elem_kind) {
   Value v;
   v.kind_ = Kind::Sequence;
   v.elements_ = std::move(elements);
-  v.elem_kind_ = Kind::Tensor;
+  v.elem_kind_ = elem_kind;
   v.elem_dtype_ = elem_dtype;
   return v;
 }

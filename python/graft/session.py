@@ -98,6 +98,11 @@ def _to_native(value: Any, declared: str | None) -> Any:
     if isinstance(value, dict):
         keys = np.array(list(value.keys()))
         values = np.array(list(value.values()))
+        if declared and declared.startswith("map("):
+            # "map(string,tensor(float))": convert to the declared key and value types.
+            key_name, value_type = declared[4:-1].split(",", 1)
+            keys = keys.astype(_types.numpy_dtype(_code_of_name(key_name)))
+            values = values.astype(_types.numpy_dtype(_elem_code(value_type)))
         return ("map", _to_native(keys, None), _to_native(values, None))
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype.kind in ("U", "S"):
@@ -110,14 +115,18 @@ def _to_native(value: Any, declared: str | None) -> Any:
     return native
 
 
+def _code_of_name(name: str) -> int:
+    for code, known in _types.NAMES.items():
+        if known == name:
+            return code
+    raise TypeError(f"unknown element type {name!r}")
+
+
 def _elem_code(declared: str | None) -> int:
+    """Element type code of a declared type such as "seq(tensor(float))"."""
     if not declared:
         return 1
-    inner = declared[declared.rfind("(") + 1: declared.find(")")]
-    for code, name in _types.NAMES.items():
-        if name == inner:
-            return code
-    return 1
+    return _code_of_name(declared[declared.rfind("(") + 1: declared.find(")")])
 
 
 def _from_native(value: Any) -> Any:

@@ -106,3 +106,16 @@ def test_backend_interface():
     (z,) = backend.run_node(helper.make_node("Concat", ["a", "b"], ["c"], axis=0),
                             [np.array([1], np.int64), np.array([2, 3], np.int64)])
     np.testing.assert_array_equal(z, [1, 2, 3])
+
+
+def test_map_feed_takes_the_declared_types():
+    node = helper.make_node("DictVectorizer", ["x"], ["y"], domain="ai.onnx.ml", string_vocabulary=["a", "b", "c"])
+    x = helper.make_value_info("x", helper.make_map_type_proto(
+        TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, None)))
+    graph = helper.make_graph([node], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 3)])
+    sess = graft.InferenceSession(model.SerializeToString())
+    assert sess.get_inputs()[0].type == "map(string,tensor(float))"
+    (y,) = sess.run(None, {"x": {"a": 1.5, "c": 2.0}})  # Python floats arrive as float64
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, [[1.5, 0.0, 2.0]])

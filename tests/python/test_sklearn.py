@@ -27,6 +27,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: 
 
 import graft  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
 ORT_IR_VERSION = 10  # onnxruntime reads models up to IR version 13
 
 
@@ -79,13 +81,15 @@ def compare(model, x, options=None):
 
 
 CLASSIFIERS = [
-    ("logistic_regression", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))),
+    ("logistic_regression", lambda: make_pipeline(StandardScaler(),
+                                                  LogisticRegression(max_iter=500))),
     ("logistic_regression_raw", lambda: LogisticRegression(max_iter=1000)),
     ("random_forest", lambda: RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0)),
     ("gradient_boosting", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=3,
                                                              random_state=0)),
     ("decision_tree", lambda: DecisionTreeClassifier(max_depth=6, random_state=0)),
-    ("svc_probability", lambda: make_pipeline(StandardScaler(), SVC(probability=True, random_state=0))),
+    ("svc_probability", lambda: make_pipeline(StandardScaler(),
+                                              SVC(probability=True, random_state=0))),
     ("svc", lambda: make_pipeline(StandardScaler(), SVC())),
     ("svc_linear", lambda: make_pipeline(StandardScaler(), SVC(kernel="linear"))),
     ("knn", lambda: KNeighborsClassifier(n_neighbors=5)),
@@ -113,7 +117,8 @@ def test_classifier_without_zipmap():
 def test_classifier_string_labels():
     x, y = IRIS
     names = np.array(["setosa", "versicolor", "virginica"])[y]
-    for model in (LogisticRegression(max_iter=1000), DecisionTreeClassifier(max_depth=4, random_state=0)):
+    for model in (LogisticRegression(max_iter=1000),
+                  DecisionTreeClassifier(max_depth=4, random_state=0)):
         labels, _ = compare(model.fit(x, names), x)
         np.testing.assert_array_equal(labels, model.predict(x))
 

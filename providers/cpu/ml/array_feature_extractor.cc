@@ -45,16 +45,14 @@ class ArrayFeatureExtractor final : public Kernel {
   }
 };
 
+const std::vector<DType> kTypes = {DType::Float, DType::Double, DType::Int64, DType::Int32,
+                                   DType::String};
+
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_array_feature_extractor) {
-  reg.add({ml::kMlDomain,
-           "ArrayFeatureExtractor",
-           1,
-           1 << 30,
-           {DType::Float, DType::Double, DType::Int64, DType::Int32, DType::String},
-           0,
-           make<ArrayFeatureExtractor>});
+  reg.add(
+      {ml::kMlDomain, "ArrayFeatureExtractor", 1, 1 << 30, kTypes, 0, make<ArrayFeatureExtractor>});
 }
 
 }  // namespace graft

@@ -56,16 +56,12 @@ class CategoryMapper final : public Kernel {
   std::unordered_map<int64_t, std::string> to_string_;
 };
 
+const std::vector<DType> kTypes = {DType::String, DType::Int64};
+
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_category_mapper) {
-  reg.add({ml::kMlDomain,
-           "CategoryMapper",
-           1,
-           1 << 30,
-           {DType::String, DType::Int64},
-           0,
-           make<CategoryMapper>});
+  reg.add({ml::kMlDomain, "CategoryMapper", 1, 1 << 30, kTypes, 0, make<CategoryMapper>});
 }
 
 }  // namespace graft

@@ -17,6 +17,7 @@ class FeatureVectorizer final : public Kernel {
       info.fail("inputdimensions has " + std::to_string(dims_.size()) + " entries for " +
                 std::to_string(info.num_inputs()) + " inputs");
     }
+    if (dims_.empty()) info.fail("needs at least one input");
     for (int64_t d : dims_) {
       if (d < 0) info.fail("inputdimensions must not be negative");
     }

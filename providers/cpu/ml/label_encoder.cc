@@ -219,21 +219,16 @@ class LabelEncoder final : public Kernel {
   std::unordered_map<double, int64_t> float_index_;
 };
 
+const std::vector<DType> kV1Types = {DType::String, DType::Int64};
+const std::vector<DType> kV2Types = {DType::String, DType::Int64, DType::Float};
 const std::vector<DType> kV4Types = {DType::String, DType::Int64, DType::Float,
                                      DType::Int32,  DType::Int16, DType::Double};
 
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_label_encoder) {
-  reg.add(
-      {ml::kMlDomain, "LabelEncoder", 1, 1, {DType::String, DType::Int64}, 0, make<LabelEncoder>});
-  reg.add({ml::kMlDomain,
-           "LabelEncoder",
-           2,
-           3,
-           {DType::String, DType::Int64, DType::Float},
-           0,
-           make<LabelEncoder>});
+  reg.add({ml::kMlDomain, "LabelEncoder", 1, 1, kV1Types, 0, make<LabelEncoder>});
+  reg.add({ml::kMlDomain, "LabelEncoder", 2, 3, kV2Types, 0, make<LabelEncoder>});
   reg.add({ml::kMlDomain, "LabelEncoder", 4, 1 << 30, kV4Types, 0, make<LabelEncoder>});
 }
 

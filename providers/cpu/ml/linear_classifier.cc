@@ -1,6 +1,7 @@
 // LinearClassifier (ai.onnx.ml): class scores X * W^T + b, the top class's label in Y and the
 // post-transformed scores in Z. One score column with two labels is a binary model: the label is
-// the positive one when the score is above zero, and Z gets both classes' scores.
+// the positive one when the score is above zero, and Z holds [1 - s, s] (onnxruntime's layout;
+// [logistic(-s), logistic(s)] under LOGISTIC).
 #include <algorithm>
 
 #include "exec/kernel.h"
@@ -59,11 +60,10 @@ class LinearClassifier final : public Kernel {
       if (classes == 1) {
         set_label(y, r, *s > 0 ? 1 : 0);
         if (binary) {
-          row[0] = -*s;
-          row[1] = *s;
-        } else {
-          row[0] = *s;
+          ml::write_binary_scores(*s, transform_, ml::SecondClass::kComplement, row);
+          continue;
         }
+        row[0] = *s;
       } else {
         set_label(y, r, std::max_element(s, s + classes) - s);
         std::copy(s, s + classes, row);

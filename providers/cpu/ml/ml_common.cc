@@ -105,10 +105,11 @@ void write_binary_scores(float score, PostTransform transform, SecondClass mode,
   if (transform == PostTransform::Logistic) {
     out[0] = logistic(-score);
     out[1] = logistic(score);
-  } else {
-    out[0] = mode == SecondClass::kComplement ? 1.0f - score : -score;
-    out[1] = score;
+    return;
   }
+  out[0] = mode == SecondClass::kComplement ? 1.0f - score : -score;
+  out[1] = score;
+  transform_scores({out, 2}, transform);
 }
 
 Rows rows_of(const KernelContext& ctx, const Tensor& x) {

@@ -35,9 +35,9 @@ void softmax_zero(std::span<float> scores);
 // Applies `transform` to every score of a row of two or more class scores.
 void transform_scores(std::span<float> scores, PostTransform transform);
 
-// How one raw binary score expands into two class scores (onnxruntime's convention): under
-// LOGISTIC both give [logistic(-s), logistic(s)]; otherwise kComplement writes [1 - s, s] and
-// kSigned [-s, s].
+// How one raw binary score s becomes two class scores, following onnxruntime: kComplement
+// pairs it as [1 - s, s] (probability-like scores), kSigned as [-s, s] (margins). LOGISTIC gives
+// [logistic(-s), logistic(s)] either way; the other transforms apply to the pair.
 enum class SecondClass { kComplement, kSigned };
 void write_binary_scores(float score, PostTransform transform, SecondClass mode, float* out);
 

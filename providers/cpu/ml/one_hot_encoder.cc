@@ -65,16 +65,13 @@ class OneHotEncoder final : public Kernel {
   std::unordered_map<std::string, int64_t> string_index_;
 };
 
+const std::vector<DType> kTypes = {DType::String, DType::Int64, DType::Int32, DType::Float,
+                                   DType::Double};
+
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_one_hot_encoder) {
-  reg.add({ml::kMlDomain,
-           "OneHotEncoder",
-           1,
-           1 << 30,
-           {DType::String, DType::Int64, DType::Int32, DType::Float, DType::Double},
-           0,
-           make<OneHotEncoder>});
+  reg.add({ml::kMlDomain, "OneHotEncoder", 1, 1 << 30, kTypes, 0, make<OneHotEncoder>});
 }
 
 }  // namespace graft

@@ -57,16 +57,12 @@ class TreeEnsemble final : public Kernel {
   int64_t targets_;
 };
 
+const std::vector<DType> kTypes = {DType::Float, DType::Double, DType::Float16};
+
 }  // namespace
 
 GRAFT_CPU_KERNELS(ml_tree_ensemble) {
-  reg.add({ml::kMlDomain,
-           "TreeEnsemble",
-           5,
-           1 << 30,
-           {DType::Float, DType::Double, DType::Float16},
-           0,
-           make<TreeEnsemble>});
+  reg.add({ml::kMlDomain, "TreeEnsemble", 5, 1 << 30, kTypes, 0, make<TreeEnsemble>});
 }
 
 }  // namespace graft

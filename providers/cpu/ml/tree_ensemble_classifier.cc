@@ -5,7 +5,7 @@
 // columns with onnxruntime's conventions, which converters such as skl2onnx rely on:
 //   weights all >= 0: the label is positive when the score exceeds 0.5; Z = [1 - s, s];
 //   mixed weights:    the label is positive when the score exceeds 0;   Z = [-s, s];
-//   under LOGISTIC, Z = [logistic(-s), logistic(s)]; SOFTMAX leaves the pair as it is.
+//   under LOGISTIC, Z = [logistic(-s), logistic(s)] (see ml::write_binary_scores).
 #include <algorithm>
 #include <set>
 
@@ -97,7 +97,8 @@ class TreeEnsembleClassifier final : public Kernel {
     return std::max<int64_t>(best, 0);
   }
 
-  // Two classes, every weight for the same class.
+  // Two classes, every weight for the same class. As in onnxruntime, a class that no leaf
+  // reached scores 0 even when it has a base value.
   int64_t finalize_binary(const ml::TargetScores& s, float* row) const {
     double s0 = s.value[0], s1 = s.value[1];
     bool h0 = s.has[0] != 0;
@@ -126,14 +127,9 @@ class TreeEnsembleClassifier final : public Kernel {
       ml::transform_scores({row, 2}, transform_);
     } else {
       const auto score = static_cast<float>(h0 ? s0 : 0.0);
-      if (transform_ == PostTransform::Probit) {
-        row[1] = ml::probit(score);
-        row[0] = -row[1];
-      } else {
-        ml::write_binary_scores(
-            score, transform_,
-            all_positive_ ? ml::SecondClass::kComplement : ml::SecondClass::kSigned, row);
-      }
+      ml::write_binary_scores(
+          score, transform_,
+          all_positive_ ? ml::SecondClass::kComplement : ml::SecondClass::kSigned, row);
     }
     return positive ? 1 : 0;
   }

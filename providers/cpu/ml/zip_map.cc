@@ -45,7 +45,7 @@ class ZipMap final : public Kernel {
       std::copy_n(in + r * columns, columns, values.data<float>());
       maps.push_back(Value::map(keys_, std::move(values)));
     }
-    ctx.set_output(0, Value::sequence(std::move(maps), DType::Float));
+    ctx.set_output(0, Value::sequence(std::move(maps), DType::Float, Value::Kind::Map));
   }
 
  private:

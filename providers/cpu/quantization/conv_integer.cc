@@ -100,18 +100,23 @@ class QLinearConv : public Kernel {
     }
     const auto [lo, hi] = cpu::integer_range(out);
     const int64_t plane = shape_size(p.g.out);
-    for (int64_t i = 0; i < y.size(); ++i) {
-      const size_t m = static_cast<size_t>((i / plane) % p.maps);
-      const int64_t sum = int64_t{acc[static_cast<size_t>(i)]} + (bias ? bias[m] : 0);
-      const double v = static_cast<double>(sum) * multiplier[m] + yz[0];
-      const double q = std::isnan(v) ? yz[0]
-                                     : std::clamp(std::nearbyint(v), static_cast<double>(lo),
-                                                  static_cast<double>(hi));
-      if (out == DType::Int8)
-        y.data<int8_t>()[i] = static_cast<int8_t>(q);
-      else
-        y.data<uint8_t>()[i] = static_cast<uint8_t>(q);
-    }
+    auto requantize = [&](auto* dst) {
+      using Q = std::remove_pointer_t<decltype(dst)>;
+      for (int64_t row = 0; row < p.batch * p.maps; ++row) {
+        const size_t m = static_cast<size_t>(row % p.maps);
+        const int64_t b = bias ? bias[m] : 0;
+        for (int64_t i = row * plane; i < (row + 1) * plane; ++i) {
+          const double v =
+              static_cast<double>(acc[static_cast<size_t>(i)] + b) * multiplier[m] + yz[0];
+          dst[i] = static_cast<Q>(
+              cpu::saturate_round_double(v, static_cast<double>(lo), static_cast<double>(hi)));
+        }
+      }
+    };
+    if (out == DType::Int8)
+      requantize(y.data<int8_t>());
+    else
+      requantize(y.data<uint8_t>());
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "exec/kernel.h"
+#include "providers/cpu/quantization/quant_util.h"
 
 namespace graft {
 namespace {
@@ -34,8 +35,7 @@ class DynamicQuantizeLinear : public Kernel {
     uint8_t* dst = y.data<uint8_t>();
 #pragma omp parallel for if (count > (1 << 16))
     for (int64_t i = 0; i < count; ++i) {
-      const float v = std::nearbyint(src[i] / scale) + zero;
-      dst[i] = static_cast<uint8_t>(std::isnan(v) ? zero : std::clamp(v, 0.0f, kQMax));
+      dst[i] = cpu::saturate_round<uint8_t>(src[i] / scale, zero, 0.0f, kQMax);
     }
     ctx.output(1, DType::Float, {}).data<float>()[0] = scale;
     ctx.output(2, DType::UInt8, {}).data<uint8_t>()[0] = static_cast<uint8_t>(zero);

@@ -37,6 +37,24 @@ std::vector<double> expand_params(const Tensor* p, const Shape& shape, size_t dr
   return out;
 }
 
+// a[.., row, :] -= a_zero[row] and b[.., :, col] -= b_zero[col] (zero points per matrix row of a
+// and per matrix column of b, batches included).
+template <typename T, typename Z>
+void subtract_zero_points(std::vector<T>& a, const std::vector<Z>& a_zero, std::vector<T>& b,
+                          const std::vector<Z>& b_zero, int64_t k, int64_t n) {
+  for (size_t row = 0; row < a_zero.size(); ++row)
+    for (int64_t p = 0; p < k; ++p)
+      a[row * static_cast<size_t>(k) + static_cast<size_t>(p)] -= static_cast<T>(a_zero[row]);
+  const size_t b_batches = b_zero.size() / static_cast<size_t>(n);
+  for (size_t bi = 0; bi < b_batches; ++bi)
+    for (int64_t p = 0; p < k; ++p) {
+      T* row = b.data() +
+               (bi * static_cast<size_t>(k) + static_cast<size_t>(p)) * static_cast<size_t>(n);
+      const Z* zero = b_zero.data() + bi * static_cast<size_t>(n);
+      for (int64_t j = 0; j < n; ++j) row[j] -= static_cast<T>(zero[j]);
+    }
+}
+
 class QLinearMatMul : public Kernel {
  public:
   explicit QLinearMatMul(const KernelInfo& info) {}
@@ -97,11 +115,7 @@ class QLinearMatMul : public Kernel {
       std::vector<int32_t> a_rows(a_z.begin(), a_z.end()), b_cols(b_z.begin(), b_z.end());
       std::vector<int32_t> aw = cpu::widen_8bit(a, {}, "a", ctx);
       std::vector<int32_t> bw = cpu::widen_8bit(b, {}, "b", ctx);
-      for (size_t i = 0; i < aw.size(); ++i) aw[i] -= a_rows[i / static_cast<size_t>(k)];
-      for (size_t i = 0; i < bw.size(); ++i) {
-        const size_t bi = i / static_cast<size_t>(k * n), col = i % static_cast<size_t>(n);
-        bw[i] -= b_cols[bi * static_cast<size_t>(n) + col];
-      }
+      subtract_zero_points(aw, a_rows, bw, b_cols, k, n);
       std::vector<int32_t> c(static_cast<size_t>(m * n));
       for (int64_t i = 0; i < batch_count; ++i) {
         cpu::int32_gemm(m, n, k, aw.data() + a_index[static_cast<size_t>(i)] * m * k,
@@ -110,10 +124,7 @@ class QLinearMatMul : public Kernel {
       }
     } else {
       std::vector<double> av = cpu::to_double_values(a, "a"), bv = cpu::to_double_values(b, "b");
-      for (size_t i = 0; i < av.size(); ++i) av[i] -= a_z[i / static_cast<size_t>(k)];
-      for (size_t i = 0; i < bv.size(); ++i)
-        bv[i] -= b_z[i / static_cast<size_t>(k * n) * static_cast<size_t>(n) +
-                     i % static_cast<size_t>(n)];
+      subtract_zero_points(av, a_z, bv, b_z, k, n);
       for (int64_t i = 0; i < batch_count; ++i)
         cpu::gemm<double>(
             false, false, m, n, k, av.data() + a_index[static_cast<size_t>(i)] * m * k,
@@ -123,32 +134,43 @@ class QLinearMatMul : public Kernel {
     // The multiplier a_scale * b_scale / y_scale is formed in the scales' type, as the
     // reference does; the requantization itself runs in double.
     const DType st = a_scale.dtype();
+    auto multiplier = [&](size_t a_row, size_t b_col, size_t idx) {
+      return cpu::round_to_dtype(st, cpu::round_to_dtype(st, a_s[a_row] * b_s[b_col]) / y_s[idx]);
+    };
+    const bool one_multiplier =
+        a_scale.size() == 1 && ctx.input(4).size() == 1 && ctx.input(6).size() == 1;
+    const double common = product.empty() ? 0.0 : multiplier(0, 0, 0);
     Tensor& y = ctx.output(0, out, y_shape);
-    const auto range = is_8bit(out) ? cpu::integer_range(out) : std::pair<int64_t, int64_t>{0, 0};
-    for (int64_t bi = 0; bi < batch_count; ++bi) {
-      const size_t ar = static_cast<size_t>(a_index[static_cast<size_t>(bi)] * m);
-      const size_t bc = static_cast<size_t>(b_index[static_cast<size_t>(bi)] * n);
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < n; ++j) {
-          const size_t idx = static_cast<size_t>((bi * m + i) * n + j);
-          const double scale_ab = cpu::round_to_dtype(
-              st, a_s[ar + static_cast<size_t>(i)] * b_s[bc + static_cast<size_t>(j)]);
-          const double multiplier = cpu::round_to_dtype(st, scale_ab / y_s[idx]);
-          const double v = product[idx] * multiplier + y_z[idx];
-          if (is_8bit(out)) {
-            const double q = std::isnan(v)
-                                 ? y_z[idx]
-                                 : std::clamp(std::nearbyint(v), static_cast<double>(range.first),
-                                              static_cast<double>(range.second));
-            if (out == DType::Int8)
-              y.data<int8_t>()[idx] = static_cast<int8_t>(q);
-            else
-              y.data<uint8_t>()[idx] = static_cast<uint8_t>(q);
-          } else {
-            y.data<uint8_t>()[idx] = float_to_small_float(out, static_cast<float>(v), true);
+    auto requantize = [&](auto store) {
+      for (int64_t bi = 0; bi < batch_count; ++bi) {
+        const size_t ar = static_cast<size_t>(a_index[static_cast<size_t>(bi)] * m);
+        const size_t bc = static_cast<size_t>(b_index[static_cast<size_t>(bi)] * n);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            const size_t idx = static_cast<size_t>((bi * m + i) * n + j);
+            const double mult = one_multiplier ? common
+                                               : multiplier(ar + static_cast<size_t>(i),
+                                                            bc + static_cast<size_t>(j), idx);
+            store(idx, product[idx] * mult + y_z[idx]);
           }
         }
       }
+    };
+    if (out == DType::Int8) {
+      int8_t* dst = y.data<int8_t>();
+      requantize([&](size_t i, double v) {
+        dst[i] = static_cast<int8_t>(cpu::saturate_round_double(v, -128.0, 127.0));
+      });
+    } else if (out == DType::UInt8) {
+      uint8_t* dst = y.data<uint8_t>();
+      requantize([&](size_t i, double v) {
+        dst[i] = static_cast<uint8_t>(cpu::saturate_round_double(v, 0.0, 255.0));
+      });
+    } else {
+      uint8_t* dst = y.data<uint8_t>();
+      requantize([&](size_t i, double v) {
+        dst[i] = float_to_small_float(out, static_cast<float>(v), true);
+      });
     }
   }
 };

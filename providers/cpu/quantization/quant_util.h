@@ -4,6 +4,7 @@
 // convolution behind ConvInteger, QLinearConv and QLinearMatMul.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -25,6 +26,24 @@ std::vector<double> to_double_values(const Tensor& t, const char* what);
 // `value` rounded to the precision of the float type `dtype` (float, float16, bfloat16; double
 // and any other dtype leave it unchanged).
 double round_to_dtype(DType dtype, double value);
+
+// round_half_even(q) + zero saturated to [lo, hi], in float. NaN gives lo, as the reference's
+// conversion through int32 does.
+template <typename Q>
+inline Q saturate_round(float q, float zero, float lo, float hi) {
+  constexpr float kLimit = 4194304.0f;   // 2^22: every float beyond it is an integer
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer, ties even
+  q = q > -kLimit ? (q < kLimit ? q : kLimit) : -kLimit;
+  const float v = std::min(std::max((q + kRound) - kRound + zero, lo), hi);
+  return static_cast<Q>(static_cast<int32_t>(v));
+}
+
+// round_half_even(v) saturated to the integer bounds [lo, hi], in double. NaN gives lo.
+inline double saturate_round_double(double v, double lo, double hi) {
+  constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds, ties even
+  v = v > lo ? (v < hi ? v : hi) : lo;
+  return (v + kRound) - kRound;
+}
 
 // Where the scale (and zero point) of a quantized tensor applies. x is viewed as
 // [outer, dim, inner] around the quantization axis.

@@ -16,15 +16,95 @@ using cpu::QuantLayout;
 
 bool is_small_float(DType dtype) { return dtype_is_float8(dtype) && dtype != DType::Float8E8M0; }
 
+// Calls run(begin, count, scale_index, step) over runs of x's elements that share one scale
+// (step 0) or read consecutive scales (step 1, blocked layouts); runs go in parallel for large
+// tensors.
+template <typename F>
+void for_each_run(const QuantLayout& layout, F&& run) {
+  constexpr int64_t kChunk = 1 << 14;
+  if (layout.kind == QuantLayout::Kind::PerTensor) {
+    const int64_t count = layout.dim, chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 4)
+    for (int64_t c = 0; c < chunks; ++c)
+      run(c * kChunk, std::min(kChunk, count - c * kChunk), 0, 0);
+    return;
+  }
+  const int64_t rows = layout.outer * layout.dim;
+  const int64_t step = layout.inner_step();
+#pragma omp parallel for if (rows * layout.inner > 4 * kChunk)
+  for (int64_t r = 0; r < rows; ++r)
+    run(r * layout.inner, layout.inner, layout.row_offset(r / layout.dim, r % layout.dim), step);
+}
+
 // Calls fn(index, scale_index) for every element of x under `layout`.
 template <typename F>
 void for_each_quantized(const QuantLayout& layout, F&& fn) {
-  const int64_t rows = layout.outer * layout.dim;
-  const int64_t step = layout.inner_step();
-#pragma omp parallel for if (rows * layout.inner > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t s0 = layout.row_offset(r / layout.dim, r % layout.dim);
-    for (int64_t i = 0; i < layout.inner; ++i) fn(r * layout.inner + i, s0 + i * step);
+  for_each_run(layout, [&](int64_t begin, int64_t count, int64_t s, int64_t step) {
+    for (int64_t i = 0; i < count; ++i) fn(begin + i, s + i * step);
+  });
+}
+
+// Integer quantization with the division in float (x a float type, scales exact in float).
+template <typename X, typename Q>
+void quantize_float(const QuantLayout& layout, const X* x, const std::vector<double>& scale,
+                    const std::vector<double>& zero, float lo, float hi, Q* y) {
+  for_each_run(layout, [&](int64_t begin, int64_t count, int64_t s, int64_t step) {
+    const X* src = x + begin;
+    Q* dst = y + begin;
+    if (step == 0) {
+      const float sc = static_cast<float>(scale[static_cast<size_t>(s)]);
+      const float z = static_cast<float>(zero[static_cast<size_t>(s)]);
+      for (int64_t i = 0; i < count; ++i)
+        dst[i] = cpu::saturate_round<Q>(static_cast<float>(src[i]) / sc, z, lo, hi);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t k = static_cast<size_t>(s + i);
+      dst[i] = cpu::saturate_round<Q>(static_cast<float>(src[i]) / static_cast<float>(scale[k]),
+                                      static_cast<float>(zero[k]), lo, hi);
+    }
+  });
+}
+
+// Dequantization of 8- and 16-bit integers in float.
+template <typename X, typename O>
+void dequantize_float(const QuantLayout& layout, const X* x, const std::vector<double>& scale,
+                      const std::vector<double>& zero, O* y) {
+  for_each_run(layout, [&](int64_t begin, int64_t count, int64_t s, int64_t step) {
+    const X* src = x + begin;
+    O* dst = y + begin;
+    if (step == 0) {
+      const float sc = static_cast<float>(scale[static_cast<size_t>(s)]);
+      const float z = static_cast<float>(zero[static_cast<size_t>(s)]);
+      for (int64_t i = 0; i < count; ++i) dst[i] = O((static_cast<float>(src[i]) - z) * sc);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t k = static_cast<size_t>(s + i);
+      dst[i] = O((static_cast<float>(src[i]) - static_cast<float>(zero[k])) *
+                 static_cast<float>(scale[k]));
+    }
+  });
+}
+
+// Calls fn(TypeTag<S>) with S the storage type of an integer quantized dtype.
+template <typename F>
+void dispatch_storage(DType dtype, F&& fn) {
+  switch (dtype) {
+    case DType::Int8:
+    case DType::Int4:
+    case DType::Int2:
+      return fn(TypeTag<int8_t>{});
+    case DType::UInt8:
+    case DType::UInt4:
+    case DType::UInt2:
+      return fn(TypeTag<uint8_t>{});
+    case DType::Int16:
+      return fn(TypeTag<int16_t>{});
+    case DType::UInt16:
+      return fn(TypeTag<uint16_t>{});
+    default:
+      throw_unsupported_dtype(dtype, "quantized storage");
   }
 }
 
@@ -87,14 +167,29 @@ class QuantizeLinear : public Kernel {
     const QuantLayout layout =
         cpu::resolve_quant_layout(x.shape(), scale.shape(), axis_, block_size_, ctx);
     const QuantParams params = read_params(ctx, out, "y_zero_point");
-    std::vector<double> xv = cpu::to_double_values(x, "x");
     std::vector<double> sv = params.scale;
-    const DType division = division_dtype(x.dtype(), scale.dtype());
-    if (precision_ != DType::Undefined) {
-      for (double& v : xv) v = cpu::round_to_dtype(precision_, v);
+    if (precision_ != DType::Undefined)
       for (double& v : sv) v = cpu::round_to_dtype(precision_, v);
-    }
+    const DType division = division_dtype(x.dtype(), scale.dtype());
     Tensor& y = ctx.output(0, out, x.shape());
+    const bool float_x =
+        x.dtype() == DType::Float || x.dtype() == DType::Float16 || x.dtype() == DType::BFloat16;
+    if (division == DType::Float && float_x && cpu::is_quant_integer(out)) {
+      const auto [lo, hi] = cpu::integer_range(out);
+      dispatch_float(x.dtype(), "QuantizeLinear", [&](auto xtag) {
+        using X = typename decltype(xtag)::type;
+        dispatch_storage(out, [&](auto qtag) {
+          using Q = typename decltype(qtag)::type;
+          quantize_float<X, Q>(layout, x.data<X>(), sv, params.zero, static_cast<float>(lo),
+                               static_cast<float>(hi), y.data<Q>());
+        });
+      });
+      return;
+    }
+
+    std::vector<double> xv = cpu::to_double_values(x, "x");
+    if (precision_ != DType::Undefined)
+      for (double& v : xv) v = cpu::round_to_dtype(precision_, v);
     auto quotient = [&](int64_t i, int64_t s) {
       return cpu::round_to_dtype(division, xv[static_cast<size_t>(i)] / sv[static_cast<size_t>(s)]);
     };
@@ -107,33 +202,16 @@ class QuantizeLinear : public Kernel {
       return;
     }
     const auto [lo, hi] = cpu::integer_range(out);
-    auto store = [&](auto* dst) {
-      using T = std::remove_pointer_t<decltype(dst)>;
+    dispatch_storage(out, [&](auto tag) {
+      using Q = typename decltype(tag)::type;
+      Q* dst = y.data<Q>();
       for_each_quantized(layout, [&](int64_t i, int64_t s) {
-        const double zero = params.zero[static_cast<size_t>(s)];
-        double v = std::nearbyint(quotient(i, s)) + zero;
-        if (std::isnan(v)) v = zero;
-        dst[i] = static_cast<T>(std::clamp(v, static_cast<double>(lo), static_cast<double>(hi)));
+        const double v = std::nearbyint(quotient(i, s)) + params.zero[static_cast<size_t>(s)];
+        dst[i] = static_cast<Q>(
+            std::isnan(v) ? static_cast<double>(lo)
+                          : std::clamp(v, static_cast<double>(lo), static_cast<double>(hi)));
       });
-    };
-    switch (out) {
-      case DType::Int8:
-      case DType::Int4:
-      case DType::Int2:
-        store(y.data<int8_t>());
-        break;
-      case DType::UInt8:
-      case DType::UInt4:
-      case DType::UInt2:
-        store(y.data<uint8_t>());
-        break;
-      case DType::Int16:
-        store(y.data<int16_t>());
-        break;
-      default:
-        store(y.data<uint16_t>());
-        break;
-    }
+    });
   }
 
  private:
@@ -182,8 +260,18 @@ class DequantizeLinear : public Kernel {
     const QuantLayout layout =
         cpu::resolve_quant_layout(x.shape(), scale.shape(), axis_, block_size_, ctx);
     const QuantParams params = read_params(ctx, xt, "x_zero_point");
-    const std::vector<double> xv = cpu::to_double_values(x, "x");
     Tensor& y = ctx.output(0, out, x.shape());
+    if (xt == DType::Int8 || xt == DType::UInt8 || xt == DType::Int16 || xt == DType::UInt16) {
+      dispatch_storage(xt, [&](auto xtag) {
+        using X = typename decltype(xtag)::type;
+        dispatch_float(out, "DequantizeLinear", [&](auto otag) {
+          using O = typename decltype(otag)::type;
+          dequantize_float<X, O>(layout, x.data<X>(), params.scale, params.zero, y.data<O>());
+        });
+      });
+      return;
+    }
+    const std::vector<double> xv = cpu::to_double_values(x, "x");
     dispatch_float(out, "DequantizeLinear", [&](auto tag) {
       using T = typename decltype(tag)::type;
       T* dst = y.data<T>();

@@ -59,6 +59,7 @@ class Gru : public Kernel {
         const int64_t t = cpu::rnn::time_index(step, in.lengths[static_cast<size_t>(bi)], reverse);
         return xw.data() + (t * batch + bi) * 3 * hs;
       };
+      const cpu::rnn::SerialScope serial(cpu::rnn::serial_steps(batch * 3 * hs * hs));
       for (int64_t step = 0; step < in.max_length; ++step) {
         cpu::gemm<T>(false, true, batch, rec_cols, hs, h, r, hr.data());
         for (int64_t bi = 0; bi < batch; ++bi) {

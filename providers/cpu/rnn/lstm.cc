@@ -51,6 +51,7 @@ class Lstm : public Kernel {
       const cpu::rnn::Activation& f = attrs_.activation(dir, 0);
       const cpu::rnn::Activation& g = attrs_.activation(dir, 1);
       const cpu::rnn::Activation& act_h = attrs_.activation(dir, 2);
+      const cpu::rnn::SerialScope serial(cpu::rnn::serial_steps(batch * 4 * hs * hs));
       for (int64_t step = 0; step < in.max_length; ++step) {
         cpu::gemm<T>(false, true, batch, 4 * hs, hs, h, r, gates.data());
         for (int64_t bi = 0; bi < batch; ++bi) {

@@ -40,6 +40,7 @@ class Rnn : public Kernel {
       const std::vector<T> xw = cpu::rnn::project_inputs(in, w, hs, bias);
       T* h = y_h.data() + dir * batch * hs;
       const cpu::rnn::Activation& f = attrs_.activation(dir, 0);
+      const cpu::rnn::SerialScope serial(cpu::rnn::serial_steps(batch * hs * hs));
       for (int64_t step = 0; step < in.max_length; ++step) {
         cpu::gemm<T>(false, true, batch, hs, hs, h, r, hr.data());
         for (int64_t bi = 0; bi < batch; ++bi) {

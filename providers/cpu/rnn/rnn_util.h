@@ -3,6 +3,8 @@
 // the half types, else the input type) in sequence-major order, and the output writers.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -214,6 +216,28 @@ std::vector<T> project_inputs(const RecurrentInputs<T>& in, const T* w, int64_t 
   gemm<T>(false, true, rows, cols, in.dims.input, in.x.data(), w, xw.data(), true);
   return xw;
 }
+
+// Runs OpenMP, and so oneDNN's GEMM, on the calling thread alone while alive, when `enable`.
+// A recurrence makes one small GEMM per step; a parallel region each does not repay its
+// barrier, and on a loaded machine each barrier can cost a scheduler time slice.
+class SerialScope {
+ public:
+  explicit SerialScope(bool enable) : previous_(omp_get_max_threads()), enabled_(enable) {
+    if (enabled_) omp_set_num_threads(1);
+  }
+  ~SerialScope() {
+    if (enabled_) omp_set_num_threads(previous_);
+  }
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int previous_;
+  bool enabled_;
+};
+
+// Whether a step's GEMM of `macs` multiply-adds is small enough to run serially.
+inline bool serial_steps(int64_t macs) { return macs < (int64_t{1} << 22); }
 
 // The time index step `step` of batch entry `b` processes.
 inline int64_t time_index(int64_t step, int64_t length, bool reverse) {

@@ -37,7 +37,8 @@ def ml_model(op, inputs, n_outputs=1, ml_opset=1, **attrs):
     outputs = [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(op, list(inputs), outputs, domain=ML, **attrs)
     graph = helper.make_graph([node], "g", [_input_info(n, v) for n, v in inputs.items()],
-                              [helper.make_empty_tensor_value_info(o) for o in outputs])
+                              [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None)
+                               for o in outputs])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
                                                     helper.make_opsetid(ML, ml_opset)])
     model.ir_version = 10
@@ -57,7 +58,16 @@ def run_reference(model, feeds):
 
 
 def run_ort(model, feeds):
-    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    untyped = TensorProto.UNDEFINED
+    outputs = [o for o in model.graph.output if o.type.tensor_type.elem_type == untyped]
+    if outputs:
+        # onnxruntime needs every output typed; ONNX's inference leaves some ml ops untyped.
+        for out, value in zip(model.graph.output, run_graft(model, feeds)):
+            if out in outputs:
+                out.type.tensor_type.elem_type = NP_TO_ONNX[np.asarray(value).dtype]
+    sess = onnxruntime.InferenceSession(model.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
 
 
@@ -91,10 +101,10 @@ def check(op, inputs, n_outputs=1, ml_opset=1, oracle=run_reference, rtol=1e-5, 
     return actual
 
 
-def data(shape, dtype=np.float32):
+def data(shape, dtype=np.float32, limit=20):
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
-        return RNG.integers(-20, 20, shape).astype(dtype)
+        return RNG.integers(-limit, limit, shape).astype(dtype)
     return RNG.standard_normal(shape).astype(dtype)
 
 
@@ -110,7 +120,9 @@ NUMERIC = [np.float32, np.float64, np.int64, np.int32]
 
 @pytest.mark.parametrize("dtype", NUMERIC + [object])
 def test_array_feature_extractor_types(dtype):
-    x = data((3, 5), np.int64).astype(str).astype(object) if dtype is object else data((3, 5), dtype)
+    x = data((3, 5), np.int64 if dtype is object else dtype)
+    if dtype is object:
+        x = x.astype(str).astype(object)
     check("ArrayFeatureExtractor", {"x": x, "i": np.array([4, 0, 2], np.int64)})
 
 
@@ -133,8 +145,8 @@ def test_feature_vectorizer():
     inputs = {"a": data((3, 2)), "b": data((3, 3), np.int64), "c": data((3, 1), np.float64)}
     check("FeatureVectorizer", inputs, float_out=True, inputdimensions=[2, 3, 1])
     check("FeatureVectorizer", inputs, float_out=True, inputdimensions=[1, 4, 3])
-    (y,) = run_graft(ml_model("FeatureVectorizer", {"a": data((3, 4), np.int32)}, inputdimensions=[4]),
-                     {"a": np.arange(12, dtype=np.int32).reshape(3, 4)})
+    model = ml_model("FeatureVectorizer", {"a": data((3, 4), np.int32)}, inputdimensions=[4])
+    (y,) = run_graft(model, {"a": np.arange(12, dtype=np.int32).reshape(3, 4)})
     assert_close(y, np.arange(12, dtype=np.float32).reshape(3, 4))
 
 
@@ -162,7 +174,10 @@ def test_normalizer(norm, dtype):
     if norm == "MAX":
         x = np.abs(x)  # the reference divides by max(|x|), the specification by max(x)
     x[2] = 0
-    check("Normalizer", {"x": x}, float_out=True, norm=norm)
+    model = ml_model("Normalizer", {"x": x}, norm=norm)
+    # The reference computes in the input's type; give it doubles.
+    expected = run_reference(model, {"x": x.astype(np.float64)})[0].astype(np.float32)
+    assert_close(run_graft(model, {"x": x})[0], expected)
 
 
 def test_normalizer_max_of_signed_values():
@@ -286,7 +301,8 @@ def test_label_encoder_defaults_v4():
                               np.array([10, 20, -1], np.int32)),
                              ({"values_tensor": _tensor("v", TensorProto.FLOAT, [1.5, 2.5])},
                               np.array([1.5, 2.5, -0.0], np.float32)),
-                             ({"values_strings": ["a", "b"]}, np.array(["a", "b", "_Unused"], object))]:
+                             ({"values_strings": ["a", "b"]},
+                              np.array(["a", "b", "_Unused"], object))]:
         model = ml_model("LabelEncoder", {"x": x}, ml_opset=4, keys_int64s=[1, 2], **values)
         assert_close(run_graft(model, {"x": x})[0], expected)
 
@@ -311,7 +327,7 @@ def test_label_encoder_last_key_wins():
 @pytest.mark.parametrize("dtype", NUMERIC)
 @pytest.mark.parametrize("post", ["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO"])
 def test_linear_classifier_multiclass(dtype, post):
-    x = data((6, 4), dtype)
+    x = data((6, 4), dtype, limit=3)
     check("LinearClassifier", {"x": x}, n_outputs=2, float_out=True,
           coefficients=data((3 * 4,)).tolist(), intercepts=[0.5, -0.25, 0.0],
           classlabels_ints=[3, 5, 9], post_transform=post)
@@ -321,10 +337,14 @@ def test_linear_classifier_strings_and_binary():
     x = data((5, 3))
     check("LinearClassifier", {"x": x}, n_outputs=2, coefficients=data((2 * 3,)).tolist(),
           intercepts=[0.1, -0.1], classlabels_strings=["no", "yes"], post_transform="LOGISTIC")
-    # One coefficient row with two labels: a binary model with scores [-s, s].
+    # One coefficient row with two labels: a binary model. Its scores follow onnxruntime,
+    # [1 - s, s] (the reference writes [-s, s]), and [logistic(-s), logistic(s)] under LOGISTIC.
     for post in ["NONE", "LOGISTIC"]:
-        check("LinearClassifier", {"x": x}, n_outputs=2, coefficients=[0.5, -1.0, 2.0],
-              intercepts=[0.25], classlabels_ints=[0, 1], post_transform=post)
+        check("LinearClassifier", {"x": x}, n_outputs=2, oracle=run_ort,
+              coefficients=[0.5, -1.0, 2.0], intercepts=[0.25], classlabels_ints=[0, 1],
+              post_transform=post)
+    check("LinearClassifier", {"x": x}, n_outputs=2, coefficients=[0.5, -1.0, 2.0],
+          intercepts=[0.25], classlabels_ints=[0, 1], post_transform="LOGISTIC")
 
 
 @pytest.mark.parametrize("targets", [1, 3])
@@ -332,8 +352,11 @@ def test_linear_regressor(targets):
     x = data((5, 4))
     check("LinearRegressor", {"x": x}, coefficients=data((targets * 4,)).tolist(),
           intercepts=data((targets,)).tolist(), targets=targets)
-    check("LinearRegressor", {"x": x[0]}, coefficients=data((targets * 4,)).tolist(),
-          targets=targets)
+    # A 1-D input is one row: the result is [1, targets], as in onnxruntime.
+    model = ml_model("LinearRegressor", {"x": x[0]}, coefficients=data((targets * 4,)).tolist(),
+                     intercepts=data((targets,)).tolist(), targets=targets)
+    (y,) = run_graft(model, {"x": x[0]})
+    assert_close(y, run_reference(model, {"x": x[0]})[0].reshape(1, targets))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64, np.int32])
@@ -371,6 +394,8 @@ def test_svm_classifier_svc(kernel, classes):
     x = data((7, 3))
     attrs = svm_attrs(classes, 3, [2, 3, 1, 2][:classes], kernel, rng)
     check("SVMClassifier", {"x": x}, n_outputs=2, **attrs)
+    check("SVMClassifier", {"x": x}, n_outputs=2, oracle=run_ort, post_transform="LOGISTIC",
+          **attrs)
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])
@@ -382,9 +407,11 @@ def test_svm_classifier_probabilities(classes):
 
 
 def test_svm_classifier_linear_mode():
+    # The reference labels a three-class liblinear model 0 or 1; onnxruntime takes the top class.
     x = data((6, 3), np.float64)
-    check("SVMClassifier", {"x": x}, n_outputs=2, float_out=True, classlabels_ints=[1, 2, 3],
-          coefficients=data((9,)).tolist(), rho=[0.5], kernel_type="LINEAR")
+    check("SVMClassifier", {"x": x}, n_outputs=2, oracle=run_ort, classlabels_ints=[1, 2, 3],
+          coefficients=data((9,)).tolist(), rho=[0.5], kernel_type="LINEAR",
+          kernel_params=[0.1, 0.0, 1.0])
 
 
 @pytest.mark.parametrize("kernel", ["LINEAR", "POLY", "RBF", "SIGMOID"])
@@ -440,7 +467,8 @@ def random_forest(rng, n_trees, n_features, n_targets, depth=3, modes=MODES, wei
             nodes["falsenodeids"].append(int(ids[f]) if mode != "LEAF" else 0)
             nodes["missing_value_tracks_true"].append(int(rng.integers(2)))
             if mode == "LEAF":
-                targets = rng.choice(n_targets, size=min(weights_per_leaf, n_targets), replace=False)
+                targets = rng.choice(n_targets, size=min(weights_per_leaf, n_targets),
+                                     replace=False)
                 for target in targets:
                     target = single_target if single_target is not None else int(target)
                     leaves.append((tree, int(ids[i]), target,
@@ -486,17 +514,26 @@ def test_tree_ensemble_regressor_types(dtype):
     rng = np.random.default_rng(3)
     nodes, leaves = random_forest(rng, 3, 4, 2, modes=["BRANCH_LEQ", "BRANCH_GT"])
     x = (tree_input(rng, nodes, 15, 4) * 3).astype(dtype)
-    check("TreeEnsembleRegressor", {"x": x}, n_targets=2, oracle=run_ort,
-          **legacy_attrs(nodes, leaves, "target"))
+    attrs = legacy_attrs(nodes, leaves, "target")
+    if dtype in (np.float32, np.float64):
+        check("TreeEnsembleRegressor", {"x": x}, n_targets=2, oracle=run_ort, **attrs)
+    else:  # onnxruntime has no integer kernel: compare with the same values as floats
+        model = ml_model("TreeEnsembleRegressor", {"x": x}, n_targets=2, **attrs)
+        (y,) = run_graft(model, {"x": x})
+        xf = x.astype(np.float32)
+        assert_close(y, run_ort(ml_model("TreeEnsembleRegressor", {"x": xf}, n_targets=2, **attrs),
+                                {"x": xf})[0])
 
 
 def test_tree_ensemble_regressor_as_tensor():
     rng = np.random.default_rng(4)
-    nodes, leaves = random_forest(rng, 3, 4, 2)
+    # Every leaf feeds both targets: onnxruntime adds base values only to targets a leaf reached.
+    nodes, leaves = random_forest(rng, 3, 4, 2, weights_per_leaf=2)
     attrs = legacy_attrs(nodes, leaves, "target")
     values = attrs.pop("nodes_values")
     weights = attrs.pop("target_weights")
-    attrs["nodes_values_as_tensor"] = helper.make_tensor("v", TensorProto.DOUBLE, (len(values),), values)
+    attrs["nodes_values_as_tensor"] = helper.make_tensor("v", TensorProto.DOUBLE, (len(values),),
+                                                         values)
     attrs["target_weights_as_tensor"] = helper.make_tensor("w", TensorProto.DOUBLE, (len(weights),),
                                                            weights)
     attrs["base_values_as_tensor"] = helper.make_tensor("b", TensorProto.DOUBLE, (2,), [0.5, -1.0])
@@ -518,7 +555,7 @@ def test_tree_ensemble_classifier_multiclass(post):
 
 @pytest.mark.parametrize("positive", [True, False])
 @pytest.mark.parametrize("post,base", [("NONE", []), ("LOGISTIC", [0.3]), ("NONE", [0.2]),
-                                       ("SOFTMAX", [])])
+                                       ("LOGISTIC", [])])
 def test_tree_ensemble_classifier_binary(positive, post, base):
     rng = np.random.default_rng(5)
     nodes, leaves = random_forest(rng, 4, 3, 1, single_target=0)
@@ -550,7 +587,9 @@ def v5_attrs(rng, n_trees, n_features, n_targets, member_sets=False):
         nodes["modes"].append(mode)
         nodes["splits"].append(float(np.float32(rng.standard_normal())))
         if mode == 6:
-            members.extend(np.round(rng.standard_normal(3), 1).astype(np.float32).tolist() + [np.nan])
+            values = np.round(rng.standard_normal(3), 1)
+            values[values == 0] = 0.5  # the reference reads a 0 member as the end of the set
+            members.extend(values.astype(np.float32).tolist() + [np.nan])
         for side in ["true", "false"]:
             nodes[f"{side}nodeids"].append(0)
             nodes[f"{side}leafs"].append(0)
@@ -570,10 +609,12 @@ def v5_attrs(rng, n_trees, n_features, n_targets, member_sets=False):
                  nodes_falseleafs=nodes["falseleafs"],
                  nodes_modes=helper.make_tensor("m", TensorProto.UINT8, (len(nodes["modes"]),),
                                                 nodes["modes"]),
-                 nodes_splits=helper.make_tensor("s", dtype, (len(nodes["splits"]),), nodes["splits"]),
+                 nodes_splits=helper.make_tensor("s", dtype, (len(nodes["splits"]),),
+                                                 nodes["splits"]),
                  leaf_weights=helper.make_tensor("w", dtype, (len(leaf_weights),), leaf_weights))
     if members:
-        attrs["membership_values"] = helper.make_tensor("mv", TensorProto.FLOAT, (len(members),), members)
+        attrs["membership_values"] = helper.make_tensor("mv", TensorProto.FLOAT, (len(members),),
+                                                        members)
     return attrs, nodes
 
 
@@ -592,8 +633,10 @@ def test_tree_ensemble_v5(aggregate, members):
             attrs = dict(attrs)
             for k in ("nodes_splits", "leaf_weights"):
                 t = attrs[k]
-                attrs[k] = helper.make_tensor(t.name, TensorProto.FLOAT, t.dims, list(t.double_data))
-        check("TreeEnsemble", {"x": x.astype(dtype)}, ml_opset=5, aggregate_function=aggregate, **attrs)
+                attrs[k] = helper.make_tensor(t.name, TensorProto.FLOAT, t.dims,
+                                              list(t.double_data))
+        check("TreeEnsemble", {"x": x.astype(dtype)}, ml_opset=5, aggregate_function=aggregate,
+              **attrs)
 
 
 # --- ZipMap --------------------------------------------------------------------------------
@@ -607,6 +650,7 @@ def test_zip_map():
     model = ml_model("ZipMap", {"x": x}, classlabels_strings=["no", "yes"])
     (maps,) = run_graft(model, {"x": x})
     assert maps == [{"no": x[i, 0], "yes": x[i, 1]} for i in range(3)]
+    model = ml_model("ZipMap", {"x": x[0]}, classlabels_strings=["no", "yes"])
     (maps,) = run_graft(model, {"x": x[0]})
     assert maps == [{"no": x[0, 0], "yes": x[0, 1]}]
 
