@@ -9,6 +9,7 @@
 #include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
+#include "onnx/version_converter/convert.h"
 
 namespace graft::ir {
 namespace fs = std::filesystem;
@@ -199,6 +200,17 @@ void infer_shapes(Model& model) {
     copy_value_info(inferred.graph, model.graph);
   } catch (const std::exception&) {
     // Types stay as they were; kernels then learn dtypes when they run.
+  }
+}
+
+Model convert_opset(const Model& model, int64_t target) {
+  onnx::ModelProto proto;
+  model_to_proto(model, &proto);
+  try {
+    onnx::ModelProto converted = onnx::version_conversion::ConvertVersion(proto, static_cast<int>(target));
+    return model_from_proto(converted);
+  } catch (const std::exception& e) {
+    throw InvalidArgument("cannot convert the model to opset " + std::to_string(target) + ": " + e.what());
   }
 }
 

@@ -42,4 +42,8 @@ Node node_from_proto(const onnx::NodeProto& proto);
 // (in nested graphs too). Inference failures leave the types as they were.
 void infer_shapes(Model& model);
 
+// The model converted to ai.onnx opset `target` with ONNX's version converter. Throws
+// InvalidArgument when the converter cannot convert one of its ops.
+Model convert_opset(const Model& model, int64_t target);
+
 }  // namespace graft::ir

@@ -39,6 +39,15 @@ Tensor tensor_from_py(int code, const py::handle& arr_obj) {
   void* data = allocator.allocate(bytes);
   std::shared_ptr<void> owner(data, [&allocator, bytes](void* p) { allocator.release(p, bytes); });
   if (bytes > 0) std::memcpy(data, arr.data(), bytes);
+  if (dtype == DType::Int4 || dtype == DType::Int2) {
+    // ml_dtypes keeps only the low bits; graft holds sub-byte integers sign-extended.
+    const int bits = dtype == DType::Int4 ? 4 : 2;
+    auto* p = static_cast<uint8_t*>(data);
+    for (size_t i = 0; i < bytes; ++i) {
+      p[i] = static_cast<uint8_t>(static_cast<int8_t>(static_cast<uint8_t>(p[i] << (8 - bits))) >>
+                                  (8 - bits));
+    }
+  }
   return Tensor(dtype, shape, std::make_shared<Buffer>(data, owner));
 }
 

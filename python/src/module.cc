@@ -8,6 +8,7 @@ namespace py = pybind11;
 namespace graft::python {
 void init_session(py::module_& m);
 void init_model(py::module_& m);
+void init_autodiff(py::module_& m);
 }  // namespace graft::python
 
 PYBIND11_MODULE(_C, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_C, m) {
   (void)invalid;
   graft::python::init_session(m);
   graft::python::init_model(m);
+  graft::python::init_autodiff(m);
 }

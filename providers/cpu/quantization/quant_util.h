@@ -28,13 +28,15 @@ std::vector<double> to_double_values(const Tensor& t, const char* what);
 double round_to_dtype(DType dtype, double value);
 
 // round_half_even(q) + zero saturated to [lo, hi], in float. NaN gives lo, as the reference's
-// conversion through int32 does.
+// conversion through int32 does. Branch-free, so loops over it vectorize.
 template <typename Q>
 inline Q saturate_round(float q, float zero, float lo, float hi) {
-  constexpr float kLimit = 4194304.0f;   // 2^22: every float beyond it is an integer
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer, ties even
-  q = q > -kLimit ? (q < kLimit ? q : kLimit) : -kLimit;
-  const float v = std::min(std::max((q + kRound) - kRound + zero, lo), hi);
+  // Adding 1.5 * 2^23 rounds |q| < 2^22 to an integer, ties to even; larger magnitudes saturate
+  // whatever the rounding.
+  constexpr float kRound = 12582912.0f;
+  float v = (q + kRound) - kRound + zero;
+  v = v > lo ? v : lo;
+  v = v < hi ? v : hi;
   return static_cast<Q>(static_cast<int32_t>(v));
 }
 

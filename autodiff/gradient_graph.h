@@ -1,0 +1,44 @@
+// The gradient graph under construction: emitted nodes, gradient contributions per forward
+// value, and which values need gradients. Internal to autodiff.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "autodiff/rule.h"
+
+namespace graft::autodiff {
+
+class GradientGraph {
+ public:
+  explicit GradientGraph(ir::Model& model);
+
+  // A fresh value name derived from `base` ("<base>_grad/<n>").
+  std::string fresh(const std::string& base);
+  std::vector<std::string> emit(const std::string& base, const std::string& op_type,
+                                const std::vector<std::string>& inputs, int num_outputs,
+                                const std::vector<Attr>& attrs, const std::string& domain);
+  void add_contribution(const std::string& value, const std::string& grad);
+  // The summed gradient of `value` ("" when nothing contributed).
+  std::string grad_of(const std::string& value);
+  bool needs_grad(const std::string& value) const { return needs_grad_.count(value) > 0; }
+  void set_needs_grad(std::set<std::string> values) { needs_grad_ = std::move(values); }
+  std::optional<std::vector<int64_t>> static_shape(const std::string& value) const;
+  int32_t elem_type(const std::string& value) const;  // 0 when unknown
+  int64_t rank_of(const std::string& value) const;    // -1 when unknown
+  std::vector<ir::Node>& emitted() { return emitted_; }
+
+ private:
+  ir::Model& model_;
+  ir::Graph& graph_;
+  std::set<std::string> taken_;
+  std::set<std::string> needs_grad_;
+  std::map<std::string, std::vector<std::string>> contributions_;
+  std::vector<ir::Node> emitted_;
+  int counter_ = 0;
+};
+
+}  // namespace graft::autodiff
