@@ -19,4 +19,9 @@ namespace graft::autodiff {
 GRAFT_API ir::Model build_gradient_graph(const ir::Model& model, const std::string& loss,
                                          const std::vector<std::string>& wrt = {});
 
+// Whether the model uses ONNX's Gradient operator (ai.onnx.preview.training).
+GRAFT_API bool has_gradient_ops(const ir::Model& model);
+// The model with every Gradient node replaced by the gradient subgraph it stands for.
+GRAFT_API ir::Model expand_gradient_ops(const ir::Model& model);
+
 }  // namespace graft::autodiff

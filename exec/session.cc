@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "autodiff/gradient.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -113,6 +114,8 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
   }
   if (eps.empty()) throw InvalidArgument("no execution provider is available");
 
+  // ONNX's Gradient operator runs as the gradient subgraph it denotes.
+  if (autodiff::has_gradient_ops(*model_)) *model_ = autodiff::expand_gradient_ops(*model_);
   // Standard ops without a kernel in any chosen provider run as their function body.
   ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
     for (const auto& ep : eps) {

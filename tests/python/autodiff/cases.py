@@ -43,3 +43,10 @@ for op in ("ReduceSum", "ReduceMean"):
         Case(op, {"x": (3, 4, 5), "axes": np.array([0, -1], np.int64)}, {"keepdims": 1}, label="two axes kept"),
         Case(op, {"x": (3, 4)}, {"keepdims": 0}, label="all axes"),
         Case(op, {"x": (3, 4, 5)}, {"keepdims": 1, "axes": [2]}, opset=axes_input - 1, label="axes attribute"))
+
+# Cases kept next to each family of rules.
+import cases_elementwise  # noqa: E402
+import cases_nn  # noqa: E402
+import cases_tensor  # noqa: E402
+
+add(*cases_elementwise.CASES, *cases_tensor.CASES, *cases_nn.CASES)

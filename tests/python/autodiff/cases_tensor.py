@@ -1,0 +1,9 @@
+"""Gradient-check cases for the rules in autodiff/rules/ (tensor ops)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck import Case
+
+CASES: list[Case] = []
