@@ -15,7 +15,9 @@
 namespace graft::autodiff {
 namespace {
 
-constexpr int64_t kMinOpset = 13;
+// Rules emit opset-18 forms (CastLike, axes as inputs, scatter with reduction); older models are
+// converted first.
+constexpr int64_t kMinOpset = 18;
 constexpr int64_t kConvertTo = 18;
 
 bool is_float_type(int32_t t) {
@@ -23,7 +25,19 @@ bool is_float_type(int32_t t) {
          t == onnx::TensorProto::FLOAT16 || t == onnx::TensorProto::BFLOAT16;
 }
 
-// Values reachable forward from `sources` through node inputs -> outputs.
+// Whether gradients can flow through `value`: floating-point, or of a type not known yet.
+// Integer and bool values (shapes, indices, masks) carry none.
+bool differentiable(const ir::Graph& g, const std::string& value) {
+  int32_t t = 0;
+  if (const onnx::TensorProto* init = g.find_initializer(value)) {
+    t = init->data_type();
+  } else if (const onnx::TypeProto* type = g.type_of(value); type && type->has_tensor_type()) {
+    t = type->tensor_type().elem_type();
+  }
+  return t == 0 || is_float_type(t);
+}
+
+// Differentiable values reachable forward from `sources` through node inputs -> outputs.
 std::set<std::string> forward_reach(const ir::Graph& g, const std::vector<std::string>& sources) {
   std::set<std::string> reach(sources.begin(), sources.end());
   for (const auto& n : g.nodes) {  // nodes are in topological order
@@ -31,7 +45,7 @@ std::set<std::string> forward_reach(const ir::Graph& g, const std::vector<std::s
     for (const auto& i : n->inputs) hit = hit || reach.count(i);
     if (hit) {
       for (const auto& o : n->outputs) {
-        if (!o.empty()) reach.insert(o);
+        if (!o.empty() && differentiable(g, o)) reach.insert(o);
       }
     }
   }
@@ -98,7 +112,7 @@ ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss
   for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
     const ir::Node& n = **it;
     bool feeds_loss = false;
-    for (const auto& o : n.outputs) feeds_loss = feeds_loss || to_loss.count(o);
+    for (const auto& o : n.outputs) feeds_loss = feeds_loss || (to_loss.count(o) && from_wrt.count(o));
     if (!feeds_loss) continue;
     bool from_params = false;
     for (const auto& i : n.inputs) from_params = from_params || from_wrt.count(i);
