@@ -1,11 +1,14 @@
 // build_gradient_graph: walks the forward graph backwards from the loss, asking each node's
 // gradient rule for the gradients of its inputs.
+#include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "autodiff/gradient.h"
 #include "autodiff/gradient_graph.h"
+#include "autodiff/rule.h"
 #include "ir/error.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
@@ -37,12 +40,26 @@ bool differentiable(const ir::Graph& g, const std::string& value) {
   return t == 0 || is_float_type(t);
 }
 
+// What a node reads: its inputs and the outer-scope values its nested graphs read.
+std::vector<std::string> reads(const ir::Node& n) {
+  std::vector<std::string> r;
+  for (const auto& i : n.inputs) {
+    if (!i.empty()) r.push_back(i);
+  }
+  for (const auto& a : n.attributes) {
+    for (const auto& sub : a.graphs) {
+      for (const auto& v : sub->free_variables()) r.push_back(v);
+    }
+  }
+  return r;
+}
+
 // Differentiable values reachable forward from `sources` through node inputs -> outputs.
 std::set<std::string> forward_reach(const ir::Graph& g, const std::vector<std::string>& sources) {
   std::set<std::string> reach(sources.begin(), sources.end());
   for (const auto& n : g.nodes) {  // nodes are in topological order
     bool hit = false;
-    for (const auto& i : n->inputs) hit = hit || reach.count(i);
+    for (const auto& i : reads(*n)) hit = hit || reach.count(i);
     if (hit) {
       for (const auto& o : n->outputs) {
         if (!o.empty() && differentiable(g, o)) reach.insert(o);
@@ -80,7 +97,124 @@ std::string path_from_loss(const ir::Graph& g, const std::string& loss, const ir
   return path;
 }
 
+// The nodes between `sources` (values wanting gradients) and `targets` (values receiving
+// them), in reverse topological order, and the values on those paths.
+struct BackwardPlan {
+  std::vector<const ir::Node*> order;
+  std::set<std::string> needs;
+};
+
+BackwardPlan plan_backward(const ir::Graph& g, const std::vector<std::string>& sources,
+                           const std::set<std::string>& targets) {
+  BackwardPlan plan;
+  std::set<std::string> from_sources = forward_reach(g, sources);
+  std::set<std::string> to_targets = targets;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    const ir::Node& n = **it;
+    bool feeds = false;
+    for (const auto& o : n.outputs) feeds = feeds || (to_targets.count(o) && from_sources.count(o));
+    if (!feeds) continue;
+    std::vector<std::string> r = reads(n);
+    bool reached = false;
+    for (const auto& i : r) reached = reached || from_sources.count(i);
+    if (!reached) continue;
+    to_targets.insert(r.begin(), r.end());
+    plan.order.push_back(&n);
+  }
+  for (const auto& v : from_sources) {
+    if (to_targets.count(v)) plan.needs.insert(v);
+  }
+  return plan;
+}
+
+// Runs each planned node's gradient rule. `path` describes how a node is reached, for errors.
+void run_rules(GradientGraph& grads, const BackwardPlan& plan,
+               const std::function<std::string(const ir::Node*)>& path) {
+  ir::Model& model = grads.model();
+  for (const ir::Node* n : plan.order) {
+    int64_t node_opset = model.opset(n->domain);
+    const onnx::OpSchema* schema = ir::find_schema(n->domain, n->op_type, node_opset);
+    int since = schema ? schema->SinceVersion() : static_cast<int>(node_opset);
+    const RuleDef* rule = gradient_rules().find(n->domain, n->op_type, since);
+    if (!rule) {
+      throw NotImplemented("no gradient rule for op " + n->op_type + " (domain '" +
+                           (n->domain.empty() ? std::string("ai.onnx") : n->domain) + "', opset " +
+                           std::to_string(node_opset) + "), on the path " + path(n));
+    }
+    RuleContext ctx(grads, *n, model.opset(""));
+    rule->rule(ctx);
+  }
+}
+
+// If: each branch is differentiated on its own, recomputing its forward values inside a new
+// branch graph; the new If returns the gradients of the outer values the branches read.
+void if_grad(RuleContext& c) {
+  GradientGraph& outer = c.graph();
+  const ir::Node& n = c.node();
+  std::vector<std::string> targets;
+  for (const char* attr : {"then_branch", "else_branch"}) {
+    const ir::Attribute* a = n.find_attr(attr);
+    if (!a || a->graphs.empty()) c.fail(std::string("has no ") + attr);
+    for (const auto& v : a->graphs[0]->free_variables()) {
+      if (outer.needs_grad(v) && std::find(targets.begin(), targets.end(), v) == targets.end())
+        targets.push_back(v);
+    }
+  }
+  if (targets.empty()) return;
+  ir::Node grad_if;
+  grad_if.op_type = "If";
+  grad_if.inputs = {c.input(0)};
+  for (const auto& t : targets) grad_if.outputs.push_back(outer.fresh(t));
+  grad_if.name = grad_if.outputs[0] + "/If";
+  for (const char* attr : {"then_branch", "else_branch"}) {
+    const ir::Graph& branch = *n.find_attr(attr)->graphs[0];
+    auto bg = std::make_shared<ir::Graph>(branch.clone());
+    bg->name = branch.name + "_grad";
+    GradientGraph inner(outer.model(), *bg, &outer);
+    std::set<std::string> seeded;
+    for (int i = 0; i < c.num_outputs() && static_cast<size_t>(i) < bg->outputs.size(); ++i) {
+      std::string dy = c.output_grad(i);
+      if (dy.empty()) continue;
+      inner.add_contribution(bg->outputs[static_cast<size_t>(i)].name, dy);
+      seeded.insert(bg->outputs[static_cast<size_t>(i)].name);
+    }
+    BackwardPlan plan = plan_backward(*bg, targets, seeded);
+    plan.needs.insert(targets.begin(), targets.end());
+    inner.set_needs_grad(plan.needs);
+    run_rules(inner, plan,
+              [&](const ir::Node* m) { return n.describe() + " " + attr + " " + m->describe(); });
+    std::vector<ir::ValueInfo> outs;
+    for (const auto& t : targets) {
+      std::string gv = inner.grad_of(t);
+      if (gv.empty()) {
+        std::string shape = inner.emit(t, "Shape", {t}, 1, {}, "")[0];
+        int32_t dtype = inner.elem_type(t);
+        gv = inner.emit(t, "ConstantOfShape", {shape}, 1,
+                        {Attr::scalar_tensor("value", dtype ? dtype : 1, 0.0)}, "")[0];
+      }
+      // A branch output must be produced inside the branch.
+      std::string out = inner.emit(t, "Identity", {gv}, 1, {}, "")[0];
+      outs.push_back({out, nullptr, ""});
+    }
+    for (auto& e : inner.emitted()) bg->add_node(std::move(e));
+    bg->outputs = outs;
+    bg->renumber();
+    ir::Attribute ga;
+    ga.name = attr;
+    ga.proto = std::make_shared<onnx::AttributeProto>();
+    ga.proto->set_name(attr);
+    ga.proto->set_type(onnx::AttributeProto::GRAPH);
+    ga.graphs.push_back(bg);
+    grad_if.attributes.push_back(std::move(ga));
+  }
+  for (size_t k = 0; k < targets.size(); ++k)
+    outer.add_contribution(targets[k], grad_if.outputs[k]);
+  outer.emitted().push_back(std::move(grad_if));
+}
+
 }  // namespace
+
+GRAFT_GRADIENT_RULES(control_flow) { reg.add({"", "If", 1, 1 << 30, &if_grad}); }
 
 ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss,
                                const std::vector<std::string>& wrt_in) {
@@ -88,7 +222,6 @@ ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss
       forward.opset("") < kMinOpset ? ir::convert_opset(forward, kConvertTo) : forward.clone();
   ir::infer_shapes(model);
   ir::Graph& g = model.graph;
-  const int64_t opset = model.opset("");
 
   bool loss_known = g.producer(loss) != nullptr || g.is_graph_input(loss);
   if (!loss_known) throw InvalidArgument("loss '" + loss + "' is not a value of the graph");
@@ -105,51 +238,16 @@ ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss
     }
   }
 
-  // Nodes between the parameters and the loss, in reverse topological order.
-  std::set<std::string> from_wrt = forward_reach(g, wrt);
-  std::set<std::string> to_loss = {loss};
-  std::vector<const ir::Node*> order;
-  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
-    const ir::Node& n = **it;
-    bool feeds_loss = false;
-    for (const auto& o : n.outputs) feeds_loss = feeds_loss || (to_loss.count(o) && from_wrt.count(o));
-    if (!feeds_loss) continue;
-    bool from_params = false;
-    for (const auto& i : n.inputs) from_params = from_params || from_wrt.count(i);
-    if (!from_params) continue;
-    for (const auto& i : n.inputs) {
-      if (!i.empty()) to_loss.insert(i);
-    }
-    order.push_back(&n);
-  }
-  std::set<std::string> needs;
-  for (const auto& v : from_wrt) {
-    if (to_loss.count(v)) needs.insert(v);
-  }
-
+  BackwardPlan plan = plan_backward(g, wrt, {loss});
   GradientGraph grads(model);
-  grads.set_needs_grad(needs);
+  grads.set_needs_grad(plan.needs);
   // Seed: d loss / d loss = 1 for every element of the loss.
   int32_t loss_type = grads.elem_type(loss);
   if (loss_type == 0) loss_type = onnx::TensorProto::FLOAT;
   std::string loss_shape = grads.emit(loss, "Shape", {loss}, 1, {}, "")[0];
   grads.add_contribution(loss, grads.emit(loss, "ConstantOfShape", {loss_shape}, 1,
                                           {Attr::scalar_tensor("value", loss_type, 1.0)}, "")[0]);
-
-  for (const ir::Node* n : order) {
-    int64_t node_opset = model.opset(n->domain);
-    const onnx::OpSchema* schema = ir::find_schema(n->domain, n->op_type, node_opset);
-    int since = schema ? schema->SinceVersion() : static_cast<int>(node_opset);
-    const RuleDef* rule = gradient_rules().find(n->domain, n->op_type, since);
-    if (!rule) {
-      throw NotImplemented("no gradient rule for op " + n->op_type + " (domain '" +
-                           (n->domain.empty() ? std::string("ai.onnx") : n->domain) + "', opset " +
-                           std::to_string(node_opset) + "), on the path " +
-                           path_from_loss(g, loss, n));
-    }
-    RuleContext ctx(grads, *n, opset);
-    rule->rule(ctx);
-  }
+  run_rules(grads, plan, [&](const ir::Node* n) { return path_from_loss(g, loss, n); });
 
   // Outputs: one "<name>_grad" per parameter (zeros when the loss does not depend on it).
   std::vector<ir::Node> emitted = std::move(grads.emitted());

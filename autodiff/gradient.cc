@@ -27,7 +27,11 @@ GradientGraph::GradientGraph(ir::Model& model) : model_(model), graph_(model.gra
   for (const auto& v : graph_.inputs) taken_.insert(v.name);
 }
 
+GradientGraph::GradientGraph(ir::Model& model, ir::Graph& graph, GradientGraph* parent)
+    : model_(model), graph_(graph), parent_(parent) {}
+
 std::string GradientGraph::fresh(const std::string& base) {
+  if (parent_) return parent_->fresh(base);
   std::string name;
   do {
     name = base + "_grad/" + std::to_string(counter_++);
@@ -76,6 +80,7 @@ std::optional<std::vector<int64_t>> GradientGraph::static_shape(const std::strin
     return std::vector<int64_t>(t->dims().begin(), t->dims().end());
   }
   const onnx::TypeProto* type = graph_.type_of(value);
+  if (!type && parent_) return parent_->static_shape(value);
   if (!type || !type->has_tensor_type() || !type->tensor_type().has_shape()) return std::nullopt;
   std::vector<int64_t> dims;
   for (const auto& d : type->tensor_type().shape().dim()) {
@@ -88,6 +93,7 @@ std::optional<std::vector<int64_t>> GradientGraph::static_shape(const std::strin
 int64_t GradientGraph::rank_of(const std::string& value) const {
   if (const onnx::TensorProto* t = graph_.find_initializer(value)) return t->dims_size();
   const onnx::TypeProto* type = graph_.type_of(value);
+  if (!type && parent_) return parent_->rank_of(value);
   if (!type || !type->has_tensor_type() || !type->tensor_type().has_shape()) return -1;
   return type->tensor_type().shape().dim_size();
 }
@@ -96,7 +102,7 @@ int32_t GradientGraph::elem_type(const std::string& value) const {
   if (const onnx::TensorProto* t = graph_.find_initializer(value)) return t->data_type();
   const onnx::TypeProto* type = graph_.type_of(value);
   if (type && type->has_tensor_type()) return type->tensor_type().elem_type();
-  return 0;
+  return parent_ ? parent_->elem_type(value) : 0;
 }
 
 // ---------------------------------------------------------------------------------------------

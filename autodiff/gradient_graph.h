@@ -15,6 +15,11 @@ namespace graft::autodiff {
 class GradientGraph {
  public:
   explicit GradientGraph(ir::Model& model);
+  // For a nested graph (an If branch): names come from `parent`'s pool so they never collide
+  // with the enclosing graph's, and types of outer values are looked up there.
+  GradientGraph(ir::Model& model, ir::Graph& graph, GradientGraph* parent);
+  ir::Model& model() { return model_; }
+  ir::Graph& graph() { return graph_; }
 
   // A fresh value name derived from `base` ("<base>_grad/<n>").
   std::string fresh(const std::string& base);
@@ -39,6 +44,7 @@ class GradientGraph {
   std::map<std::string, std::vector<std::string>> contributions_;
   std::vector<ir::Node> emitted_;
   int counter_ = 0;
+  GradientGraph* parent_ = nullptr;
 };
 
 }  // namespace graft::autodiff

@@ -77,6 +77,8 @@ class RuleContext {
   std::vector<int64_t> attr_ints(const std::string& name) const;
   // Throws InvalidArgument naming the node.
   [[noreturn]] void fail(const std::string& message) const;
+  // The graph under construction, for rules of nodes with nested graphs (If).
+  GradientGraph& graph() { return graph_; }
 
  private:
   GradientGraph& graph_;

@@ -50,3 +50,23 @@ import cases_nn  # noqa: E402
 import cases_tensor  # noqa: E402
 
 add(*cases_elementwise.CASES, *cases_tensor.CASES, *cases_nn.CASES)
+
+# Control flow: If differentiates each branch with respect to the outer values it reads.
+def _branch(name, nodes):
+    from onnx import TensorProto, helper
+
+    return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info("out", TensorProto.DOUBLE, None)])
+
+
+def _if_case(cond: bool) -> Case:
+    from onnx import helper
+
+    then_branch = _branch("then", [helper.make_node("Mul", ["a", "b"], ["out"])])
+    else_branch = _branch("else", [helper.make_node("Mul", ["a", "a"], ["sq"]),
+                                   helper.make_node("Add", ["sq", "c"], ["out"])])
+    return Case("If", {"cond": np.array(cond), "a": (3, 4), "b": (4,), "c": (3, 4)},
+                {"then_branch": then_branch, "else_branch": else_branch}, node_inputs=["cond"],
+                label=f"cond={cond}")
+
+
+add(_if_case(True), _if_case(False))

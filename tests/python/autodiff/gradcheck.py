@@ -33,6 +33,9 @@ class Case:
     # onnxruntime has no float64 kernel for some ops (Erf, Mean, Gelu-20, Celu): the gradient model
     # is then checked numerically only.
     onnxruntime: bool = True
+    # The node's own inputs when they differ from `inputs` (an If node reads the other graph
+    # inputs from its branches).
+    node_inputs: list[str] | None = None
 
 
 def _seed(case: Case) -> int:
@@ -49,7 +52,8 @@ def _models(case: Case, rng: np.random.Generator):
         else:
             values[name] = np.asarray(spec)
     outs = [f"y{i}" for i in range(case.num_outputs)]
-    node = helper.make_node(case.op, [n if n is not None else "" for n in names], outs, domain=case.domain,
+    node_names = case.node_inputs if case.node_inputs is not None else names
+    node = helper.make_node(case.op, [n if n is not None else "" for n in node_names], outs, domain=case.domain,
                             **case.attrs)
     inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(values[n].dtype), values[n].shape)
               for n in names]

@@ -34,6 +34,19 @@ class CNN(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class DataDependentIf(nn.Module):
+    """torch.cond on the input's sign: exported as an ONNX If with two branch graphs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 5)
+        self.scale = nn.Parameter(torch.randn(5))
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.cond(x.sum() > 0, lambda h: h * self.scale, lambda h: torch.tanh(h) - self.scale, (h,))
+
+
 def encoder_layer():
     return nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
 
@@ -47,6 +60,8 @@ def _randomize_batchnorm(model):
 
 
 MODELS = {
+    "if_then": (DataDependentIf, (3, 6)),
+    "if_else": (DataDependentIf, (3, 6)),
     "mlp": (MLP, (6, 10)),
     "cnn": (CNN, (2, 3, 16, 16)),
     "encoder_layer": (encoder_layer, (2, 8, 32)),
@@ -60,6 +75,8 @@ def test_gradients_match_torch(name, tmp_path):
     model = factory().eval()
     _randomize_batchnorm(model)
     x = torch.randn(*shape)
+    if name.startswith("if_"):  # the sign of x.sum() picks the branch
+        x = x.abs() if name == "if_then" else -x.abs()
     path = tmp_path / f"{name}.onnx"
     # optimize=False keeps the graph as traced (no BatchNormalization folding), so ONNX
     # initializers are the module's parameters.
