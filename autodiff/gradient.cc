@@ -11,6 +11,7 @@
 #include "ir/error.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
+#include "onnx/defs/parser.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 
@@ -59,6 +60,30 @@ std::vector<std::string> GradientGraph::emit(const std::string& base, const std:
   std::vector<std::string> outs = n.outputs;
   emitted_.push_back(std::move(n));
   return outs;
+}
+
+void GradientGraph::declare_function(const std::string& op_type, const char* body) {
+  if (parent_) {
+    parent_->declare_function(op_type, body);
+    return;
+  }
+  for (const auto& f : model_.functions) {
+    if (f->name() == op_type && f->domain() == kGraftDomain) return;
+  }
+  auto f = std::make_shared<onnx::FunctionProto>();
+  onnx::OnnxParser parser(body);
+  auto status = parser.Parse(*f);
+  if (!status.IsOK()) {
+    throw InvalidArgument("function body of " + op_type +
+                          " does not parse: " + status.ErrorMessage());
+  }
+  // Bodies are written against opset 18, the oldest a gradient model has; they import the
+  // model's own ai.onnx version, as ONNX requires of model-local functions.
+  for (auto& imp : *f->mutable_opset_import()) {
+    if (imp.domain().empty()) imp.set_version(model_.opset(""));
+  }
+  model_.functions.push_back(f);
+  model_.opset_imports[kGraftDomain] = 1;
 }
 
 void GradientGraph::add_contribution(const std::string& value, const std::string& grad) {
@@ -231,6 +256,13 @@ std::vector<std::string> RuleContext::emit(const std::string& op_type,
 std::string RuleContext::emit1(const std::string& op_type, const std::vector<std::string>& inputs,
                                const std::vector<Attr>& attrs, const std::string& domain) {
   return emit(op_type, inputs, 1, attrs, domain)[0];
+}
+
+std::string RuleContext::emit_fused(const std::string& op_type,
+                                    const std::vector<std::string>& inputs,
+                                    const std::vector<Attr>& attrs, const char* body) {
+  graph_.declare_function(op_type, body);
+  return emit1(op_type, inputs, attrs, kGraftDomain);
 }
 
 std::string RuleContext::scalar_like(double value, const std::string& like) {

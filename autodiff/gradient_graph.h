@@ -12,6 +12,9 @@
 
 namespace graft::autodiff {
 
+// graft's own op domain: fused gradient and optimizer ops, each with a function body.
+inline constexpr const char* kGraftDomain = "com.graft";
+
 class GradientGraph {
  public:
   explicit GradientGraph(ir::Model& model);
@@ -35,6 +38,9 @@ class GradientGraph {
   int32_t elem_type(const std::string& value) const;  // 0 when unknown
   int64_t rank_of(const std::string& value) const;    // -1 when unknown
   std::vector<ir::Node>& emitted() { return emitted_; }
+  // Adds the com.graft function `op_type` parsed from `body` (ONNX text format) to the model,
+  // once, and imports com.graft.
+  void declare_function(const std::string& op_type, const char* body);
 
  private:
   ir::Model& model_;

@@ -53,6 +53,12 @@ class RuleContext {
                                 const std::string& domain = "");
   std::string emit1(const std::string& op_type, const std::vector<std::string>& inputs,
                     const std::vector<Attr>& attrs = {}, const std::string& domain = "");
+  // Emits a fused gradient op of domain com.graft. `body` (ONNX text format, a function of the
+  // op's inputs, outputs and attributes written with standard ops) is declared once in the
+  // output model as a model-local function, so any ONNX runtime can run the node; graft runs
+  // its own kernel for it.
+  std::string emit_fused(const std::string& op_type, const std::vector<std::string>& inputs,
+                         const std::vector<Attr>& attrs, const char* body);
 
   // Helpers shared by many rules.
   // A scalar constant of the same element type as `like`.

@@ -73,13 +73,25 @@ std::string crop(RuleContext& c, const std::string& v, size_t n, const std::stri
                            c.ints_constant(range(2, 2 + static_cast<int64_t>(n)))});
 }
 
-// y = softmax(x): dx = y * (dy - sum(dy * y, axis)).
+// y = softmax(x): dx = y * (dy - sum(dy * y, axis)), as the fused com.graft.SoftmaxGrad.
+constexpr const char* kSoftmaxGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+SoftmaxGrad <axis: int = -1> (dY, Y) => (dX) {
+  axis_scalar = Constant <value_int: int = @axis> ()
+  zero = Constant <value_ints: ints = [0]> ()
+  axes = Unsqueeze (axis_scalar, zero)
+  product = Mul (dY, Y)
+  dot = ReduceSum <keepdims: int = 1> (product, axes)
+  centered = Sub (dY, dot)
+  dX = Mul (Y, centered)
+}
+)ONNX";
+
 void softmax_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty()) return;
-  const std::string& y = c.output(0);
-  std::string dot = sum(c, c.emit1("Mul", {dy, y}), {c.attr_int("axis", -1)}, true);
-  c.set_input_grad(0, c.emit1("Mul", {y, c.emit1("Sub", {dy, dot})}));
+  c.set_input_grad(0, c.emit_fused("SoftmaxGrad", {dy, c.output(0)},
+                                   {Attr::i("axis", c.attr_int("axis", -1))}, kSoftmaxGradBody));
 }
 
 // y = log_softmax(x): dx = dy - exp(y) * sum(dy, axis).

@@ -29,6 +29,8 @@ struct Inliner {
   bool body_for(const Node& n, const Graph& graph, onnx::FunctionProto* body) {
     defaults.clear();
     if (const auto* f = local_function(n)) {
+      // A model-local function runs as a kernel when one exists (graft's fused ops).
+      if (keep(n, static_cast<int>(model.opset(n.domain)))) return false;
       *body = *f;
       for (const auto& a : f->attribute_proto()) defaults[a.name()] = a;
       return true;
