@@ -97,12 +97,7 @@ std::string path_from_loss(const ir::Graph& g, const std::string& loss, const ir
   return path;
 }
 
-// The nodes between `sources` (values wanting gradients) and `targets` (values receiving
-// them), in reverse topological order, and the values on those paths.
-struct BackwardPlan {
-  std::vector<const ir::Node*> order;
-  std::set<std::string> needs;
-};
+}  // namespace
 
 BackwardPlan plan_backward(const ir::Graph& g, const std::vector<std::string>& sources,
                            const std::set<std::string>& targets) {
@@ -127,7 +122,6 @@ BackwardPlan plan_backward(const ir::Graph& g, const std::vector<std::string>& s
   return plan;
 }
 
-// Runs each planned node's gradient rule. `path` describes how a node is reached, for errors.
 void run_rules(GradientGraph& grads, const BackwardPlan& plan,
                const std::function<std::string(const ir::Node*)>& path) {
   ir::Model& model = grads.model();
@@ -145,6 +139,8 @@ void run_rules(GradientGraph& grads, const BackwardPlan& plan,
     rule->rule(ctx);
   }
 }
+
+namespace {
 
 // If: each branch is differentiated on its own, recomputing its forward values inside a new
 // branch graph; the new If returns the gradients of the outer values the branches read.

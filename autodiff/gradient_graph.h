@@ -2,6 +2,7 @@
 // value, and which values need gradients. Internal to autodiff.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -52,5 +53,20 @@ class GradientGraph {
   int counter_ = 0;
   GradientGraph* parent_ = nullptr;
 };
+
+// The nodes between `sources` (values wanting gradients) and `targets` (values receiving
+// them), in reverse topological order, and the values on those paths.
+struct BackwardPlan {
+  std::vector<const ir::Node*> order;
+  std::set<std::string> needs;
+};
+BackwardPlan plan_backward(const ir::Graph& g, const std::vector<std::string>& sources,
+                           const std::set<std::string>& targets);
+
+// Runs each planned node's gradient rule into `grads`. `path` describes how a node is reached,
+// for the error about a node without a rule. Rules of nodes with nested graphs (If) use this to
+// differentiate a nested graph with its own GradientGraph whose parent is the enclosing one.
+void run_rules(GradientGraph& grads, const BackwardPlan& plan,
+               const std::function<std::string(const ir::Node*)>& path);
 
 }  // namespace graft::autodiff

@@ -47,6 +47,17 @@ class DataDependentIf(nn.Module):
         return torch.cond(x.sum() > 0, lambda h: h * self.scale, lambda h: torch.tanh(h) - self.scale, (h,))
 
 
+class LSTMHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.fc(y[:, -1])
+
+
 def encoder_layer():
     return nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
 
@@ -63,6 +74,7 @@ MODELS = {
     "if_then": (DataDependentIf, (3, 6)),
     "if_else": (DataDependentIf, (3, 6)),
     "mlp": (MLP, (6, 10)),
+    "lstm": (LSTMHead, (2, 5, 6)),
     "cnn": (CNN, (2, 3, 16, 16)),
     "encoder_layer": (encoder_layer, (2, 8, 32)),
 }
