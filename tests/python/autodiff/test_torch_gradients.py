@@ -58,6 +58,26 @@ class LSTMHead(nn.Module):
         return self.fc(y[:, -1])
 
 
+class WithLoss(nn.Module):
+    """A linear layer followed by one of PyTorch's losses against a fixed target."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.fc = nn.Linear(6, 4)
+        g = torch.Generator().manual_seed(5)
+        if kind == "bce_with_logits":
+            self.register_buffer("target", torch.randint(0, 2, (5, 4), generator=g).float())
+        else:
+            self.register_buffer("target", torch.randn(5, 4, generator=g))
+
+    def forward(self, x):
+        y = self.fc(x)
+        f = nn.functional
+        return {"mse": f.mse_loss, "l1": f.l1_loss, "huber": f.huber_loss,
+                "bce_with_logits": f.binary_cross_entropy_with_logits}[self.kind](y, self.target)
+
+
 def encoder_layer():
     return nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
 
@@ -77,6 +97,10 @@ MODELS = {
     "lstm": (LSTMHead, (2, 5, 6)),
     "cnn": (CNN, (2, 3, 16, 16)),
     "encoder_layer": (encoder_layer, (2, 8, 32)),
+    "mse_loss": (lambda: WithLoss("mse"), (5, 6)),
+    "l1_loss": (lambda: WithLoss("l1"), (5, 6)),
+    "huber_loss": (lambda: WithLoss("huber"), (5, 6)),
+    "bce_with_logits_loss": (lambda: WithLoss("bce_with_logits"), (5, 6)),
 }
 
 
