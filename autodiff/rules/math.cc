@@ -3,25 +3,15 @@
 #include <numbers>
 
 #include "autodiff/rule.h"
+#include "autodiff/rules/unary_helpers.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft::autodiff {
 namespace {
 
-// dx for y = f(x), given dy (never empty).
-using Derivative = std::string (*)(RuleContext& c, const std::string& dy);
-
-template <Derivative F>
-void unary(RuleContext& c) {
-  std::string dy = c.output_grad(0);
-  if (!dy.empty() && c.needs_input_grad(0)) c.set_input_grad(0, F(c, dy));
-}
-
-std::string k(RuleContext& c, double value) { return c.scalar_like(value, c.output(0)); }
-
-std::string mul(RuleContext& c, const std::string& a, const std::string& b) {
-  return c.emit1("Mul", {a, b});
-}
+using rules::k;
+using rules::mul;
+using rules::unary;
 
 // dx = dy / (2 y)
 std::string sqrt_dx(RuleContext& c, const std::string& dy) {
