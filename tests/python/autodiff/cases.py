@@ -46,11 +46,12 @@ for op in ("ReduceSum", "ReduceMean"):
 
 # Cases kept next to each family of rules.
 import cases_elementwise  # noqa: E402
+import cases_loop  # noqa: E402
 import cases_nn  # noqa: E402
 import cases_rnn  # noqa: E402
 import cases_tensor  # noqa: E402
 
-add(*cases_elementwise.CASES, *cases_tensor.CASES, *cases_nn.CASES, *cases_rnn.CASES)
+add(*cases_elementwise.CASES, *cases_tensor.CASES, *cases_nn.CASES, *cases_rnn.CASES, *cases_loop.CASES)
 
 # Control flow: If differentiates each branch with respect to the outer values it reads.
 def _branch(name, nodes):
