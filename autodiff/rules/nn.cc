@@ -611,14 +611,56 @@ void batch_norm_grad(RuleContext& c) {
   }
 }
 
+// dX of LayerNormalization from dY alone, as the fused com.graft.LayerNormGrad:
+//   dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dY * Scale, over `axes`.
+constexpr const char* kLayerNormGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+LayerNormGrad <axes: ints, epsilon: float = 0.00001> (dY, X, Scale) => (dX) {
+  ax = Constant <value_ints: ints = @axes> ()
+  mean = ReduceMean <keepdims: int = 1> (X, ax)
+  centered = Sub (X, mean)
+  square = Mul (centered, centered)
+  var = ReduceMean <keepdims: int = 1> (square, ax)
+  eps = Constant <value_float: float = @epsilon> ()
+  eps_like = CastLike (eps, X)
+  var_eps = Add (var, eps_like)
+  std = Sqrt (var_eps)
+  inv_std = Reciprocal (std)
+  x_hat = Mul (centered, inv_std)
+  g = Mul (dY, Scale)
+  g_mean = ReduceMean <keepdims: int = 1> (g, ax)
+  gx = Mul (g, x_hat)
+  gx_mean = ReduceMean <keepdims: int = 1> (gx, ax)
+  t1 = Sub (g, g_mean)
+  t2 = Mul (x_hat, gx_mean)
+  t3 = Sub (t1, t2)
+  dX = Mul (t3, inv_std)
+}
+)ONNX";
+
 // Standardize over the axes from `axis` on, then y = scale * x_hat + b (broadcast). The optional
 // Mean and InvStdDev outputs pass their gradients through the statistics.
 void layer_norm_grad(RuleContext& c) {
   const std::string &x = c.input(0), &scale = c.input(1);
   const int64_t axis = c.attr_int("axis", -1);
   const Ints axes = axis < 0 ? range(axis, 0) : range(axis, rank_of(c, x));
-  const Standardized s = standardize(c, x, axes, c.attr_float("epsilon", 1e-5f), x);
-  std::string dy = c.output_grad(0), dx;
+  const float eps = c.attr_float("epsilon", 1e-5f);
+  std::string dy = c.output_grad(0);
+  // The common case, only Y read: one fused op for dX.
+  if (!dy.empty() && c.output_grad(1).empty() && c.output_grad(2).empty() &&
+      c.needs_input_grad(0)) {
+    c.set_input_grad(
+        0, c.emit_fused("LayerNormGrad", {dy, x, scale},
+                        {Attr::ints("axes", axes), Attr::f("epsilon", eps)}, kLayerNormGradBody));
+    if (c.needs_input_grad(1) || c.needs_input_grad(2)) {
+      const Standardized s = standardize(c, x, axes, eps, x);
+      grad_if(c, 1, [&] { return c.unbroadcast(c.emit1("Mul", {dy, s.x_hat}), scale); });
+      grad_if(c, 2, [&] { return c.unbroadcast(dy, c.input(2)); });
+    }
+    return;
+  }
+  const Standardized s = standardize(c, x, axes, eps, x);
+  std::string dx;
   if (!dy.empty()) {
     if (c.needs_input_grad(0)) dx = standardize_grad(c, s, c.emit1("Mul", {dy, scale}));
     grad_if(c, 1, [&] { return c.unbroadcast(c.emit1("Mul", {dy, s.x_hat}), scale); });

@@ -1,0 +1,92 @@
+// com.graft.LayerNormGrad: dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)) with
+// g = dY * Scale, over the trailing `axes` (LayerNormalization's). Statistics are recomputed from
+// X in two passes per row; the op's function body is the same formula in standard ops.
+#include <cmath>
+#include <type_traits>
+
+#include "exec/kernel.h"
+
+namespace graft {
+namespace {
+
+class LayerNormGrad : public Kernel {
+ public:
+  explicit LayerNormGrad(const KernelInfo& info)
+      : axes_(info.attr_ints("axes")), epsilon_(info.attr_float("epsilon", 1e-5f)) {
+    if (axes_.empty()) info.fail("needs the normalized axes");
+  }
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& dy = ctx.input(0);
+    const Tensor& x = ctx.input(1);
+    const Tensor& scale = ctx.input(2);
+    if (dy.shape() != x.shape() || dy.dtype() != x.dtype() || scale.dtype() != x.dtype()) {
+      ctx.fail("dY, X and Scale must share X's shape and type");
+    }
+    const int64_t rank = x.rank();
+    // The axes must be the trailing ones, as LayerNormalization normalizes.
+    int64_t first = rank;
+    for (size_t k = 0; k < axes_.size(); ++k) {
+      int64_t a = axes_[k] < 0 ? axes_[k] + rank : axes_[k];
+      if (a < 0 || a >= rank || (k > 0 && a != first + static_cast<int64_t>(k)))
+        ctx.fail("axes must be trailing and increasing");
+      if (k == 0) first = a;
+    }
+    if (first + static_cast<int64_t>(axes_.size()) != rank)
+      ctx.fail("axes must end at the last axis");
+    int64_t outer = 1, n = 1;
+    for (int64_t d = 0; d < first; ++d) outer *= x.dim(d);
+    for (int64_t d = first; d < rank; ++d) n *= x.dim(d);
+    if (scale.size() != n && scale.size() != 1) {
+      ctx.fail("Scale " + shape_to_string(scale.shape()) + " does not cover the normalized axes");
+    }
+    Tensor& dx = ctx.output(0, x.dtype(), x.shape());
+    dispatch_float(x.dtype(), "LayerNormGrad", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+      const T* g_in = dy.data<T>();
+      const T* xs = x.data<T>();
+      const T* sc = scale.data<T>();
+      T* out = dx.data<T>();
+      const bool scalar_scale = scale.size() == 1;
+      const Acc inv_n = Acc(1) / static_cast<Acc>(n);
+#pragma omp parallel for if (outer * n > (1 << 15))
+      for (int64_t o = 0; o < outer; ++o) {
+        const T* xr = xs + o * n;
+        const T* gr = g_in + o * n;
+        Acc mean = 0, var = 0;
+        for (int64_t j = 0; j < n; ++j) mean += static_cast<Acc>(xr[j]);
+        mean *= inv_n;
+        for (int64_t j = 0; j < n; ++j) {
+          const Acc d = static_cast<Acc>(xr[j]) - mean;
+          var += d * d;
+        }
+        const Acc inv_std = Acc(1) / std::sqrt(var * inv_n + static_cast<Acc>(epsilon_));
+        Acc g_sum = 0, gx_sum = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
+          g_sum += g;
+          gx_sum += g * (static_cast<Acc>(xr[j]) - mean) * inv_std;
+        }
+        const Acc g_mean = g_sum * inv_n, gx_mean = gx_sum * inv_n;
+        for (int64_t j = 0; j < n; ++j) {
+          const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
+          const Acc x_hat = (static_cast<Acc>(xr[j]) - mean) * inv_std;
+          out[o * n + j] = static_cast<T>(inv_std * (g - g_mean - x_hat * gx_mean));
+        }
+      }
+    });
+  }
+
+ private:
+  std::vector<int64_t> axes_;
+  float epsilon_;
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(layer_norm_grad) {
+  reg.add({"com.graft", "LayerNormGrad", 1, 1 << 30, kFloatTypes, 0, make<LayerNormGrad>});
+}
+
+}  // namespace graft
