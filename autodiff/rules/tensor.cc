@@ -236,13 +236,36 @@ void tile_grad(RuleContext& c) {
   c.set_input_grad(0, c.emit1("ReduceSum", {grid, repeat_axes}, {Attr::i("keepdims", 0)}));
 }
 
+// Reflect, edge and wrap padding copy input elements: pad a tensor of the input's flat positions
+// the same way to learn where each output element came from, then scatter-add dy there.
+std::string copied_pad_grad(RuleContext& c, const std::string& dy) {
+  const std::string& x = c.input(0);
+  std::string shape = c.emit1("Shape", {x});
+  std::string count = c.emit1("ReduceProd", {shape}, {Attr::i("keepdims", 0)});
+  std::string positions =
+      c.emit1("Reshape", {c.emit1("Range", {int_scalar(c, 0), count, int_scalar(c, 1)}), shape});
+  std::vector<std::string> inputs = {positions, c.input(1)};
+  if (c.num_inputs() > 3 && !c.input(3).empty()) inputs.insert(inputs.end(), {"", c.input(3)});
+  std::string source = c.emit1("Pad", inputs, Attr::copy(c.node(), {"mode"}));
+  std::string flat = c.ints_constant({-1});
+  std::string zeros = c.emit1("Reshape", {zeros_like(c, x), flat});
+  std::string summed =
+      c.emit1("ScatterElements",
+              {zeros, c.emit1("Reshape", {source, flat}), c.emit1("Reshape", {dy, flat})},
+              {Attr::i("axis", 0), Attr::s("reduction", "add")});
+  return c.emit1("Reshape", {summed, shape});
+}
+
 // Constant padding: dx = pad(dy, -pads) (crops what was added, zero-fills what was cropped);
 // d constant_value = sum of dy over the added positions = sum(dy) - sum(dx).
 void pad_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty()) return;
   const std::string mode = c.attr_string("mode", "constant");
-  if (mode != "constant") c.fail("mode '" + mode + "' is not supported (only 'constant')");
+  if (mode != "constant") {
+    if (c.needs_input_grad(0)) c.set_input_grad(0, copied_pad_grad(c, dy));
+    return;
+  }
   std::vector<std::string> inputs = {dy, c.emit1("Neg", {c.input(1)})};
   if (c.num_inputs() > 3 && !c.input(3).empty()) inputs.insert(inputs.end(), {"", c.input(3)});
   std::string dx = c.emit1("Pad", inputs);

@@ -97,6 +97,9 @@ CASES += [
     Case("Pad", {"x": (3, 4), "pads": i64(1, -1, -1, 2), "value": ()}, label="crop and grow, constant"),
     Case("Pad", {"x": (2, 3, 4), "pads": i64(2, -1), "value": (), "axes": i64(-1)}, label="axes input"),
     Case("Pad", {"x": (3, 4), "pads": i64(0, 1, 1, 0)}, opset=13, label="opset 13"),
+    Case("Pad", {"x": (3, 4), "pads": i64(2, 1, 1, 3)}, {"mode": "reflect"}, label="reflect"),
+    Case("Pad", {"x": (3, 4), "pads": i64(2, 1, 1, 3)}, {"mode": "edge"}, label="edge"),
+    Case("Pad", {"x": (3, 4), "pads": i64(1, 2, 2, 1)}, {"mode": "wrap"}, opset=19, label="wrap"),
 ]
 # Einsum.
 CASES += [
