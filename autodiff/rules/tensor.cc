@@ -280,12 +280,86 @@ void pad_grad(RuleContext& c) {
 
 // Einsum is linear in each operand: d operand k = einsum(dy, other operands -> its indices).
 // Indices of operand k summed away by the forward op (in no other term) are broadcast back.
+// Rewrites "..." in an Einsum equation as explicit letters (unused capitals), from the operands'
+// static ranks, right-aligned across operands as NumPy broadcasts them. Broadcasting inside the
+// ellipsis (a size-1 axis meeting a longer one) is refused: the gradient would need a reduction.
+std::string spell_out_ellipsis(RuleContext& c, const std::string& eq) {
+  const size_t arrow = eq.find("->");
+  const std::string lhs = eq.substr(0, arrow);
+  std::vector<std::string> terms;
+  for (size_t start = 0;;) {
+    const size_t comma = lhs.find(',', start);
+    terms.push_back(
+        lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (int(terms.size()) != c.num_inputs())
+    c.fail("equation '" + eq + "' does not match the inputs");
+  std::string spare;
+  for (char ch = 'A'; ch <= 'Z'; ++ch) {
+    if (eq.find(ch) == std::string::npos) spare += ch;
+  }
+  std::vector<int64_t> widths;
+  int64_t width = 0;
+  for (int k = 0; k < c.num_inputs(); ++k) {
+    const std::string& t = terms[size_t(k)];
+    int64_t w = 0;
+    if (t.find("...") != std::string::npos) {
+      const int64_t r = c.static_rank(c.input(k));
+      if (r < 0) c.fail("'...' needs the rank of input " + std::to_string(k));
+      w = r - int64_t(t.size() - 3);
+      if (w < 0)
+        c.fail("equation '" + eq + "' has more indices than input " + std::to_string(k) +
+               " has axes");
+    }
+    widths.push_back(w);
+    width = std::max(width, w);
+  }
+  if (width > int64_t(spare.size()))
+    c.fail("'...' spans more axes than there are spare index letters");
+  const std::string letters = spare.substr(0, size_t(width));
+  std::vector<std::vector<int64_t>> dims(letters.size());
+  std::string rewritten;
+  for (int k = 0; k < c.num_inputs(); ++k) {
+    std::string t = terms[size_t(k)];
+    const size_t at = t.find("...");
+    if (at != std::string::npos) {
+      const std::string mine = letters.substr(size_t(width - widths[size_t(k)]));
+      if (auto shape = c.static_shape(c.input(k))) {
+        for (size_t j = 0; j < mine.size(); ++j)
+          dims[size_t(width - widths[size_t(k)]) + j].push_back((*shape)[at + j]);
+      }
+      t.replace(at, 3, mine);
+    }
+    rewritten += (k ? "," : "") + t;
+  }
+  for (const auto& d : dims) {
+    for (int64_t v : d) {
+      if (v != d[0]) c.fail("broadcasting inside '...' is not supported by the Einsum gradient");
+    }
+  }
+  if (arrow == std::string::npos) {
+    // Implicit output: the ellipsis axes first, then the letters used once, alphabetically.
+    std::string all;
+    for (const auto& t : terms) all += t;
+    std::string out = letters;
+    for (char ch : std::set<char>(all.begin(), all.end())) {
+      if (ch != '.' && std::count(all.begin(), all.end(), ch) == 1) out += ch;
+    }
+    return rewritten + "->" + out;
+  }
+  std::string out = eq.substr(arrow + 2);
+  if (const size_t at = out.find("..."); at != std::string::npos) out.replace(at, 3, letters);
+  return rewritten + "->" + out;
+}
+
 void einsum_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty()) return;
   std::string eq = c.attr_string("equation", "");
   eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
-  if (eq.find('.') != std::string::npos) c.fail("equations with '...' are not supported");
+  if (eq.find("...") != std::string::npos) eq = spell_out_ellipsis(c, eq);
   const size_t arrow = eq.find("->");
   std::vector<std::string> terms;
   for (size_t start = 0;;) {
