@@ -9,6 +9,7 @@ namespace graft::python {
 void init_session(py::module_& m);
 void init_model(py::module_& m);
 void init_autodiff(py::module_& m);
+void init_optim(py::module_& m);
 }  // namespace graft::python
 
 PYBIND11_MODULE(_C, m) {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_C, m) {
   graft::python::init_session(m);
   graft::python::init_model(m);
   graft::python::init_autodiff(m);
+  graft::python::init_optim(m);
 }

@@ -1,0 +1,37 @@
+// Optimizer steps as ONNX nodes: turns a gradient model into a training-step model whose outputs
+// are the updated parameters and optimizer state.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/api.h"
+#include "ir/model.h"
+
+namespace graft::optim {
+
+enum class Kind { SGD, Adam, AdamW };
+
+// torch.optim's hyper-parameters, with its defaults.
+struct OptimizerConfig {
+  Kind kind = Kind::AdamW;
+  float momentum = 0.0f;      // SGD
+  bool nesterov = false;      // SGD
+  float weight_decay = 0.0f;  // L2 for SGD and Adam, decoupled for AdamW (default 0.01 there)
+  float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam, AdamW
+};
+
+// Adds one optimizer step to `gradient_model` (built by autodiff::build_gradient_graph, so it
+// outputs "<p>_grad" for each parameter p). The result:
+//  - takes as inputs, besides the forward inputs: the learning rate "graft.lr" (float scalar),
+//    the step counter "graft.step" (int64 scalar, steps already taken), every parameter (its
+//    initializer is the default value) and each state tensor "<p>.<optimizer>.<slot>"
+//    (zeros by default);
+//  - outputs "<p>.new", "<state>.new" and "graft.step.new" after the forward outputs.
+// The update is written with standard ONNX ops and matches torch.optim's formulas. Throws
+// InvalidArgument for a parameter without a gradient output.
+GRAFT_API ir::Model add_optimizer(const ir::Model& gradient_model,
+                                  const std::vector<std::string>& params,
+                                  const OptimizerConfig& config);
+
+}  // namespace graft::optim

@@ -1,0 +1,47 @@
+// Binding of the optimizer-step builder.
+#include <pybind11/stl.h>
+
+#include "ir/error.h"
+#include "ir/serialize.h"
+#include "optim/optimizer.h"
+#include "python/src/convert.h"
+
+namespace graft::python {
+
+void init_optim(py::module_& m) {
+  m.def(
+      "add_optimizer",
+      [](const py::bytes& data, const std::vector<std::string>& params, const std::string& kind,
+         float momentum, bool nesterov, float weight_decay, float beta1, float beta2,
+         float epsilon) {
+        optim::OptimizerConfig config;
+        if (kind == "sgd") {
+          config.kind = optim::Kind::SGD;
+        } else if (kind == "adam") {
+          config.kind = optim::Kind::Adam;
+        } else if (kind == "adamw") {
+          config.kind = optim::Kind::AdamW;
+        } else {
+          throw InvalidArgument("unknown optimizer '" + kind + "' (sgd, adam, adamw)");
+        }
+        config.momentum = momentum;
+        config.nesterov = nesterov;
+        config.weight_decay = weight_decay;
+        config.beta1 = beta1;
+        config.beta2 = beta2;
+        config.epsilon = epsilon;
+        std::string bytes = data;
+        std::string out;
+        {
+          py::gil_scoped_release release;
+          out = ir::serialize_model(
+              optim::add_optimizer(ir::load_model_from_bytes(bytes), params, config));
+        }
+        return py::bytes(out);
+      },
+      py::arg("model"), py::arg("params"), py::arg("kind"), py::arg("momentum"),
+      py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"), py::arg("beta2"),
+      py::arg("epsilon"));
+}
+
+}  // namespace graft::python
