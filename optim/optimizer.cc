@@ -52,6 +52,10 @@ const char* name_of(Kind k) {
       return "adam";
     case Kind::AdamW:
       return "adamw";
+    case Kind::Adagrad:
+      return "adagrad";
+    case Kind::RMSprop:
+      return "rmsprop";
   }
   return "";
 }
@@ -125,6 +129,42 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
         g = config.nesterov ? e.add(g, e.mul(nbuf, e.like(e.scalar(config.momentum), p))) : nbuf;
       }
       updated = e.sub(p, e.mul(lr_p, g));
+    } else if (config.kind == Kind::Adagrad) {
+      auto k = [&](float x) { return e.like(e.scalar(x), p); };
+      if (config.weight_decay != 0) g = e.add(g, e.mul(p, k(config.weight_decay)));
+      // clr = lr / (1 + (t - 1) * lr_decay); sum += g^2; p -= clr * g / (sqrt(sum) + eps).
+      std::string clr = e.like(
+          e.op("Div", {lr, e.add(e.scalar(1.0f),
+                                 e.mul(e.sub(t, e.scalar(1.0f)), e.scalar(config.lr_decay)))}),
+          p);
+      std::string sum = state("sum");
+      std::string nsum = e.add(sum, e.mul(g, g));
+      output(nsum, sum + ".new", *init);
+      updated =
+          e.sub(p, e.mul(clr, e.op("Div", {g, e.add(e.op("Sqrt", {nsum}), k(config.epsilon))})));
+    } else if (config.kind == Kind::RMSprop) {
+      auto k = [&](float x) { return e.like(e.scalar(x), p); };
+      if (config.weight_decay != 0) g = e.add(g, e.mul(p, k(config.weight_decay)));
+      // v = alpha v + (1 - alpha) g^2; avg = sqrt(v [- mean_g^2]) + eps; p -= lr * g / avg
+      // (through a momentum buffer when momentum > 0), torch's formulas.
+      std::string v = state("square_avg");
+      std::string nv = e.add(e.mul(v, k(config.alpha)), e.mul(e.mul(g, g), k(1.0f - config.alpha)));
+      output(nv, v + ".new", *init);
+      std::string var = nv;
+      if (config.centered) {
+        std::string ga = state("grad_avg");
+        std::string nga = e.add(e.mul(ga, k(config.alpha)), e.mul(g, k(1.0f - config.alpha)));
+        output(nga, ga + ".new", *init);
+        var = e.sub(nv, e.mul(nga, nga));
+      }
+      std::string scaled = e.op("Div", {g, e.add(e.op("Sqrt", {var}), k(config.epsilon))});
+      if (config.momentum != 0) {
+        std::string buf = state("momentum");
+        std::string nbuf = e.add(e.mul(buf, k(config.momentum)), scaled);
+        output(nbuf, buf + ".new", *init);
+        scaled = nbuf;
+      }
+      updated = e.sub(p, e.mul(lr_p, scaled));
     } else {
       std::string base = p;
       if (config.kind == Kind::AdamW && config.weight_decay != 0) {

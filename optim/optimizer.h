@@ -10,7 +10,7 @@
 
 namespace graft::optim {
 
-enum class Kind { SGD, Adam, AdamW };
+enum class Kind { SGD, Adam, AdamW, Adagrad, RMSprop };
 
 // torch.optim's hyper-parameters, with its defaults.
 struct OptimizerConfig {
@@ -18,7 +18,10 @@ struct OptimizerConfig {
   float momentum = 0.0f;      // SGD
   bool nesterov = false;      // SGD
   float weight_decay = 0.0f;  // L2 for SGD and Adam, decoupled for AdamW (default 0.01 there)
-  float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam, AdamW
+  float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam, AdamW (epsilon: all but SGD)
+  float lr_decay = 0.0f;                                // Adagrad
+  float alpha = 0.99f;                                  // RMSprop smoothing
+  bool centered = false;                                // RMSprop
 };
 
 // Adds one optimizer step to `gradient_model` (built by autodiff::build_gradient_graph, so it

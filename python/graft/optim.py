@@ -10,15 +10,22 @@ import onnx
 from . import _C
 
 
+# torch.optim's default eps per optimizer.
+_DEFAULT_EPS = {"adagrad": 1e-10}
+
+
 def add_optimizer(gradient_model: onnx.ModelProto, params: Sequence[str], kind: str = "adamw", *,
                   momentum: float = 0.0, nesterov: bool = False, weight_decay: float | None = None,
-                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> onnx.ModelProto:
-    """Adds one `kind` step ("sgd", "adam", "adamw") for `params` to a model from
+                  betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None, lr_decay: float = 0.0,
+                  alpha: float = 0.99, centered: bool = False) -> onnx.ModelProto:
+    """Adds one `kind` step ("sgd", "adam", "adamw", "adagrad", "rmsprop") for `params` to a model from
     graft.autodiff.gradient_model. Inputs gain "graft.lr", "graft.step", the parameters and the
     state tensors "<p>.<kind>.<slot>"; outputs gain "<p>.new", "<state>.new" and "graft.step.new".
     weight_decay defaults as in torch.optim: 0.01 for AdamW, 0 otherwise."""
     if weight_decay is None:
         weight_decay = 0.01 if kind == "adamw" else 0.0
+    if eps is None:
+        eps = _DEFAULT_EPS.get(kind, 1e-8)
     data = _C.add_optimizer(gradient_model.SerializeToString(), list(params), kind, momentum, nesterov,
-                            weight_decay, betas[0], betas[1], eps)
+                            weight_decay, betas[0], betas[1], eps, lr_decay, alpha, centered)
     return onnx.load_from_string(data)

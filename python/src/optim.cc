@@ -12,8 +12,8 @@ void init_optim(py::module_& m) {
   m.def(
       "add_optimizer",
       [](const py::bytes& data, const std::vector<std::string>& params, const std::string& kind,
-         float momentum, bool nesterov, float weight_decay, float beta1, float beta2,
-         float epsilon) {
+         float momentum, bool nesterov, float weight_decay, float beta1, float beta2, float epsilon,
+         float lr_decay, float alpha, bool centered) {
         optim::OptimizerConfig config;
         if (kind == "sgd") {
           config.kind = optim::Kind::SGD;
@@ -21,9 +21,17 @@ void init_optim(py::module_& m) {
           config.kind = optim::Kind::Adam;
         } else if (kind == "adamw") {
           config.kind = optim::Kind::AdamW;
+        } else if (kind == "adagrad") {
+          config.kind = optim::Kind::Adagrad;
+        } else if (kind == "rmsprop") {
+          config.kind = optim::Kind::RMSprop;
         } else {
-          throw InvalidArgument("unknown optimizer '" + kind + "' (sgd, adam, adamw)");
+          throw InvalidArgument("unknown optimizer '" + kind +
+                                "' (sgd, adam, adamw, adagrad, rmsprop)");
         }
+        config.lr_decay = lr_decay;
+        config.alpha = alpha;
+        config.centered = centered;
         config.momentum = momentum;
         config.nesterov = nesterov;
         config.weight_decay = weight_decay;
@@ -41,7 +49,7 @@ void init_optim(py::module_& m) {
       },
       py::arg("model"), py::arg("params"), py::arg("kind"), py::arg("momentum"),
       py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"), py::arg("beta2"),
-      py::arg("epsilon"));
+      py::arg("epsilon"), py::arg("lr_decay"), py::arg("alpha"), py::arg("centered"));
 }
 
 }  // namespace graft::python

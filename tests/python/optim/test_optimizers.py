@@ -37,6 +37,13 @@ CONFIGS = {
                 lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1, betas=(0.8, 0.99))),
     "adamw": (dict(kind="adamw"), lambda p: torch.optim.AdamW(p, lr=0.01)),
     "adamw_wd": (dict(kind="adamw", weight_decay=0.3, eps=1e-6), lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=0.3, eps=1e-6)),
+    "adagrad": (dict(kind="adagrad"), lambda p: torch.optim.Adagrad(p, lr=0.1)),
+    "adagrad_decay_wd": (dict(kind="adagrad", lr_decay=0.05, weight_decay=0.1),
+                         lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.05, weight_decay=0.1)),
+    "rmsprop": (dict(kind="rmsprop"), lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    "rmsprop_centered_momentum": (dict(kind="rmsprop", centered=True, momentum=0.9, alpha=0.9, weight_decay=0.01),
+                                  lambda p: torch.optim.RMSprop(p, lr=0.005, centered=True, momentum=0.9, alpha=0.9,
+                                                                weight_decay=0.01)),
 }
 
 
