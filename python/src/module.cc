@@ -10,6 +10,7 @@ void init_session(py::module_& m);
 void init_model(py::module_& m);
 void init_autodiff(py::module_& m);
 void init_optim(py::module_& m);
+void init_checkpoint(py::module_& m);
 }  // namespace graft::python
 
 PYBIND11_MODULE(_C, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_C, m) {
   graft::python::init_model(m);
   graft::python::init_autodiff(m);
   graft::python::init_optim(m);
+  graft::python::init_checkpoint(m);
 }

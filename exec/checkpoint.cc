@@ -1,0 +1,178 @@
+#include "exec/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "exec/tensor_proto.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft {
+namespace {
+
+constexpr char kMagic[8] = {'G', 'R', 'A', 'F', 'T', 'C', 'K', '1'};
+
+uint32_t crc32(const std::string& data) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char ch : data) c = table[(c ^ ch) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void put_bytes(std::string& out, const std::string& s) {
+  put_u64(out, s.size());
+  out += s;
+}
+
+// Reads fields from the file's bytes; any read past the end means the file is truncated.
+struct Reader {
+  const std::string& data;
+  const std::string& path;
+  size_t pos = 0;
+  uint64_t u64() {
+    need(8);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<uint64_t>(static_cast<unsigned char>(data[pos + i])) << (8 * i);
+    pos += 8;
+    return v;
+  }
+  std::string bytes() {
+    uint64_t n = u64();
+    need(n);
+    std::string s = data.substr(pos, n);
+    pos += n;
+    return s;
+  }
+  void need(uint64_t n) {
+    if (n > data.size() - pos) throw InvalidArgument("checkpoint '" + path + "' is truncated");
+  }
+};
+
+void write_fully(int fd, const std::string& data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n <= 0) throw InvalidArgument("writing checkpoint '" + path + "' failed");
+    done += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
+  std::string out(kMagic, sizeof(kMagic));
+  put_u64(out, static_cast<uint64_t>(checkpoint.step));
+  put_u64(out, checkpoint.properties.size());
+  for (const auto& [k, v] : checkpoint.properties) {
+    put_bytes(out, k);
+    put_bytes(out, v);
+  }
+  put_u64(out, checkpoint.tensors.size());
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    onnx::TensorProto proto;
+    tensor_to_proto(tensor, name, &proto);
+    std::string bytes = proto.SerializeAsString();
+    put_bytes(out, bytes);
+    put_u64(out, crc32(bytes));
+  }
+  put_u64(out, crc32(out));  // the whole file, so a cut at an entry boundary is caught too
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw InvalidArgument("cannot write checkpoint '" + path + "'");
+  try {
+    write_fully(fd, out, path);
+    if (::fsync(fd) != 0) throw InvalidArgument("syncing checkpoint '" + path + "' failed");
+  } catch (...) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw InvalidArgument("cannot replace checkpoint '" + path + "'");
+  }
+  // Make the rename itself durable.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidArgument("cannot open checkpoint '" + path + "'");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string data = buf.str();
+  if (data.size() < sizeof(kMagic) + 8 ||
+      data.compare(0, sizeof(kMagic), std::string(kMagic, sizeof(kMagic))) != 0) {
+    throw InvalidArgument("'" + path + "' is not a graft checkpoint (bad header)");
+  }
+  const std::string body = data.substr(0, data.size() - 8);
+  Reader tail{data, path, data.size() - 8};
+  if (tail.u64() != crc32(body)) {
+    // Find the first damaged part for the message, when the structure still parses.
+    try {
+      Reader r{body, path, sizeof(kMagic)};
+      r.u64();
+      for (uint64_t n = r.u64(); n > 0; --n) {
+        r.bytes();
+        r.bytes();
+      }
+      for (uint64_t n = r.u64(); n > 0; --n) {
+        std::string bytes = r.bytes();
+        uint64_t crc = r.u64();
+        if (crc != crc32(bytes)) {
+          onnx::TensorProto proto;
+          std::string name = proto.ParseFromString(bytes) ? proto.name() : std::string("?");
+          throw InvalidArgument("checkpoint '" + path + "': tensor '" + name +
+                                "' fails its checksum");
+        }
+      }
+    } catch (const InvalidArgument& e) {
+      if (std::string(e.what()).find("checksum") != std::string::npos) throw;
+    }
+    throw InvalidArgument("checkpoint '" + path + "' is damaged or truncated (checksum mismatch)");
+  }
+  Reader r{body, path, sizeof(kMagic)};
+  Checkpoint ckpt;
+  ckpt.step = static_cast<int64_t>(r.u64());
+  for (uint64_t n = r.u64(); n > 0; --n) {
+    std::string k = r.bytes();
+    ckpt.properties[k] = r.bytes();
+  }
+  for (uint64_t n = r.u64(); n > 0; --n) {
+    std::string bytes = r.bytes();
+    uint64_t crc = r.u64();
+    onnx::TensorProto proto;
+    if (crc != crc32(bytes) || !proto.ParseFromString(bytes)) {
+      throw InvalidArgument("checkpoint '" + path + "': a tensor entry is damaged");
+    }
+    ckpt.tensors[proto.name()] = tensor_from_proto(proto);
+  }
+  if (r.pos != body.size()) throw InvalidArgument("checkpoint '" + path + "' has trailing bytes");
+  return ckpt;
+}
+
+}  // namespace graft
