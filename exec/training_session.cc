@@ -1,0 +1,125 @@
+#include "exec/training_session.h"
+
+#include <algorithm>
+
+#include "autodiff/gradient.h"
+#include "exec/checkpoint.h"
+#include "exec/tensor_proto.h"
+#include "ir/model.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft {
+namespace {
+
+const std::string kNew = ".new";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The forward model with each parameter also a graph input, so runs can feed current values.
+ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std::string>& params) {
+  ir::Model m = forward.clone();
+  for (const auto& p : params) {
+    if (m.graph.is_graph_input(p)) continue;
+    const onnx::TensorProto* t = m.graph.find_initializer(p);
+    auto type = std::make_shared<onnx::TypeProto>();
+    type->mutable_tensor_type()->set_elem_type(t->data_type());
+    auto* shape = type->mutable_tensor_type()->mutable_shape();
+    for (int64_t d : t->dims()) shape->add_dim()->set_dim_value(d);
+    m.graph.inputs.push_back({p, type, ""});
+  }
+  return m;
+}
+
+}  // namespace
+
+TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions options)
+    : loss_(options.loss), learning_rate_(options.learning_rate) {
+  params_ = options.params;
+  if (params_.empty()) {
+    for (const auto& t : forward.graph.initializers) {
+      if (t->data_type() == onnx::TensorProto::FLOAT ||
+          t->data_type() == onnx::TensorProto::DOUBLE) {
+        params_.push_back(t->name());
+      }
+    }
+  }
+  ir::Model grads = autodiff::build_gradient_graph(forward, loss_, params_);
+  ir::Model step = optim::add_optimizer(grads, params_, options.optimizer);
+  // Initial state: the parameters and the optimizer's zero-initialized slots.
+  for (const auto& t : step.graph.initializers) {
+    const bool is_param = std::find(params_.begin(), params_.end(), t->name()) != params_.end();
+    const bool is_slot =
+        std::any_of(step.graph.outputs.begin(), step.graph.outputs.end(),
+                    [&](const ir::ValueInfo& v) { return v.name == t->name() + kNew; });
+    if (is_param || is_slot) state_[t->name()] = tensor_from_proto(*t);
+  }
+  train_outputs_.push_back(loss_);
+  for (const auto& o : step.graph.outputs) {
+    if (ends_with(o.name, kNew)) train_outputs_.push_back(o.name);
+  }
+  train_ = std::make_unique<InferenceSession>(std::move(step), options.session);
+  eval_ =
+      std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), options.session);
+}
+
+TrainingSession::~TrainingSession() = default;
+
+double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
+  std::map<std::string, Value> all = feeds;
+  for (const auto& [name, t] : state_) all[name] = t;
+  Tensor lr(DType::Float, {});
+  lr.data<float>()[0] = learning_rate_;
+  Tensor step(DType::Int64, {});
+  step.data<int64_t>()[0] = step_;
+  all["graft.lr"] = lr;
+  all["graft.step"] = step;
+  std::vector<Value> outs = train_->run(train_outputs_, all);
+  // Only now, with every output computed, does the state move on: a failed run leaves it as it was.
+  for (size_t i = 1; i < outs.size(); ++i) {
+    const std::string& name = train_outputs_[i];
+    const std::string base = name.substr(0, name.size() - kNew.size());
+    if (base == "graft.step") {
+      step_ = outs[i].tensor().scalar_as_int(0);
+    } else {
+      state_[base] = outs[i].tensor();
+    }
+  }
+  return outs[0].tensor().scalar_as_double(0);
+}
+
+std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>& feeds) {
+  std::map<std::string, Value> all = feeds;
+  for (const auto& p : params_) all[p] = state_.at(p);
+  return eval_->run({}, all);
+}
+
+void TrainingSession::save_checkpoint(const std::string& path) const {
+  Checkpoint c;
+  c.tensors = state_;
+  c.step = step_;
+  c.properties["graft.lr"] = std::to_string(learning_rate_);
+  graft::save_checkpoint(c, path);
+}
+
+void TrainingSession::load_checkpoint(const std::string& path) {
+  Checkpoint c = graft::load_checkpoint(path);
+  for (const auto& [name, t] : state_) {
+    auto it = c.tensors.find(name);
+    if (it == c.tensors.end())
+      throw InvalidArgument("checkpoint '" + path + "' has no tensor '" + name + "'");
+    if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype()) {
+      throw InvalidArgument("checkpoint '" + path + "': tensor '" + name + "' is " +
+                            shape_to_string(it->second.shape()) + ", the session expects " +
+                            shape_to_string(t.shape()));
+    }
+  }
+  for (auto& [name, t] : state_) t = c.tensors.at(name);
+  step_ = c.step;
+  if (auto it = c.properties.find("graft.lr"); it != c.properties.end())
+    learning_rate_ = std::stof(it->second);
+}
+
+}  // namespace graft

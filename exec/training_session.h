@@ -1,0 +1,58 @@
+// TrainingSession: a forward model turned into a training step (gradients, then an optimizer
+// update), run with parameters, optimizer state and the step counter kept between steps.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/session.h"
+#include "optim/optimizer.h"
+
+namespace graft {
+
+struct TrainingOptions {
+  std::string loss;                 // a scalar (or summed) output of the forward model
+  std::vector<std::string> params;  // empty: every floating-point initializer
+  optim::OptimizerConfig optimizer;
+  float learning_rate = 1e-3f;
+  SessionOptions session;
+};
+
+class GRAFT_API TrainingSession {
+ public:
+  // Builds the gradient and optimizer graphs (ONNX nodes) and the sessions that run them.
+  // Throws like build_gradient_graph / InferenceSession for models it cannot train.
+  TrainingSession(const ir::Model& forward, TrainingOptions options);
+  ~TrainingSession();
+
+  // Forward, backward and one optimizer update; returns the loss.
+  double train_step(const std::map<std::string, Value>& feeds);
+  // The forward model's outputs with the current parameters (no update).
+  std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
+
+  float learning_rate() const { return learning_rate_; }
+  void set_learning_rate(float lr) { learning_rate_ = lr; }
+  int64_t step() const { return step_; }
+  // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...).
+  const std::map<std::string, Tensor>& state() const { return state_; }
+  const std::vector<std::string>& parameters() const { return params_; }
+
+  // Parameters, optimizer state, step and learning rate, written atomically.
+  void save_checkpoint(const std::string& path) const;
+  // Restores what save_checkpoint wrote; throws InvalidArgument for a checkpoint that does not
+  // hold exactly this session's state.
+  void load_checkpoint(const std::string& path);
+
+ private:
+  std::unique_ptr<InferenceSession> train_, eval_;
+  std::map<std::string, Tensor> state_;
+  std::vector<std::string> params_;
+  std::vector<std::string> train_outputs_;  // loss, then "<state>.new" and "graft.step.new"
+  std::string loss_;
+  float learning_rate_;
+  int64_t step_ = 0;
+};
+
+}  // namespace graft

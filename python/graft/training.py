@@ -1,0 +1,69 @@
+"""Training with graft: a forward ONNX model, its gradient graph and an optimizer step, run with
+the parameters and optimizer state kept between steps."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from . import _C
+from .session import _from_native, _to_native
+
+_DEFAULT_EPS = {"adagrad": 1e-10}
+
+
+class TrainingSession:
+    """`train_step(feeds)` runs forward, backward and one `optimizer` update and returns the loss;
+    `eval_step(feeds)` runs the forward model with the current parameters. Hyper-parameters and
+    their defaults are torch.optim's."""
+
+    def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
+                 params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,
+                 momentum: float = 0.0, nesterov: bool = False, weight_decay: float | None = None,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None) -> None:
+        if isinstance(model, onnx.ModelProto):
+            data = model.SerializeToString()
+        elif isinstance(model, (bytes, bytearray)):
+            data = bytes(model)
+        else:
+            data = onnx.load(os.fspath(model)).SerializeToString()
+        if weight_decay is None:
+            weight_decay = 0.01 if optimizer == "adamw" else 0.0
+        if eps is None:
+            eps = _DEFAULT_EPS.get(optimizer, 1e-8)
+        self._sess = _C.TrainingSession(data, loss, list(params or []), optimizer, lr, momentum, nesterov,
+                                        weight_decay, betas[0], betas[1], eps)
+
+    def train_step(self, feeds: dict[str, Any]) -> float:
+        return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})
+
+    def eval_step(self, feeds: dict[str, Any]) -> list[Any]:
+        return [_from_native(v) for v in self._sess.eval_step({k: _to_native(v, None) for k, v in feeds.items()})]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Parameters and optimizer state, by name."""
+        return {k: _from_native(v) for k, v in self._sess.state().items()}
+
+    def parameters(self) -> list[str]:
+        return list(self._sess.parameters())
+
+    @property
+    def learning_rate(self) -> float:
+        return self._sess.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._sess.learning_rate = float(value)
+
+    @property
+    def step(self) -> int:
+        return self._sess.step
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        self._sess.save_checkpoint(os.fspath(path))
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        self._sess.load_checkpoint(os.fspath(path))

@@ -1,0 +1,78 @@
+// Binding of TrainingSession.
+#include <pybind11/stl.h>
+
+#include "exec/training_session.h"
+#include "ir/serialize.h"
+#include "python/src/convert.h"
+
+namespace graft::python {
+
+void init_training(py::module_& m) {
+  py::class_<TrainingSession>(m, "TrainingSession")
+      .def(py::init([](const py::bytes& data, const std::string& loss,
+                       const std::vector<std::string>& params, const std::string& kind, float lr,
+                       float momentum, bool nesterov, float weight_decay, float beta1, float beta2,
+                       float epsilon) {
+             TrainingOptions o;
+             o.loss = loss;
+             o.params = params;
+             o.learning_rate = lr;
+             static const std::map<std::string, optim::Kind> kinds = {
+                 {"sgd", optim::Kind::SGD},
+                 {"adam", optim::Kind::Adam},
+                 {"adamw", optim::Kind::AdamW},
+                 {"adagrad", optim::Kind::Adagrad},
+                 {"rmsprop", optim::Kind::RMSprop}};
+             auto it = kinds.find(kind);
+             if (it == kinds.end()) throw InvalidArgument("unknown optimizer '" + kind + "'");
+             o.optimizer.kind = it->second;
+             o.optimizer.momentum = momentum;
+             o.optimizer.nesterov = nesterov;
+             o.optimizer.weight_decay = weight_decay;
+             o.optimizer.beta1 = beta1;
+             o.optimizer.beta2 = beta2;
+             o.optimizer.epsilon = epsilon;
+             std::string bytes = data;
+             py::gil_scoped_release release;
+             return std::make_unique<TrainingSession>(ir::load_model_from_bytes(bytes), o);
+           }),
+           py::arg("model"), py::arg("loss"), py::arg("params"), py::arg("kind"), py::arg("lr"),
+           py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"),
+           py::arg("beta2"), py::arg("epsilon"))
+      .def("train_step",
+           [](TrainingSession& s, const py::dict& feeds) {
+             std::map<std::string, Value> values;
+             for (auto item : feeds)
+               values[item.first.cast<std::string>()] = value_from_py(item.second);
+             py::gil_scoped_release release;
+             return s.train_step(values);
+           })
+      .def("eval_step",
+           [](TrainingSession& s, const py::dict& feeds) {
+             std::map<std::string, Value> values;
+             for (auto item : feeds)
+               values[item.first.cast<std::string>()] = value_from_py(item.second);
+             std::vector<Value> outs;
+             {
+               py::gil_scoped_release release;
+               outs = s.eval_step(values);
+             }
+             py::list result;
+             for (const auto& v : outs) result.append(value_to_py(v));
+             return result;
+           })
+      .def("state",
+           [](const TrainingSession& s) {
+             py::dict d;
+             for (const auto& [name, t] : s.state()) d[py::str(name)] = value_to_py(Value(t));
+             return d;
+           })
+      .def_property("learning_rate", &TrainingSession::learning_rate,
+                    &TrainingSession::set_learning_rate)
+      .def_property_readonly("step", &TrainingSession::step)
+      .def("parameters", &TrainingSession::parameters)
+      .def("save_checkpoint", &TrainingSession::save_checkpoint)
+      .def("load_checkpoint", &TrainingSession::load_checkpoint);
+}
+
+}  // namespace graft::python
