@@ -83,6 +83,20 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
   std::string t = e.op("Cast", {step_next}, {Attr::i("to", onnx::TensorProto::FLOAT)});
   const std::string opt = name_of(config.kind);
   std::vector<ir::ValueInfo> new_outputs;
+  // Global-norm clipping (torch.nn.utils.clip_grad_norm_): every gradient is scaled by
+  // min(1, max_norm / (||all gradients||_2 + 1e-6)).
+  std::string clip;
+  if (config.max_grad_norm > 0) {
+    std::vector<std::string> squares;
+    for (const auto& p : params) {
+      std::string g = p + "_grad";
+      std::string sq = e.op("ReduceSum", {e.mul(g, g)}, {Attr::i("keepdims", 0)});
+      squares.push_back(e.op("Cast", {sq}, {Attr::i("to", onnx::TensorProto::FLOAT)}));
+    }
+    std::string total = e.op("Sqrt", {squares.size() == 1 ? squares[0] : e.op("Sum", squares)});
+    std::string coef = e.op("Div", {e.scalar(config.max_grad_norm), e.add(total, e.scalar(1e-6f))});
+    clip = e.op("Min", {coef, e.scalar(1.0f)});
+  }
   for (const auto& p : params) {
     const onnx::TensorProto* init = graph.find_initializer(p);
     if (!init) throw InvalidArgument("parameter '" + p + "' is not an initializer");
@@ -117,7 +131,7 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       grads.emitted().push_back(std::move(id));
       new_outputs.push_back({name, tensor_type(like), ""});
     };
-    std::string g = grad, updated;
+    std::string g = clip.empty() ? grad : e.mul(grad, e.like(clip, p)), updated;
     if (config.kind == Kind::SGD) {
       if (config.weight_decay != 0)
         g = e.add(g, e.mul(p, e.like(e.scalar(config.weight_decay), p)));

@@ -22,6 +22,7 @@ struct OptimizerConfig {
   float lr_decay = 0.0f;                                // Adagrad
   float alpha = 0.99f;                                  // RMSprop smoothing
   bool centered = false;                                // RMSprop
+  float max_grad_norm = 0.0f;  // > 0: clip the global L2 norm of all gradients first
 };
 
 // Adds one optimizer step to `gradient_model` (built by autodiff::build_gradient_graph, so it

@@ -13,7 +13,7 @@ void init_optim(py::module_& m) {
       "add_optimizer",
       [](const py::bytes& data, const std::vector<std::string>& params, const std::string& kind,
          float momentum, bool nesterov, float weight_decay, float beta1, float beta2, float epsilon,
-         float lr_decay, float alpha, bool centered) {
+         float lr_decay, float alpha, bool centered, float max_grad_norm) {
         optim::OptimizerConfig config;
         if (kind == "sgd") {
           config.kind = optim::Kind::SGD;
@@ -32,6 +32,7 @@ void init_optim(py::module_& m) {
         config.lr_decay = lr_decay;
         config.alpha = alpha;
         config.centered = centered;
+        config.max_grad_norm = max_grad_norm;
         config.momentum = momentum;
         config.nesterov = nesterov;
         config.weight_decay = weight_decay;
@@ -49,7 +50,8 @@ void init_optim(py::module_& m) {
       },
       py::arg("model"), py::arg("params"), py::arg("kind"), py::arg("momentum"),
       py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"), py::arg("beta2"),
-      py::arg("epsilon"), py::arg("lr_decay"), py::arg("alpha"), py::arg("centered"));
+      py::arg("epsilon"), py::arg("lr_decay"), py::arg("alpha"), py::arg("centered"),
+      py::arg("max_grad_norm") = 0.0f);
 }
 
 }  // namespace graft::python

@@ -47,9 +47,15 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
+CLIPPED = {"sgd_clipped": (dict(kind="sgd", momentum=0.9, max_grad_norm=0.5),
+                           lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+           "adam_clipped": (dict(kind="adam", max_grad_norm=0.3), lambda p: torch.optim.Adam(p, lr=0.01))}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS) + list(CLIPPED))
 def test_matches_torch_optim(name):
-    ours_cfg, make_torch = CONFIGS[name]
+    ours_cfg, make_torch = {**CONFIGS, **CLIPPED}[name]
+    max_norm = ours_cfg.get("max_grad_norm", 0.0)
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((3, 5)).astype(np.float32)
     b0 = rng.standard_normal(3).astype(np.float32)
@@ -74,6 +80,8 @@ def test_matches_torch_optim(name):
         opt.zero_grad()
         loss = ((torch.tensor(x) @ tw.T + tb - torch.tensor(target)) ** 2).mean()
         loss.backward()
+        if max_norm:
+            torch.nn.utils.clip_grad_norm_([tw, tb], max_norm)
         opt.step()
         assert abs(float(outs["loss"]) - float(loss)) <= 1e-5 * max(1.0, abs(float(loss))), f"step {step} loss"
         for p, t in (("w", tw), ("b", tb)):
