@@ -1,11 +1,13 @@
 #include "exec/training_session.h"
 
 #include <algorithm>
+#include <set>
 
 #include "autodiff/gradient.h"
 #include "exec/checkpoint.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
+#include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft {
@@ -60,6 +62,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   for (const auto& o : step.graph.outputs) {
     if (ends_with(o.name, kNew)) train_outputs_.push_back(o.name);
   }
+  forward_ = std::make_unique<ir::Model>(forward.clone());
   train_ = std::make_unique<InferenceSession>(std::move(step), options.session);
   eval_ =
       std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), options.session);
@@ -120,6 +123,54 @@ void TrainingSession::load_checkpoint(const std::string& path) {
   step_ = c.step;
   if (auto it = c.properties.find("graft.lr"); it != c.properties.end())
     learning_rate_ = std::stof(it->second);
+}
+
+void TrainingSession::export_model_for_inferencing(const std::string& path,
+                                                   const std::vector<std::string>& outputs) const {
+  ir::Model m = forward_->clone();
+  ir::Graph& g = m.graph;
+  std::vector<ir::ValueInfo> kept_outputs;
+  for (const auto& name : outputs) {
+    auto it = std::find_if(g.outputs.begin(), g.outputs.end(),
+                           [&](const ir::ValueInfo& v) { return v.name == name; });
+    if (it == g.outputs.end()) throw InvalidArgument("the model has no output '" + name + "'");
+    kept_outputs.push_back(*it);
+  }
+  g.outputs = kept_outputs;
+  // Keep the nodes some output depends on, walking backwards.
+  std::set<std::string> needed(outputs.begin(), outputs.end());
+  std::vector<std::unique_ptr<ir::Node>> kept;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    bool used = false;
+    for (const auto& o : (*it)->outputs) used = used || needed.count(o);
+    if (!used) continue;
+    for (const auto& i : (*it)->inputs) needed.insert(i);
+    for (const auto& a : (*it)->attributes) {
+      for (const auto& sub : a.graphs) {
+        for (const auto& v : sub->free_variables()) needed.insert(v);
+      }
+    }
+    kept.push_back(std::move(*it));
+  }
+  std::reverse(kept.begin(), kept.end());
+  g.nodes = std::move(kept);
+  std::erase_if(g.inputs, [&](const ir::ValueInfo& v) { return !needed.count(v.name); });
+  std::vector<std::shared_ptr<onnx::TensorProto>> inits;
+  for (const auto& t : g.initializers) {
+    if (!needed.count(t->name())) continue;
+    auto trained = state_.find(t->name());
+    if (trained == state_.end()) {
+      inits.push_back(t);
+      continue;
+    }
+    auto proto = std::make_shared<onnx::TensorProto>();
+    tensor_to_proto(trained->second, t->name(), proto.get());
+    inits.push_back(proto);
+  }
+  g.initializers = std::move(inits);
+  std::erase_if(g.value_info, [&](const auto& kv) { return !needed.count(kv.first); });
+  g.renumber();
+  ir::save_model(m, path);
 }
 
 }  // namespace graft

@@ -44,9 +44,14 @@ class GRAFT_API TrainingSession {
   // Restores what save_checkpoint wrote; throws InvalidArgument for a checkpoint that does not
   // hold exactly this session's state.
   void load_checkpoint(const std::string& path);
+  // Writes the forward model with the trained parameters, reduced to what computes `outputs`
+  // (loss nodes and inputs such as labels drop out when no output needs them).
+  void export_model_for_inferencing(const std::string& path,
+                                    const std::vector<std::string>& outputs) const;
 
  private:
   std::unique_ptr<InferenceSession> train_, eval_;
+  std::unique_ptr<ir::Model> forward_;
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;
   std::vector<std::string> train_outputs_;  // loss, then "<state>.new" and "graft.step.new"

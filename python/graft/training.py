@@ -67,3 +67,7 @@ class TrainingSession:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         self._sess.load_checkpoint(os.fspath(path))
+
+    def export_model_for_inferencing(self, path: str | os.PathLike, outputs: Sequence[str]) -> None:
+        """Writes the forward model with the trained weights, keeping only what computes `outputs`."""
+        self._sess.export_model_for_inferencing(os.fspath(path), list(outputs))

@@ -72,7 +72,9 @@ void init_training(py::module_& m) {
       .def_property_readonly("step", &TrainingSession::step)
       .def("parameters", &TrainingSession::parameters)
       .def("save_checkpoint", &TrainingSession::save_checkpoint)
-      .def("load_checkpoint", &TrainingSession::load_checkpoint);
+      .def("load_checkpoint", &TrainingSession::load_checkpoint)
+      .def("export_model_for_inferencing", &TrainingSession::export_model_for_inferencing,
+           py::arg("path"), py::arg("outputs"));
 }
 
 }  // namespace graft::python

@@ -100,3 +100,25 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         other.load_checkpoint(tmp_path / "sgd.graft")  # no Adam moments in an SGD checkpoint
     for k, v in other.state().items():  # a refused load changes nothing
         assert v.tobytes() == other_state[k].tobytes()
+
+
+def test_export_model_for_inferencing(tmp_path):
+    import onnxruntime as ort
+
+    model, _ = _mlp(2)
+    sess = TrainingSession(model, loss="loss", optimizer="adam", lr=0.05)
+    for x, t in _batches(10):
+        sess.train_step({"x": x, "target": t})
+    path = tmp_path / "infer.onnx"
+    sess.export_model_for_inferencing(path, ["y"])
+    exported = onnx.load(path)
+    onnx.checker.check_model(exported, full_check=True)
+    assert [i.name for i in exported.graph.input] == ["x"]  # the target and the loss are gone
+    assert [o.name for o in exported.graph.output] == ["y"]
+    y_train, _ = sess.eval_step({"x": x, "target": t})
+    y_graft = graft.InferenceSession(str(path)).run(None, {"x": x})[0]
+    y_ort = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y_graft, y_train)
+    np.testing.assert_allclose(y_ort, y_graft, rtol=1e-5, atol=1e-6)
+    with pytest.raises(graft.InvalidArgument, match="no output 'nope'"):
+        sess.export_model_for_inferencing(tmp_path / "bad.onnx", ["nope"])
