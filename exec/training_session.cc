@@ -63,6 +63,8 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
     if (ends_with(o.name, kNew)) train_outputs_.push_back(o.name);
   }
   forward_ = std::make_unique<ir::Model>(forward.clone());
+  optimizer_ = options.optimizer;
+  session_options_ = options.session;
   train_ = std::make_unique<InferenceSession>(std::move(step), options.session);
   eval_ =
       std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), options.session);
@@ -91,6 +93,91 @@ double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
     }
   }
   return outs[0].tensor().scalar_as_double(0);
+}
+
+void TrainingSession::build_split_sessions() {
+  if (grad_) return;
+  grad_ = std::make_unique<InferenceSession>(
+      autodiff::build_gradient_graph(with_parameter_inputs(*forward_, params_), loss_, params_),
+      session_options_);
+  // The update alone: a model whose "gradients" are inputs, then the same optimizer nodes.
+  ir::Model m;
+  m.ir_version = forward_->ir_version;
+  m.opset_imports = forward_->opset_imports;
+  if (m.opset("") < 18) m.opset_imports[""] = 18;
+  m.graph.name = "optimizer_step";
+  for (const auto& p : params_) {
+    const onnx::TensorProto* t = forward_->graph.find_initializer(p);
+    m.graph.initializers.push_back(std::make_shared<onnx::TensorProto>(*t));
+    auto type = std::make_shared<onnx::TypeProto>();
+    type->mutable_tensor_type()->set_elem_type(t->data_type());
+    auto* shape = type->mutable_tensor_type()->mutable_shape();
+    for (int64_t d : t->dims()) shape->add_dim()->set_dim_value(d);
+    m.graph.inputs.push_back({"gradient/" + p, type, ""});
+    ir::Node id;
+    id.op_type = "Identity";
+    id.name = p + "_grad/Identity";
+    id.inputs = {"gradient/" + p};
+    id.outputs = {p + "_grad"};
+    m.graph.add_node(std::move(id));
+    m.graph.outputs.push_back({p + "_grad", type, ""});
+  }
+  update_ = std::make_unique<InferenceSession>(optim::add_optimizer(m, params_, optimizer_),
+                                               session_options_);
+}
+
+double TrainingSession::forward_backward(const std::map<std::string, Value>& feeds) {
+  build_split_sessions();
+  std::map<std::string, Value> all = feeds;
+  for (const auto& p : params_) all[p] = state_.at(p);
+  std::vector<std::string> names = {loss_};
+  for (const auto& p : params_) names.push_back(p + "_grad");
+  std::vector<Value> outs = grad_->run(names, all);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& g = outs[i + 1].tensor();
+    auto it = accumulated_.find(params_[i]);
+    if (reset_grad_ || it == accumulated_.end()) {
+      accumulated_[params_[i]] = g.clone();
+      continue;
+    }
+    dispatch_float(g.dtype(), "gradient accumulation", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T* acc = it->second.data<T>();
+      const T* add = g.data<T>();
+      for (int64_t k = 0; k < g.size(); ++k)
+        acc[k] = T(static_cast<float>(acc[k]) + static_cast<float>(add[k]));
+    });
+  }
+  reset_grad_ = false;
+  return outs[0].tensor().scalar_as_double(0);
+}
+
+void TrainingSession::optimizer_step() {
+  build_split_sessions();
+  if (accumulated_.empty())
+    throw InvalidArgument("optimizer_step: no gradients yet (call forward_backward first)");
+  std::map<std::string, Value> all;
+  for (const auto& [name, t] : state_) all[name] = t;
+  for (const auto& [name, g] : accumulated_) all["gradient/" + name] = g;
+  Tensor lr(DType::Float, {});
+  lr.data<float>()[0] = learning_rate_;
+  Tensor step(DType::Int64, {});
+  step.data<int64_t>()[0] = step_;
+  all["graft.lr"] = lr;
+  all["graft.step"] = step;
+  std::vector<std::string> names;
+  for (const auto& o : update_->outputs()) {
+    if (ends_with(o.name, kNew)) names.push_back(o.name);
+  }
+  std::vector<Value> outs = update_->run(names, all);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string base = names[i].substr(0, names[i].size() - kNew.size());
+    if (base == "graft.step") {
+      step_ = outs[i].tensor().scalar_as_int(0);
+    } else {
+      state_[base] = outs[i].tensor();
+    }
+  }
 }
 
 std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>& feeds) {

@@ -29,6 +29,12 @@ class GRAFT_API TrainingSession {
 
   // Forward, backward and one optimizer update; returns the loss.
   double train_step(const std::map<std::string, Value>& feeds);
+  // onnxruntime's split step: forward and backward, adding the gradients into accumulators
+  // (reset first when lazy_reset_grad was called); returns the loss. optimizer_step then applies
+  // the accumulated gradients.
+  double forward_backward(const std::map<std::string, Value>& feeds);
+  void optimizer_step();
+  void lazy_reset_grad() { reset_grad_ = true; }
   // The forward model's outputs with the current parameters (no update).
   std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
 
@@ -52,6 +58,13 @@ class GRAFT_API TrainingSession {
  private:
   std::unique_ptr<InferenceSession> train_, eval_;
   std::unique_ptr<ir::Model> forward_;
+  // Split-step sessions, built on first use: gradients only, and the update from given gradients.
+  std::unique_ptr<InferenceSession> grad_, update_;
+  std::map<std::string, Tensor> accumulated_;
+  bool reset_grad_ = true;
+  optim::OptimizerConfig optimizer_;
+  SessionOptions session_options_;
+  void build_split_sessions();
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;
   std::vector<std::string> train_outputs_;  // loss, then "<state>.new" and "graft.step.new"

@@ -40,6 +40,19 @@ class TrainingSession:
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})
 
+    def forward_backward(self, feeds: dict[str, Any]) -> float:
+        """Forward and backward only; gradients add up until `optimizer_step` (onnxruntime's
+        Module.train_step semantics). Returns the loss."""
+        return self._sess.forward_backward({k: _to_native(v, None) for k, v in feeds.items()})
+
+    def optimizer_step(self) -> None:
+        """Applies the accumulated gradients."""
+        self._sess.optimizer_step()
+
+    def lazy_reset_grad(self) -> None:
+        """The next forward_backward starts the accumulation afresh."""
+        self._sess.lazy_reset_grad()
+
     def eval_step(self, feeds: dict[str, Any]) -> list[Any]:
         return [_from_native(v) for v in self._sess.eval_step({k: _to_native(v, None) for k, v in feeds.items()})]
 

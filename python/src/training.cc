@@ -47,6 +47,17 @@ void init_training(py::module_& m) {
              py::gil_scoped_release release;
              return s.train_step(values);
            })
+      .def("forward_backward",
+           [](TrainingSession& s, const py::dict& feeds) {
+             std::map<std::string, Value> values;
+             for (auto item : feeds)
+               values[item.first.cast<std::string>()] = value_from_py(item.second);
+             py::gil_scoped_release release;
+             return s.forward_backward(values);
+           })
+      .def("optimizer_step", &TrainingSession::optimizer_step,
+           py::call_guard<py::gil_scoped_release>())
+      .def("lazy_reset_grad", &TrainingSession::lazy_reset_grad)
       .def("eval_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;

@@ -122,3 +122,30 @@ def test_export_model_for_inferencing(tmp_path):
     np.testing.assert_allclose(y_ort, y_graft, rtol=1e-5, atol=1e-6)
     with pytest.raises(graft.InvalidArgument, match="no output 'nope'"):
         sess.export_model_for_inferencing(tmp_path / "bad.onnx", ["nope"])
+
+
+def test_gradient_accumulation_matches_pytorch():
+    model, params = _mlp(3)
+    sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.05, momentum=0.9)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with torch.no_grad():
+        for (name, p), key in zip(net.named_parameters(), params):
+            p.copy_(torch.tensor(params[key]))
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    batches = list(_batches(12))
+    for step in range(4):  # 3 micro-batches per update
+        sess.lazy_reset_grad()
+        opt.zero_grad()
+        for x, t in batches[3 * step: 3 * step + 3]:
+            ours = sess.forward_backward({"x": x, "target": t})
+            loss = ((net(torch.tensor(x)) - torch.tensor(t)) ** 2).mean()
+            loss.backward()
+            assert abs(ours - float(loss)) <= 1e-5 * abs(float(loss))
+        sess.optimizer_step()
+        opt.step()
+    assert sess.step == 4
+    state = sess.state()
+    for (name, p), key in zip(net.named_parameters(), params):
+        np.testing.assert_allclose(state[key], p.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(graft.InvalidArgument, match="no gradients yet"):
+        TrainingSession(model, loss="loss", optimizer="sgd", lr=0.1).optimizer_step()
