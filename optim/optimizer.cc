@@ -56,6 +56,8 @@ const char* name_of(Kind k) {
       return "adagrad";
     case Kind::RMSprop:
       return "rmsprop";
+    case Kind::LAMB:
+      return "lamb";
   }
   return "";
 }
@@ -156,6 +158,27 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       output(nsum, sum + ".new", *init);
       updated =
           e.sub(p, e.mul(clr, e.op("Div", {g, e.add(e.op("Sqrt", {nsum}), k(config.epsilon))})));
+    } else if (config.kind == Kind::LAMB) {
+      // LAMB (You et al. 2019): Adam's bias-corrected direction r = m_hat / (sqrt(v_hat) + eps)
+      // + wd * p, scaled by the trust ratio ||p|| / ||r|| (1 when either norm is 0).
+      auto k = [&](float x) { return e.like(e.scalar(x), p); };
+      std::string m = state("m"), v = state("v");
+      std::string nm = e.add(e.mul(m, k(config.beta1)), e.mul(g, k(1.0f - config.beta1)));
+      std::string nv = e.add(e.mul(v, k(config.beta2)), e.mul(e.mul(g, g), k(1.0f - config.beta2)));
+      output(nm, m + ".new", *init);
+      output(nv, v + ".new", *init);
+      std::string bc1 = e.like(e.sub(e.scalar(1.0f), e.op("Pow", {e.scalar(config.beta1), t})), p);
+      std::string bc2 = e.like(e.sub(e.scalar(1.0f), e.op("Pow", {e.scalar(config.beta2), t})), p);
+      std::string r =
+          e.op("Div", {e.op("Div", {nm, bc1}),
+                       e.add(e.op("Sqrt", {e.op("Div", {nv, bc2})}), k(config.epsilon))});
+      if (config.weight_decay != 0) r = e.add(r, e.mul(p, k(config.weight_decay)));
+      std::string pn = e.op("ReduceL2", {p}, {Attr::i("keepdims", 0)});
+      std::string rn = e.op("ReduceL2", {r}, {Attr::i("keepdims", 0)});
+      std::string zero = k(0.0f);
+      std::string both = e.op("And", {e.op("Greater", {pn, zero}), e.op("Greater", {rn, zero})});
+      std::string trust = e.op("Where", {both, e.op("Div", {pn, rn}), k(1.0f)});
+      updated = e.sub(p, e.mul(e.mul(lr_p, trust), r));
     } else if (config.kind == Kind::RMSprop) {
       auto k = [&](float x) { return e.like(e.scalar(x), p); };
       if (config.weight_decay != 0) g = e.add(g, e.mul(p, k(config.weight_decay)));

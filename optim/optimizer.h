@@ -10,7 +10,7 @@
 
 namespace graft::optim {
 
-enum class Kind { SGD, Adam, AdamW, Adagrad, RMSprop };
+enum class Kind { SGD, Adam, AdamW, Adagrad, RMSprop, LAMB };
 
 // torch.optim's hyper-parameters, with its defaults.
 struct OptimizerConfig {

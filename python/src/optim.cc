@@ -25,9 +25,11 @@ void init_optim(py::module_& m) {
           config.kind = optim::Kind::Adagrad;
         } else if (kind == "rmsprop") {
           config.kind = optim::Kind::RMSprop;
+        } else if (kind == "lamb") {
+          config.kind = optim::Kind::LAMB;
         } else {
           throw InvalidArgument("unknown optimizer '" + kind +
-                                "' (sgd, adam, adamw, adagrad, rmsprop)");
+                                "' (sgd, adam, adamw, adagrad, rmsprop, lamb)");
         }
         config.lr_decay = lr_decay;
         config.alpha = alpha;

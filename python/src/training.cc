@@ -18,11 +18,9 @@ void init_training(py::module_& m) {
              o.params = params;
              o.learning_rate = lr;
              static const std::map<std::string, optim::Kind> kinds = {
-                 {"sgd", optim::Kind::SGD},
-                 {"adam", optim::Kind::Adam},
-                 {"adamw", optim::Kind::AdamW},
-                 {"adagrad", optim::Kind::Adagrad},
-                 {"rmsprop", optim::Kind::RMSprop}};
+                 {"sgd", optim::Kind::SGD},         {"adam", optim::Kind::Adam},
+                 {"adamw", optim::Kind::AdamW},     {"adagrad", optim::Kind::Adagrad},
+                 {"rmsprop", optim::Kind::RMSprop}, {"lamb", optim::Kind::LAMB}};
              auto it = kinds.find(kind);
              if (it == kinds.end()) throw InvalidArgument("unknown optimizer '" + kind + "'");
              o.optimizer.kind = it->second;

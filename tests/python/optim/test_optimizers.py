@@ -100,3 +100,42 @@ def test_matches_torch_optim(name):
     for got, want in zip(theirs.run(None, feeds), sess.run(None, feeds)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     print(f"{name}: 20 steps, worst relative difference from torch.optim {worst:.2e}")
+
+
+def _lamb_reference(p, g, m, v, t, lr, b1, b2, eps, wd):
+    """LAMB as You et al. (2019) state it, in float64."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    r = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps) + wd * p
+    pn, rn = np.linalg.norm(p), np.linalg.norm(r)
+    trust = pn / rn if pn > 0 and rn > 0 else 1.0
+    return p - lr * trust * r, m, v
+
+
+def test_lamb_matches_reference():
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal((3, 5)).astype(np.float32)
+    b0 = rng.standard_normal(3).astype(np.float32)
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    target = rng.standard_normal((8, 3)).astype(np.float32)
+    step_model = graft.optim.add_optimizer(graft.autodiff.gradient_model(_regression_model(w0, b0), loss="loss"),
+                                           ["w", "b"], kind="lamb", weight_decay=0.01, eps=1e-6)
+    sess = graft.InferenceSession(step_model.SerializeToString())
+    names = [o.name for o in step_model.graph.output]
+    feeds = {"x": x, "target": target, "graft.lr": np.array(0.01, np.float32), "graft.step": np.array(0, np.int64),
+             "w": w0, "b": b0}
+    ref = {"w": w0.astype(np.float64), "b": b0.astype(np.float64)}
+    moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in ref.items()}
+    for step in range(1, 21):
+        outs = dict(zip(names, sess.run(None, feeds)))
+        for k in ("w", "b"):
+            g = outs[f"{k}_grad"].astype(np.float64)  # the gradients at the current weights
+            ref[k], m, v = _lamb_reference(feeds[k].astype(np.float64), g, *moments[k], step, 0.01, 0.9, 0.999,
+                                           1e-6, 0.01)
+            moments[k] = (m, v)
+            np.testing.assert_allclose(outs[f"{k}.new"], ref[k], rtol=1e-5, atol=1e-6, err_msg=f"step {step} {k}")
+            feeds[k] = outs[f"{k}.new"]
+            for slot, value in zip(("m", "v"), moments[k]):
+                feeds[f"{k}.lamb.{slot}"] = outs[f"{k}.lamb.{slot}.new"]
+                moments[k] = tuple(outs[f"{k}.lamb.{s}.new"].astype(np.float64) for s in ("m", "v"))
+        feeds["graft.step"] = outs["graft.step.new"]
