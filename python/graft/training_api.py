@@ -1,0 +1,134 @@
+"""onnxruntime's on-device training interface (CheckpointState, Module, Optimizer) over the
+artifacts of graft.artifacts.generate_artifacts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .session import InferenceSession
+
+
+class CheckpointState:
+    """Parameters and optimizer state by name, plus the step and user properties."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], step: int = 0, properties: dict | None = None) -> None:
+        self.tensors = dict(tensors)
+        self.step = step
+        self.properties = dict(properties or {})
+
+    @classmethod
+    def load_checkpoint(cls, path: str | os.PathLike) -> "CheckpointState":
+        tensors, step, properties = load_checkpoint(path)
+        return cls(tensors, step, properties)
+
+    @classmethod
+    def save_checkpoint(cls, state: "CheckpointState", path: str | os.PathLike) -> None:
+        save_checkpoint(path, state.tensors, state.step, state.properties)
+
+
+class Module:
+    """Runs the training model (gradients accumulate until the optimizer steps) or, in eval mode,
+    the eval model, with the parameters held by `state`."""
+
+    def __init__(self, training_model: str | os.PathLike, state: CheckpointState,
+                 eval_model: str | os.PathLike | None = None) -> None:
+        self._state = state
+        self._train = InferenceSession(training_model)
+        self._eval = InferenceSession(eval_model) if eval_model else None
+        self._eval_path = eval_model
+        self._outputs = [o.name for o in self._train.get_outputs()]
+        self._params = [n[: -len("_grad")] for n in self._outputs if n.endswith("_grad")]
+        self._inputs = [i.name for i in self._train.get_inputs() if i.name not in self._params]
+        self.grads: dict[str, np.ndarray] = {}
+        self._reset = True
+        self.training = True
+
+    def train(self, mode: bool = True) -> "Module":
+        self.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def lazy_reset_grad(self) -> None:
+        self._reset = True
+
+    def __call__(self, *inputs: Any) -> Any:
+        feeds = dict(zip(self._inputs, inputs))
+        feeds.update({p: self._state.tensors[p] for p in self._params})
+        if not self.training:
+            return self._eval.run(None, feeds)[-1]  # the loss is the eval model's last output
+        outs = dict(zip(self._outputs, self._train.run(None, feeds)))
+        for p in self._params:
+            g = outs[f"{p}_grad"]
+            self.grads[p] = g.copy() if self._reset or p not in self.grads else self.grads[p] + g
+        self._reset = False
+        return outs["loss"]
+
+    def export_model_for_inferencing(self, path: str | os.PathLike, graph_output_names: Sequence[str]) -> None:
+        """The eval model with the current parameters, pruned to `graph_output_names`."""
+        model = onnx.load(self._eval_path)
+        inits = {i.name: i for i in model.graph.initializer}
+        for p in self._params:
+            inits[p].CopyFrom(onnx.numpy_helper.from_array(self._state.tensors[p], p))
+        model.graph.ClearField("output")
+        value_infos = {v.name: v for v in list(model.graph.value_info)}
+        needed = set(graph_output_names)
+        kept = []
+        for node in reversed(model.graph.node):
+            if any(o in needed for o in node.output):
+                kept.append(node)
+                needed.update(node.input)
+        del model.graph.node[:]
+        model.graph.node.extend(reversed(kept))
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+        types.update(value_infos)
+        for name in graph_output_names:
+            model.graph.output.append(types.get(name) or onnx.helper.make_empty_tensor_value_info(name))
+        keep_inputs = [i for i in model.graph.input if i.name in needed and i.name not in self._params]
+        del model.graph.input[:]
+        model.graph.input.extend(keep_inputs)
+        keep_inits = [i for i in model.graph.initializer if i.name in needed]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep_inits)
+        onnx.save(model, path)
+
+
+class Optimizer:
+    """Applies the module's accumulated gradients with the optimizer model."""
+
+    def __init__(self, optimizer_model: str | os.PathLike, module: Module) -> None:
+        self._module = module
+        self._sess = InferenceSession(optimizer_model)
+        self._outputs = [o.name for o in self._sess.get_outputs()]
+        self.lr = 1e-3
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    def get_learning_rate(self) -> float:
+        return self.lr
+
+    def step(self) -> None:
+        m = self._module
+        state = m._state
+        feeds = {"graft.lr": np.array(self.lr, np.float32), "graft.step": np.array(state.step, np.int64)}
+        # Parameters and optimizer state have initializers (their first-step values): they are
+        # overridable initializers, not plain inputs.
+        for inp in self._sess.get_inputs() + self._sess.get_overridable_initializers():
+            if inp.name.startswith("gradient/"):
+                feeds[inp.name] = m.grads[inp.name[len("gradient/"):]]
+            elif inp.name in state.tensors:
+                feeds[inp.name] = state.tensors[inp.name]
+        outs = dict(zip(self._outputs, self._sess.run(None, feeds)))
+        for name, value in outs.items():
+            if name == "graft.step.new":
+                state.step = int(value)
+            elif name.endswith(".new"):
+                state.tensors[name[: -len(".new")]] = value

@@ -1,0 +1,61 @@
+"""onnxruntime's on-device training flow with graft: generate_artifacts, then CheckpointState,
+Module and Optimizer train like PyTorch; the exported inference model runs in onnxruntime."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+import graft
+from graft import artifacts
+from graft.training_api import CheckpointState, Module, Optimizer
+
+
+def test_artifacts_train_like_pytorch(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4))
+    x0 = torch.randn(8, 10)
+    torch.onnx.export(net, (x0,), str(tmp_path / "net.onnx"), input_names=["input"], output_names=["logits"],
+                      dynamo=True, external_data=False, optimize=False, verbose=False)
+    model = onnx.load(tmp_path / "net.onnx")
+    model.ir_version = min(model.ir_version, 10)
+    out = tmp_path / "artifacts"
+    artifacts.generate_artifacts(model, loss=artifacts.LossType.CrossEntropyLoss, optimizer=artifacts.OptimType.SGD,
+                                 artifact_directory=out, momentum=0.9)
+    for name in ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx"):
+        onnx.checker.check_model(str(out / name))
+
+    state = CheckpointState.load_checkpoint(out / "checkpoint")
+    module = Module(out / "training_model.onnx", state, out / "eval_model.onnx")
+    optimizer = Optimizer(out / "optimizer_model.onnx", module)
+    optimizer.set_learning_rate(0.1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(1)
+    for step in range(20):
+        x = rng.standard_normal((8, 10)).astype(np.float32)
+        labels = rng.integers(0, 4, 8).astype(np.int64)
+        module.train()
+        ours = float(module(x, labels))
+        optimizer.step()
+        module.lazy_reset_grad()
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(torch.tensor(x)), torch.tensor(labels))
+        loss.backward()
+        opt.step()
+        assert abs(ours - float(loss)) <= 1e-4 * abs(float(loss)), f"step {step}: {ours} vs {float(loss)}"
+    assert state.step == 20
+    module.eval()
+    assert abs(float(module(x, labels)) - float(nn.functional.cross_entropy(net(torch.tensor(x)), torch.tensor(labels)))) < 1e-4
+
+    CheckpointState.save_checkpoint(state, tmp_path / "trained.ckpt")
+    assert CheckpointState.load_checkpoint(tmp_path / "trained.ckpt").step == 20
+    module.export_model_for_inferencing(tmp_path / "inference.onnx", ["logits"])
+    inference = onnx.load(tmp_path / "inference.onnx")
+    onnx.checker.check_model(inference)
+    assert [i.name for i in inference.graph.input] == ["input"]
+    ours = graft.InferenceSession(str(tmp_path / "inference.onnx")).run(None, {"input": x})[0]
+    theirs = ort.InferenceSession(str(tmp_path / "inference.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    np.testing.assert_allclose(ours, net(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)
