@@ -21,6 +21,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results.txt")
 # Suites stored as files in the onnx package or generated in memory. "real" downloads models at
 # run time and "light" needs the reference evaluator on large networks: not run.
+# Tests whose expected values come from an unseeded random generator: any run may or may not
+# reproduce them, so they are recorded as skipped (with this reason) instead of run.
+NONDETERMINISTIC = {"test_bernoulli_cpu", "test_bernoulli_double_cpu", "test_bernoulli_expanded_cpu",
+                    "test_bernoulli_double_expanded_cpu"}
 KINDS = ("OnnxBackendNodeModelTest", "OnnxBackendSimpleModelTest",
          "OnnxBackendPyTorchConvertedModelTest", "OnnxBackendPyTorchOperatorModelTest")
 
@@ -121,7 +125,10 @@ def main() -> int:
     names = sorted(_suite())
     if args.pattern:
         names = [n for n in names if args.pattern in n]
-    results = _run_isolated(names)
+    results = _run_isolated([n for n in names if n not in NONDETERMINISTIC])
+    for n in names:
+        if n in NONDETERMINISTIC:
+            results[n] = ("SKIP", "expected values come from an unseeded random generator")
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     for name in names:
         status, reason = results[name]
