@@ -194,7 +194,8 @@ std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_
   // The OpenMP thread count belongs to the calling thread, not the session: set it every run so
   // sessions with different settings can take turns on one thread.
   static const int default_threads = omp_get_max_threads();
-  omp_set_num_threads(options_.intra_op_num_threads > 0 ? options_.intra_op_num_threads : default_threads);
+  omp_set_num_threads(options_.intra_op_num_threads > 0 ? options_.intra_op_num_threads
+                                                        : default_threads);
   std::vector<Value> all = plan_->run(inputs, {}, profiler_.get());
   if (output_names.empty()) return all;
   std::vector<Value> selected;

@@ -18,7 +18,8 @@ class GRAFT_API Value {
   Value() = default;
   Value(Tensor tensor);  // NOLINT(google-explicit-constructor): a tensor is the common case
   // A sequence of tensors (or of maps, with elem_kind Map) whose elements are `elem_dtype`.
-  static Value sequence(std::vector<Value> elements, DType elem_dtype, Kind elem_kind = Kind::Tensor);
+  static Value sequence(std::vector<Value> elements, DType elem_dtype,
+                        Kind elem_kind = Kind::Tensor);
   // A map from a 1-D key tensor to a 1-D value tensor of the same length.
   static Value map(Tensor keys, Tensor values);
   // An optional holding `element`, or empty when `element` is a None value. `elem_kind` and

@@ -207,10 +207,12 @@ Model convert_opset(const Model& model, int64_t target) {
   onnx::ModelProto proto;
   model_to_proto(model, &proto);
   try {
-    onnx::ModelProto converted = onnx::version_conversion::ConvertVersion(proto, static_cast<int>(target));
+    onnx::ModelProto converted =
+        onnx::version_conversion::ConvertVersion(proto, static_cast<int>(target));
     return model_from_proto(converted);
   } catch (const std::exception& e) {
-    throw InvalidArgument("cannot convert the model to opset " + std::to_string(target) + ": " + e.what());
+    throw InvalidArgument("cannot convert the model to opset " + std::to_string(target) + ": " +
+                          e.what());
   }
 }
 

@@ -307,8 +307,6 @@ class Einsum : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(einsum) {
-  reg.add({"", "Einsum", 12, 1 << 30, kNumberTypes, 0, make<Einsum>});
-}
+GRAFT_CPU_KERNELS(einsum) { reg.add({"", "Einsum", 12, 1 << 30, kNumberTypes, 0, make<Einsum>}); }
 
 }  // namespace graft

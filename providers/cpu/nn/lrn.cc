@@ -62,8 +62,6 @@ class LRN : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(lrn) {
-  reg.add({"", "LRN", 1, 1 << 30, kFloatTypes, 0, make<LRN>});
-}
+GRAFT_CPU_KERNELS(lrn) { reg.add({"", "LRN", 1, 1 << 30, kFloatTypes, 0, make<LRN>}); }
 
 }  // namespace graft

@@ -8,8 +8,8 @@
 #include <limits>
 
 #include "exec/kernel.h"
-#include "providers/cpu/math/fast_math.h"
 #include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/math/fast_math.h"
 
 namespace graft {
 namespace {
