@@ -185,10 +185,13 @@ void KernelRegistry::add(KernelDef def) {
 }
 
 const KernelDef* KernelRegistry::find(const std::string& domain, const std::string& op_type,
-                                      int since_version, DType dtype) const {
+                                      int since_version,
+                                      const std::vector<DType>& input_dtypes) const {
   for (const auto& d : defs_) {
     if (d.op_type != op_type || d.domain != domain) continue;
     if (since_version < d.since || since_version > d.until) continue;
+    const auto k = static_cast<size_t>(d.type_input);
+    const DType dtype = k < input_dtypes.size() ? input_dtypes[k] : DType::Undefined;
     if (dtype == DType::Undefined || d.dtypes.empty()) return &d;
     for (DType t : d.dtypes) {
       if (t == dtype) return &d;
@@ -199,7 +202,7 @@ const KernelDef* KernelRegistry::find(const std::string& domain, const std::stri
 
 bool KernelRegistry::has_op(const std::string& domain, const std::string& op_type,
                             int since_version) const {
-  return find(domain, op_type, since_version, DType::Undefined) != nullptr;
+  return find(domain, op_type, since_version, {}) != nullptr;
 }
 
 KernelRegistry& cpu_kernel_registry() {

@@ -138,10 +138,11 @@ struct KernelDef {
 class KernelRegistry {
  public:
   void add(KernelDef def);
-  // The kernel for (domain, op_type, since_version) accepting `dtype` (Undefined: not known yet,
-  // any accepts). nullptr when none.
+  // The kernel for (domain, op_type, since_version) whose type constraint admits the dtype of its
+  // own typed input (KernelDef::type_input) in `input_dtypes`; an Undefined or missing dtype (not
+  // known before running) is admitted by any. nullptr when none.
   const KernelDef* find(const std::string& domain, const std::string& op_type, int since_version,
-                        DType dtype) const;
+                        const std::vector<DType>& input_dtypes) const;
   // Whether any kernel exists for the op at that version, whatever the type.
   bool has_op(const std::string& domain, const std::string& op_type, int since_version) const;
   size_t size() const { return defs_.size(); }

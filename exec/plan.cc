@@ -50,23 +50,6 @@ class PlanRunner : public SubgraphRunner {
   Profiler* profiler_;
 };
 
-// The registered kernel for `n` whose type constraint admits the dtype of its typed input (or
-// any, when that dtype is not known before running).
-const KernelDef* select_kernel(const KernelRegistry& registry, const ir::Node& n, int since,
-                               const std::vector<DType>& in_dtypes) {
-  for (const auto& d : registry.defs()) {
-    if (d.op_type != n.op_type || d.domain != n.domain || since < d.since || since > d.until)
-      continue;
-    auto k = static_cast<size_t>(d.type_input);
-    DType t = k < in_dtypes.size() ? in_dtypes[k] : DType::Undefined;
-    if (t == DType::Undefined || d.dtypes.empty()) return &d;
-    for (DType a : d.dtypes) {
-      if (a == t) return &d;
-    }
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
@@ -163,8 +146,8 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
                            domain_name + "', opset " + std::to_string(opset) + ") in providers [" +
                            names + "]");
     }
-    const KernelDef* def =
-        select_kernel(ctx.providers[static_cast<size_t>(owner)]->registry(), n, since, in_dtypes);
+    const KernelDef* def = ctx.providers[static_cast<size_t>(owner)]->registry().find(
+        n.domain, n.op_type, since, in_dtypes);
     if (!def) {
       throw NotImplemented(step->desc + ": no " +
                            ctx.providers[static_cast<size_t>(owner)]->name() + " kernel for op " +

@@ -26,6 +26,30 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
                " K=" + std::to_string(k));
 }
 
+MatMulShape plan_matmul(const KernelContext& ctx, const Shape& a, const Shape& b) {
+  if (a.empty() || b.empty()) ctx.fail("operands must have rank 1 or more");
+  MatMulShape s;
+  s.a = a;
+  s.b = b;
+  if (a.size() == 1) s.a.insert(s.a.begin(), 1);
+  if (b.size() == 1) s.b.push_back(1);
+  s.m = s.a[s.a.size() - 2];
+  s.k = s.a.back();
+  s.n = s.b.back();
+  if (s.b[s.b.size() - 2] != s.k) {
+    ctx.fail("inner dimensions differ: A " + shape_to_string(a) + ", B " + shape_to_string(b));
+  }
+  if (!broadcast_batch(Shape(s.a.begin(), s.a.end() - 2), Shape(s.b.begin(), s.b.end() - 2),
+                       s.batch, s.a_index, s.b_index)) {
+    ctx.fail("batch dimensions do not broadcast: A " + shape_to_string(a) + ", B " +
+             shape_to_string(b));
+  }
+  s.out = s.batch;
+  if (a.size() != 1) s.out.push_back(s.m);
+  if (b.size() != 1) s.out.push_back(s.n);
+  return s;
+}
+
 bool broadcast_batch(const Shape& a, const Shape& b, Shape& out, std::vector<int64_t>& a_index,
                      std::vector<int64_t>& b_index) {
   const size_t rank = std::max(a.size(), b.size());

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "exec/kernel.h"
 #include "exec/tensor.h"
 
 namespace graft::cpu {
@@ -74,9 +75,49 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
 bool broadcast_batch(const Shape& a, const Shape& b, Shape& out, std::vector<int64_t>& a_index,
                      std::vector<int64_t>& b_index);
 
+// The shapes of a MatMul-like product with NumPy's rules: 1-D operands promoted to matrices (`a`
+// gains a leading 1, `b` a trailing 1), batch axes broadcast, and the result shape with the
+// promoted axes dropped again.
+struct MatMulShape {
+  Shape a, b;  // promoted operand shapes (rank >= 2)
+  int64_t m = 0, k = 0, n = 0;
+  Shape batch;
+  std::vector<int64_t> a_index, b_index;  // per output batch: batch index into a and into b
+  Shape out;
+};
+// Fails through `ctx` (naming both shapes) when the inner dimensions differ or the batch axes do
+// not broadcast.
+MatMulShape plan_matmul(const KernelContext& ctx, const Shape& a, const Shape& b);
+
 // A float copy of a float16/bfloat16/double tensor (a view of a float one).
 Tensor to_float_tensor(const Tensor& t);
 // Writes the float tensor `src` into `dst`, converting to dst's dtype; shapes must match in size.
 void copy_from_float(const Tensor& src, Tensor& dst);
+
+// Calls run(x, w, b, y) with typed pointers for a weighted op (Conv, ConvTranspose): as float or
+// double for those types, through float copies for float16/bfloat16. `b` may be null. Returns
+// false for any other dtype.
+template <typename Run>
+bool run_in_float(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y, Run&& run) {
+  switch (x.dtype()) {
+    case DType::Float:
+      run(x.data<float>(), w.data<float>(), b ? b->data<float>() : nullptr, y.data<float>());
+      return true;
+    case DType::Double:
+      run(x.data<double>(), w.data<double>(), b ? b->data<double>() : nullptr, y.data<double>());
+      return true;
+    case DType::Float16:
+    case DType::BFloat16: {
+      const Tensor xf = to_float_tensor(x), wf = to_float_tensor(w);
+      const Tensor bf = b ? to_float_tensor(*b) : Tensor();
+      Tensor yf(DType::Float, y.shape());
+      run(xf.data<float>(), wf.data<float>(), b ? bf.data<float>() : nullptr, yf.data<float>());
+      copy_from_float(yf, y);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 
 }  // namespace graft::cpu

@@ -16,25 +16,11 @@ class MatMul : public Kernel {
     const Tensor& b = ctx.input(1);
     if (a.dtype() != b.dtype())
       ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
-    if (a.rank() == 0 || b.rank() == 0) ctx.fail("MatMul operands must have rank 1 or more");
-    Shape as = a.shape(), bs = b.shape();
-    const bool squeeze_m = as.size() == 1, squeeze_n = bs.size() == 1;
-    if (squeeze_m) as.insert(as.begin(), 1);
-    if (squeeze_n) bs.push_back(1);
-    const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-    if (bs[bs.size() - 2] != k)
-      ctx.fail("inner dimensions differ: A " + shape_to_string(a.shape()) + ", B " +
-               shape_to_string(b.shape()));
-    Shape batch;
-    std::vector<int64_t> a_index, b_index;
-    if (!cpu::broadcast_batch(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2),
-                              batch, a_index, b_index))
-      ctx.fail("batch dimensions do not broadcast: A " + shape_to_string(a.shape()) + ", B " +
-               shape_to_string(b.shape()));
-    Shape out_shape = batch;
-    if (!squeeze_m) out_shape.push_back(m);
-    if (!squeeze_n) out_shape.push_back(n);
-    Tensor& y = ctx.output(0, a.dtype(), out_shape);
+    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const Shape &as = plan.a, &batch = plan.batch;
+    const int64_t m = plan.m, k = plan.k, n = plan.n;
+    const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;
+    Tensor& y = ctx.output(0, a.dtype(), plan.out);
     const int64_t batch_count = shape_size(batch);
     if (y.size() == 0) return;
 

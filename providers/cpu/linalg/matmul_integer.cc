@@ -26,20 +26,10 @@ class MatMulInteger : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
-    if (a.rank() == 0 || b.rank() == 0) ctx.fail("operands must have rank 1 or more");
-    Shape as = a.shape(), bs = b.shape();
-    const bool squeeze_m = as.size() == 1, squeeze_n = bs.size() == 1;
-    if (squeeze_m) as.insert(as.begin(), 1);
-    if (squeeze_n) bs.push_back(1);
-    const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-    if (bs[bs.size() - 2] != k)
-      ctx.fail("inner dimensions differ: A " + shape_to_string(a.shape()) + ", B " +
-               shape_to_string(b.shape()));
-    Shape batch;
-    std::vector<int64_t> a_index, b_index;
-    if (!cpu::broadcast_batch(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2),
-                              batch, a_index, b_index))
-      ctx.fail("batch dimensions do not broadcast");
+    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const Shape& batch = plan.batch;
+    const int64_t m = plan.m, k = plan.k, n = plan.n;
+    const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;
 
     std::vector<int32_t> aw = widen(a, ctx, "A"), bw = widen(b, ctx, "B");
     if (ctx.has_input(2)) {
@@ -63,10 +53,7 @@ class MatMulInteger : public Kernel {
         bw[i] -= z.size() == 1 ? z[0] : z[i % static_cast<size_t>(n)];
     }
 
-    Shape out_shape = batch;
-    if (!squeeze_m) out_shape.push_back(m);
-    if (!squeeze_n) out_shape.push_back(n);
-    Tensor& y = ctx.output(0, DType::Int32, out_shape);
+    Tensor& y = ctx.output(0, DType::Int32, plan.out);
     const int64_t batch_count = shape_size(batch);
     for (int64_t i = 0; i < batch_count && y.size() > 0; ++i)
       cpu::gemm<int32_t>(false, false, m, n, k, aw.data() + a_index[static_cast<size_t>(i)] * m * k,

@@ -93,28 +93,11 @@ class Conv : public Kernel {
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
     if (y.size() == 0) return;
 
-    switch (x.dtype()) {
-      case DType::Float:
-        run_conv<float>(p, x.data<float>(), w.data<float>(),
-                        b != nullptr ? b->data<float>() : nullptr, y.data<float>());
-        break;
-      case DType::Double:
-        run_conv<double>(p, x.data<double>(), w.data<double>(),
-                         b != nullptr ? b->data<double>() : nullptr, y.data<double>());
-        break;
-      case DType::Float16:
-      case DType::BFloat16: {
-        const Tensor xf = cpu::to_float_tensor(x), wf = cpu::to_float_tensor(w);
-        const Tensor bf = b != nullptr ? cpu::to_float_tensor(*b) : Tensor();
-        Tensor yf(DType::Float, out_shape);
-        run_conv<float>(p, xf.data<float>(), wf.data<float>(),
-                        b != nullptr ? bf.data<float>() : nullptr, yf.data<float>());
-        cpu::copy_from_float(yf, y);
-        break;
-      }
-      default:
-        ctx.fail(std::string("unsupported dtype ") + dtype_name(x.dtype()));
-    }
+    const bool ran = cpu::run_in_float(
+        x, w, b, y, [&](const auto* xs, const auto* ws, const auto* bs, auto* ys) {
+          run_conv(p, xs, ws, bs, ys);
+        });
+    if (!ran) ctx.fail(std::string("unsupported dtype ") + dtype_name(x.dtype()));
   }
 
  private:
@@ -124,8 +107,6 @@ class Conv : public Kernel {
 
 }  // namespace
 
-GRAFT_CPU_KERNELS(conv) {
-  reg.add({"", "Conv", 1, 1 << 30, kFloatTypes, 0, make<Conv>});
-}
+GRAFT_CPU_KERNELS(conv) { reg.add({"", "Conv", 1, 1 << 30, kFloatTypes, 0, make<Conv>}); }
 
 }  // namespace graft

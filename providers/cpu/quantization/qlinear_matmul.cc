@@ -77,22 +77,11 @@ class QLinearMatMul : public Kernel {
     if (!is_8bit(out) && !is_small_float(out))
       ctx.fail(std::string("y_zero_point must be 8-bit or float8, got ") + dtype_name(out));
 
-    Shape as = a.shape(), bs = b.shape();
-    const bool squeeze_m = as.size() == 1, squeeze_n = bs.size() == 1;
-    if (squeeze_m) as.insert(as.begin(), 1);
-    if (squeeze_n) bs.push_back(1);
-    const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-    if (bs[bs.size() - 2] != k)
-      ctx.fail("inner dimensions differ: a " + shape_to_string(a.shape()) + ", b " +
-               shape_to_string(b.shape()));
-    Shape batch;
-    std::vector<int64_t> a_index, b_index;
-    if (!cpu::broadcast_batch(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2),
-                              batch, a_index, b_index))
-      ctx.fail("batch dimensions do not broadcast");
-    Shape y_shape = batch;
-    if (!squeeze_m) y_shape.push_back(m);
-    if (!squeeze_n) y_shape.push_back(n);
+    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const Shape &as = plan.a, &bs = plan.b, &batch = plan.batch;
+    const int64_t m = plan.m, k = plan.k, n = plan.n;
+    const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;
+    const Shape& y_shape = plan.out;
 
     auto opt = [&](int i) { return ctx.has_input(i) ? &ctx.input(i) : nullptr; };
     const std::vector<double> a_s = expand_params(&a_scale, as, as.size() - 1, "a_scale", ctx);
