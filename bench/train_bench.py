@@ -1,0 +1,247 @@
+"""Training-step time and peak memory of graft against PyTorch eager on the CPU.
+
+    PYTHONPATH=python python bench/train_bench.py [--models mlp,resnet18,transformer] [--steps 20]
+                                                  [--threads N]
+
+Each model is built in PyTorch with a fixed seed and exported to ONNX with its loss; graft trains
+the exported model (TrainingSession: forward, backward, SGD-momentum update), PyTorch trains the
+same module from the same initial weights on the same batches. The two alternate step by step in
+one process (so load on the machine hits both alike) with the same number of threads. Printed:
+the median step time of each, the ratio graft / PyTorch (below 1: graft is faster), and the peak
+resident memory of each, measured in a separate process per framework that loads only that
+framework and runs the same steps (peak RSS, and its growth over the RSS before the first step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LR, MOMENTUM = 0.01, 0.9
+
+
+def status_kib(field: str) -> int:
+    """A memory figure of this process from /proc (VmRSS: now, VmHWM: peak). The peak is read
+    there rather than from getrusage, whose maximum carries over from the parent across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def make_batches(name: str, count: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(count):
+        if name == "mlp":
+            out.append({"x": rng.standard_normal((64, 784), dtype=np.float32),
+                        "labels": rng.integers(0, 10, 64).astype(np.int64)})
+        elif name == "resnet18":
+            out.append({"x": rng.standard_normal((16, 3, 64, 64), dtype=np.float32),
+                        "labels": rng.integers(0, 1000, 16).astype(np.int64)})
+        elif name == "transformer":
+            out.append({"x": rng.standard_normal((8, 128, 256), dtype=np.float32),
+                        "labels": rng.integers(0, 10, 8).astype(np.int64)})
+        else:
+            raise ValueError(f"unknown model {name}")
+    return out
+
+
+def build_torch(name: str):
+    import torch
+    from torch import nn
+
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+    from torch_models import ResNet18
+
+    torch.manual_seed(0)
+    if name == "mlp":
+        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    elif name == "resnet18":
+        net = ResNet18()
+    elif name == "transformer":
+        layer = nn.TransformerEncoderLayer(256, 4, dim_feedforward=1024, dropout=0.0, batch_first=True)
+
+        class Encoder(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.encoder = nn.TransformerEncoder(layer, 4, enable_nested_tensor=False)
+                self.head = nn.Linear(256, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.encoder(x).mean(dim=1))
+
+        net = Encoder()
+    else:
+        raise ValueError(f"unknown model {name}")
+
+    class WithLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(self.net(x), labels)
+
+    model = WithLoss()
+    model.train()
+    return model
+
+
+def export(model, batch: dict[str, np.ndarray], path: str) -> None:
+    import torch
+
+    args = (torch.from_numpy(batch["x"]), torch.from_numpy(batch["labels"]))
+    torch.onnx.export(model, args, path, input_names=["x", "labels"], output_names=["loss"], dynamo=True,
+                      external_data=False, optimize=False, verbose=False)
+
+
+class TorchStep:
+    def __init__(self, model) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> float:
+        torch = self.torch
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.model(torch.from_numpy(batch["x"]), torch.from_numpy(batch["labels"]))
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+class GraftStep:
+    def __init__(self, path: str, threads: int) -> None:
+        import onnx
+
+        from graft.training import TrainingSession
+
+        model = onnx.load(path)
+        self.sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=LR, momentum=MOMENTUM)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> float:
+        return self.sess.train_step(batch)
+
+
+def memory_child(framework: str, name: str, path: str, steps: int, threads: int) -> None:
+    """Runs `steps` training steps with one framework only and prints its memory as JSON."""
+    batches = make_batches(name, steps)
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        step = TorchStep(build_torch(name))
+    else:
+        step = GraftStep(path, threads)
+    before = status_kib("VmRSS")
+    for b in batches:
+        step(b)
+    peak = status_kib("VmHWM")
+    print(json.dumps({"peak_kib": peak, "growth_kib": peak - before}))
+
+
+def measure_memory(framework: str, name: str, path: str, steps: int, threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", framework, "--models", name,
+                          "--onnx", path, "--steps", str(steps), "--threads", str(threads)],
+                         check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict:
+    import torch
+
+    model = build_torch(name)
+    batches = make_batches(name, warmup + steps)
+    path = os.path.join(folder, f"{name}.onnx")
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    export(model, batches[0], path)
+    model.load_state_dict(initial)  # the export may run the module (BatchNorm statistics)
+    graft_step = GraftStep(path, threads)
+    torch_step = TorchStep(model)
+    times: dict[str, list[float]] = {"graft": [], "torch": []}
+    first = {}
+    for i, b in enumerate(batches):
+        for fw, fn in (("graft", graft_step), ("torch", torch_step)):
+            t0 = time.perf_counter()
+            loss = fn(b)
+            dt = time.perf_counter() - t0
+            if i == 0:
+                first[fw] = loss
+            if i >= warmup:
+                times[fw].append(dt)
+    med = {fw: statistics.median(v) for fw, v in times.items()}
+    mem = {fw: measure_memory(fw, name, path, min(steps, 5) + 1, threads) for fw in ("graft", "torch")}
+    del torch
+    return {"model": name, "graft_ms": med["graft"] * 1e3, "torch_ms": med["torch"] * 1e3,
+            "ratio": med["graft"] / med["torch"], "first_loss": first, "mem": mem}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="mlp,resnet18,transformer")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--memory-child", choices=["graft", "torch"])
+    parser.add_argument("--onnx")
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.models, args.onnx, args.steps, args.threads)
+        return
+
+    import onnxruntime  # noqa: F401  (version line only)
+    import torch
+
+    import graft
+
+    torch.set_num_threads(args.threads)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; threads per framework: {args.threads}")
+    print(f"graft {graft.__version__}, torch {torch.__version__}, numpy {np.__version__}")
+    print(f"steps: {args.warmup} warm-up + {args.steps} timed per framework, alternating; SGD lr {LR} "
+          f"momentum {MOMENTUM}")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            r = bench(name, args.steps, args.warmup, args.threads, folder)
+            rows.append(r)
+            rel = abs(r["first_loss"]["graft"] - r["first_loss"]["torch"]) / abs(r["first_loss"]["torch"])
+            print(f"  {name}: first-step loss graft {r['first_loss']['graft']:.6f} torch "
+                  f"{r['first_loss']['torch']:.6f} (rel. diff {rel:.1e})", flush=True)
+    print()
+    print(f"{'model':<12} {'graft ms':>9} {'torch ms':>9} {'ratio':>6} {'graft peak MiB':>15} {'torch peak MiB':>15} "
+          f"{'graft growth MiB':>17} {'torch growth MiB':>17}")
+    for r in rows:
+        g, t = r["mem"]["graft"], r["mem"]["torch"]
+        print(f"{r['model']:<12} {r['graft_ms']:9.2f} {r['torch_ms']:9.2f} {r['ratio']:6.2f} "
+              f"{g['peak_kib'] / 1024:15.1f} {t['peak_kib'] / 1024:15.1f} "
+              f"{g['growth_kib'] / 1024:17.1f} {t['growth_kib'] / 1024:17.1f}")
+
+
+if __name__ == "__main__":
+    main()
