@@ -1,5 +1,6 @@
-"""Learning-rate schedules for graft.training.TrainingSession, with torch.optim.lr_scheduler's
-formulas. Call `step()` after each `train_step`, as in PyTorch."""
+"""Learning-rate schedules with torch.optim.lr_scheduler's formulas, for anything with a
+`learning_rate` property: graft.training.TrainingSession or graft.training.api.Optimizer (which
+also has onnxruntime's LinearLRScheduler). Call `step()` after each optimizer step, as in PyTorch."""
 
 from __future__ import annotations
 

@@ -4,12 +4,13 @@ Module and Optimizer train like PyTorch; the exported inference model runs in on
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 from torch import nn
 
 import graft
-from graft import artifacts
-from graft.training_api import CheckpointState, Module, Optimizer
+from graft.training import api, artifacts, generate_artifacts
+from graft.training.api import CheckpointState, LinearLRScheduler, Module, Optimizer
 
 
 def test_artifacts_train_like_pytorch(tmp_path):
@@ -59,3 +60,63 @@ def test_artifacts_train_like_pytorch(tmp_path):
         None, {"input": x})[0]
     np.testing.assert_allclose(ours, net(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)
+
+
+def _sgd_artifacts(tmp_path, net):
+    torch.onnx.export(net, (torch.randn(8, 10),), str(tmp_path / "net.onnx"), input_names=["input"],
+                      output_names=["logits"], dynamo=True, external_data=False, optimize=False, verbose=False)
+    model = onnx.load(tmp_path / "net.onnx")
+    out = tmp_path / "artifacts"
+    generate_artifacts(model, loss=artifacts.LossType.MSELoss, optimizer=artifacts.OptimType.SGD,
+                       artifact_directory=out)
+    state = CheckpointState.load_checkpoint(out / "checkpoint")
+    module = Module(out / "training_model.onnx", state, out / "eval_model.onnx")
+    return state, module, Optimizer(out / "optimizer_model.onnx", module)
+
+
+def _train_with_schedule(state, module, optimizer, scheduler, net, torch_scheduler, steps):
+    opt = torch_scheduler.optimizer
+    rng = np.random.default_rng(2)
+    lrs = []
+    for _ in range(steps):
+        x = rng.standard_normal((8, 10)).astype(np.float32)
+        t = rng.standard_normal((8, 4)).astype(np.float32)
+        lrs.append(optimizer.get_learning_rate())
+        assert optimizer.get_learning_rate() == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        module(x, t)
+        optimizer.step()
+        module.lazy_reset_grad()
+        scheduler.step()
+        opt.zero_grad()
+        nn.functional.mse_loss(net(torch.tensor(x)), torch.tensor(t)).backward()
+        opt.step()
+        torch_scheduler.step()
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(state.tensors[name], p.detach().numpy(), rtol=1e-5, atol=1e-6)
+    return lrs
+
+
+def test_linear_lr_scheduler_follows_onnxruntime(tmp_path):
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 4))
+    state, module, optimizer = _sgd_artifacts(tmp_path, net)
+    scheduler = LinearLRScheduler(optimizer, warmup_step_count=2, total_step_count=6, initial_lr=0.2)
+    # onnxruntime's schedule: the first step at initial_lr, then initial_lr * factor(optimizer step).
+    opt = torch.optim.SGD(net.parameters(), lr=0.2)
+    torch_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1.0 if s == 0 else (s / 2 if s < 2 else max(0.0, (6 - s) / 4)))
+    lrs = _train_with_schedule(state, module, optimizer, scheduler, net, torch_scheduler, 8)
+    np.testing.assert_allclose(lrs, [0.2, 0.1, 0.2, 0.15, 0.1, 0.05, 0.0, 0.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="warmup_step_count"):
+        LinearLRScheduler(optimizer, warmup_step_count=5, total_step_count=4, initial_lr=0.1)
+
+
+def test_torch_schedules_drive_the_optimizer(tmp_path):
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 4))
+    state, module, optimizer = _sgd_artifacts(tmp_path, net)
+    optimizer.set_learning_rate(0.3)
+    scheduler = api.CosineAnnealingLR(optimizer, T_max=5, eta_min=0.01)
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    torch_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5, eta_min=0.01)
+    _train_with_schedule(state, module, optimizer, scheduler, net, torch_scheduler, 7)

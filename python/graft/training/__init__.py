@@ -1,5 +1,11 @@
-"""Training with graft: a forward ONNX model, its gradient graph and an optimizer step, run with
-the parameters and optimizer state kept between steps."""
+"""Training with graft.
+
+`TrainingSession` trains a forward ONNX model with its loss: the gradient graph and an optimizer
+step, run with the parameters and optimizer state kept between steps. The rest follows
+onnxruntime.training: `generate_artifacts` (graft.training.artifacts) writes the training, eval
+and optimizer models and a checkpoint, and graft.training.api runs them (CheckpointState, Module,
+Optimizer, LinearLRScheduler).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from . import _C
-from .session import _from_native, _to_native
+from .. import _C
+from ..session import _from_native, _to_native
+from .artifacts import LossType, OptimType, generate_artifacts
+
+__all__ = ["LossType", "OptimType", "TrainingSession", "generate_artifacts"]
 
 _DEFAULT_EPS = {"adagrad": 1e-10}
 

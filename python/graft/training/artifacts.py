@@ -1,5 +1,6 @@
-"""Training artifacts with onnxruntime's on-device training names: `generate_artifacts` writes the
-training, eval and optimizer models (plain ONNX) and a checkpoint; `graft.training_api` runs them.
+"""Training artifacts with onnxruntime's on-device training names (onnxruntime.training.artifacts):
+`generate_artifacts` writes the training, eval and optimizer models (plain ONNX) and a checkpoint;
+graft.training.api runs them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import _C
-from . import autodiff
-from . import optim
-from .checkpoint import save_checkpoint
+from .. import autodiff, optim
+from ..checkpoint import save_checkpoint
 
 
 class LossType(enum.Enum):

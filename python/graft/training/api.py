@@ -1,5 +1,8 @@
-"""onnxruntime's on-device training interface (CheckpointState, Module, Optimizer) over the
-artifacts of graft.artifacts.generate_artifacts."""
+"""onnxruntime's on-device training interface (onnxruntime.training.api: CheckpointState, Module,
+Optimizer, LinearLRScheduler) over the artifacts of graft.training.generate_artifacts.
+
+graft's torch-style schedules (ConstantLR, LinearLR, StepLR, CosineAnnealingLR from
+graft.lr_scheduler) also drive an Optimizer here, through its `learning_rate` property."""
 
 from __future__ import annotations
 
@@ -9,8 +12,12 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .session import InferenceSession
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, StepLR
+from ..session import InferenceSession
+
+__all__ = ["CheckpointState", "ConstantLR", "CosineAnnealingLR", "LRScheduler", "LinearLR", "LinearLRScheduler",
+           "Module", "Optimizer", "StepLR"]
 
 
 class CheckpointState:
@@ -115,6 +122,14 @@ class Optimizer:
     def get_learning_rate(self) -> float:
         return self.lr
 
+    @property
+    def learning_rate(self) -> float:
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr = float(value)
+
     def step(self) -> None:
         m = self._module
         state = m._state
@@ -132,3 +147,28 @@ class Optimizer:
                 state.step = int(value)
             elif name.endswith(".new"):
                 state.tensors[name[: -len(".new")]] = value
+
+
+class LinearLRScheduler:
+    """onnxruntime's linear schedule: the learning rate rises linearly from 0 to `initial_lr` over
+    `warmup_step_count` optimizer steps, then falls linearly to 0 at `total_step_count`. The
+    optimizer starts at `initial_lr`; call `step()` after each `Optimizer.step()`."""
+
+    def __init__(self, optimizer: Optimizer, warmup_step_count: int, total_step_count: int,
+                 initial_lr: float) -> None:
+        if warmup_step_count < 0 or total_step_count < warmup_step_count:
+            raise ValueError(f"LinearLRScheduler: need 0 <= warmup_step_count ({warmup_step_count}) <= "
+                             f"total_step_count ({total_step_count})")
+        self._optimizer = optimizer
+        self.warmup_step_count, self.total_step_count = warmup_step_count, total_step_count
+        self.initial_lr = float(initial_lr)
+        optimizer.set_learning_rate(self.initial_lr)
+
+    def factor(self, step: int) -> float:
+        """The multiplier of initial_lr after `step` optimizer steps."""
+        if step < self.warmup_step_count:
+            return step / max(1, self.warmup_step_count)
+        return max(0.0, (self.total_step_count - step) / max(1, self.total_step_count - self.warmup_step_count))
+
+    def step(self) -> None:
+        self._optimizer.set_learning_rate(self.initial_lr * self.factor(self._optimizer._module._state.step))
