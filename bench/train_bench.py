@@ -131,7 +131,8 @@ class GraftStep:
         from graft.training import TrainingSession
 
         model = onnx.load(path)
-        self.sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=LR, momentum=MOMENTUM)
+        self.sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=LR, momentum=MOMENTUM,
+                                    intra_op_num_threads=threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> float:
         return self.sess.train_step(batch)

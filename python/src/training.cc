@@ -12,7 +12,14 @@ void init_training(py::module_& m) {
       .def(py::init([](const py::bytes& data, const std::string& loss,
                        const std::vector<std::string>& params, const std::string& kind, float lr,
                        float momentum, bool nesterov, float weight_decay, float beta1, float beta2,
-                       float epsilon) {
+                       float epsilon, float lr_decay, float alpha, bool centered,
+                       float max_grad_norm, int intra_op_num_threads) {
+             if (max_grad_norm < 0)
+               throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
+                                     std::to_string(max_grad_norm));
+             if (intra_op_num_threads < 0)
+               throw InvalidArgument("intra_op_num_threads must be >= 0 (0: all cores), got " +
+                                     std::to_string(intra_op_num_threads));
              TrainingOptions o;
              o.loss = loss;
              o.params = params;
@@ -30,13 +37,20 @@ void init_training(py::module_& m) {
              o.optimizer.beta1 = beta1;
              o.optimizer.beta2 = beta2;
              o.optimizer.epsilon = epsilon;
+             o.optimizer.lr_decay = lr_decay;
+             o.optimizer.alpha = alpha;
+             o.optimizer.centered = centered;
+             o.optimizer.max_grad_norm = max_grad_norm;
+             o.session.intra_op_num_threads = intra_op_num_threads;
              std::string bytes = data;
              py::gil_scoped_release release;
              return std::make_unique<TrainingSession>(ir::load_model_from_bytes(bytes), o);
            }),
            py::arg("model"), py::arg("loss"), py::arg("params"), py::arg("kind"), py::arg("lr"),
            py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"),
-           py::arg("beta2"), py::arg("epsilon"))
+           py::arg("beta2"), py::arg("epsilon"), py::arg("lr_decay") = 0.0f,
+           py::arg("alpha") = 0.99f, py::arg("centered") = false, py::arg("max_grad_norm") = 0.0f,
+           py::arg("intra_op_num_threads") = 0)
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;

@@ -25,14 +25,23 @@ _DEFAULT_EPS = {"adagrad": 1e-10}
 
 
 class TrainingSession:
-    """`train_step(feeds)` runs forward, backward and one `optimizer` update and returns the loss;
-    `eval_step(feeds)` runs the forward model with the current parameters. Hyper-parameters and
-    their defaults are torch.optim's."""
+    """`train_step(feeds)` runs forward, backward and one `optimizer` update ("sgd", "adam",
+    "adamw", "adagrad", "rmsprop", "lamb") and returns the loss; `eval_step(feeds)` runs the
+    forward model with the current parameters.
+
+    Hyper-parameters and their defaults are torch.optim's: momentum, nesterov (SGD; momentum also
+    RMSprop's), weight_decay (0.01 for AdamW, 0 otherwise), betas (Adam, AdamW, LAMB), eps (1e-10
+    for Adagrad, 1e-8 otherwise), lr_decay (Adagrad), alpha and centered (RMSprop).
+    max_grad_norm > 0 first scales all gradients so that their global L2 norm is at most that
+    value, as torch.nn.utils.clip_grad_norm_ does. intra_op_num_threads is SessionOptions' (0:
+    all cores)."""
 
     def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
                  params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,
                  momentum: float = 0.0, nesterov: bool = False, weight_decay: float | None = None,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None, lr_decay: float = 0.0,
+                 alpha: float = 0.99, centered: bool = False, max_grad_norm: float = 0.0,
+                 intra_op_num_threads: int = 0) -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
         elif isinstance(model, (bytes, bytearray)):
@@ -44,7 +53,9 @@ class TrainingSession:
         if eps is None:
             eps = _DEFAULT_EPS.get(optimizer, 1e-8)
         self._sess = _C.TrainingSession(data, loss, list(params or []), optimizer, lr, momentum, nesterov,
-                                        weight_decay, betas[0], betas[1], eps)
+                                        weight_decay, betas[0], betas[1], eps, lr_decay=lr_decay, alpha=alpha,
+                                        centered=centered, max_grad_norm=max_grad_norm,
+                                        intra_op_num_threads=intra_op_num_threads)
 
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})

@@ -149,3 +149,69 @@ def test_gradient_accumulation_matches_pytorch():
         np.testing.assert_allclose(state[key], p.detach().numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(graft.InvalidArgument, match="no gradients yet"):
         TrainingSession(model, loss="loss", optimizer="sgd", lr=0.1).optimizer_step()
+
+
+def _torch_mlp(params):
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with torch.no_grad():
+        for (name, p), key in zip(net.named_parameters(), params):
+            p.copy_(torch.tensor(params[key]))
+    return net
+
+
+def test_gradient_clipping_matches_clip_grad_norm():
+    model, params = _mlp(4)
+    sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.1, momentum=0.9, max_grad_norm=0.05)
+    unclipped = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.1, momentum=0.9)
+    net = _torch_mlp(params)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    norms = []
+    for x, t in _batches(6):
+        ours = sess.train_step({"x": x, "target": t})
+        unclipped.train_step({"x": x, "target": t})
+        opt.zero_grad()
+        loss = ((net(torch.tensor(x)) - torch.tensor(t)) ** 2).mean()
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(net.parameters(), 0.05)))
+        opt.step()
+        assert abs(ours - float(loss)) <= 1e-5 * abs(float(loss))
+    assert min(norms) > 0.05  # every step was clipped
+    state, plain = sess.state(), unclipped.state()
+    for (name, p), key in zip(net.named_parameters(), params):
+        np.testing.assert_allclose(state[key], p.detach().numpy(), rtol=1e-5, atol=1e-7)
+    assert max(np.abs(state[k] - plain[k]).max() for k in params) > 1e-3  # clipping changed the run
+    with pytest.raises(graft.InvalidArgument, match="max_grad_norm"):
+        TrainingSession(model, loss="loss", optimizer="sgd", max_grad_norm=-1.0)
+
+
+@pytest.mark.parametrize("optimizer, ours_kwargs, torch_opt", [
+    ("adagrad", dict(lr_decay=0.1), lambda p: torch.optim.Adagrad(p, lr=0.05, lr_decay=0.1)),
+    ("rmsprop", dict(alpha=0.9, centered=True, momentum=0.5),
+     lambda p: torch.optim.RMSprop(p, lr=0.05, alpha=0.9, centered=True, momentum=0.5)),
+    ("rmsprop", dict(alpha=0.8), lambda p: torch.optim.RMSprop(p, lr=0.05, alpha=0.8)),
+])
+def test_optimizer_hyper_parameters_match_torch(optimizer, ours_kwargs, torch_opt):
+    model, params = _mlp(5)
+    sess = TrainingSession(model, loss="loss", optimizer=optimizer, lr=0.05, **ours_kwargs)
+    net = _torch_mlp(params)
+    opt = torch_opt(net.parameters())
+    for x, t in _batches(10):
+        sess.train_step({"x": x, "target": t})
+        opt.zero_grad()
+        ((net(torch.tensor(x)) - torch.tensor(t)) ** 2).mean().backward()
+        opt.step()
+    state = sess.state()
+    for (name, p), key in zip(net.named_parameters(), params):
+        np.testing.assert_allclose(state[key], p.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_intra_op_num_threads():
+    model, _ = _mlp(6)
+    one = TrainingSession(model, loss="loss", optimizer="adam", lr=0.01, intra_op_num_threads=1)
+    default = TrainingSession(model, loss="loss", optimizer="adam", lr=0.01)
+    for x, t in _batches(5):
+        a = one.train_step({"x": x, "target": t})
+        b = default.train_step({"x": x, "target": t})
+        assert abs(a - b) <= 1e-6 * abs(b)
+    with pytest.raises(graft.InvalidArgument, match="intra_op_num_threads"):
+        TrainingSession(model, loss="loss", intra_op_num_threads=-2)
