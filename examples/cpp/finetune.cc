@@ -1,0 +1,229 @@
+// On-device fine-tuning in C++: loads the artifacts of graft.artifacts.generate_artifacts, trains
+// on a data file, then saves a checkpoint and a forward-only model for inference.
+//
+//   graft_finetune <artifact_dir> <data_file> <out_dir> [--epochs N] [--lr X] [--batch B]
+//
+// <artifact_dir> holds training_model.onnx, eval_model.onnx, optimizer_model.onnx and checkpoint.
+// Batches of B samples (the last one may be smaller) are taken in file order, each followed by one
+// optimizer step; one line per epoch reports the mean loss. Written to <out_dir>: checkpoint (the
+// parameters and optimizer state, so training can resume from it) and inference.onnx (the eval
+// model's outputs other than "loss", with the trained weights; runs in any ONNX runtime).
+//
+// The data file holds one array per training-model input other than the parameters (for example
+// "input" and "labels"); every integer is little-endian:
+//   8 bytes  "GRAFTDS1"
+//   uint32   number of arrays, then for each array:
+//     uint32   name length, then the name's bytes (the input it feeds)
+//     uint32   element type as ONNX's TensorProto code (1 float32, 6 int32, 7 int64, 11 float64)
+//     uint32   rank (at least 1), then rank int64 dimensions; dimension 0 counts samples and is
+//              the same for every array
+//     the elements, row-major
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "exec/training_api.h"
+
+namespace {
+
+struct Options {
+  std::string artifact_dir, data_file, out_dir;
+  int64_t epochs = 5;
+  int64_t batch = 32;
+  std::optional<float> lr;  // unset: the checkpoint's learning rate, else 1e-3
+};
+
+std::map<std::string, graft::Tensor> read_data(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw graft::InvalidArgument("cannot open data file '" + path + "'");
+  auto read = [&](void* dst, size_t n, const char* what) {
+    if (!in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)))
+      throw graft::InvalidArgument("data file '" + path + "' is truncated (in " + what + ")");
+  };
+  char magic[8];
+  read(magic, sizeof(magic), "the header");
+  if (std::memcmp(magic, "GRAFTDS1", 8) != 0)
+    throw graft::InvalidArgument("'" + path + "' is not a GRAFTDS1 data file");
+  uint32_t count = 0;
+  read(&count, sizeof(count), "the header");
+  std::map<std::string, graft::Tensor> arrays;
+  int64_t samples = -1;
+  for (uint32_t a = 0; a < count; ++a) {
+    uint32_t name_length = 0, dtype = 0, rank = 0;
+    read(&name_length, sizeof(name_length), "an array name");
+    std::string name(name_length, '\0');
+    read(name.data(), name_length, "an array name");
+    read(&dtype, sizeof(dtype), name.c_str());
+    read(&rank, sizeof(rank), name.c_str());
+    if (rank == 0 || rank > 16) {
+      throw graft::InvalidArgument("data file '" + path + "': array '" + name + "' has rank " +
+                                   std::to_string(rank) + " (1 to 16 allowed)");
+    }
+    graft::Shape shape(rank);
+    read(shape.data(), rank * sizeof(int64_t), name.c_str());
+    const auto type = static_cast<graft::DType>(dtype);
+    if (graft::dtype_size(type) == 0 || type == graft::DType::String ||
+        graft::dtype_is_sub_byte(type)) {
+      throw graft::InvalidArgument("data file '" + path + "': array '" + name +
+                                   "' has unsupported element type " + std::to_string(dtype));
+    }
+    for (int64_t d : shape) {
+      if (d < 0)
+        throw graft::InvalidArgument("data file '" + path + "': array '" + name +
+                                     "' has a negative dimension");
+    }
+    if (samples >= 0 && shape[0] != samples) {
+      throw graft::InvalidArgument("data file '" + path + "': array '" + name + "' has " +
+                                   std::to_string(shape[0]) + " samples, the others " +
+                                   std::to_string(samples));
+    }
+    samples = shape[0];
+    graft::Tensor t(type, shape);
+    read(t.raw(), t.nbytes(), name.c_str());
+    arrays[name] = t;
+  }
+  if (arrays.empty()) throw graft::InvalidArgument("data file '" + path + "' holds no arrays");
+  return arrays;
+}
+
+// Rows [begin, end) of `t`, copied.
+graft::Tensor rows(const graft::Tensor& t, int64_t begin, int64_t end) {
+  graft::Shape shape = t.shape();
+  shape[0] = end - begin;
+  graft::Tensor out(t.dtype(), shape);
+  const size_t row_bytes = t.dim(0) == 0 ? 0 : t.nbytes() / static_cast<size_t>(t.dim(0));
+  std::memcpy(out.raw(), static_cast<const char*>(t.raw()) + begin * row_bytes, out.nbytes());
+  return out;
+}
+
+int64_t positive_integer(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || v <= 0)
+    throw graft::InvalidArgument(flag + " needs a positive integer, got '" + text + "'");
+  return v;
+}
+
+float learning_rate(const std::string& text) {
+  size_t used = 0;
+  float v = -1.0f;
+  try {
+    v = std::stof(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !(v >= 0.0f))
+    throw graft::InvalidArgument("--lr needs a number of at least 0, got '" + text + "'");
+  return v;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--epochs" || arg == "--lr" || arg == "--batch") {
+      if (i + 1 == argc) throw graft::InvalidArgument(arg + " needs a value");
+      const std::string value = argv[++i];
+      if (arg == "--epochs") o.epochs = positive_integer(arg, value);
+      if (arg == "--batch") o.batch = positive_integer(arg, value);
+      if (arg == "--lr") o.lr = learning_rate(value);
+    } else if (arg.rfind("--", 0) == 0) {
+      throw graft::InvalidArgument("unknown option '" + arg + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 3) throw graft::InvalidArgument("expected three paths");
+  o.artifact_dir = positional[0];
+  o.data_file = positional[1];
+  o.out_dir = positional[2];
+  return o;
+}
+
+int run(const Options& o) {
+  namespace training = graft::training;
+  const auto paths = training::ArtifactPaths::in_directory(o.artifact_dir);
+  training::CheckpointState state = training::CheckpointState::load(paths.checkpoint);
+  training::Module module(state, paths.training_model, paths.eval_model);
+  training::Optimizer optimizer(module, paths.optimizer_model);
+  if (o.lr) optimizer.set_learning_rate(*o.lr);
+
+  const std::map<std::string, graft::Tensor> data = read_data(o.data_file);
+  for (const auto& name : module.input_names(true)) {
+    if (!data.count(name))
+      throw graft::InvalidArgument("data file '" + o.data_file + "' has no array '" + name + "'");
+  }
+  const int64_t samples = data.begin()->second.dim(0);
+  const auto outputs = module.output_names(true);
+  size_t loss_index = outputs.size() - 1;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i] == "loss") loss_index = i;
+  }
+  std::cout << samples << " samples, batches of " << o.batch << ", learning rate "
+            << optimizer.learning_rate() << "\n";
+  for (int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t batches = 0;
+    for (int64_t begin = 0; begin < samples; begin += o.batch) {
+      const int64_t end = std::min(samples, begin + o.batch);
+      std::map<std::string, graft::Value> feeds;
+      for (const auto& [name, t] : data) feeds[name] = rows(t, begin, end);
+      const auto outs = module.train_step(feeds);
+      optimizer.step();
+      module.lazy_reset_grad();
+      loss_sum += outs[loss_index].tensor().scalar_as_double(0) * static_cast<double>(end - begin);
+      ++batches;
+    }
+    const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
+    std::cout << "epoch " << epoch << "/" << o.epochs << "  loss " << std::setprecision(6)
+              << loss_sum / static_cast<double>(samples) << "  (" << batches << " steps, "
+              << std::setprecision(3) << seconds.count() << " s)" << std::endl;
+  }
+
+  std::filesystem::create_directories(o.out_dir);
+  const std::string checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint").string();
+  state.save(checkpoint, /*include_optimizer_state=*/true);
+  std::vector<std::string> inference_outputs;
+  for (const auto& name : module.output_names(false)) {
+    if (name != "loss") inference_outputs.push_back(name);
+  }
+  const std::string model = (std::filesystem::path(o.out_dir) / "inference.onnx").string();
+  module.export_model_for_inferencing(model, inference_outputs);
+  std::cout << "wrote " << checkpoint << " (step " << state.step() << ") and " << model << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  try {
+    options = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\nusage: " << argv[0]
+              << " <artifact_dir> <data_file> <out_dir> [--epochs N] [--lr X] [--batch B]\n";
+    return 2;
+  }
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

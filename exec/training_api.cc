@@ -1,0 +1,461 @@
+#include "exec/training_api.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "exec/checkpoint.h"
+#include "exec/tensor_proto.h"
+#include "ir/model.h"
+#include "ir/serialize.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft::training {
+namespace {
+
+const std::string kGradSuffix = "_grad";
+const std::string kNewSuffix = ".new";
+const std::string kGradientPrefix = "gradient/";
+const std::string kStep = "graft.step";
+const std::string kLearningRate = "graft.lr";
+// Names the optimizer-state tensors of a checkpoint, one a line, so load() can tell them from
+// parameters without the models.
+const std::string kOptimizerStateProperty = "graft.optimizer_state";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string strip(const std::string& s, const std::string& suffix) {
+  return s.substr(0, s.size() - suffix.size());
+}
+
+std::string describe(const Tensor& t) {
+  return std::string(dtype_name(t.dtype())) + " " + shape_to_string(t.shape());
+}
+
+// Loads `path` for a session, naming the file and its role when it is missing.
+ir::Model load_artifact(const std::string& path, const std::string& role) {
+  if (path.empty()) throw InvalidArgument(role + ": no file given");
+  if (!std::filesystem::is_regular_file(path))
+    throw InvalidArgument(role + " '" + path + "' does not exist");
+  return ir::load_model(path);
+}
+
+// What is wrong with feeding `t` as input `name` (an input or an overridable initializer) of
+// `session`: "has element type ..." or "has shape ..." or "is not an input"; empty when nothing.
+std::string mismatch(const InferenceSession& session, const std::string& name, const Tensor& t) {
+  for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
+    for (const IOInfo& info : *list) {
+      if (info.name != name) continue;
+      if (info.dtype != DType::Undefined && info.dtype != t.dtype())
+        return std::string("has element type ") + dtype_name(t.dtype()) + ", the model declares " +
+               dtype_name(info.dtype);
+      if (!info.has_shape) return "";
+      bool same = t.rank() == static_cast<int64_t>(info.dims.size());
+      for (size_t i = 0; same && i < info.dims.size(); ++i)
+        same = info.dims[i] < 0 || info.dims[i] == t.dim(static_cast<int64_t>(i));
+      if (!same) {
+        std::string declared;
+        for (size_t i = 0; i < info.dims.size(); ++i) {
+          if (i > 0) declared += ", ";
+          if (info.dims[i] >= 0) {
+            declared += std::to_string(info.dims[i]);
+          } else {
+            declared += info.dim_params[i].empty() ? "?" : info.dim_params[i];
+          }
+        }
+        return "has shape " + shape_to_string(t.shape()) + ", the model declares [" + declared +
+               "]";
+      }
+      return "";
+    }
+  }
+  return "is not an input of the model, so it cannot be fed";
+}
+
+// "checkpoint 'path'" for messages, or "checkpoint state" for one not read from a file.
+std::string checkpoint_name(const std::string& path) {
+  return path.empty() ? "checkpoint state" : "checkpoint '" + path + "'";
+}
+
+std::string format_float(float x) {
+  std::ostringstream out;
+  out.precision(std::numeric_limits<float>::max_digits10);
+  out << x;
+  return out.str();
+}
+
+}  // namespace
+
+ArtifactPaths ArtifactPaths::in_directory(const std::string& dir) {
+  const std::filesystem::path d(dir);
+  return {(d / "training_model.onnx").string(), (d / "eval_model.onnx").string(),
+          (d / "optimizer_model.onnx").string(), (d / "checkpoint").string()};
+}
+
+// --- CheckpointState ---
+
+CheckpointState CheckpointState::load(const std::string& path) {
+  Checkpoint c = load_checkpoint(path);
+  std::set<std::string> optimizer_names;
+  if (auto it = c.properties.find(kOptimizerStateProperty); it != c.properties.end()) {
+    std::istringstream lines(it->second);
+    for (std::string line; std::getline(lines, line);) optimizer_names.insert(line);
+    c.properties.erase(it);
+  }
+  CheckpointState state;
+  for (auto& [name, t] : c.tensors) {
+    (optimizer_names.count(name) ? state.optimizer_state_ : state.parameters_)[name] = t;
+  }
+  state.step_ = c.step;
+  state.properties_ = std::move(c.properties);
+  state.path_ = path;
+  return state;
+}
+
+void CheckpointState::save(const std::string& path, bool include_optimizer_state) const {
+  Checkpoint c;
+  c.tensors = parameters_;
+  c.properties = properties_;
+  if (include_optimizer_state) {
+    std::string names;
+    for (const auto& [name, t] : optimizer_state_) {
+      c.tensors[name] = t;
+      names += name + "\n";
+    }
+    if (!names.empty()) c.properties[kOptimizerStateProperty] = names;
+    c.step = step_;
+  } else {
+    c.properties.erase(kLearningRate);
+  }
+  save_checkpoint(c, path);
+}
+
+const Tensor& CheckpointState::parameter(const std::string& name) const {
+  auto it = parameters_.find(name);
+  if (it == parameters_.end()) {
+    throw InvalidArgument(checkpoint_name(path_) + " has no parameter '" + name + "'");
+  }
+  return it->second;
+}
+
+void CheckpointState::update_parameter(const std::string& name, const Tensor& value) {
+  const Tensor& old = parameter(name);
+  if (old.dtype() != value.dtype() || old.shape() != value.shape()) {
+    throw InvalidArgument("update_parameter: parameter '" + name + "' is " + describe(old) +
+                          ", the new value is " + describe(value));
+  }
+  parameters_[name] = value.clone();
+}
+
+void CheckpointState::add_property(const std::string& name, const std::string& value) {
+  if (name == kOptimizerStateProperty)
+    throw InvalidArgument("property '" + name + "' is reserved for graft's checkpoint format");
+  properties_[name] = value;
+}
+
+const std::string& CheckpointState::property(const std::string& name) const {
+  auto it = properties_.find(name);
+  if (it == properties_.end()) {
+    throw InvalidArgument(checkpoint_name(path_) + " has no property '" + name + "'");
+  }
+  return it->second;
+}
+
+// --- Module ---
+
+Module::Module(CheckpointState& state, const std::string& training_model_path,
+               const std::string& eval_model_path, SessionOptions options)
+    : state_(&state), training_path_(training_model_path), eval_path_(eval_model_path) {
+  ir::Model training = load_artifact(training_model_path, "training model");
+  std::vector<std::string> grad_outputs;
+  for (const auto& o : training.graph.outputs) {
+    if (ends_with(o.name, kGradSuffix) &&
+        (training.graph.is_graph_input(strip(o.name, kGradSuffix)) ||
+         training.graph.find_initializer(strip(o.name, kGradSuffix)))) {
+      params_.push_back(strip(o.name, kGradSuffix));
+      grad_outputs.push_back(o.name);
+    } else {
+      train_outputs_.push_back(o.name);
+    }
+  }
+  if (params_.empty()) {
+    throw InvalidArgument("training model '" + training_model_path +
+                          "' has no gradient outputs (\"<parameter>_grad\")");
+  }
+  user_output_count_ = train_outputs_.size();
+  train_outputs_.insert(train_outputs_.end(), grad_outputs.begin(), grad_outputs.end());
+  train_ = std::make_unique<InferenceSession>(std::move(training), options);
+  for (const auto& p : params_) {
+    auto it = state.parameters_.find(p);
+    if (it == state.parameters_.end()) {
+      throw InvalidArgument(checkpoint_name(state.path_) + " has no parameter '" + p +
+                            "', which training model '" + training_model_path + "' trains");
+    }
+    if (std::string why = mismatch(*train_, p, it->second); !why.empty()) {
+      throw InvalidArgument(checkpoint_name(state.path_) + ": parameter '" + p + "' " + why +
+                            " (training model '" + training_model_path + "')");
+    }
+  }
+  if (!eval_model_path.empty()) {
+    eval_model_ = std::make_unique<ir::Model>(load_artifact(eval_model_path, "eval model"));
+    eval_ = std::make_unique<InferenceSession>(eval_model_->clone(), options);
+  }
+}
+
+Module::Module(Module&&) noexcept = default;
+Module::~Module() = default;
+
+std::map<std::string, Value> Module::with_parameters(const std::map<std::string, Value>& feeds,
+                                                     const InferenceSession& session,
+                                                     const std::string& model_path) const {
+  std::map<std::string, Value> all;
+  for (const auto& [name, value] : feeds) {
+    if (std::find(params_.begin(), params_.end(), name) != params_.end()) {
+      throw InvalidArgument("feed '" + name +
+                            "' is a parameter: its value comes from the checkpoint state "
+                            "(CheckpointState::update_parameter changes it)");
+    }
+    const auto& inputs = session.inputs();
+    if (std::none_of(inputs.begin(), inputs.end(),
+                     [&](const IOInfo& i) { return i.name == name; })) {
+      std::string known;
+      for (const auto& i : inputs) {
+        if (std::find(params_.begin(), params_.end(), i.name) == params_.end())
+          known += (known.empty() ? "" : ", ") + i.name;
+      }
+      throw InvalidArgument("feed '" + name + "' is not an input of '" + model_path +
+                            "' (its inputs: " + known + ")");
+    }
+    all[name] = value;
+  }
+  for (const auto& p : params_) all[p] = state_->parameter(p);
+  return all;
+}
+
+std::vector<Value> Module::train_step(const std::map<std::string, Value>& feeds) {
+  std::vector<Value> outs =
+      train_->run(train_outputs_, with_parameters(feeds, *train_, training_path_));
+  // The run succeeded, so the buffers change only now: a bad feed leaves them as they were.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& g = outs[user_output_count_ + i].tensor();
+    auto it = gradients_.find(params_[i]);
+    if (reset_grad_ || it == gradients_.end()) {
+      gradients_[params_[i]] = g.clone();
+    } else {
+      accumulate(it->second, g);
+    }
+  }
+  reset_grad_ = false;
+  outs.resize(user_output_count_);
+  return outs;
+}
+
+std::vector<Value> Module::eval_step(const std::map<std::string, Value>& feeds) {
+  if (!eval_) throw InvalidArgument("eval_step: the Module was created without an eval model");
+  return eval_->run({}, with_parameters(feeds, *eval_, eval_path_));
+}
+
+std::vector<std::string> Module::input_names(bool training) const {
+  std::vector<std::string> names;
+  if (!training && !eval_) return names;
+  for (const auto& i : (training ? train_ : eval_)->inputs()) {
+    if (std::find(params_.begin(), params_.end(), i.name) == params_.end()) names.push_back(i.name);
+  }
+  return names;
+}
+
+std::vector<std::string> Module::output_names(bool training) const {
+  if (training) return {train_outputs_.begin(), train_outputs_.begin() + user_output_count_};
+  std::vector<std::string> names;
+  if (eval_) {
+    for (const auto& o : eval_->outputs()) names.push_back(o.name);
+  }
+  return names;
+}
+
+void Module::export_model_for_inferencing(const std::string& path,
+                                          const std::vector<std::string>& output_names) const {
+  if (!eval_model_) {
+    throw InvalidArgument(
+        "export_model_for_inferencing: the Module was created without an eval model");
+  }
+  std::map<std::string, Tensor> trained;
+  for (const auto& p : params_) trained[p] = state_->parameter(p);
+  ir::save_model(inference_model(*eval_model_, trained, output_names), path);
+}
+
+// --- Optimizer ---
+
+Optimizer::Optimizer(Module& module, const std::string& optimizer_model_path, float learning_rate,
+                     SessionOptions options)
+    : module_(&module), path_(optimizer_model_path), learning_rate_(learning_rate) {
+  ir::Model model = load_artifact(optimizer_model_path, "optimizer model");
+  for (const auto& o : model.graph.outputs) {
+    if (ends_with(o.name, kNewSuffix)) outputs_.push_back(o.name);
+  }
+  for (const auto& p : module.parameter_names()) {
+    if (!model.graph.is_graph_input(kGradientPrefix + p) ||
+        std::find(outputs_.begin(), outputs_.end(), p + kNewSuffix) == outputs_.end()) {
+      throw InvalidArgument("optimizer model '" + optimizer_model_path +
+                            "' does not update parameter '" + p + "' (no input '" +
+                            kGradientPrefix + p + "' or output '" + p + kNewSuffix + "')");
+    }
+  }
+  session_ = std::make_unique<InferenceSession>(std::move(model), options);
+  // A checkpoint written by TrainingSession holds the optimizer state among its tensors, unmarked:
+  // claim this optimizer's state tensors from the parameters.
+  CheckpointState& state = module.state();
+  for (const auto& o : outputs_) {
+    const std::string name = strip(o, kNewSuffix);
+    const auto& params = module.parameter_names();
+    if (name == kStep || std::find(params.begin(), params.end(), name) != params.end()) continue;
+    if (auto it = state.parameters_.find(name); it != state.parameters_.end()) {
+      state.optimizer_state_[name] = it->second;
+      state.parameters_.erase(it);
+    }
+  }
+  if (state.has_property(kLearningRate)) {
+    learning_rate_ = std::stof(state.property(kLearningRate));
+  } else {
+    set_learning_rate(learning_rate);
+  }
+}
+
+Optimizer::Optimizer(Optimizer&&) noexcept = default;
+Optimizer::~Optimizer() = default;
+
+void Optimizer::step() {
+  const auto& gradients = module_->gradients();
+  if (gradients.empty())
+    throw InvalidArgument("Optimizer::step: no gradients yet (call Module::train_step first)");
+  CheckpointState& state = module_->state();
+  Tensor lr(DType::Float, {});
+  lr.data<float>()[0] = learning_rate_;
+  Tensor step(DType::Int64, {});
+  step.data<int64_t>()[0] = state.step_;
+  std::map<std::string, Value> feeds = {{kLearningRate, lr}, {kStep, step}};
+  for (const auto& [p, g] : gradients) feeds[kGradientPrefix + p] = g;
+  for (const auto* list : {&session_->inputs(), &session_->overridable_initializers()}) {
+    for (const IOInfo& info : *list) {
+      if (auto it = state.parameters_.find(info.name); it != state.parameters_.end()) {
+        feeds[info.name] = it->second;
+      } else if (auto s = state.optimizer_state_.find(info.name);
+                 s != state.optimizer_state_.end()) {
+        feeds[info.name] = s->second;
+      }
+      // Optimizer state not in the checkpoint yet takes the model's first-step value.
+    }
+  }
+  std::vector<Value> outs = session_->run(outputs_, feeds);
+  const auto& params = module_->parameter_names();
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    const std::string name = strip(outputs_[i], kNewSuffix);
+    if (name == kStep) {
+      state.step_ = outs[i].tensor().scalar_as_int(0);
+    } else if (std::find(params.begin(), params.end(), name) != params.end()) {
+      state.parameters_[name] = outs[i].tensor();
+    } else {
+      state.optimizer_state_[name] = outs[i].tensor();
+    }
+  }
+}
+
+void Optimizer::set_learning_rate(float learning_rate) {
+  if (!std::isfinite(learning_rate) || learning_rate < 0) {
+    throw InvalidArgument("set_learning_rate: the learning rate must be finite and not negative, " +
+                          std::string("got ") + format_float(learning_rate));
+  }
+  learning_rate_ = learning_rate;
+  module_->state().properties_[kLearningRate] = format_float(learning_rate);
+}
+
+// --- shared helpers ---
+
+void accumulate(Tensor& sum, const Tensor& addend) {
+  if (sum.dtype() != addend.dtype() || sum.shape() != addend.shape()) {
+    throw InvalidArgument("accumulate: cannot add " + describe(addend) + " into " + describe(sum));
+  }
+  dispatch_float(sum.dtype(), "gradient accumulation", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* acc = sum.data<T>();
+    const T* add = addend.data<T>();
+    for (int64_t k = 0; k < sum.size(); ++k) {
+      if constexpr (std::is_floating_point_v<T>) {
+        acc[k] += add[k];
+      } else {
+        acc[k] = T(static_cast<float>(acc[k]) + static_cast<float>(add[k]));
+      }
+    }
+  });
+}
+
+ir::Model inference_model(const ir::Model& forward, const std::map<std::string, Tensor>& trained,
+                          const std::vector<std::string>& output_names) {
+  ir::Model m = forward.clone();
+  ir::Graph& g = m.graph;
+  std::vector<ir::ValueInfo> outputs;
+  for (const auto& name : output_names) {
+    const onnx::TypeProto* type = name.empty() ? nullptr : g.type_of(name);
+    const bool produced = g.producer(name) || g.is_graph_input(name) || g.find_initializer(name);
+    if (!type || !produced) {
+      throw InvalidArgument("export_model_for_inferencing: '" + name +
+                            "' is not a value of the model with a known type");
+    }
+    outputs.push_back({name, std::make_shared<onnx::TypeProto>(*type), ""});
+  }
+  if (outputs.empty()) throw InvalidArgument("export_model_for_inferencing: no output names given");
+  g.outputs = std::move(outputs);
+  // Keep the nodes some output depends on, walking backwards.
+  std::set<std::string> needed(output_names.begin(), output_names.end());
+  std::vector<std::unique_ptr<ir::Node>> kept;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    if (std::none_of((*it)->outputs.begin(), (*it)->outputs.end(),
+                     [&](const std::string& o) { return needed.count(o) != 0; })) {
+      continue;
+    }
+    needed.insert((*it)->inputs.begin(), (*it)->inputs.end());
+    for (const auto& a : (*it)->attributes) {
+      for (const auto& sub : a.graphs) {
+        for (const auto& v : sub->free_variables()) needed.insert(v);
+      }
+    }
+    kept.push_back(std::move(*it));
+  }
+  std::reverse(kept.begin(), kept.end());
+  g.nodes = std::move(kept);
+  std::erase_if(g.inputs, [&](const ir::ValueInfo& v) {
+    return !needed.count(v.name) || trained.count(v.name);
+  });
+  std::vector<std::shared_ptr<onnx::TensorProto>> initializers;
+  for (const auto& t : g.initializers) {
+    if (!needed.count(t->name())) continue;
+    auto it = trained.find(t->name());
+    if (it == trained.end()) {
+      initializers.push_back(t);
+      continue;
+    }
+    auto proto = std::make_shared<onnx::TensorProto>();
+    tensor_to_proto(it->second, t->name(), proto.get());
+    initializers.push_back(std::move(proto));
+  }
+  // A trained value that was a plain input (no initializer) becomes one.
+  for (const auto& [name, t] : trained) {
+    if (!needed.count(name) || g.find_initializer(name)) continue;
+    auto proto = std::make_shared<onnx::TensorProto>();
+    tensor_to_proto(t, name, proto.get());
+    initializers.push_back(std::move(proto));
+  }
+  g.initializers = std::move(initializers);
+  std::erase_if(g.value_info, [&](const auto& kv) { return !needed.count(kv.first); });
+  g.renumber();
+  return m;
+}
+
+}  // namespace graft::training

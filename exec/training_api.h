@@ -1,0 +1,204 @@
+// On-device training over the artifacts that graft.artifacts.generate_artifacts writes, with
+// onnxruntime's training-API concepts: a CheckpointState holds the parameters, the optimizer
+// state, the step and string properties; a Module runs the training model (gradients add up
+// until the optimizer steps) and the eval model; an Optimizer applies the gradients with the
+// optimizer model. The three models are plain ONNX files, each run by an InferenceSession.
+//
+//   auto paths = graft::training::ArtifactPaths::in_directory("artifacts");
+//   auto state = graft::training::CheckpointState::load(paths.checkpoint);
+//   graft::training::Module module(state, paths.training_model, paths.eval_model);
+//   graft::training::Optimizer optimizer(module, paths.optimizer_model, 0.01f);
+//   module.train_step({{"input", x}, {"labels", y}});
+//   optimizer.step();
+//   module.lazy_reset_grad();
+#pragma once
+
+#include "ir/api.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/session.h"
+#include "exec/tensor.h"
+
+namespace graft {
+namespace ir {
+class Model;
+}
+
+namespace training {
+
+// The files generate_artifacts writes into its artifact directory.
+struct GRAFT_API ArtifactPaths {
+  std::string training_model, eval_model, optimizer_model, checkpoint;
+  // "<dir>/training_model.onnx", "<dir>/eval_model.onnx", "<dir>/optimizer_model.onnx" and
+  // "<dir>/checkpoint". Does not look at the files.
+  static ArtifactPaths in_directory(const std::string& dir);
+};
+
+// Parameters (what the Module trains), optimizer state (what the Optimizer keeps between steps),
+// the optimizer's step count and string properties. The file format is graft's checkpoint
+// (exec/checkpoint.h), so graft.checkpoint.load_checkpoint in Python reads it too.
+class GRAFT_API CheckpointState {
+ public:
+  // Reads a checkpoint written by generate_artifacts, CheckpointState::save or
+  // TrainingSession::save_checkpoint. Tensors listed in the "graft.optimizer_state" property
+  // are optimizer state, the rest parameters. Throws InvalidArgument naming the file when it is
+  // missing or damaged.
+  static CheckpointState load(const std::string& path);
+  // Writes the parameters and properties atomically (an existing file is replaced only once the
+  // new one is complete). With include_optimizer_state, also the optimizer state, the step and
+  // the learning rate, so training resumes exactly; without, the step is written as 0 (the
+  // parameters alone start a new training run, as in onnxruntime). Throws InvalidArgument if the
+  // file cannot be written.
+  void save(const std::string& path, bool include_optimizer_state = false) const;
+
+  // The parameter called `name`. Throws InvalidArgument naming it when the state has none.
+  const Tensor& parameter(const std::string& name) const;
+  // Replaces a parameter's value with a copy of `value`. Throws InvalidArgument naming the
+  // parameter when there is none, or when `value` has another shape or element type.
+  void update_parameter(const std::string& name, const Tensor& value);
+  // Every parameter by name.
+  const std::map<std::string, Tensor>& parameters() const { return parameters_; }
+  // Optimizer moments and the like, by name ("fc.weight.adamw.m"); empty before the first step.
+  const std::map<std::string, Tensor>& optimizer_state() const { return optimizer_state_; }
+  // Optimizer steps taken.
+  int64_t step() const { return step_; }
+
+  // Adds or replaces a user property (onnxruntime's AddProperty; graft stores strings).
+  void add_property(const std::string& name, const std::string& value);
+  // The property's value. Throws InvalidArgument naming it when the state has none.
+  const std::string& property(const std::string& name) const;
+  bool has_property(const std::string& name) const { return properties_.count(name) != 0; }
+  // Every property by name, including graft's own ("graft.lr", "graft.optimizer").
+  const std::map<std::string, std::string>& properties() const { return properties_; }
+  // The file this state was loaded from ("" for one built in memory); errors name it.
+  const std::string& path() const { return path_; }
+
+ private:
+  friend class Module;
+  friend class Optimizer;
+  CheckpointState() = default;
+  std::map<std::string, Tensor> parameters_;
+  std::map<std::string, Tensor> optimizer_state_;
+  int64_t step_ = 0;
+  std::map<std::string, std::string> properties_;
+  std::string path_;
+};
+
+// The training model (forward, loss and "<p>_grad" outputs, parameters as inputs) and, when
+// given, the eval model (forward and loss). The parameters are those p with a "<p>_grad" output;
+// their values come from the CheckpointState at every step.
+class GRAFT_API Module {
+ public:
+  // Loads the models. `state` must outlive the Module and stay where it is (it is read at every
+  // step and written by the Optimizer). `eval_model_path` may be empty: then eval_step and
+  // export_model_for_inferencing throw. Throws InvalidArgument naming the file when a model file
+  // is missing or invalid, naming the parameter when `state` lacks one of the training model's
+  // parameters or holds it with another shape or element type, and NotImplemented when a node
+  // has no kernel.
+  Module(CheckpointState& state, const std::string& training_model_path,
+         const std::string& eval_model_path = "", SessionOptions options = {});
+  Module(Module&&) noexcept;
+  ~Module();
+
+  // Runs forward and backward on `feeds` (the training model's inputs other than parameters, by
+  // name). The gradients add into the module's buffers, which start afresh at the first step and
+  // at the first step after lazy_reset_grad. Returns the training model's outputs other than the
+  // gradients, in model order (for generate_artifacts' models: the forward outputs, then "loss").
+  // Throws InvalidArgument naming the input for a missing, unknown or mistyped feed, or for a
+  // feed that names a parameter; the gradient buffers are then unchanged.
+  std::vector<Value> train_step(const std::map<std::string, Value>& feeds);
+  // The eval model's outputs (for generate_artifacts' models: the forward outputs, then "loss")
+  // with the current parameters; no gradients, no update. Throws InvalidArgument when the Module
+  // has no eval model, and for feeds as train_step does.
+  std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
+  // The next train_step replaces the gradient buffers instead of adding to them.
+  void lazy_reset_grad() { reset_grad_ = true; }
+
+  // Accumulated gradients by parameter name; empty before the first train_step.
+  const std::map<std::string, Tensor>& gradients() const { return gradients_; }
+  // The trained parameters, in the order of the training model's gradient outputs.
+  const std::vector<std::string>& parameter_names() const { return params_; }
+  // The inputs a train_step (training) or eval_step feed must hold, parameters excluded.
+  std::vector<std::string> input_names(bool training) const;
+  // The outputs train_step (training) or eval_step return, in order.
+  std::vector<std::string> output_names(bool training) const;
+  // The state the Module reads its parameters from (the one given to the constructor).
+  CheckpointState& state() { return *state_; }
+
+  // Writes the eval model with the state's parameters as initializers, reduced to the nodes that
+  // compute `output_names` (values of the eval model with a known type; loss nodes and inputs
+  // such as labels drop out when no output needs them). The file runs in any ONNX runtime.
+  // Throws InvalidArgument when the Module has no eval model, for an empty or unknown output
+  // name, or when the file cannot be written.
+  void export_model_for_inferencing(const std::string& path,
+                                    const std::vector<std::string>& output_names) const;
+
+ private:
+  std::map<std::string, Value> with_parameters(const std::map<std::string, Value>& feeds,
+                                               const InferenceSession& session,
+                                               const std::string& model_path) const;
+  CheckpointState* state_;
+  std::string training_path_, eval_path_;
+  std::unique_ptr<InferenceSession> train_, eval_;
+  std::unique_ptr<ir::Model> eval_model_;  // as loaded, for export
+  std::vector<std::string> params_;
+  std::vector<std::string> train_outputs_;  // non-gradient outputs, then "<p>_grad" per param
+  size_t user_output_count_ = 0;
+  std::map<std::string, Tensor> gradients_;
+  bool reset_grad_ = true;
+};
+
+// The optimizer model: inputs "graft.lr", "graft.step", "gradient/<p>", the parameters and the
+// optimizer state (overridable initializers holding their first-step values); outputs
+// "<name>.new" for each parameter and state tensor and "graft.step.new".
+class GRAFT_API Optimizer {
+ public:
+  // Loads the optimizer model for `module`'s parameters; `module` must outlive the Optimizer and
+  // stay where it is.
+  // The learning rate is the state's "graft.lr" property when it has one (a checkpoint saved with
+  // its optimizer state), else `learning_rate`, which is then recorded there. Throws
+  // InvalidArgument naming the file when it is missing or invalid, naming the parameter when the
+  // model does not update one of the module's parameters, and for a negative or non-finite
+  // `learning_rate`.
+  Optimizer(Module& module, const std::string& optimizer_model_path, float learning_rate = 1e-3f,
+            SessionOptions options = {});
+  Optimizer(Optimizer&&) noexcept;
+  ~Optimizer();
+
+  // Applies the module's accumulated gradients: the state's parameters and optimizer state take
+  // their updated values and its step advances by one. The gradients stay until the module's
+  // next train_step after lazy_reset_grad (onnxruntime's order: train_step, step,
+  // lazy_reset_grad). Throws InvalidArgument when the module has no gradients yet; the state is
+  // unchanged then.
+  void step();
+  // Sets the learning rate for the following steps (onnxruntime's SetLearningRate) and records it
+  // in the state's "graft.lr" property. Throws InvalidArgument for a negative or non-finite rate.
+  void set_learning_rate(float learning_rate);
+  float learning_rate() const { return learning_rate_; }
+
+ private:
+  Module* module_;
+  std::string path_;
+  std::unique_ptr<InferenceSession> session_;
+  std::vector<std::string> outputs_;  // the "<name>.new" outputs
+  float learning_rate_;
+};
+
+// Adds `addend` into `sum` element by element (the gradient accumulation of train_step). Throws
+// InvalidArgument when the shapes or element types differ or the type is not floating point.
+GRAFT_API void accumulate(Tensor& sum, const Tensor& addend);
+
+// `forward` with `trained` replacing the initializers of the same names (which stop being graph
+// inputs), reduced to the nodes, inputs and initializers that compute `output_names`. Throws
+// InvalidArgument for an empty or unknown output name (one that is neither a graph output nor a
+// value of known type).
+GRAFT_API ir::Model inference_model(const ir::Model& forward,
+                                    const std::map<std::string, Tensor>& trained,
+                                    const std::vector<std::string>& output_names);
+
+}  // namespace training
+}  // namespace graft

@@ -1,0 +1,336 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <tuple>
+
+#include "autodiff/gradient.h"
+#include "exec/checkpoint.h"
+#include "exec/training_api.h"
+#include "ir/model.h"
+#include "ir/serialize.h"
+#include "onnx/onnx_pb.h"
+#include "optim/optimizer.h"
+
+namespace graft::training {
+namespace {
+
+namespace fs = std::filesystem;
+
+void set_type(onnx::ValueInfoProto* info, const std::string& name, int elem_type,
+              const std::vector<int64_t>& dims) {
+  info->set_name(name);
+  auto* tt = info->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem_type);
+  auto* shape = tt->mutable_shape();
+  for (int64_t d : dims) {
+    if (d < 0) {
+      shape->add_dim()->set_dim_param("N");
+    } else {
+      shape->add_dim()->set_dim_value(d);
+    }
+  }
+}
+
+onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op,
+                          const std::vector<std::string>& inputs, const std::string& output) {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(output + "/" + op);
+  for (const auto& i : inputs) n->add_input(i);
+  n->add_output(output);
+  return n;
+}
+
+// What generate_artifacts writes for y = x W + b with loss mean((y - target)^2), parameters W
+// [3, 2] and b [2], written by the C++ builders the Python function wraps.
+void write_artifacts(const fs::path& dir, const optim::OptimizerConfig& config) {
+  onnx::ModelProto m;
+  m.set_ir_version(9);
+  m.add_opset_import()->set_version(18);
+  auto* g = m.mutable_graph();
+  g->set_name("linear");
+  const std::vector<float> w = {0.5f, -0.2f, 0.1f, 0.3f, -0.4f, 0.2f}, b = {0.05f, -0.05f};
+  for (const auto& [name, values, dims] : {std::tuple{"W", w, std::vector<int64_t>{3, 2}},
+                                           std::tuple{"b", b, std::vector<int64_t>{2}}}) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) t->add_float_data(v);
+    set_type(g->add_input(), name, onnx::TensorProto::FLOAT, dims);
+  }
+  set_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 3});
+  set_type(g->add_input(), "target", onnx::TensorProto::FLOAT, {-1, 2});
+  add_node(g, "MatMul", {"x", "W"}, "xw");
+  add_node(g, "Add", {"xw", "b"}, "y");
+  add_node(g, "Sub", {"y", "target"}, "diff");
+  add_node(g, "Mul", {"diff", "diff"}, "sq");
+  auto* mean = add_node(g, "ReduceMean", {"sq"}, "loss");
+  auto* keepdims = mean->add_attribute();
+  keepdims->set_name("keepdims");
+  keepdims->set_type(onnx::AttributeProto::INT);
+  keepdims->set_i(0);
+  set_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, 2});
+  set_type(g->add_output(), "loss", onnx::TensorProto::FLOAT, {});
+  const ir::Model eval = ir::load_model_from_bytes(m.SerializeAsString());
+  const std::vector<std::string> params = {"W", "b"};
+  ir::save_model(eval, (dir / "eval_model.onnx").string());
+  ir::save_model(autodiff::build_gradient_graph(eval, "loss", params),
+                 (dir / "training_model.onnx").string());
+
+  onnx::ModelProto u;
+  u.set_ir_version(9);
+  u.add_opset_import()->set_version(18);
+  auto* ug = u.mutable_graph();
+  ug->set_name("optimizer_step");
+  for (const auto& init : g->initializer()) {
+    *ug->add_initializer() = init;
+    std::vector<int64_t> dims(init.dims().begin(), init.dims().end());
+    set_type(ug->add_input(), "gradient/" + init.name(), onnx::TensorProto::FLOAT, dims);
+    add_node(ug, "Identity", {"gradient/" + init.name()}, init.name() + "_grad");
+    set_type(ug->add_output(), init.name() + "_grad", onnx::TensorProto::FLOAT, dims);
+  }
+  ir::save_model(
+      optim::add_optimizer(ir::load_model_from_bytes(u.SerializeAsString()), params, config),
+      (dir / "optimizer_model.onnx").string());
+
+  Checkpoint c;
+  c.tensors["W"] = Tensor(DType::Float, {3, 2});
+  c.tensors["b"] = Tensor(DType::Float, {2});
+  std::copy(w.begin(), w.end(), c.tensors["W"].data<float>());
+  std::copy(b.begin(), b.end(), c.tensors["b"].data<float>());
+  save_checkpoint(c, (dir / "checkpoint").string());
+}
+
+// target = x A + c for fixed A, c: a linear model can fit it exactly.
+std::map<std::string, Value> batch(int seed) {
+  Tensor x(DType::Float, {4, 3}), target(DType::Float, {4, 2});
+  for (int i = 0; i < 12; ++i) x.data<float>()[i] = std::sin(0.7f * static_cast<float>(i + seed));
+  for (int r = 0; r < 4; ++r) {
+    const float* xr = x.data<float>() + 3 * r;
+    target.data<float>()[2 * r] = xr[0] - 2 * xr[1] + 0.5f * xr[2] + 0.3f;
+    target.data<float>()[2 * r + 1] = 0.25f * xr[0] + xr[2] - 0.1f;
+  }
+  return {{"x", x}, {"target", target}};
+}
+
+double loss_of(const std::vector<Value>& outs) { return outs.back().tensor().scalar_as_double(0); }
+
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& mentions) {
+  try {
+    f();
+    ADD_FAILURE() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    const std::string what = e.what();
+    for (const auto& m : mentions) EXPECT_NE(what.find(m), std::string::npos) << what;
+  }
+}
+
+class TrainingApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("graft_training_api_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    optim::OptimizerConfig sgd;
+    sgd.kind = optim::Kind::SGD;
+    sgd.momentum = 0.9f;
+    write_artifacts(dir_, sgd);
+    paths_ = ArtifactPaths::in_directory(dir_.string());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+  ArtifactPaths paths_;
+};
+
+TEST_F(TrainingApi, MissingArtifactFilesAreNamed) {
+  expect_error([&] { CheckpointState::load((dir_ / "nope").string()); }, {"nope"});
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  expect_error(
+      [&] {
+        Module{state, (dir_ / "missing.onnx").string()};
+      },
+      {"training model", "missing.onnx"});
+  expect_error(
+      [&] {
+        Module{state, paths_.training_model, (dir_ / "no_eval.onnx").string()};
+      },
+      {"eval model", "no_eval.onnx"});
+  Module module(state, paths_.training_model);
+  expect_error(
+      [&] {
+        Optimizer{module, (dir_ / "no_optim.onnx").string()};
+      },
+      {"optimizer model", "no_optim.onnx"});
+  expect_error([&] { module.eval_step(batch(0)); }, {"eval model"});
+  expect_error([&] { module.export_model_for_inferencing((dir_ / "x.onnx").string(), {"y"}); },
+               {"eval model"});
+}
+
+TEST_F(TrainingApi, CheckpointLackingAParameterIsRefused) {
+  Checkpoint c = load_checkpoint(paths_.checkpoint);
+  c.tensors.erase("b");
+  save_checkpoint(c, (dir_ / "partial").string());
+  CheckpointState partial = CheckpointState::load((dir_ / "partial").string());
+  expect_error([&] { Module{partial, paths_.training_model}; }, {"partial", "'b'"});
+
+  c = load_checkpoint(paths_.checkpoint);
+  c.tensors["b"] = Tensor(DType::Float, {3});
+  save_checkpoint(c, (dir_ / "wrong_shape").string());
+  CheckpointState wrong = CheckpointState::load((dir_ / "wrong_shape").string());
+  expect_error(
+      [&] {
+        Module{wrong, paths_.training_model};
+      },
+      {"wrong_shape", "'b'", "shape [3]", "declares [2]"});
+}
+
+TEST_F(TrainingApi, WrongFeedsNameTheInputAndLeaveGradientsAlone) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model, paths_.eval_model);
+  EXPECT_EQ(module.input_names(true), (std::vector<std::string>{"x", "target"}));
+  EXPECT_EQ(module.parameter_names(), (std::vector<std::string>{"W", "b"}));
+  module.train_step(batch(0));
+  const std::vector<float> before(module.gradients().at("W").span<float>().begin(),
+                                  module.gradients().at("W").span<float>().end());
+
+  auto feeds = batch(1);
+  feeds["nope"] = Tensor(DType::Float, {1});
+  expect_error([&] { module.train_step(feeds); }, {"'nope'", "x, target"});
+  feeds = batch(1);
+  feeds.erase("target");
+  expect_error([&] { module.train_step(feeds); }, {"'target'"});
+  feeds = batch(1);
+  feeds["x"] = Tensor(DType::Double, {4, 3});
+  expect_error([&] { module.train_step(feeds); }, {"'x'", "element type"});
+  feeds = batch(1);
+  feeds["x"] = Tensor(DType::Float, {4, 5});
+  expect_error([&] { module.train_step(feeds); }, {"'x'", "dimension 1"});
+  feeds = batch(1);
+  feeds["W"] = Tensor(DType::Float, {3, 2});
+  expect_error([&] { module.train_step(feeds); }, {"'W'", "parameter"});
+  expect_error([&] { module.eval_step(feeds); }, {"'W'", "parameter"});
+
+  const auto after = module.gradients().at("W").span<float>();
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), after.begin()));
+  expect_error(
+      [&] {
+        state.update_parameter("W", Tensor(DType::Float, {2, 3}));
+      },
+      {"'W'", "[3, 2]", "[2, 3]"});
+  expect_error([&] { state.parameter("nope"); }, {"'nope'"});
+}
+
+TEST_F(TrainingApi, LearningRateGetSetAndResume) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model);
+  Optimizer optimizer(module, paths_.optimizer_model);
+  EXPECT_FLOAT_EQ(optimizer.learning_rate(), 1e-3f);
+  optimizer.set_learning_rate(0.0375f);
+  EXPECT_EQ(optimizer.learning_rate(), 0.0375f);
+  expect_error([&] { optimizer.set_learning_rate(-1.0f); }, {"learning rate"});
+  expect_error([&] { optimizer.set_learning_rate(NAN); }, {"learning rate"});
+  EXPECT_EQ(optimizer.learning_rate(), 0.0375f);
+  expect_error([&] { optimizer.step(); }, {"no gradients"});
+  EXPECT_EQ(state.step(), 0);
+
+  module.train_step(batch(0));
+  optimizer.step();
+  EXPECT_EQ(state.step(), 1);
+  EXPECT_EQ(state.optimizer_state().size(), 2u);  // a momentum buffer per parameter
+  const std::string with = (dir_ / "with_state").string(), without = (dir_ / "without").string();
+  state.save(with, /*include_optimizer_state=*/true);
+  state.save(without);
+
+  CheckpointState resumed = CheckpointState::load(with);
+  EXPECT_EQ(resumed.step(), 1);
+  EXPECT_EQ(resumed.optimizer_state().size(), 2u);
+  Module module2(resumed, paths_.training_model);
+  Optimizer optimizer2(module2, paths_.optimizer_model);
+  EXPECT_EQ(optimizer2.learning_rate(), 0.0375f);
+
+  CheckpointState fresh = CheckpointState::load(without);
+  EXPECT_EQ(fresh.step(), 0);
+  EXPECT_TRUE(fresh.optimizer_state().empty());
+  EXPECT_FALSE(fresh.has_property("graft.lr"));
+  EXPECT_EQ(fresh.parameters().size(), 2u);
+}
+
+TEST_F(TrainingApi, StepsReduceTheLossAndResumeExactly) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model, paths_.eval_model);
+  Optimizer optimizer(module, paths_.optimizer_model, 0.05f);
+  const double initial = loss_of(module.eval_step(batch(0)));
+  for (int i = 0; i < 30; ++i) {
+    module.train_step(batch(i % 3));
+    optimizer.step();
+    module.lazy_reset_grad();
+  }
+  const double trained = loss_of(module.eval_step(batch(0)));
+  EXPECT_LT(trained, 0.2 * initial) << initial << " -> " << trained;
+  EXPECT_EQ(state.step(), 30);
+
+  // Saving with the optimizer state and continuing gives the same parameters as not stopping.
+  state.save((dir_ / "mid").string(), true);
+  CheckpointState resumed = CheckpointState::load((dir_ / "mid").string());
+  Module module2(resumed, paths_.training_model);
+  Optimizer optimizer2(module2, paths_.optimizer_model);
+  for (auto [m, o] : {std::pair{&module, &optimizer}, std::pair{&module2, &optimizer2}}) {
+    for (int i = 0; i < 5; ++i) {
+      m->train_step(batch(i));
+      o->step();
+      m->lazy_reset_grad();
+    }
+  }
+  for (const auto& name : {"W", "b"}) {
+    const auto a = state.parameter(name).span<float>(), b = resumed.parameter(name).span<float>();
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << name;
+  }
+}
+
+TEST_F(TrainingApi, GradientsAccumulateUntilLazyReset) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model);
+  module.train_step(batch(0));
+  const Tensor first = module.gradients().at("W").clone();
+  module.train_step(batch(1));
+  const Tensor sum = module.gradients().at("W").clone();
+  module.lazy_reset_grad();
+  module.train_step(batch(1));
+  const Tensor second = module.gradients().at("W");
+  for (int64_t i = 0; i < first.size(); ++i) {
+    EXPECT_FLOAT_EQ(sum.data<float>()[i], first.data<float>()[i] + second.data<float>()[i]);
+  }
+}
+
+TEST_F(TrainingApi, ExportedModelHasTrainedWeightsAndNoLoss) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model, paths_.eval_model);
+  Optimizer optimizer(module, paths_.optimizer_model, 0.05f);
+  for (int i = 0; i < 3; ++i) {
+    module.train_step(batch(i));
+    optimizer.step();
+    module.lazy_reset_grad();
+  }
+  const std::string path = (dir_ / "inference.onnx").string();
+  expect_error([&] { module.export_model_for_inferencing(path, {"nope"}); }, {"'nope'"});
+  expect_error([&] { module.export_model_for_inferencing(path, {}); }, {"no output"});
+  module.export_model_for_inferencing(path, {"y"});
+  InferenceSession inference = InferenceSession::from_file(path);
+  ASSERT_EQ(inference.inputs().size(), 1u);
+  EXPECT_EQ(inference.inputs()[0].name, "x");
+  ASSERT_EQ(inference.outputs().size(), 1u);
+  const auto feeds = batch(2);
+  const Tensor y = inference.run({}, {{"x", feeds.at("x")}})[0].tensor();
+  const Tensor want = module.eval_step(feeds)[0].tensor();
+  ASSERT_EQ(y.shape(), want.shape());
+  for (int64_t i = 0; i < y.size(); ++i) EXPECT_FLOAT_EQ(y.data<float>()[i], want.data<float>()[i]);
+}
+
+}  // namespace
+}  // namespace graft::training
