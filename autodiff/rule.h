@@ -59,6 +59,12 @@ class RuleContext {
   // its own kernel for it.
   std::string emit_fused(const std::string& op_type, const std::vector<std::string>& inputs,
                          const std::vector<Attr>& attrs, const char* body);
+  // The same for a fused op with several outputs, of which only the `wanted` ones are named (the
+  // others are left empty, so the kernel skips them). Returns the names, "" where not wanted.
+  std::vector<std::string> emit_fused(const std::string& op_type,
+                                      const std::vector<std::string>& inputs,
+                                      const std::vector<bool>& wanted,
+                                      const std::vector<Attr>& attrs, const char* body);
 
   // Helpers shared by many rules.
   // A scalar constant of the same element type as `like`.
@@ -76,6 +82,11 @@ class RuleContext {
   std::optional<std::vector<int64_t>> static_shape(const std::string& value) const;
   // The rank of `value` when shape inference knows it, else -1.
   int64_t static_rank(const std::string& value) const;
+  // The ONNX element type of `value` (TensorProto::DataType), 0 when unknown.
+  int32_t elem_type(const std::string& value) const;
+  // The elements of an integer `value` fixed when the model is built (an initializer or a
+  // Constant node's output); nullopt otherwise.
+  std::optional<std::vector<int64_t>> constant_ints(const std::string& value) const;
   // Attribute readers on the forward node.
   int64_t attr_int(const std::string& name, int64_t fallback) const;
   float attr_float(const std::string& name, float fallback) const;

@@ -51,12 +51,21 @@ void identity_grad(RuleContext& c) {
 }
 
 // y = relu(x): dx = dy where y > 0.
+// dx = dy where y > 0, else 0: the fused com.graft.ReluGrad.
+constexpr const char* kReluGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+ReluGrad (dY, Y) => (dX) {
+  zero = Constant <value_float: float = 0.0> ()
+  zero_like = CastLike (zero, Y)
+  positive = Greater (Y, zero_like)
+  dX = Where (positive, dY, zero_like)
+}
+)ONNX";
+
 void relu_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty()) return;
-  std::string zero = c.scalar_like(0.0, c.output(0));
-  std::string positive = c.emit1("Greater", {c.output(0), zero});
-  c.set_input_grad(0, c.emit1("Where", {positive, dy, c.emit1("Mul", {dy, zero})}));
+  c.set_input_grad(0, c.emit_fused("ReluGrad", {dy, c.output(0)}, {}, kReluGradBody));
 }
 
 // Sum of N broadcast inputs.

@@ -1,4 +1,5 @@
 // Gradient rules for MatMul and Gemm.
+#include <algorithm>
 #include <optional>
 
 #include "autodiff/rule.h"
@@ -6,9 +7,22 @@
 namespace graft::autodiff {
 namespace {
 
-// Swaps the last two axes, whatever the rank (Transpose needs a static permutation).
-std::string transpose_last_two(RuleContext& c, const std::string& x) {
-  return c.emit1("Einsum", {x}, {Attr::s("equation", "...ij->...ji")});
+// Swaps the last two axes of a value of rank `rank`.
+std::string transpose_last_two(RuleContext& c, const std::string& x, int64_t rank) {
+  std::vector<int64_t> perm(static_cast<size_t>(rank));
+  for (int64_t i = 0; i < rank; ++i) perm[static_cast<size_t>(i)] = i;
+  std::swap(perm[static_cast<size_t>(rank - 1)], perm[static_cast<size_t>(rank - 2)]);
+  return c.emit1("Transpose", {x}, {Attr::ints("perm", perm)});
+}
+
+// db for y = a @ b with a matrix b of static shape [k, n] shared by every batch entry of a: the
+// batch axes fold into the GEMM's inner dimension, a^T dy over all rows at once (no per-batch
+// products to sum afterwards).
+std::string shared_matrix_grad(RuleContext& c, const std::string& a, const std::string& dy,
+                               int64_t k, int64_t n) {
+  const std::string a2 = c.emit1("Reshape", {a, c.ints_constant({-1, k})});
+  const std::string dy2 = c.emit1("Reshape", {dy, c.ints_constant({-1, n})});
+  return c.emit1("Gemm", {a2, dy2}, {Attr::i("transA", 1)});
 }
 
 // y = a @ b, batched with broadcasting: da = dy @ b^T, db = a^T @ dy, each summed over the batch
@@ -46,13 +60,17 @@ void matmul_grad(RuleContext& c) {
       db_shape->insert(db_shape->end(), bs->end() - 2, bs->end());
     }
   }
+  const int64_t rank_a = std::max<int64_t>(ra, 2), rank_b = std::max<int64_t>(rb, 2);
   if (c.needs_input_grad(0)) {
-    std::string da = c.emit1("MatMul", {dy, transpose_last_two(c, b)});
+    std::string da = c.emit1("MatMul", {dy, transpose_last_two(c, b, rank_b)});
     if (ra == 1) da = c.emit1("Squeeze", {da, c.ints_constant({-2})});
     c.set_input_grad(0, c.unbroadcast(da, c.input(0), da_shape));
   }
-  if (c.needs_input_grad(1)) {
-    std::string db = c.emit1("MatMul", {transpose_last_two(c, a), dy});
+  const auto bs = c.static_shape(c.input(1));
+  if (c.needs_input_grad(1) && rb == 2 && ra > 2 && bs) {
+    c.set_input_grad(1, shared_matrix_grad(c, a, dy, (*bs)[0], (*bs)[1]));
+  } else if (c.needs_input_grad(1)) {
+    std::string db = c.emit1("MatMul", {transpose_last_two(c, a, rank_a), dy});
     if (rb == 1) db = c.emit1("Squeeze", {db, c.ints_constant({-1})});
     c.set_input_grad(1, c.unbroadcast(db, c.input(1), db_shape));
   }

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "autodiff/rule.h"
+#include "onnx/onnx_pb.h"
 
 namespace graft::autodiff {
 namespace {
@@ -301,6 +302,41 @@ std::string correlate(RuleContext& c, const std::string& big, const std::string&
   return c.emit1("Transpose", {t}, {Attr::ints("perm", swap)});
 }
 
+// All three gradients of a float 2-D convolution without groups, as the fused com.graft.ConvGrad
+// (graft runs oneDNN's backward primitives for it). The body: dX is the transposed convolution
+// of dY with W over the padded input, zero-extended at the end by one stride (input rows no window
+// reached) and cropped to X past the begin padding; dW correlates X with dY, the batch axis taking
+// the channel's place (strides and dilations swap roles); dB sums dY.
+constexpr const char* kConvGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+ConvGrad <strides: ints, pads: ints, dilations: ints> (dY, X, W) => (dX, dW, dB) {
+  zeros = Constant <value_ints: ints = [0, 0]> ()
+  zeros6 = Constant <value_ints: ints = [0, 0, 0, 0, 0, 0]> ()
+  two = Constant <value_ints: ints = [2]> ()
+  four = Constant <value_ints: ints = [4]> ()
+  spatial_axes = Constant <value_ints: ints = [2, 3]> ()
+  full = ConvTranspose <strides: ints = @strides, dilations: ints = @dilations> (dY, W)
+  stride = Constant <value_ints: ints = @strides> ()
+  end_pads = Concat <axis: int = 0> (zeros6, stride)
+  padded = Pad (full, end_pads)
+  all_pads = Constant <value_ints: ints = @pads> ()
+  begin, unused_end = Split <num_outputs: int = 2> (all_pads)
+  x_shape = Shape (X)
+  x_spatial = Slice (x_shape, two, four)
+  end = Add (begin, x_spatial)
+  dX = Slice (padded, begin, end, spatial_axes)
+  xt = Transpose <perm: ints = [1, 0, 2, 3]> (X)
+  dyt = Transpose <perm: ints = [1, 0, 2, 3]> (dY)
+  wt = Conv <strides: ints = @dilations, dilations: ints = @strides, pads: ints = @pads> (xt, dyt)
+  w_shape = Shape (W)
+  kernel = Slice (w_shape, two, four)
+  wt_kernel = Slice (wt, zeros, kernel, spatial_axes)
+  dW = Transpose <perm: ints = [1, 0, 2, 3]> (wt_kernel)
+  bias_axes = Constant <value_ints: ints = [0, 2, 3]> ()
+  dB = ReduceSum <keepdims: int = 0> (dY, bias_axes)
+}
+)ONNX";
+
 // y = conv(x, w) + b: dx = conv_transpose(dy, w), dw = correlation of x with dy, db = sum(dy).
 void conv_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
@@ -308,6 +344,20 @@ void conv_grad(RuleContext& c) {
   const int64_t group = c.attr_int("group", 1);
   const Window win = forward_window(c, kernel_of(c, c.input(1)), c.input(0));
   const int64_t n = static_cast<int64_t>(win.rank());
+  if (n == 2 && group == 1 && win.same.empty() && c.static_rank(c.input(0)) == 4 &&
+      c.elem_type(c.input(0)) == onnx::TensorProto::FLOAT) {
+    const std::vector<bool> wanted = {c.needs_input_grad(0), c.needs_input_grad(1),
+                                      c.num_inputs() > 2 && c.needs_input_grad(2)};
+    const auto grads =
+        c.emit_fused("ConvGrad", {dy, c.input(0), c.input(1)}, wanted,
+                     {Attr::ints("strides", win.strides), Attr::ints("dilations", win.dilations),
+                      Attr::ints("pads", concat(win.begin, win.end))},
+                     kConvGradBody);
+    for (int i = 0; i < 3; ++i) {
+      if (wanted[static_cast<size_t>(i)]) c.set_input_grad(i, grads[static_cast<size_t>(i)]);
+    }
+    return;
+  }
   // Under auto_pad SAME_* with dims known at run time only, x is padded explicitly.
   std::string x = c.input(0), pads;
   if (!win.same.empty()) {
@@ -552,6 +602,42 @@ std::string add_stat_grads(RuleContext& c, const Standardized& s, const std::str
   return dx.empty() ? g : c.emit1("Add", {dx, g});
 }
 
+// Training-mode BatchNormalization's gradients from dY alone, as the fused com.graft.BatchNormGrad:
+// with g = dY * Scale over the batch and spatial `axes`,
+//   dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), dScale = sum(dY * x_hat), dB = sum(dY).
+constexpr const char* kBatchNormGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+BatchNormGrad <axes: ints, epsilon: float = 0.00001> (dY, X, Scale) => (dX, dScale, dB) {
+  ax = Constant <value_ints: ints = @axes> ()
+  mean = ReduceMean <keepdims: int = 1> (X, ax)
+  centered = Sub (X, mean)
+  square = Mul (centered, centered)
+  var = ReduceMean <keepdims: int = 1> (square, ax)
+  eps = Constant <value_float: float = @epsilon> ()
+  eps_like = CastLike (eps, X)
+  var_eps = Add (var, eps_like)
+  std = Sqrt (var_eps)
+  inv_std = Reciprocal (std)
+  x_hat = Mul (centered, inv_std)
+  stat_shape = Shape (mean)
+  scale_view = Reshape (Scale, stat_shape)
+  g = Mul (dY, scale_view)
+  g_mean = ReduceMean <keepdims: int = 1> (g, ax)
+  gx = Mul (g, x_hat)
+  gx_mean = ReduceMean <keepdims: int = 1> (gx, ax)
+  t1 = Sub (g, g_mean)
+  t2 = Mul (x_hat, gx_mean)
+  t3 = Sub (t1, t2)
+  dX = Mul (t3, inv_std)
+  scale_shape = Shape (Scale)
+  dy_x_hat = Mul (dY, x_hat)
+  dscale_kept = ReduceSum <keepdims: int = 1> (dy_x_hat, ax)
+  dScale = Reshape (dscale_kept, scale_shape)
+  db_kept = ReduceSum <keepdims: int = 1> (dY, ax)
+  dB = Reshape (db_kept, scale_shape)
+}
+)ONNX";
+
 // Training mode: standardize with the batch statistics, then y = scale * x_hat + b. The running
 // statistics blend the inputs with momentum: running = input * momentum + batch * (1 - momentum).
 // Inference: y = (x - mean) * scale / sqrt(var + eps) + b.
@@ -562,6 +648,18 @@ void batch_norm_grad(RuleContext& c) {
   const float eps = c.attr_float("epsilon", 1e-5f);
   const bool training = c.attr_int("training_mode", 0) != 0;
   std::string dy = c.output_grad(0);
+  if (training && !dy.empty() && c.output_grad(1).empty() && c.output_grad(2).empty()) {
+    // The common case, no gradient through the running statistics: one fused op.
+    const std::vector<bool> wanted = {c.needs_input_grad(0), c.needs_input_grad(1),
+                                      c.needs_input_grad(2)};
+    const auto grads =
+        c.emit_fused("BatchNormGrad", {dy, x, scale}, wanted,
+                     {Attr::ints("axes", axes), Attr::f("epsilon", eps)}, kBatchNormGradBody);
+    for (int i = 0; i < 3; ++i) {
+      if (wanted[static_cast<size_t>(i)]) c.set_input_grad(i, grads[static_cast<size_t>(i)]);
+    }
+    return;
+  }
   if (training) {
     const Standardized s = standardize(c, x, axes, eps, x);
     std::string dx;

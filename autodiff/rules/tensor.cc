@@ -128,9 +128,28 @@ void slice_grad(RuleContext& c) {
 void gather_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty() || !c.needs_input_grad(0)) return;
-  require_scatter_add(c);
   const std::string &x = c.input(0), &indices = c.input(1);
-  const int64_t axis = c.attr_int("axis", 0), end = std::numeric_limits<int64_t>::max();
+  int64_t axis = c.attr_int("axis", 0);
+  // A constant scalar index (selecting one slice, as in q, k, v = qkv[0], qkv[1], qkv[2]): the
+  // gradient is dy put back in its slice by a zero Pad, with no index tensor to scatter by.
+  const auto xs = c.static_shape(x);
+  const auto constant_index = c.constant_ints(indices);
+  if (xs && constant_index && constant_index->size() == 1 && c.static_rank(indices) == 0) {
+    const int64_t rank = static_cast<int64_t>(xs->size());
+    if (axis < 0) axis += rank;
+    const int64_t n = (*xs)[static_cast<size_t>(axis)];
+    const int64_t i = (*constant_index)[0] < 0 ? (*constant_index)[0] + n : (*constant_index)[0];
+    if (i >= 0 && i < n) {
+      std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
+      pads[static_cast<size_t>(axis)] = i;
+      pads[static_cast<size_t>(rank + axis)] = n - 1 - i;
+      const std::string slice = c.emit1("Unsqueeze", {dy, c.ints_constant({axis})});
+      c.set_input_grad(0, c.emit1("Pad", {slice, c.ints_constant(pads)}));
+      return;
+    }
+  }
+  require_scatter_add(c);
+  const int64_t end = std::numeric_limits<int64_t>::max();
   std::string shape = c.emit1("Shape", {x}), minus_one = c.ints_constant({-1});
   std::string head = c.emit1("Slice", {shape, c.ints_constant({0}), c.ints_constant({axis})});
   std::string tail =

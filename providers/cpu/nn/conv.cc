@@ -8,6 +8,7 @@
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/nn/conv_util.h"
+#include "providers/cpu/nn/dnnl_conv.h"
 
 namespace graft {
 namespace {
@@ -93,6 +94,24 @@ class Conv : public Kernel {
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
     if (y.size() == 0) return;
 
+    if (x.dtype() == DType::Float && p.g.rank() == 2) {
+      // 2-D float convolutions go to oneDNN.
+      cpu::DnnlConvShape s{p.batch, p.channels, p.maps, p.group, {}, {}, {}, {}, {}, {}};
+      for (size_t i = 0; i < 2; ++i) {
+        s.in[i] = p.g.in[i];
+        s.kernel[i] = p.g.kernel[i];
+        s.out[i] = p.g.out[i];
+        s.strides[i] = p.g.strides[i];
+        s.dilations[i] = p.g.dilations[i];
+        s.pads[i] = p.g.pads[i];
+        s.pads[i + 2] = p.g.pads[i + 2];
+      }
+      if (cpu::dnnl_conv_supported(s)) {
+        cpu::dnnl_conv_forward(s, x.data<float>(), w.data<float>(), b ? b->data<float>() : nullptr,
+                               y.data<float>());
+        return;
+      }
+    }
     const bool ran = cpu::run_in_float(
         x, w, b, y, [&](const auto* xs, const auto* ws, const auto* bs, auto* ys) {
           run_conv(p, xs, ws, bs, ys);

@@ -1,0 +1,214 @@
+#include "providers/cpu/nn/dnnl_conv.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <unordered_map>
+
+#include "exec/error.h"
+#include "exec/tensor.h"
+
+namespace graft::cpu {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+enum class Pass { Forward, BackwardData, BackwardWeights };
+
+struct Descs {
+  memory::desc src, weights, dst, bias;
+  memory::dims strides, dilates, pad_l, pad_r;
+};
+
+Descs descs(const DnnlConvShape& s, Tag tag) {
+  Descs d;
+  const memory::dims src = {s.batch, s.channels, s.in[0], s.in[1]};
+  const memory::dims dst = {s.batch, s.maps, s.out[0], s.out[1]};
+  memory::dims weights = {s.maps, s.channels / s.group, s.kernel[0], s.kernel[1]};
+  if (s.group > 1) weights.insert(weights.begin(), s.group), weights[1] /= s.group;
+  const Tag weights_tag = tag == Tag::any ? Tag::any : (s.group > 1 ? Tag::goihw : Tag::oihw);
+  d.src = memory::desc(src, kF32, tag);
+  d.dst = memory::desc(dst, kF32, tag);
+  d.weights = memory::desc(weights, kF32, weights_tag);
+  d.bias = memory::desc({s.maps}, kF32, Tag::x);
+  d.strides = {s.strides[0], s.strides[1]};
+  d.dilates = {s.dilations[0] - 1, s.dilations[1] - 1};
+  d.pad_l = {s.pads[0], s.pads[1]};
+  d.pad_r = {s.pads[2], s.pads[3]};
+  return d;
+}
+
+// One cached primitive with the layouts it wants and the plain layouts graft holds.
+struct Entry {
+  dnnl::primitive primitive;
+  memory::desc scratchpad;
+  // Per argument: oneDNN's layout and graft's plain one (equal when no reorder is needed).
+  std::map<int, std::pair<memory::desc, memory::desc>> layouts;
+};
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const DnnlConvShape& s, bool bias) {
+  const Descs any = descs(s, Tag::any);
+  if (bias) {
+    return {{dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any.src,
+             any.weights, any.bias, any.dst, any.strides, any.dilates, any.pad_l, any.pad_r},
+            user_scratchpad(),
+            engine()};
+  }
+  return {{dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any.src,
+           any.weights, any.dst, any.strides, any.dilates, any.pad_l, any.pad_r},
+          user_scratchpad(),
+          engine()};
+}
+
+std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
+  const Descs plain = descs(s, Tag::nchw);
+  const Descs any = descs(s, Tag::any);
+  auto e = std::make_shared<Entry>();
+  const auto fwd = forward_pd(s, bias && pass == Pass::Forward);
+  if (pass == Pass::Forward) {
+    e->primitive = dnnl::convolution_forward(fwd);
+    e->scratchpad = fwd.scratchpad_desc();
+    e->layouts[DNNL_ARG_SRC] = {fwd.src_desc(), plain.src};
+    e->layouts[DNNL_ARG_WEIGHTS] = {fwd.weights_desc(), plain.weights};
+    e->layouts[DNNL_ARG_DST] = {fwd.dst_desc(), plain.dst};
+    if (bias) e->layouts[DNNL_ARG_BIAS] = {fwd.bias_desc(), plain.bias};
+  } else if (pass == Pass::BackwardData) {
+    dnnl::convolution_backward_data::primitive_desc pd(
+        {dnnl::algorithm::convolution_direct, any.src, any.weights, any.dst, any.strides,
+         any.dilates, any.pad_l, any.pad_r},
+        user_scratchpad(), engine(), fwd);
+    e->primitive = dnnl::convolution_backward_data(pd);
+    e->scratchpad = pd.scratchpad_desc();
+    e->layouts[DNNL_ARG_DIFF_DST] = {pd.diff_dst_desc(), plain.dst};
+    e->layouts[DNNL_ARG_WEIGHTS] = {pd.weights_desc(), plain.weights};
+    e->layouts[DNNL_ARG_DIFF_SRC] = {pd.diff_src_desc(), plain.src};
+  } else {
+    auto make = [&]() -> dnnl::convolution_backward_weights::primitive_desc {
+      if (bias) {
+        return {{dnnl::algorithm::convolution_direct, any.src, any.weights, any.bias, any.dst,
+                 any.strides, any.dilates, any.pad_l, any.pad_r},
+                user_scratchpad(),
+                engine(),
+                fwd};
+      }
+      return {{dnnl::algorithm::convolution_direct, any.src, any.weights, any.dst, any.strides,
+               any.dilates, any.pad_l, any.pad_r},
+              user_scratchpad(),
+              engine(),
+              fwd};
+    };
+    const auto pd = make();
+    e->primitive = dnnl::convolution_backward_weights(pd);
+    e->scratchpad = pd.scratchpad_desc();
+    e->layouts[DNNL_ARG_SRC] = {pd.src_desc(), plain.src};
+    e->layouts[DNNL_ARG_DIFF_DST] = {pd.diff_dst_desc(), plain.dst};
+    e->layouts[DNNL_ARG_DIFF_WEIGHTS] = {pd.diff_weights_desc(), plain.weights};
+    if (bias) e->layouts[DNNL_ARG_DIFF_BIAS] = {pd.diff_bias_desc(), plain.bias};
+  }
+  return e;
+}
+
+std::shared_ptr<Entry> cached(const DnnlConvShape& s, Pass pass, bool bias) {
+  static std::mutex mutex;
+  static std::map<std::vector<int64_t>, std::shared_ptr<Entry>> cache;
+  std::vector<int64_t> key = {
+      static_cast<int64_t>(pass), bias, s.batch, s.channels, s.maps, s.group};
+  for (int i = 0; i < 2; ++i) {
+    key.insert(key.end(), {s.in[i], s.kernel[i], s.out[i], s.strides[i], s.dilations[i], s.pads[i],
+                           s.pads[i + 2]});
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[key];
+  if (!slot) {
+    try {
+      slot = build(s, pass, bias);
+    } catch (const dnnl::error& e) {
+      cache.erase(key);
+      throw Fail(std::string("oneDNN could not build a convolution: ") + e.what());
+    }
+  }
+  return slot;
+}
+
+// Scratch memory of oneDNN's layout for one call, from graft's caching allocator.
+memory scratch(const memory::desc& desc, std::vector<Tensor>& keep) {
+  const auto floats = static_cast<int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
+  keep.emplace_back(DType::Float, Shape{std::max<int64_t>(floats, 1)});
+  return memory(desc, engine(), keep.back().data<float>());
+}
+
+// Runs `e` on graft's plain buffers: inputs are reordered into oneDNN's layouts first, outputs
+// reordered back after.
+void execute(const Entry& e, const std::map<int, const float*>& inputs,
+             const std::map<int, float*>& outputs) {
+  dnnl::stream stream(engine());
+  std::vector<Tensor> keep;
+  std::unordered_map<int, memory> args;
+  std::vector<std::pair<memory, memory>> copy_back;
+  for (const auto& [arg, layout] : e.layouts) {
+    const auto& [inner, plain] = layout;
+    auto in = inputs.find(arg);
+    float* ptr = in != inputs.end() ? const_cast<float*>(in->second) : outputs.at(arg);
+    memory user(plain, engine(), ptr);
+    if (inner == plain) {
+      args[arg] = user;
+      continue;
+    }
+    memory internal = scratch(inner, keep);
+    if (in != inputs.end()) {
+      dnnl::reorder(user, internal).execute(stream, user, internal);
+    } else {
+      copy_back.emplace_back(internal, user);
+    }
+    args[arg] = internal;
+  }
+  if (e.scratchpad.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(e.scratchpad, keep);
+  e.primitive.execute(stream, args);
+  for (auto& [internal, user] : copy_back)
+    dnnl::reorder(internal, user).execute(stream, internal, user);
+  stream.wait();
+}
+
+}  // namespace
+
+bool dnnl_conv_supported(const DnnlConvShape& s) {
+  return s.group >= 1 && s.channels % s.group == 0 && s.maps % s.group == 0 && s.batch > 0;
+}
+
+void dnnl_conv_forward(const DnnlConvShape& s, const float* x, const float* w, const float* b,
+                       float* y) {
+  const auto e = cached(s, Pass::Forward, b != nullptr);
+  std::map<int, const float*> in = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}};
+  if (b) in[DNNL_ARG_BIAS] = b;
+  execute(*e, in, {{DNNL_ARG_DST, y}});
+}
+
+void dnnl_conv_backward_data(const DnnlConvShape& s, const float* dy, const float* w, float* dx) {
+  const auto e = cached(s, Pass::BackwardData, false);
+  execute(*e, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}}, {{DNNL_ARG_DIFF_SRC, dx}});
+}
+
+void dnnl_conv_backward_weights(const DnnlConvShape& s, const float* x, const float* dy, float* dw,
+                                float* db) {
+  const auto e = cached(s, Pass::BackwardWeights, db != nullptr);
+  std::map<int, float*> out = {{DNNL_ARG_DIFF_WEIGHTS, dw}};
+  if (db) out[DNNL_ARG_DIFF_BIAS] = db;
+  execute(*e, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}}, out);
+}
+
+}  // namespace graft::cpu
