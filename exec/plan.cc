@@ -1,5 +1,6 @@
 #include "exec/plan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_set>
 
@@ -23,6 +24,8 @@ struct GraphPlan::Step {
   std::vector<std::unique_ptr<GraphPlan>> subplans;
   std::vector<std::vector<int>> subplan_outer;  // per subplan: indices into `implicit`
   std::vector<int> release;                     // slots dropped after this step
+  InPlaceKernel* in_place_kernel = nullptr;
+  std::vector<std::pair<int, int>> in_place;  // (output, input) pairs the plan allows
 };
 
 namespace {
@@ -49,6 +52,25 @@ class PlanRunner : public SubgraphRunner {
   std::vector<const Value*> outer_;
   Profiler* profiler_;
 };
+
+// Adds the buffers `v` holds (a tensor, sequence elements, map keys and values) to `out`.
+void collect_buffers(const Value& v, std::vector<const Buffer*>& out) {
+  switch (v.kind()) {
+    case Value::Kind::Tensor:
+      out.push_back(v.tensor().buffer().get());
+      break;
+    case Value::Kind::Map:
+      out.push_back(v.map_keys().buffer().get());
+      out.push_back(v.map_values().buffer().get());
+      break;
+    case Value::Kind::Sequence:
+    case Value::Kind::Optional:
+      for (const auto& e : v.elements()) collect_buffers(e, out);
+      break;
+    case Value::Kind::None:
+      break;
+  }
+}
 
 }  // namespace
 
@@ -186,6 +208,28 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     if (last_use[s] >= 0 && !keep.count(static_cast<int>(s)))
       steps_[static_cast<size_t>(last_use[s])]->release.push_back(static_cast<int>(s));
   }
+  // In place: an output may take over an input that no one reads afterwards. Whether the
+  // buffer itself may be written is decided per run (see execute).
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& step = *steps_[i];
+    step.in_place_kernel = dynamic_cast<InPlaceKernel*>(step.kernel.get());
+    if (!step.in_place_kernel) continue;
+    for (const auto& [o, j] : step.in_place_kernel->in_place_pairs()) {
+      if (o < 0 || static_cast<size_t>(o) >= step.outputs.size() || j < 0 ||
+          static_cast<size_t>(j) >= step.inputs.size())
+        continue;
+      const int s = step.inputs[static_cast<size_t>(j)];
+      if (s < 0 || step.outputs[static_cast<size_t>(o)] < 0) continue;
+      if (constant_of.count(s) || keep.count(s) ||
+          last_use[static_cast<size_t>(s)] != static_cast<int>(i))
+        continue;
+      if (std::count(step.inputs.begin(), step.inputs.end(), s) != 1 ||
+          std::count(step.implicit.begin(), step.implicit.end(), s) != 0)
+        continue;
+      step.in_place.emplace_back(o, j);
+    }
+    has_in_place_ = has_in_place_ || !step.in_place.empty();
+  }
 }
 
 GraphPlan::~GraphPlan() = default;
@@ -195,12 +239,64 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
                                   Profiler* profiler) const {
   std::vector<Value> slots(num_slots_);
   for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
+  std::vector<const Buffer*> foreign;
   for (size_t i = 0; i < outer_slots_.size() && i < outer.size(); ++i) {
-    if (outer[i]) slots[static_cast<size_t>(outer_slots_[i])] = *outer[i];
+    if (!outer[i]) continue;
+    slots[static_cast<size_t>(outer_slots_[i])] = *outer[i];
+    if (has_in_place_) collect_buffers(*outer[i], foreign);
   }
   for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
-    if (!inputs[i].is_none()) slots[static_cast<size_t>(input_slots_[i])] = inputs[i];
+    if (inputs[i].is_none()) continue;
+    slots[static_cast<size_t>(input_slots_[i])] = inputs[i];
+    if (has_in_place_) collect_buffers(inputs[i], foreign);
   }
+  return execute(slots, foreign, {}, profiler);
+}
+
+std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
+                                          const std::vector<bool>& donated,
+                                          Profiler* profiler) const {
+  std::vector<Value> slots(num_slots_);
+  for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
+  std::vector<const Buffer*> foreign;
+  // Donated inputs stay in their slots for the whole run, so a failure can hand them back.
+  std::vector<bool> held(num_slots_, false);
+  auto is_donated = [&](size_t i) { return i < donated.size() && donated[i]; };
+  for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
+    if (inputs[i].is_none()) continue;
+    const auto s = static_cast<size_t>(input_slots_[i]);
+    if (is_donated(i)) {
+      slots[s] = std::move(inputs[i]);
+      inputs[i] = Value();
+      held[s] = true;
+    } else {
+      slots[s] = inputs[i];
+      if (has_in_place_) collect_buffers(inputs[i], foreign);
+    }
+  }
+  try {
+    return execute(slots, foreign, held, profiler);
+  } catch (...) {
+    for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
+      const auto s = static_cast<size_t>(input_slots_[i]);
+      if (is_donated(i) && held[s]) inputs[i] = std::move(slots[s]);
+    }
+    throw;
+  }
+}
+
+std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
+                                      const std::vector<bool>& held, Profiler* profiler) const {
+  std::sort(foreign.begin(), foreign.end());
+  // An input's buffer may be overwritten when the run owns it (not among `foreign`: a donated
+  // input or a value some kernel allocated) and no other Value shares it.
+  auto writable = [&](const Value& v) {
+    if (!v.is_tensor()) return false;
+    const std::shared_ptr<Buffer>& buffer = v.tensor().buffer();
+    return buffer && buffer.use_count() == 1 &&
+           !std::binary_search(foreign.begin(), foreign.end(), buffer.get());
+  };
+  std::vector<bool> in_place;
   for (const auto& step : steps_) {
     std::vector<const Value*> in;
     in.reserve(step->inputs.size());
@@ -227,9 +323,20 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
       };
     }
     KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
+    if (!step->in_place.empty()) {
+      in_place.assign(step->outputs.size(), false);
+      for (const auto& [o, j] : step->in_place) {
+        const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
+        in_place[static_cast<size_t>(o)] = writable(input);
+      }
+    }
     int64_t start = profiler ? now_us() : 0;
     try {
-      step->kernel->compute(ctx);
+      if (step->in_place.empty()) {
+        step->kernel->compute(ctx);
+      } else {
+        step->in_place_kernel->compute_in_place(ctx, in_place);
+      }
     } catch (const InvalidArgument&) {
       throw;
     } catch (const Fail&) {
@@ -251,7 +358,9 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
                    step->node->outputs[k] + "')");
       }
     }
-    for (int s : step->release) slots[static_cast<size_t>(s)] = Value();
+    for (int s : step->release) {
+      if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
+    }
   }
   std::vector<Value> result;
   result.reserve(output_slots_.size());

@@ -1,10 +1,12 @@
-// Execution plan of one graph: values resolved to integer slots, one kernel per node, and the
-// slots each node frees, all decided when the session is created. A run only walks the plan.
+// Execution plan of one graph: values resolved to integer slots, one kernel per node, the
+// slots each node frees and the outputs it may write into an input's buffer, all decided when
+// the session is created. A run only walks the plan.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "exec/kernel.h"
@@ -19,6 +21,23 @@ class Model;
 struct Profiler;
 
 class ExecutionProvider;
+
+// Implemented, besides Kernel, by a kernel that can write some outputs into the buffers of
+// inputs (an optimizer updating parameters and moments in place). The planner allows a pair
+// when the input is not a constant, not a graph output, read by no later node and by no other
+// input of this node; each run it also checks that the input's buffer belongs to the run (a
+// donated input or a value computed in the run) and that nothing else holds it.
+class InPlaceKernel {
+ public:
+  virtual ~InPlaceKernel() = default;
+  // (output, input) index pairs: the output has the input's dtype and shape and may be written
+  // into its buffer. Asked once, when the plan is built.
+  virtual std::vector<std::pair<int, int>> in_place_pairs() const = 0;
+  // Computes like Kernel::compute. `in_place[o]` is true when output o may reuse the buffer of
+  // its paired input this run: the kernel then writes the result there and sets the output to
+  // that input's tensor. Other outputs are allocated as usual.
+  virtual void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) = 0;
+};
 
 // Everything a plan needs from the session while it is built.
 struct PlanContext {
@@ -39,6 +58,13 @@ class GraphPlan {
   // values in the order of outer_names. Returns the graph outputs in order.
   std::vector<Value> run(const std::vector<Value>& inputs, const std::vector<const Value*>& outer,
                          Profiler* profiler = nullptr) const;
+  // Runs a top-level graph with inputs handed over: each inputs[i] with donated[i] set is moved
+  // into the run, so an in-place kernel may update its buffer when the caller kept no other
+  // reference to it. On success the donated entries of `inputs` are left None; if the run
+  // throws, they are moved back before the exception propagates, holding the values they had
+  // unless the failing node came after the one that updated them in place.
+  std::vector<Value> run_donated(std::vector<Value>& inputs, const std::vector<bool>& donated,
+                                 Profiler* profiler = nullptr) const;
 
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
@@ -55,6 +81,11 @@ class GraphPlan {
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
   size_t num_slots_ = 0;
+  bool has_in_place_ = false;  // some step may write into an input's buffer
+  // Walks the steps over `slots` (inputs already placed). `foreign` lists buffers the run does
+  // not own (inputs that were not donated, outer values); `held` marks slots never released.
+  std::vector<Value> execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
+                             const std::vector<bool>& held, Profiler* profiler) const;
 };
 
 // Per-node timings collected while profiling is on.

@@ -1,5 +1,6 @@
 // Optimizer steps as ONNX nodes: turns a gradient model into a training-step model whose outputs
-// are the updated parameters and optimizer state.
+// are the updated parameters and optimizer state, computed by one fused com.graft update node
+// (optim/update_ops.h).
 #pragma once
 
 #include <string>
@@ -15,7 +16,8 @@ enum class Kind { SGD, Adam, AdamW, Adagrad, RMSprop, LAMB };
 // torch.optim's hyper-parameters, with its defaults.
 struct OptimizerConfig {
   Kind kind = Kind::AdamW;
-  float momentum = 0.0f;      // SGD
+  float momentum = 0.0f;      // SGD, RMSprop
+  float dampening = 0.0f;     // SGD
   bool nesterov = false;      // SGD
   float weight_decay = 0.0f;  // L2 for SGD and Adam, decoupled for AdamW (default 0.01 there)
   float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam, AdamW (epsilon: all but SGD)
@@ -32,8 +34,10 @@ struct OptimizerConfig {
 //    initializer is the default value) and each state tensor "<p>.<optimizer>.<slot>"
 //    (zeros by default);
 //  - outputs "<p>.new", "<state>.new" and "graft.step.new" after the forward outputs.
-// The update is written with standard ONNX ops and matches torch.optim's formulas. Throws
-// InvalidArgument for a parameter without a gradient output.
+// One node of domain com.graft updates every parameter (SGDUpdate, AdamUpdate, ...), with
+// torch.optim's formulas; the model declares it as a function whose body is standard ONNX ops,
+// so any ONNX runtime can run the step. Throws InvalidArgument for a parameter that is not a
+// float or double initializer or has no gradient output.
 GRAFT_API ir::Model add_optimizer(const ir::Model& gradient_model,
                                   const std::vector<std::string>& params,
                                   const OptimizerConfig& config);
