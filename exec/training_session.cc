@@ -1,13 +1,19 @@
 #include "exec/training_session.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <set>
 
 #include "autodiff/gradient.h"
 #include "exec/checkpoint.h"
+#include "exec/plan.h"
+#include "exec/provider.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
+#include "ir/transforms/inline_functions.h"
+#include "ir/transforms/optimize.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft {
@@ -35,7 +41,123 @@ ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std:
   return m;
 }
 
+// Throws InvalidArgument when `v` does not fit the declared type of input `info`.
+void check_feed(const ir::ValueInfo& info, const Value& v) {
+  if (!info.type || !info.type->has_tensor_type()) return;
+  const auto& declared = info.type->tensor_type();
+  if (!v.is_tensor()) throw InvalidArgument("input '" + info.name + "': expected a tensor");
+  const Tensor& t = v.tensor();
+  if (t.dtype() != static_cast<DType>(declared.elem_type())) {
+    throw InvalidArgument("input '" + info.name + "': expected tensor(" +
+                          dtype_name(static_cast<DType>(declared.elem_type())) + "), got tensor(" +
+                          dtype_name(t.dtype()) + ")");
+  }
+  if (!declared.has_shape()) return;
+  const auto& dims = declared.shape().dim();
+  bool fits = t.rank() == dims.size();
+  for (int i = 0; fits && i < dims.size(); ++i)
+    fits = !dims[i].has_dim_value() || dims[i].dim_value() == t.dim(i);
+  if (!fits) {
+    throw InvalidArgument("input '" + info.name + "': shape " + shape_to_string(t.shape()) +
+                          " does not fit the model's");
+  }
+}
+
 }  // namespace
+
+// A training-step model planned like an InferenceSession's, run with the session's state
+// donated (GraphPlan::run_donated) so that the optimizer's kernel updates it in place.
+class TrainingSession::StateRunner {
+ public:
+  // `state` names the inputs that every run supplies from the session's state; their
+  // initializers are dropped, the session holds the values.
+  StateRunner(ir::Model model, const SessionOptions& options,
+              const std::map<std::string, Tensor>& state)
+      : model_(std::make_unique<ir::Model>(std::move(model))),
+        threads_(options.intra_op_num_threads) {
+    std::erase_if(model_->graph.initializers,
+                  [&](const auto& t) { return state.count(t->name()) > 0; });
+    std::vector<std::unique_ptr<ExecutionProvider>> providers;
+    std::vector<const ExecutionProvider*> chosen;
+    for (const auto& name : available_providers()) {
+      providers.push_back(create_provider(name));
+      chosen.push_back(providers.back().get());
+    }
+    // As InferenceSession: functions without a kernel (standard or model-local) run as their
+    // bodies; graft's fused ops keep their kernels.
+    ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
+      return std::any_of(chosen.begin(), chosen.end(), [&](const ExecutionProvider* p) {
+        return p->registry().has_op(n.domain, n.op_type, since);
+      });
+    });
+    model_->graph.topological_sort();
+    ir::optimize(*model_, options.graph_optimization_level);
+    if (!options.optimized_model_filepath.empty())
+      ir::save_model(*model_, options.optimized_model_filepath);
+    plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
+                                        std::vector<std::string>{});
+  }
+
+  // Runs with `feeds` and the state, whose tensors are moved into the run: on success the
+  // entries are left empty for the caller to refill from the outputs; if the run throws they
+  // are moved back. Returns the outputs named `outputs`, in order.
+  std::vector<Value> run(const std::vector<std::string>& outputs,
+                         const std::map<std::string, Value>& feeds,
+                         std::map<std::string, Tensor>& state) {
+    const auto& names = plan_->input_names();
+    const ir::Graph& g = model_->graph;
+    for (const auto& [name, value] : feeds) {
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        throw InvalidArgument("invalid input name '" + name + "'");
+    }
+    std::vector<Value> inputs(names.size());
+    std::vector<bool> donated(names.size(), false);
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (state.count(names[i])) continue;
+      auto it = feeds.find(names[i]);
+      if (it != feeds.end()) {
+        check_feed(g.inputs[i], it->second);
+        inputs[i] = it->second;
+      } else if (!g.find_initializer(names[i])) {
+        throw InvalidArgument("input '" + names[i] + "' is missing from the feeds");
+      }
+    }
+    std::vector<size_t> selected;
+    for (const auto& want : outputs) {
+      const auto& outs = plan_->output_names();
+      auto it = std::find(outs.begin(), outs.end(), want);
+      if (it == outs.end()) throw InvalidArgument("invalid output name '" + want + "'");
+      selected.push_back(static_cast<size_t>(it - outs.begin()));
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto it = state.find(names[i]);
+      if (it == state.end()) continue;
+      inputs[i] = Value(std::move(it->second));
+      donated[i] = true;
+    }
+    static const int default_threads = omp_get_max_threads();
+    omp_set_num_threads(threads_ > 0 ? threads_ : default_threads);
+    std::vector<Value> all;
+    try {
+      all = plan_->run_donated(inputs, donated);
+    } catch (...) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (donated[i] && inputs[i].is_tensor()) state[names[i]] = inputs[i].tensor();
+      }
+      throw;
+    }
+    std::vector<Value> result;
+    for (size_t i : selected) result.push_back(all[i]);
+    return result;
+  }
+
+  const std::vector<std::string>& output_names() const { return plan_->output_names(); }
+
+ private:
+  std::unique_ptr<ir::Model> model_;
+  std::unique_ptr<GraphPlan> plan_;
+  int threads_;
+};
 
 TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions options)
     : loss_(options.loss), learning_rate_(options.learning_rate) {
@@ -65,7 +187,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   forward_ = std::make_unique<ir::Model>(forward.clone());
   optimizer_ = options.optimizer;
   session_options_ = options.session;
-  train_ = std::make_unique<InferenceSession>(std::move(step), options.session);
+  train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_);
   eval_ =
       std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), options.session);
 }
@@ -73,18 +195,24 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
 TrainingSession::~TrainingSession() = default;
 
 double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
-  std::map<std::string, Value> all = feeds;
-  for (const auto& [name, t] : state_) all[name] = t;
+  std::vector<Value> outs = run_step(*train_, train_outputs_, feeds);
+  return outs[0].tensor().scalar_as_double(0);
+}
+
+std::vector<Value> TrainingSession::run_step(StateRunner& runner,
+                                             const std::vector<std::string>& outputs,
+                                             std::map<std::string, Value> feeds) {
   Tensor lr(DType::Float, {});
   lr.data<float>()[0] = learning_rate_;
   Tensor step(DType::Int64, {});
   step.data<int64_t>()[0] = step_;
-  all["graft.lr"] = lr;
-  all["graft.step"] = step;
-  std::vector<Value> outs = train_->run(train_outputs_, all);
-  // Only now, with every output computed, does the state move on: a failed run leaves it as it was.
-  for (size_t i = 1; i < outs.size(); ++i) {
-    const std::string& name = train_outputs_[i];
+  feeds["graft.lr"] = lr;
+  feeds["graft.step"] = step;
+  std::vector<Value> outs = runner.run(outputs, feeds, state_);
+  // The run took the state; every tensor of it comes back among the ".new" outputs.
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const std::string& name = outputs[i];
+    if (!ends_with(name, kNew)) continue;
     const std::string base = name.substr(0, name.size() - kNew.size());
     if (base == "graft.step") {
       step_ = outs[i].tensor().scalar_as_int(0);
@@ -92,7 +220,7 @@ double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
       state_[base] = outs[i].tensor();
     }
   }
-  return outs[0].tensor().scalar_as_double(0);
+  return outs;
 }
 
 void TrainingSession::build_split_sessions() {
@@ -122,8 +250,8 @@ void TrainingSession::build_split_sessions() {
     m.graph.add_node(std::move(id));
     m.graph.outputs.push_back({p + "_grad", type, ""});
   }
-  update_ = std::make_unique<InferenceSession>(optim::add_optimizer(m, params_, optimizer_),
-                                               session_options_);
+  update_ = std::make_unique<StateRunner>(optim::add_optimizer(m, params_, optimizer_),
+                                          session_options_, state_);
 }
 
 double TrainingSession::forward_backward(const std::map<std::string, Value>& feeds) {
@@ -156,28 +284,13 @@ void TrainingSession::optimizer_step() {
   build_split_sessions();
   if (accumulated_.empty())
     throw InvalidArgument("optimizer_step: no gradients yet (call forward_backward first)");
-  std::map<std::string, Value> all;
-  for (const auto& [name, t] : state_) all[name] = t;
-  for (const auto& [name, g] : accumulated_) all["gradient/" + name] = g;
-  Tensor lr(DType::Float, {});
-  lr.data<float>()[0] = learning_rate_;
-  Tensor step(DType::Int64, {});
-  step.data<int64_t>()[0] = step_;
-  all["graft.lr"] = lr;
-  all["graft.step"] = step;
+  std::map<std::string, Value> feeds;
+  for (const auto& [name, g] : accumulated_) feeds["gradient/" + name] = g;
   std::vector<std::string> names;
-  for (const auto& o : update_->outputs()) {
-    if (ends_with(o.name, kNew)) names.push_back(o.name);
+  for (const auto& o : update_->output_names()) {
+    if (ends_with(o, kNew)) names.push_back(o);
   }
-  std::vector<Value> outs = update_->run(names, all);
-  for (size_t i = 0; i < names.size(); ++i) {
-    const std::string base = names[i].substr(0, names[i].size() - kNew.size());
-    if (base == "graft.step") {
-      step_ = outs[i].tensor().scalar_as_int(0);
-    } else {
-      state_[base] = outs[i].tensor();
-    }
-  }
+  run_step(*update_, names, std::move(feeds));
 }
 
 std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>& feeds) {

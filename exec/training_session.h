@@ -1,5 +1,6 @@
 // TrainingSession: a forward model turned into a training step (gradients, then an optimizer
-// update), run with parameters, optimizer state and the step counter kept between steps.
+// update), run with parameters, optimizer state and the step counter kept between steps. The
+// state is handed to each step's run, so the optimizer updates its buffers in place.
 #pragma once
 
 #include <map>
@@ -41,7 +42,9 @@ class GRAFT_API TrainingSession {
   float learning_rate() const { return learning_rate_; }
   void set_learning_rate(float lr) { learning_rate_ = lr; }
   int64_t step() const { return step_; }
-  // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...).
+  // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...). A step
+  // updates a tensor in place unless a copy of it (sharing its buffer) is alive elsewhere; the
+  // copy then keeps the old values and the state gets a new buffer.
   const std::map<std::string, Tensor>& state() const { return state_; }
   const std::vector<std::string>& parameters() const { return params_; }
 
@@ -56,15 +59,22 @@ class GRAFT_API TrainingSession {
                                     const std::vector<std::string>& outputs) const;
 
  private:
-  std::unique_ptr<InferenceSession> train_, eval_;
+  class StateRunner;
+  std::unique_ptr<StateRunner> train_;
+  std::unique_ptr<InferenceSession> eval_;
   std::unique_ptr<ir::Model> forward_;
   // Split-step sessions, built on first use: gradients only, and the update from given gradients.
-  std::unique_ptr<InferenceSession> grad_, update_;
+  std::unique_ptr<InferenceSession> grad_;
+  std::unique_ptr<StateRunner> update_;
   std::map<std::string, Tensor> accumulated_;
   bool reset_grad_ = true;
   optim::OptimizerConfig optimizer_;
   SessionOptions session_options_;
   void build_split_sessions();
+  // Runs `runner` with `feeds` plus the learning rate, the step and the state, then takes the
+  // new state and step from its ".new" outputs. Returns the outputs named `outputs`.
+  std::vector<Value> run_step(StateRunner& runner, const std::vector<std::string>& outputs,
+                              std::map<std::string, Value> feeds);
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;
   std::vector<std::string> train_outputs_;  // loss, then "<state>.new" and "graft.step.new"
