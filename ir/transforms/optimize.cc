@@ -3,15 +3,19 @@
 namespace graft::ir {
 namespace {
 
-int optimize_graph(Graph& graph, int level) {
+int optimize_graph(Graph& graph, int level, bool* uses_graft_domain) {
   int changes = 0;
   for (auto& n : graph.nodes) {
     for (auto& a : n->attributes) {
-      for (auto& g : a.graphs) changes += optimize_graph(*g, level);
+      for (auto& g : a.graphs) changes += optimize_graph(*g, level, uses_graft_domain);
     }
   }
   if (level >= 1) changes += eliminate_identity(graph);
   if (level >= 2) changes += fold_conv_batchnorm(graph);
+  if (level >= 2 && fuse_matmul_transpose(graph) > 0) {
+    ++changes;
+    *uses_graft_domain = true;
+  }
   graph.renumber();
   return changes;
 }
@@ -19,7 +23,12 @@ int optimize_graph(Graph& graph, int level) {
 }  // namespace
 
 int optimize(Model& model, int level) {
-  return level <= 0 ? 0 : optimize_graph(model.graph, level);
+  if (level <= 0) return 0;
+  bool uses_graft_domain = false;
+  const int changes = optimize_graph(model.graph, level, &uses_graft_domain);
+  if (uses_graft_domain && !model.opset_imports.count("com.graft"))
+    model.opset_imports["com.graft"] = 1;
+  return changes;
 }
 
 }  // namespace graft::ir

@@ -10,6 +10,9 @@ namespace graft::ir {
 int eliminate_identity(Graph& graph);
 // Level 2: fold an inference BatchNormalization into the Conv that feeds it.
 int fold_conv_batchnorm(Graph& graph);
+// Level 2: fold a Transpose of the last two axes into the MatMul reading it
+// (com.graft.FusedMatMul).
+int fuse_matmul_transpose(Graph& graph);
 
 // Runs every pass up to `level` on the main graph and nested graphs. Returns the number of
 // rewrites made.

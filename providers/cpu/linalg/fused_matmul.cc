@@ -1,0 +1,60 @@
+// com.graft.FusedMatMul: MatMul with either operand's last two axes swapped (transA, transB),
+// read in place by the GEMM instead of copied by a Transpose. Produced by the optimizer from
+// Transpose -> MatMul; both operands have rank 2 or more.
+#include <omp.h>
+
+#include <utility>
+
+#include "exec/kernel.h"
+#include "providers/cpu/linalg/gemm_util.h"
+
+namespace graft {
+namespace {
+
+class FusedMatMul : public Kernel {
+ public:
+  explicit FusedMatMul(const KernelInfo& info)
+      : trans_a_(info.attr_int("transA", 0) != 0), trans_b_(info.attr_int("transB", 0) != 0) {}
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    if (a.dtype() != b.dtype())
+      ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
+    if (a.rank() < 2 || b.rank() < 2)
+      ctx.fail("A " + shape_to_string(a.shape()) + " and B " + shape_to_string(b.shape()) +
+               " must have rank 2 or more");
+    // The shapes MatMul sees: the stored ones with the last two axes swapped where transposed.
+    Shape as = a.shape(), bs = b.shape();
+    if (trans_a_) std::swap(as[as.size() - 1], as[as.size() - 2]);
+    if (trans_b_) std::swap(bs[bs.size() - 1], bs[bs.size() - 2]);
+    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, as, bs);
+    const int64_t m = plan.m, k = plan.k, n = plan.n;
+    Tensor& y = ctx.output(0, a.dtype(), plan.out);
+    const int64_t batch_count = shape_size(plan.batch);
+    if (y.size() == 0) return;
+    dispatch_float(a.dtype(), "FusedMatMul", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* yp = y.data<T>();
+      const bool parallel = batch_count >= omp_get_max_threads() && m * n * k < (1 << 21);
+#pragma omp parallel for if (parallel)
+      for (int64_t i = 0; i < batch_count; ++i) {
+        cpu::gemm<T>(trans_a_, trans_b_, m, n, k, ap + plan.a_index[static_cast<size_t>(i)] * m * k,
+                     bp + plan.b_index[static_cast<size_t>(i)] * k * n, yp + i * m * n);
+      }
+    });
+  }
+
+ private:
+  bool trans_a_, trans_b_;
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(fused_matmul) {
+  reg.add({"com.graft", "FusedMatMul", 1, 1 << 30, kFloatTypes, 0, make<FusedMatMul>});
+}
+
+}  // namespace graft
