@@ -105,6 +105,18 @@ def export(model, batch: dict[str, np.ndarray], path: str) -> None:
     args = (torch.from_numpy(batch["x"]), torch.from_numpy(batch["labels"]))
     torch.onnx.export(model, args, path, input_names=["x", "labels"], output_names=["loss"], dynamo=True,
                       external_data=False, optimize=False, verbose=False)
+    # The exporter writes a training-mode BatchNorm as the inference op (running statistics);
+    # PyTorch trains with batch statistics, so the graph is switched to training mode too. (The
+    # running-statistics update, which the step's loss does not depend on, is left out.)
+    import onnx
+
+    m = onnx.load(path)
+    for node in m.graph.node:
+        if node.op_type == "BatchNormalization":
+            kept = [a for a in node.attribute if a.name != "training_mode"]
+            del node.attribute[:]
+            node.attribute.extend(kept + [onnx.helper.make_attribute("training_mode", 1)])
+    onnx.save(m, path)
 
 
 class TorchStep:
@@ -131,7 +143,12 @@ class GraftStep:
         from graft.training import TrainingSession
 
         model = onnx.load(path)
-        self.sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=LR, momentum=MOMENTUM,
+        # The trainable parameters are PyTorch's: every float initializer but BatchNorm's running
+        # statistics, which PyTorch keeps as buffers.
+        stats = {i for n in model.graph.node if n.op_type == "BatchNormalization" for i in n.input[3:5]}
+        params = [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT
+                  and i.name not in stats]
+        self.sess = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=LR, momentum=MOMENTUM,
                                     intra_op_num_threads=threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> float:
@@ -186,7 +203,7 @@ def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict
     graft_step = GraftStep(path, threads)
     torch_step = TorchStep(model)
     times: dict[str, list[float]] = {"graft": [], "torch": []}
-    first = {}
+    first, last = {}, {}
     for i, b in enumerate(batches):
         for fw, fn in (("graft", graft_step), ("torch", torch_step)):
             t0 = time.perf_counter()
@@ -194,13 +211,14 @@ def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict
             dt = time.perf_counter() - t0
             if i == 0:
                 first[fw] = loss
+            last[fw] = loss
             if i >= warmup:
                 times[fw].append(dt)
     med = {fw: statistics.median(v) for fw, v in times.items()}
     mem = {fw: measure_memory(fw, name, path, min(steps, 5) + 1, threads) for fw in ("graft", "torch")}
     del torch
     return {"model": name, "graft_ms": med["graft"] * 1e3, "torch_ms": med["torch"] * 1e3,
-            "ratio": med["graft"] / med["torch"], "first_loss": first, "mem": mem}
+            "ratio": med["graft"] / med["torch"], "first_loss": first, "last_loss": last, "mem": mem}
 
 
 def main() -> None:
@@ -231,9 +249,10 @@ def main() -> None:
         for name in args.models.split(","):
             r = bench(name, args.steps, args.warmup, args.threads, folder)
             rows.append(r)
-            rel = abs(r["first_loss"]["graft"] - r["first_loss"]["torch"]) / abs(r["first_loss"]["torch"])
-            print(f"  {name}: first-step loss graft {r['first_loss']['graft']:.6f} torch "
-                  f"{r['first_loss']['torch']:.6f} (rel. diff {rel:.1e})", flush=True)
+            for which in ("first", "last"):
+                g, t = r[f"{which}_loss"]["graft"], r[f"{which}_loss"]["torch"]
+                print(f"  {name}: {which}-step loss graft {g:.6f} torch {t:.6f} (rel. diff {abs(g - t) / abs(t):.1e})",
+                      flush=True)
     print()
     print(f"{'model':<12} {'graft ms':>9} {'torch ms':>9} {'ratio':>6} {'graft peak MiB':>15} {'torch peak MiB':>15} "
           f"{'graft growth MiB':>17} {'torch growth MiB':>17}")
