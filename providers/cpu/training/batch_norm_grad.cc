@@ -3,18 +3,33 @@
 //   dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), g = dY * Scale,
 //   dScale = sum(dY * x_hat), dB = sum(dY).
 #include <cmath>
+#include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/plan.h"
 
 namespace graft {
 namespace {
 
-class BatchNormGrad : public Kernel {
+// Sums of one plane in float lanes (vectorized), returned in double.
+template <typename T>
+double plane_sum(const T* v, int64_t n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<float>(v[i]);
+  return s;
+}
+
+// dX may overwrite dY: each element of dY is read once, just before its dX is written.
+class BatchNormGrad : public Kernel, public InPlaceKernel {
  public:
   explicit BatchNormGrad(const KernelInfo& info)
       : axes_(info.attr_ints("axes")), epsilon_(info.attr_float("epsilon", 1e-5f)) {}
 
-  void compute(KernelContext& ctx) override {
+  std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
+  void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
+
+  void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) override {
     const Tensor& dy = ctx.input(0);
     const Tensor& x = ctx.input(1);
     const Tensor& scale = ctx.input(2);
@@ -34,53 +49,69 @@ class BatchNormGrad : public Kernel {
     if (scale.size() != channels)
       ctx.fail("Scale " + shape_to_string(scale.shape()) + " must have " +
                std::to_string(channels) + " elements");
-    Tensor* dx = ctx.has_output(0) ? &ctx.output(0, x.dtype(), x.shape()) : nullptr;
-    Tensor* dscale = ctx.has_output(1) ? &ctx.output(1, x.dtype(), scale.shape()) : nullptr;
-    Tensor* db = ctx.has_output(2) ? &ctx.output(2, x.dtype(), scale.shape()) : nullptr;
     const double count = static_cast<double>(batch * spatial);
     if (count == 0) ctx.fail("X " + shape_to_string(x.shape()) + " has no elements per channel");
+    Tensor dx;
+    if (ctx.has_output(0)) {
+      if (!in_place.empty() && in_place[0]) {
+        dx = dy;  // shares dY's buffer
+        ctx.set_output(0, ctx.input_value(0));
+      } else {
+        dx = ctx.output(0, x.dtype(), x.shape());
+      }
+    }
+    Tensor* dscale = ctx.has_output(1) ? &ctx.output(1, x.dtype(), scale.shape()) : nullptr;
+    Tensor* db = ctx.has_output(2) ? &ctx.output(2, x.dtype(), scale.shape()) : nullptr;
     dispatch_float(x.dtype(), "BatchNormGrad", [&](auto tag) {
       using T = typename decltype(tag)::type;
+      using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
       const T* xs = x.data<T>();
       const T* g = dy.data<T>();
       const T* sc = scale.data<T>();
+      T* out = ctx.has_output(0) ? dx.data<T>() : nullptr;
 #pragma omp parallel for if (x.size() > (1 << 15))
       for (int64_t c = 0; c < channels; ++c) {
         auto plane = [&](int64_t n) { return (n * channels + c) * spatial; };
         double sum = 0;
-        for (int64_t n = 0; n < batch; ++n)
-          for (int64_t i = 0, o = plane(n); i < spatial; ++i) sum += static_cast<double>(xs[o + i]);
+        for (int64_t n = 0; n < batch; ++n) sum += plane_sum(xs + plane(n), spatial);
         const double mean = sum / count;
-        double var = 0;
+        const Acc m = static_cast<Acc>(mean);
+        // Centered sums keep the variance and the dY * x_hat sum accurate.
+        double var = 0, dy_sum = 0, dy_centered = 0;
         for (int64_t n = 0; n < batch; ++n) {
-          for (int64_t i = 0, o = plane(n); i < spatial; ++i) {
-            const double d = static_cast<double>(xs[o + i]) - mean;
-            var += d * d;
+          const T* xp = xs + plane(n);
+          const T* gp = g + plane(n);
+          Acc v = 0, d = 0, dc = 0;
+#pragma omp simd reduction(+ : v, d, dc)
+          for (int64_t i = 0; i < spatial; ++i) {
+            const Acc centered = static_cast<Acc>(xp[i]) - m;
+            const Acc gi = static_cast<Acc>(gp[i]);
+            v += centered * centered;
+            d += gi;
+            dc += gi * centered;
           }
+          var += v;
+          dy_sum += d;
+          dy_centered += dc;
         }
         const double inv_std = 1.0 / std::sqrt(var / count + static_cast<double>(epsilon_));
-        double dy_sum = 0, dy_x_hat = 0;
-        for (int64_t n = 0; n < batch; ++n) {
-          for (int64_t i = 0, o = plane(n); i < spatial; ++i) {
-            const double d = static_cast<double>(g[o + i]);
-            dy_sum += d;
-            dy_x_hat += d * (static_cast<double>(xs[o + i]) - mean);
-          }
-        }
-        dy_x_hat *= inv_std;
+        const double dy_x_hat = dy_centered * inv_std;
         if (dscale) dscale->data<T>()[c] = static_cast<T>(dy_x_hat);
         if (db) db->data<T>()[c] = static_cast<T>(dy_sum);
-        if (!dx) continue;
-        const double s = static_cast<double>(sc[c]);
-        // dX = inv_std * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)), as a * dy + b * x + k.
-        const double g_mean = dy_sum / count, gx_mean = dy_x_hat / count;
-        const double a = inv_std * s, b = -a * gx_mean * inv_std;
-        const double k = -a * g_mean - b * mean;
-        T* out = dx->data<T>();
+        if (!out) continue;
+        // dX = inv_std * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)) = a * dy + b * x + k.
+        const double a = inv_std * static_cast<double>(sc[c]);
+        const double b = -a * (dy_x_hat / count) * inv_std;
+        const double k = -a * (dy_sum / count) - b * mean;
+        const Acc fa = static_cast<Acc>(a), fb = static_cast<Acc>(b), fk = static_cast<Acc>(k);
         for (int64_t n = 0; n < batch; ++n) {
-          for (int64_t i = 0, o = plane(n); i < spatial; ++i)
-            out[o + i] = static_cast<T>(a * static_cast<double>(g[o + i]) +
-                                        b * static_cast<double>(xs[o + i]) + k);
+          const T* xp = xs + plane(n);
+          const T* gp = g + plane(n);
+          T* op = out + plane(n);
+#pragma omp simd
+          for (int64_t i = 0; i < spatial; ++i)
+            op[i] =
+                static_cast<T>(fa * static_cast<Acc>(gp[i]) + fb * static_cast<Acc>(xp[i]) + fk);
         }
       }
     });

@@ -2,6 +2,8 @@
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/plan.h"
+#include "providers/cpu/math/elementwise.h"
 
 namespace graft {
 namespace {
@@ -15,25 +17,40 @@ bool positive(T v) {
   }
 }
 
-class ReluGrad : public Kernel {
+// dX may overwrite dY, which the backward graph reads nowhere else.
+class ReluGrad : public Kernel, public InPlaceKernel {
  public:
   explicit ReluGrad(const KernelInfo& info) {}
 
-  void compute(KernelContext& ctx) override {
+  std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
+  void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
+
+  void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) override {
     const Tensor& dy = ctx.input(0);
     const Tensor& y = ctx.input(1);
     if (dy.shape() != y.shape() || dy.dtype() != y.dtype())
       ctx.fail("dY " + shape_to_string(dy.shape()) + " and Y " + shape_to_string(y.shape()) +
                " must share shape and type");
-    Tensor& dx = ctx.output(0, y.dtype(), y.shape());
+    // The result's buffer: dY's own when it may be overwritten (a shallow copy shares it).
+    Tensor dx = dy;
+    if (!in_place.empty() && in_place[0]) {
+      ctx.set_output(0, ctx.input_value(0));
+    } else {
+      dx = ctx.output(0, y.dtype(), y.shape());
+    }
     dispatch_float(y.dtype(), "ReluGrad", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* g = dy.data<T>();
       const T* out = y.data<T>();
       T* d = dx.data<T>();
-      const int64_t n = y.size();
-#pragma omp parallel for simd if (n > (1 << 16))
-      for (int64_t i = 0; i < n; ++i) d[i] = positive(out[i]) ? g[i] : T(0.0f);
+      elementwise::parallel_ranges(y.size(), [&](int64_t begin, int64_t end) {
+        // Both operands loaded before the select, so it compiles to a blend, not a branch.
+        for (int64_t i = begin; i < end; ++i) {
+          const T gi = g[i];
+          const T zero(0.0f);
+          d[i] = positive(out[i]) ? gi : zero;
+        }
+      });
     });
   }
 };
