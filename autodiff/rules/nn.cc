@@ -428,10 +428,43 @@ void conv_transpose_grad(RuleContext& c) {
 
 // y = max over each window: dy goes to the argmax, found from the Indices output (flat
 // positions in x) or a recomputation, and scatter-added into zeros.
+// dX of a 2-D MaxPool from dY, as the fused com.graft.MaxPoolGrad: the body recomputes the argmax
+// indices (flat over the whole tensor) and scatter-adds dY there.
+constexpr const char* kMaxPoolGradBody = R"ONNX(
+<domain: "com.graft", opset_import: ["" : 18]>
+MaxPoolGrad <kernel_shape: ints, strides: ints, pads: ints, dilations: ints, ceil_mode: int = 0> (dY, X) => (dX) {
+  pooled, indices = MaxPool <kernel_shape: ints = @kernel_shape, strides: ints = @strides, pads: ints = @pads, dilations: ints = @dilations, ceil_mode: int = @ceil_mode> (X)
+  flat = Constant <value_ints: ints = [-1]> ()
+  x_flat = Reshape (X, flat)
+  count = Shape (x_flat)
+  zero = Constant <value_float: float = 0.0> ()
+  zero_like = CastLike (zero, X)
+  zeros = Expand (zero_like, count)
+  indices_flat = Reshape (indices, flat)
+  dy_flat = Reshape (dY, flat)
+  scattered = ScatterElements <axis: int = 0, reduction: string = "add"> (zeros, indices_flat, dy_flat)
+  x_shape = Shape (X)
+  dX = Reshape (scattered, x_shape)
+}
+)ONNX";
+
 void max_pool_grad(RuleContext& c) {
   std::string dy = c.output_grad(0);
   if (dy.empty()) return;
   const std::string& x = c.input(0);
+  const Ints kernel = c.attr_ints("kernel_shape");
+  if (c.opset() >= 16 && kernel.size() == 2 && c.static_rank(x) == 4 &&
+      c.attr_int("storage_order", 0) == 0 && c.attr_string("auto_pad", "NOTSET") == "NOTSET") {
+    const Window w = read_window(c, kernel);
+    c.set_input_grad(
+        0, c.emit_fused(
+               "MaxPoolGrad", {dy, x},
+               {Attr::ints("kernel_shape", kernel), Attr::ints("strides", w.strides),
+                Attr::ints("pads", concat(w.begin, w.end)), Attr::ints("dilations", w.dilations),
+                Attr::i("ceil_mode", c.attr_int("ceil_mode", 0))},
+               kMaxPoolGradBody));
+    return;
+  }
   std::string indices;
   if (c.num_outputs() > 1 && !c.output(1).empty() && c.attr_int("storage_order", 0) == 0) {
     indices = c.output(1);

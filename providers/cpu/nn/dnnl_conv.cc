@@ -1,5 +1,6 @@
 #include "providers/cpu/nn/dnnl_conv.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -156,12 +157,21 @@ memory scratch(const memory::desc& desc, std::vector<Tensor>& keep) {
   return memory(desc, engine(), keep.back().data<float>());
 }
 
-// Runs `e` on graft's plain buffers: inputs are reordered into oneDNN's layouts first, outputs
-// reordered back after.
+// Inputs already reordered within one call sequence (backward data and weights both read dY):
+// graft's buffer, oneDNN's layout and the reordered copy.
+struct Reordered {
+  const float* plain;
+  memory::desc layout;
+  memory copy;
+};
+
+// Runs `e` on graft's plain buffers: inputs are reordered into oneDNN's layouts first (or taken
+// from `shared`, which also receives the new copies), outputs reordered back after. `keep` owns
+// the scratch buffers until the caller is done with them.
 void execute(const Entry& e, const std::map<int, const float*>& inputs,
-             const std::map<int, float*>& outputs) {
+             const std::map<int, float*>& outputs, std::vector<Tensor>& keep,
+             std::vector<Reordered>& shared) {
   dnnl::stream stream(engine());
-  std::vector<Tensor> keep;
   std::unordered_map<int, memory> args;
   std::vector<std::pair<memory, memory>> copy_back;
   for (const auto& [arg, layout] : e.layouts) {
@@ -173,9 +183,19 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
       args[arg] = user;
       continue;
     }
+    if (in != inputs.end()) {
+      auto done = std::find_if(shared.begin(), shared.end(), [&](const Reordered& r) {
+        return r.plain == in->second && r.layout == inner;
+      });
+      if (done != shared.end()) {
+        args[arg] = done->copy;
+        continue;
+      }
+    }
     memory internal = scratch(inner, keep);
     if (in != inputs.end()) {
       dnnl::reorder(user, internal).execute(stream, user, internal);
+      shared.push_back({in->second, inner, internal});
     } else {
       copy_back.emplace_back(internal, user);
     }
@@ -199,20 +219,26 @@ void dnnl_conv_forward(const DnnlConvShape& s, const float* x, const float* w, c
   const auto e = cached(s, Pass::Forward, b != nullptr);
   std::map<int, const float*> in = {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}};
   if (b) in[DNNL_ARG_BIAS] = b;
-  execute(*e, in, {{DNNL_ARG_DST, y}});
+  std::vector<Tensor> keep;
+  std::vector<Reordered> shared;
+  execute(*e, in, {{DNNL_ARG_DST, y}}, keep, shared);
 }
 
-void dnnl_conv_backward_data(const DnnlConvShape& s, const float* dy, const float* w, float* dx) {
-  const auto e = cached(s, Pass::BackwardData, false);
-  execute(*e, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}}, {{DNNL_ARG_DIFF_SRC, dx}});
-}
-
-void dnnl_conv_backward_weights(const DnnlConvShape& s, const float* x, const float* dy, float* dw,
-                                float* db) {
-  const auto e = cached(s, Pass::BackwardWeights, db != nullptr);
-  std::map<int, float*> out = {{DNNL_ARG_DIFF_WEIGHTS, dw}};
-  if (db) out[DNNL_ARG_DIFF_BIAS] = db;
-  execute(*e, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}}, out);
+void dnnl_conv_backward(const DnnlConvShape& s, const float* x, const float* w, const float* dy,
+                        float* dx, float* dw, float* db) {
+  std::vector<Tensor> keep;
+  std::vector<Reordered> shared;
+  if (dx) {
+    const auto e = cached(s, Pass::BackwardData, false);
+    execute(*e, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}}, {{DNNL_ARG_DIFF_SRC, dx}}, keep,
+            shared);
+  }
+  if (dw) {
+    const auto e = cached(s, Pass::BackwardWeights, db != nullptr);
+    std::map<int, float*> out = {{DNNL_ARG_DIFF_WEIGHTS, dw}};
+    if (db) out[DNNL_ARG_DIFF_BIAS] = db;
+    execute(*e, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dy}}, out, keep, shared);
+  }
 }
 
 }  // namespace graft::cpu

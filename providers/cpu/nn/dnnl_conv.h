@@ -23,10 +23,9 @@ bool dnnl_conv_supported(const DnnlConvShape& s);
 // y = conv(x, w) + b; b may be null.
 void dnnl_conv_forward(const DnnlConvShape& s, const float* x, const float* w, const float* b,
                        float* y);
-// dx = the gradient of the input from dy (the transposed convolution of dy with w).
-void dnnl_conv_backward_data(const DnnlConvShape& s, const float* dy, const float* w, float* dx);
-// dw (and db when not null) from x and dy.
-void dnnl_conv_backward_weights(const DnnlConvShape& s, const float* x, const float* dy, float* dw,
-                                float* db);
+// The gradients of the input (dx), the weights (dw) and the bias (db) from dy; a null output is
+// not computed (db needs dw). dy is brought into oneDNN's layout once for both passes.
+void dnnl_conv_backward(const DnnlConvShape& s, const float* x, const float* w, const float* dy,
+                        float* dx, float* dw, float* db);
 
 }  // namespace graft::cpu

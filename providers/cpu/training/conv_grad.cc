@@ -40,18 +40,16 @@ class ConvGrad : public Kernel {
         dy.dim(2) != s.out[0] || dy.dim(3) != s.out[1])
       ctx.fail("dY " + shape_to_string(dy.shape()) + " is not the output of X " +
                shape_to_string(x.shape()) + " convolved with W " + shape_to_string(w.shape()));
-    if (ctx.has_output(0)) {
-      Tensor& dx = ctx.output(0, DType::Float, x.shape());
-      cpu::dnnl_conv_backward_data(s, dy.data<float>(), w.data<float>(), dx.data<float>());
-    }
-    if (ctx.has_output(1) || ctx.has_output(2)) {
-      // oneDNN computes dW whenever it runs; without a named dW it goes to scratch.
-      Tensor scratch;
-      Tensor& dw = ctx.has_output(1) ? ctx.output(1, DType::Float, w.shape())
-                                     : (scratch = Tensor(DType::Float, w.shape()));
-      float* db = ctx.has_output(2) ? ctx.output(2, DType::Float, {s.maps}).data<float>() : nullptr;
-      cpu::dnnl_conv_backward_weights(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
-    }
+    float* dx = ctx.has_output(0) ? ctx.output(0, DType::Float, x.shape()).data<float>() : nullptr;
+    // oneDNN computes dW whenever it computes dB; without a named dW it goes to scratch.
+    const bool weights = ctx.has_output(1) || ctx.has_output(2);
+    Tensor dw;
+    if (weights)
+      dw = ctx.has_output(1) ? ctx.output(1, DType::Float, w.shape())
+                             : Tensor(DType::Float, w.shape());
+    float* db = ctx.has_output(2) ? ctx.output(2, DType::Float, {s.maps}).data<float>() : nullptr;
+    cpu::dnnl_conv_backward(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx,
+                            weights ? dw.data<float>() : nullptr, db);
   }
 
  private:
