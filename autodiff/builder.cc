@@ -59,7 +59,14 @@ std::set<std::string> forward_reach(const ir::Graph& g, const std::vector<std::s
   std::set<std::string> reach(sources.begin(), sources.end());
   for (const auto& n : g.nodes) {  // nodes are in topological order
     bool hit = false;
-    for (const auto& i : reads(*n)) hit = hit || reach.count(i);
+    // CastLike reads only the type of its second input: no gradient flows through it, so a
+    // constant cast like a parameter-dependent value stays a constant.
+    const bool type_only_second = n->domain.empty() && n->op_type == "CastLike";
+    for (const auto& i : reads(*n)) {
+      if (type_only_second && n->inputs.size() > 1 && i == n->inputs[1] && i != n->inputs[0])
+        continue;
+      hit = hit || reach.count(i);
+    }
     if (hit) {
       for (const auto& o : n->outputs) {
         if (!o.empty() && differentiable(g, o)) reach.insert(o);

@@ -308,6 +308,23 @@ std::optional<std::vector<int64_t>> RuleContext::static_shape(const std::string&
 }
 
 std::string RuleContext::unbroadcast(const std::string& grad, const std::string& target) {
+  // When every other operand is all ones of no higher rank (a scalar multiplier, say), the
+  // broadcast result has the target's shape even if its dims are known only at run time.
+  const int64_t rank = graph_.rank_of(target);
+  bool others_trivial = rank >= 0;
+  bool target_seen = false;
+  for (const auto& in : node_.inputs) {
+    if (!others_trivial) break;
+    if (in == target && !target_seen) {
+      target_seen = true;
+      continue;
+    }
+    if (in.empty()) continue;
+    const auto s = graph_.static_shape(in);
+    others_trivial = s && static_cast<int64_t>(s->size()) <= rank &&
+                     std::all_of(s->begin(), s->end(), [](int64_t d) { return d == 1; });
+  }
+  if (others_trivial && target_seen) return grad;
   return unbroadcast(grad, target, graph_.static_shape(output(0)));
 }
 

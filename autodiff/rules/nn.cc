@@ -746,7 +746,7 @@ void batch_norm_grad(RuleContext& c) {
 //   dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dY * Scale, over `axes`.
 constexpr const char* kLayerNormGradBody = R"ONNX(
 <domain: "com.graft", opset_import: ["" : 18]>
-LayerNormGrad <axes: ints, epsilon: float = 0.00001> (dY, X, Scale) => (dX) {
+LayerNormGrad <axes: ints, epsilon: float = 0.00001> (dY, X, Scale) => (dX, dScale, dB) {
   ax = Constant <value_ints: ints = @axes> ()
   mean = ReduceMean <keepdims: int = 1> (X, ax)
   centered = Sub (X, mean)
@@ -766,6 +766,15 @@ LayerNormGrad <axes: ints, epsilon: float = 0.00001> (dY, X, Scale) => (dX) {
   t2 = Mul (x_hat, gx_mean)
   t3 = Sub (t1, t2)
   dX = Mul (t3, inv_std)
+  scale_shape = Shape (Scale)
+  minus_one = Constant <value_ints: ints = [-1]> ()
+  rows_shape = Concat <axis: int = 0> (minus_one, scale_shape)
+  rows = Constant <value_ints: ints = [0]> ()
+  dy_x_hat = Mul (dY, x_hat)
+  dy_x_hat_rows = Reshape (dy_x_hat, rows_shape)
+  dScale = ReduceSum <keepdims: int = 0> (dy_x_hat_rows, rows)
+  dy_rows = Reshape (dY, rows_shape)
+  dB = ReduceSum <keepdims: int = 0> (dy_rows, rows)
 }
 )ONNX";
 
@@ -780,10 +789,23 @@ void layer_norm_grad(RuleContext& c) {
   // The common case, only Y read: one fused op for dX.
   if (!dy.empty() && c.output_grad(1).empty() && c.output_grad(2).empty() &&
       c.needs_input_grad(0)) {
-    c.set_input_grad(
-        0, c.emit_fused("LayerNormGrad", {dy, x, scale},
-                        {Attr::ints("axes", axes), Attr::f("epsilon", eps)}, kLayerNormGradBody));
-    if (c.needs_input_grad(1) || c.needs_input_grad(2)) {
+    // dScale and dB come out of the same op when Scale (and B) cover the normalized axes element
+    // by element, the op's row layout.
+    const auto xs = c.static_shape(x), ss = c.static_shape(scale);
+    bool per_element = xs && ss && ss->size() == axes.size();
+    for (size_t k = 0; per_element && k < ss->size(); ++k)
+      per_element = (*ss)[k] == (*xs)[xs->size() - ss->size() + k];
+    if (per_element && c.num_inputs() > 2 && !c.input(2).empty())
+      per_element = c.static_shape(c.input(2)) == ss;
+    const std::vector<bool> wanted = {true, per_element && c.needs_input_grad(1),
+                                      per_element && c.needs_input_grad(2)};
+    const auto grads =
+        c.emit_fused("LayerNormGrad", {dy, x, scale}, wanted,
+                     {Attr::ints("axes", axes), Attr::f("epsilon", eps)}, kLayerNormGradBody);
+    c.set_input_grad(0, grads[0]);
+    if (wanted[1]) c.set_input_grad(1, grads[1]);
+    if (wanted[2]) c.set_input_grad(2, grads[2]);
+    if (!per_element && (c.needs_input_grad(1) || c.needs_input_grad(2))) {
       const Standardized s = standardize(c, x, axes, eps, x);
       grad_if(c, 1, [&] { return c.unbroadcast(c.emit1("Mul", {dy, s.x_hat}), scale); });
       grad_if(c, 2, [&] { return c.unbroadcast(dy, c.input(2)); });

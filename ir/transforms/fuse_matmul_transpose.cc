@@ -1,5 +1,7 @@
 // Folds a Transpose that swaps the last two axes into the MatMul reading it: the MatMul becomes
 // com.graft.FusedMatMul with transA / transB, whose GEMM reads the operand transposed in place.
+// Chains of Transposes (a backward graph transposes a weight its forward already transposed)
+// are first composed into one, or removed when they cancel.
 #include <algorithm>
 
 #include "ir/transforms/optimize.h"
@@ -36,8 +38,66 @@ int64_t static_rank(const Graph& g, const std::string& value) {
 
 }  // namespace
 
+int fold_transposes(Graph& graph) {
+  int folded = 0;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& outer = *graph.nodes[i];
+    if (outer.op_type != "Transpose" || !outer.domain.empty() || outer.inputs.size() != 1) continue;
+    const Node* inner = graph.producer(outer.inputs[0]);
+    if (!inner || inner->op_type != "Transpose" || !inner->domain.empty()) continue;
+    const Attribute* p_inner = inner->find_attr("perm");
+    Attribute* p_outer = nullptr;
+    for (auto& a : outer.attributes) {
+      if (a.name == "perm") p_outer = &a;
+    }
+    if (!p_inner || !p_outer || p_inner->proto->ints_size() != p_outer->proto->ints_size())
+      continue;
+    // y = transpose(transpose(x, p), q) reads x through perm p[q[j]].
+    const auto& p = p_inner->proto->ints();
+    const auto& q = p_outer->proto->ints();
+    std::vector<int64_t> composed;
+    bool identity = true;
+    for (int j = 0; j < q.size(); ++j) {
+      if (q[j] < 0 || q[j] >= p.size()) return folded;
+      composed.push_back(p[static_cast<int>(q[j])]);
+      identity = identity && composed.back() == j;
+    }
+    const std::string source = inner->inputs[0];
+    const bool is_output =
+        std::any_of(graph.outputs.begin(), graph.outputs.end(),
+                    [&](const ValueInfo& v) { return v.name == outer.outputs[0]; });
+    if (identity && !is_output) {
+      const std::string out = outer.outputs[0];
+      graph.remove_node(&outer);
+      graph.replace_uses(out, source);
+      graph.value_info.erase(out);
+      i = 0;
+    } else {
+      outer.inputs[0] = source;
+      p_outer->proto->clear_ints();
+      for (int64_t v : composed) p_outer->proto->add_ints(v);
+    }
+    ++folded;
+  }
+  // Transposes nothing reads any more.
+  for (size_t i = 0; i < graph.nodes.size();) {
+    const Node& n = *graph.nodes[i];
+    const bool dead = n.op_type == "Transpose" && n.domain.empty() &&
+                      graph.consumers(n.outputs[0]).empty() &&
+                      std::none_of(graph.outputs.begin(), graph.outputs.end(),
+                                   [&](const ValueInfo& v) { return v.name == n.outputs[0]; });
+    if (!dead) {
+      ++i;
+      continue;
+    }
+    graph.value_info.erase(n.outputs[0]);
+    graph.remove_node(&n);
+  }
+  return folded;
+}
+
 int fuse_matmul_transpose(Graph& graph) {
-  int fused = 0;
+  int fused = fold_transposes(graph);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& mm = *graph.nodes[i];
     if (mm.op_type != "MatMul" || !mm.domain.empty() || mm.inputs.size() != 2) continue;

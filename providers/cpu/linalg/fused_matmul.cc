@@ -38,6 +38,12 @@ class FusedMatMul : public Kernel {
       const T* ap = a.data<T>();
       const T* bp = b.data<T>();
       T* yp = y.data<T>();
+      // One B for every batch and A stored row after row: a single (batch*M) x K product.
+      if (!trans_a_ && b.size() == k * n &&
+          shape_size(Shape(plan.a.begin(), plan.a.end() - 2)) == batch_count) {
+        cpu::gemm<T>(false, trans_b_, batch_count * m, n, k, ap, bp, yp);
+        return;
+      }
       const bool parallel = batch_count >= omp_get_max_threads() && m * n * k < (1 << 21);
 #pragma omp parallel for if (parallel)
       for (int64_t i = 0; i < batch_count; ++i) {

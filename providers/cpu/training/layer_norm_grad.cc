@@ -1,8 +1,10 @@
 // com.graft.LayerNormGrad: dX = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)) with
-// g = dY * Scale, over the trailing `axes` (LayerNormalization's). Statistics are recomputed from
-// X in two passes per row; the op's function body is the same formula in standard ops.
+// g = dY * Scale, over the trailing `axes` (LayerNormalization's), and, when asked for, dScale =
+// sum(dY * x_hat) and dB = sum(dY) over the rows. Statistics are recomputed from X in two passes
+// per row; the op's function body is the same formula in standard ops.
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "exec/kernel.h"
 
@@ -40,40 +42,75 @@ class LayerNormGrad : public Kernel {
     if (scale.size() != n && scale.size() != 1) {
       ctx.fail("Scale " + shape_to_string(scale.shape()) + " does not cover the normalized axes");
     }
-    Tensor& dx = ctx.output(0, x.dtype(), x.shape());
+    // dScale and dB are summed over the rows; each thread keeps its own partial sums.
+    const bool param_grads = ctx.has_output(1) || ctx.has_output(2);
+    if (param_grads && scale.size() != n)
+      ctx.fail("dScale and dB need Scale " + shape_to_string(scale.shape()) +
+               " to cover the normalized axes element by element");
+    Tensor dx = ctx.has_output(0) ? ctx.output(0, x.dtype(), x.shape()) : Tensor();
+    Tensor* dscale = ctx.has_output(1) ? &ctx.output(1, x.dtype(), scale.shape()) : nullptr;
+    Tensor* dbias = ctx.has_output(2) ? &ctx.output(2, x.dtype(), scale.shape()) : nullptr;
     dispatch_float(x.dtype(), "LayerNormGrad", [&](auto tag) {
       using T = typename decltype(tag)::type;
       using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
       const T* g_in = dy.data<T>();
       const T* xs = x.data<T>();
       const T* sc = scale.data<T>();
-      T* out = dx.data<T>();
+      T* out = ctx.has_output(0) ? dx.data<T>() : nullptr;
       const bool scalar_scale = scale.size() == 1;
       const Acc inv_n = Acc(1) / static_cast<Acc>(n);
-#pragma omp parallel for if (outer * n > (1 << 15))
-      for (int64_t o = 0; o < outer; ++o) {
-        const T* xr = xs + o * n;
-        const T* gr = g_in + o * n;
-        Acc mean = 0, var = 0;
-        for (int64_t j = 0; j < n; ++j) mean += static_cast<Acc>(xr[j]);
-        mean *= inv_n;
-        for (int64_t j = 0; j < n; ++j) {
-          const Acc d = static_cast<Acc>(xr[j]) - mean;
-          var += d * d;
+      std::vector<double> totals(param_grads ? static_cast<size_t>(2 * n) : 0, 0.0);
+#pragma omp parallel if (outer * n > (1 << 15))
+      {
+        std::vector<Acc> partial(param_grads ? static_cast<size_t>(2 * n) : 0, Acc(0));
+#pragma omp for
+        for (int64_t o = 0; o < outer; ++o) {
+          const T* xr = xs + o * n;
+          const T* gr = g_in + o * n;
+          Acc mean = 0, var = 0;
+#pragma omp simd reduction(+ : mean)
+          for (int64_t j = 0; j < n; ++j) mean += static_cast<Acc>(xr[j]);
+          mean *= inv_n;
+#pragma omp simd reduction(+ : var)
+          for (int64_t j = 0; j < n; ++j) {
+            const Acc d = static_cast<Acc>(xr[j]) - mean;
+            var += d * d;
+          }
+          const Acc inv_std = Acc(1) / std::sqrt(var * inv_n + static_cast<Acc>(epsilon_));
+          if (param_grads) {
+            Acc* ds = partial.data();
+            Acc* db = partial.data() + n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) {
+              const Acc gy = static_cast<Acc>(gr[j]);
+              ds[j] += gy * (static_cast<Acc>(xr[j]) - mean) * inv_std;
+              db[j] += gy;
+            }
+          }
+          if (!out) continue;
+          Acc g_sum = 0, gx_sum = 0;
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+          for (int64_t j = 0; j < n; ++j) {
+            const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
+            g_sum += g;
+            gx_sum += g * (static_cast<Acc>(xr[j]) - mean) * inv_std;
+          }
+          const Acc g_mean = g_sum * inv_n, gx_mean = gx_sum * inv_n;
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) {
+            const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
+            const Acc x_hat = (static_cast<Acc>(xr[j]) - mean) * inv_std;
+            out[o * n + j] = static_cast<T>(inv_std * (g - g_mean - x_hat * gx_mean));
+          }
         }
-        const Acc inv_std = Acc(1) / std::sqrt(var * inv_n + static_cast<Acc>(epsilon_));
-        Acc g_sum = 0, gx_sum = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
-          g_sum += g;
-          gx_sum += g * (static_cast<Acc>(xr[j]) - mean) * inv_std;
+        if (param_grads) {
+#pragma omp critical
+          for (size_t j = 0; j < totals.size(); ++j) totals[j] += static_cast<double>(partial[j]);
         }
-        const Acc g_mean = g_sum * inv_n, gx_mean = gx_sum * inv_n;
-        for (int64_t j = 0; j < n; ++j) {
-          const Acc g = static_cast<Acc>(gr[j]) * static_cast<Acc>(sc[scalar_scale ? 0 : j]);
-          const Acc x_hat = (static_cast<Acc>(xr[j]) - mean) * inv_std;
-          out[o * n + j] = static_cast<T>(inv_std * (g - g_mean - x_hat * gx_mean));
-        }
+      }
+      for (int64_t j = 0; param_grads && j < n; ++j) {
+        if (dscale) dscale->data<T>()[j] = static_cast<T>(totals[static_cast<size_t>(j)]);
+        if (dbias) dbias->data<T>()[j] = static_cast<T>(totals[static_cast<size_t>(n + j)]);
       }
     });
   }
