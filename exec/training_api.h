@@ -1,4 +1,4 @@
-// On-device training over the artifacts that graft.artifacts.generate_artifacts writes, with
+// On-device training over the artifacts that graft.training.generate_artifacts writes, with
 // onnxruntime's training-API concepts: a CheckpointState holds the parameters, the optimizer
 // state, the step and string properties; a Module runs the training model (gradients add up
 // until the optimizer steps) and the eval model; an Optimizer applies the gradients with the

@@ -1,4 +1,4 @@
-// On-device fine-tuning in C++: loads the artifacts of graft.artifacts.generate_artifacts, trains
+// On-device fine-tuning in C++: loads the artifacts of graft.training.generate_artifacts, trains
 // on a data file, then saves a checkpoint and a forward-only model for inference.
 //
 //   graft_finetune <artifact_dir> <data_file> <out_dir> [--epochs N] [--lr X] [--batch B]
