@@ -7,6 +7,7 @@
 
 #include "autodiff/gradient.h"
 #include "exec/checkpoint.h"
+#include "exec/generator.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -304,6 +305,8 @@ void TrainingSession::save_checkpoint(const std::string& path) const {
   c.tensors = state_;
   c.step = step_;
   c.properties["graft.lr"] = std::to_string(learning_rate_);
+  // The default generator drives unseeded Dropout: a resumed run must draw the same masks.
+  c.properties["graft.rng"] = default_generator().state();
   graft::save_checkpoint(c, path);
 }
 
@@ -323,6 +326,8 @@ void TrainingSession::load_checkpoint(const std::string& path) {
   step_ = c.step;
   if (auto it = c.properties.find("graft.lr"); it != c.properties.end())
     learning_rate_ = std::stof(it->second);
+  if (auto it = c.properties.find("graft.rng"); it != c.properties.end())
+    default_generator().set_state(it->second);
 }
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,

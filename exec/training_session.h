@@ -48,10 +48,11 @@ class GRAFT_API TrainingSession {
   const std::map<std::string, Tensor>& state() const { return state_; }
   const std::vector<std::string>& parameters() const { return params_; }
 
-  // Parameters, optimizer state, step and learning rate, written atomically.
+  // Parameters, optimizer state, step, learning rate and the default random generator's state
+  // (exec/generator.h), written atomically.
   void save_checkpoint(const std::string& path) const;
-  // Restores what save_checkpoint wrote; throws InvalidArgument for a checkpoint that does not
-  // hold exactly this session's state.
+  // Restores what save_checkpoint wrote, the random generator included; throws InvalidArgument
+  // for a checkpoint that does not hold exactly this session's state.
   void load_checkpoint(const std::string& path);
   // Writes the forward model with the trained parameters, reduced to what computes `outputs`
   // (loss nodes and inputs such as labels drop out when no output needs them).

@@ -3,7 +3,7 @@
 The inference interface mirrors onnxruntime's, so existing code switches by changing the import.
 """
 
-from ._C import Fail, InvalidArgument, NotImplemented
+from ._C import Fail, InvalidArgument, NotImplemented, get_rng_state, seed, set_rng_state
 from .session import (
     ExecutionMode,
     GraphOptimizationLevel,
@@ -31,4 +31,7 @@ __all__ = [
     "SessionOptions",
     "get_available_providers",
     "get_device",
+    "get_rng_state",
+    "seed",
+    "set_rng_state",
 ]

@@ -1,6 +1,7 @@
 // Binding of TrainingSession.
 #include <pybind11/stl.h>
 
+#include "exec/generator.h"
 #include "exec/training_session.h"
 #include "ir/serialize.h"
 #include "python/src/convert.h"
@@ -8,6 +9,13 @@
 namespace graft::python {
 
 void init_training(py::module_& m) {
+  m.def(
+      "seed", [](uint64_t value) { default_generator().seed(value); }, py::arg("value"),
+      "Seeds the generator unseeded Dropout and Random* nodes draw from.");
+  m.def("get_rng_state", [] { return default_generator().state(); });
+  m.def(
+      "set_rng_state", [](const std::string& state) { default_generator().set_state(state); },
+      py::arg("state"));
   py::class_<TrainingSession>(m, "TrainingSession")
       .def(py::init([](const py::bytes& data, const std::string& loss,
                        const std::vector<std::string>& params, const std::string& kind, float lr,

@@ -1,6 +1,7 @@
 // Random generators: RandomUniform, RandomNormal, their *Like forms, Multinomial and Bernoulli.
 // With a `seed` attribute a node's draws are reproducible: its generator is seeded once when
-// the session is built and advances from run to run.
+// the session is built and advances from run to run. Without one, nodes draw from the process's
+// default generator (exec/generator.h), which graft.seed() seeds and checkpoints carry.
 #include <algorithm>
 #include <cmath>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "exec/generator.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -16,13 +18,13 @@ namespace {
 
 class RandomKernel : public Kernel {
  public:
-  explicit RandomKernel(const KernelInfo& info) {
-    if (info.has_attr("seed")) {
+  explicit RandomKernel(const KernelInfo& info)
+      : seeded_(info.has_attr("seed")),
+        engine_(seeded_ ? own_engine_ : default_generator().engine()),
+        mutex_(seeded_ ? own_mutex_ : default_generator().mutex()) {
+    if (seeded_) {
       const float seed = info.attr_float("seed", 0.0f);
-      engine_.seed(static_cast<uint64_t>(static_cast<int64_t>(seed)));
-    } else {
-      std::random_device device;
-      engine_.seed((static_cast<uint64_t>(device()) << 32) | device());
+      own_engine_.seed(static_cast<uint64_t>(static_cast<int64_t>(seed)));
     }
   }
 
@@ -38,8 +40,14 @@ class RandomKernel : public Kernel {
     });
   }
 
-  std::mt19937_64 engine_;
-  std::mutex mutex_;
+  // A seeded node has its own engine; the others share the process's default generator.
+  bool seeded_;
+  std::mt19937_64 own_engine_;
+  std::mutex own_mutex_;
+
+ protected:
+  std::mt19937_64& engine_;
+  std::mutex& mutex_;
 };
 
 DType float_dtype(const KernelInfo& info, DType fallback) {

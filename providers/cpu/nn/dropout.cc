@@ -8,6 +8,7 @@
 #include <random>
 #include <type_traits>
 
+#include "exec/generator.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -19,8 +20,7 @@ class Dropout : public Kernel {
       : since_(info.since_version()),
         ratio_attr_(info.attr_float("ratio", 0.5f)),
         seeded_(info.has_attr("seed")),
-        seed_(static_cast<uint32_t>(info.attr_int("seed", 0))),
-        generator_(std::random_device{}()) {}
+        seed_(static_cast<uint32_t>(info.attr_int("seed", 0))) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
@@ -57,8 +57,7 @@ class Dropout : public Kernel {
       std::mt19937 generator(seed_);
       draw(generator, ratio, keep);
     } else {
-      std::lock_guard<std::mutex> lock(mutex_);
-      draw(generator_, ratio, keep);
+      default_generator().draw([&](std::mt19937_64& engine) { draw(engine, ratio, keep); });
     }
     const double scale = ratio < 1.0 ? 1.0 / (1.0 - ratio) : 0.0;
     dispatch_float(x.dtype(), "Dropout", [&](auto tag) {
@@ -86,11 +85,13 @@ class Dropout : public Kernel {
   }
 
  private:
-  // NumPy's legacy random_sample: 53 bits from two 32-bit draws.
-  static void draw(std::mt19937& generator, double ratio, std::vector<bool>& keep) {
+  // NumPy's legacy random_sample: 53 bits from two 32-bit draws (the low bits of the 64-bit
+  // default engine's draws when unseeded).
+  template <typename Engine>
+  static void draw(Engine& generator, double ratio, std::vector<bool>& keep) {
     for (size_t i = 0; i < keep.size(); ++i) {
-      const double a = static_cast<double>(generator() >> 5),
-                   b = static_cast<double>(generator() >> 6);
+      const double a = static_cast<double>(static_cast<uint32_t>(generator()) >> 5),
+                   b = static_cast<double>(static_cast<uint32_t>(generator()) >> 6);
       keep[i] = (a * 67108864.0 + b) / 9007199254740992.0 >= ratio;
     }
   }
@@ -99,8 +100,6 @@ class Dropout : public Kernel {
   float ratio_attr_;
   bool seeded_;
   uint32_t seed_;
-  std::mutex mutex_;
-  std::mt19937 generator_;
 };
 
 }  // namespace

@@ -89,6 +89,50 @@ def test_resume_from_checkpoint_is_bitwise_identical(tmp_path):
         assert a[k].tobytes() == b[k].tobytes(), k
 
 
+def _with_dropout(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The MLP with an unseeded training-mode Dropout after its hidden Relu."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for node in m.graph.node:
+        if node.op_type == "Gemm" and node.input[0] == "r":
+            node.input[0] = "dropped"
+    m.graph.initializer.extend([numpy_helper.from_array(np.array(0.4, np.float32), "ratio"),
+                                numpy_helper.from_array(np.array(True), "training")])
+    relu = [i for i, n in enumerate(m.graph.node) if n.op_type == "Relu"][0]
+    m.graph.node.insert(relu + 1, helper.make_node("Dropout", ["r", "ratio", "training"], ["dropped", "mask"]))
+    return m
+
+
+def test_resume_reproduces_dropout_masks(tmp_path):
+    # The checkpoint carries the default generator, so the resumed run draws the masks the
+    # uninterrupted one drew.
+    model = _with_dropout(_mlp(2)[0])
+    params = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    batches = list(_batches(12))
+    graft.seed(7)
+    straight = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=0.05)
+    losses = [straight.train_step({"x": x, "target": t}) for x, t in batches]
+    graft.seed(7)
+    first = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=0.05)
+    for x, t in batches[:6]:
+        first.train_step({"x": x, "target": t})
+    first.save_checkpoint(tmp_path / "ckpt.graft")
+    graft.seed(12345)  # a new process would start from another state
+    resumed = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=0.05)
+    resumed.load_checkpoint(tmp_path / "ckpt.graft")
+    resumed_losses = [resumed.train_step({"x": x, "target": t}) for x, t in batches[6:]]
+    assert resumed_losses == losses[6:]
+    a, b = straight.state(), resumed.state()
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    # Without the generator's state the masks differ (the test can tell).
+    graft.seed(12345)
+    again = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=0.05)
+    again.load_checkpoint(tmp_path / "ckpt.graft")
+    graft.seed(12345)
+    assert [again.train_step({"x": x, "target": t}) for x, t in batches[6:]] != losses[6:]
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     model, _ = _mlp()
     sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.1)
