@@ -405,8 +405,8 @@ ir::Model inference_model(const ir::Model& forward, const std::map<std::string, 
     const onnx::TypeProto* type = name.empty() ? nullptr : g.type_of(name);
     const bool produced = g.producer(name) || g.is_graph_input(name) || g.find_initializer(name);
     if (!type || !produced) {
-      throw InvalidArgument("export_model_for_inferencing: '" + name +
-                            "' is not a value of the model with a known type");
+      throw InvalidArgument("export_model_for_inferencing: the model has no output '" + name +
+                            "' (no value of that name with a known type)");
     }
     outputs.push_back({name, std::make_shared<onnx::TypeProto>(*type), ""});
   }

@@ -11,6 +11,7 @@
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
+#include "exec/training_api.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "ir/transforms/inline_functions.h"
@@ -269,13 +270,7 @@ double TrainingSession::forward_backward(const std::map<std::string, Value>& fee
       accumulated_[params_[i]] = g.clone();
       continue;
     }
-    dispatch_float(g.dtype(), "gradient accumulation", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      T* acc = it->second.data<T>();
-      const T* add = g.data<T>();
-      for (int64_t k = 0; k < g.size(); ++k)
-        acc[k] = T(static_cast<float>(acc[k]) + static_cast<float>(add[k]));
-    });
+    training::accumulate(it->second, g);
   }
   reset_grad_ = false;
   return outs[0].tensor().scalar_as_double(0);
@@ -332,50 +327,7 @@ void TrainingSession::load_checkpoint(const std::string& path) {
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,
                                                    const std::vector<std::string>& outputs) const {
-  ir::Model m = forward_->clone();
-  ir::Graph& g = m.graph;
-  std::vector<ir::ValueInfo> kept_outputs;
-  for (const auto& name : outputs) {
-    auto it = std::find_if(g.outputs.begin(), g.outputs.end(),
-                           [&](const ir::ValueInfo& v) { return v.name == name; });
-    if (it == g.outputs.end()) throw InvalidArgument("the model has no output '" + name + "'");
-    kept_outputs.push_back(*it);
-  }
-  g.outputs = kept_outputs;
-  // Keep the nodes some output depends on, walking backwards.
-  std::set<std::string> needed(outputs.begin(), outputs.end());
-  std::vector<std::unique_ptr<ir::Node>> kept;
-  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
-    bool used = false;
-    for (const auto& o : (*it)->outputs) used = used || needed.count(o);
-    if (!used) continue;
-    for (const auto& i : (*it)->inputs) needed.insert(i);
-    for (const auto& a : (*it)->attributes) {
-      for (const auto& sub : a.graphs) {
-        for (const auto& v : sub->free_variables()) needed.insert(v);
-      }
-    }
-    kept.push_back(std::move(*it));
-  }
-  std::reverse(kept.begin(), kept.end());
-  g.nodes = std::move(kept);
-  std::erase_if(g.inputs, [&](const ir::ValueInfo& v) { return !needed.count(v.name); });
-  std::vector<std::shared_ptr<onnx::TensorProto>> inits;
-  for (const auto& t : g.initializers) {
-    if (!needed.count(t->name())) continue;
-    auto trained = state_.find(t->name());
-    if (trained == state_.end()) {
-      inits.push_back(t);
-      continue;
-    }
-    auto proto = std::make_shared<onnx::TensorProto>();
-    tensor_to_proto(trained->second, t->name(), proto.get());
-    inits.push_back(proto);
-  }
-  g.initializers = std::move(inits);
-  std::erase_if(g.value_info, [&](const auto& kv) { return !needed.count(kv.first); });
-  g.renumber();
-  ir::save_model(m, path);
+  ir::save_model(training::inference_model(*forward_, state_, outputs), path);
 }
 
 }  // namespace graft
