@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
@@ -70,19 +71,32 @@ class BatchNormalization : public Kernel {
       batch_var.assign(static_cast<size_t>(c), 0.0);
       dispatch_float(x.dtype(), "BatchNormalization", [&](auto tag) {
         using T = typename decltype(tag)::type;
+        using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
         const T* xp = x.data<T>();
         const double count = static_cast<double>(n * inner);
+        // Channels in parallel; each plane is summed in vector lanes and the planes in double.
+#pragma omp parallel for if (x.size() > (1 << 15) && !omp_in_parallel())
         for (int64_t ch = 0; ch < c; ++ch) {
           double sum = 0, sum_sq = 0;
-          for (int64_t b = 0; b < n; ++b)
-            for (int64_t i = 0; i < inner; ++i)
-              sum += static_cast<double>(xp[(b * c + ch) * inner + i]);
+          for (int64_t b = 0; b < n; ++b) {
+            const T* plane = xp + (b * c + ch) * inner;
+            Acc s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < inner; ++i) s += static_cast<Acc>(plane[i]);
+            sum += s;
+          }
           const double mu = sum / count;
-          for (int64_t b = 0; b < n; ++b)
+          const Acc m = static_cast<Acc>(mu);
+          for (int64_t b = 0; b < n; ++b) {
+            const T* plane = xp + (b * c + ch) * inner;
+            Acc s = 0;
+#pragma omp simd reduction(+ : s)
             for (int64_t i = 0; i < inner; ++i) {
-              const double d = static_cast<double>(xp[(b * c + ch) * inner + i]) - mu;
-              sum_sq += d * d;
+              const Acc d = static_cast<Acc>(plane[i]) - m;
+              s += d * d;
             }
+            sum_sq += s;
+          }
           batch_mean[static_cast<size_t>(ch)] = mu;
           batch_var[static_cast<size_t>(ch)] = sum_sq / count;
         }
