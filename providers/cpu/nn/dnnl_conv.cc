@@ -17,10 +17,12 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
-// oneDNN chooses between direct and Winograd convolution for the forward and backward-data
-// passes (Winograd pays off for 3x3 stride-1 layers); its Winograd backward-weights pass measured
-// slower than the direct one here, so that pass stays direct.
-constexpr auto kAlgorithm = dnnl::algorithm::convolution_auto;
+// The forward pass is direct convolution: its outputs are what inference returns, and Winograd's
+// rounding (about 1e-5 of the output scale) would set graft apart from other runtimes. oneDNN
+// may choose Winograd for the backward-data pass, where it pays off for 3x3 stride-1 layers;
+// its Winograd backward-weights pass measured slower than the direct one here.
+constexpr auto kForwardAlgorithm = dnnl::algorithm::convolution_direct;
+constexpr auto kDataAlgorithm = dnnl::algorithm::convolution_auto;
 constexpr auto kWeightsAlgorithm = dnnl::algorithm::convolution_direct;
 
 dnnl::engine& engine() {
@@ -70,12 +72,12 @@ dnnl::primitive_attr user_scratchpad() {
 dnnl::convolution_forward::primitive_desc forward_pd(const DnnlConvShape& s, bool bias) {
   const Descs any = descs(s, Tag::any);
   if (bias) {
-    return {{dnnl::prop_kind::forward_training, kAlgorithm, any.src, any.weights, any.bias, any.dst,
-             any.strides, any.dilates, any.pad_l, any.pad_r},
+    return {{dnnl::prop_kind::forward_training, kForwardAlgorithm, any.src, any.weights, any.bias,
+             any.dst, any.strides, any.dilates, any.pad_l, any.pad_r},
             user_scratchpad(),
             engine()};
   }
-  return {{dnnl::prop_kind::forward_training, kAlgorithm, any.src, any.weights, any.dst,
+  return {{dnnl::prop_kind::forward_training, kForwardAlgorithm, any.src, any.weights, any.dst,
            any.strides, any.dilates, any.pad_l, any.pad_r},
           user_scratchpad(),
           engine()};
@@ -95,7 +97,8 @@ std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
     if (bias) e->layouts[DNNL_ARG_BIAS] = {fwd.bias_desc(), plain.bias};
   } else if (pass == Pass::BackwardData) {
     dnnl::convolution_backward_data::primitive_desc pd(
-        {kAlgorithm, any.src, any.weights, any.dst, any.strides, any.dilates, any.pad_l, any.pad_r},
+        {kDataAlgorithm, any.src, any.weights, any.dst, any.strides, any.dilates, any.pad_l,
+         any.pad_r},
         user_scratchpad(), engine(), fwd);
     e->primitive = dnnl::convolution_backward_data(pd);
     e->scratchpad = pd.scratchpad_desc();
