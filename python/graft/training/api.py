@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
+from .._C import get_rng_state, set_rng_state
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, StepLR
 from ..session import InferenceSession
@@ -20,8 +21,13 @@ __all__ = ["CheckpointState", "ConstantLR", "CosineAnnealingLR", "LRScheduler", 
            "Module", "Optimizer", "StepLR"]
 
 
+_RNG = "graft.rng"
+
+
 class CheckpointState:
-    """Parameters and optimizer state by name, plus the step and user properties."""
+    """Parameters and optimizer state by name, plus the step and user properties. A saved
+    checkpoint also holds graft's default random generator (what unseeded Dropout draws from),
+    which loading restores, so a resumed run draws the masks an uninterrupted one would."""
 
     def __init__(self, tensors: dict[str, np.ndarray], step: int = 0, properties: dict | None = None) -> None:
         self.tensors = dict(tensors)
@@ -31,11 +37,13 @@ class CheckpointState:
     @classmethod
     def load_checkpoint(cls, path: str | os.PathLike) -> "CheckpointState":
         tensors, step, properties = load_checkpoint(path)
+        if _RNG in properties:
+            set_rng_state(properties.pop(_RNG))
         return cls(tensors, step, properties)
 
     @classmethod
     def save_checkpoint(cls, state: "CheckpointState", path: str | os.PathLike) -> None:
-        save_checkpoint(path, state.tensors, state.step, state.properties)
+        save_checkpoint(path, state.tensors, state.step, {**state.properties, _RNG: get_rng_state()})
 
 
 class Module:
