@@ -12,6 +12,7 @@ void init_autodiff(py::module_& m);
 void init_optim(py::module_& m);
 void init_checkpoint(py::module_& m);
 void init_training(py::module_& m);
+void init_distributed(py::module_& m);
 }  // namespace graft::python
 
 PYBIND11_MODULE(_C, m) {
@@ -27,4 +28,5 @@ PYBIND11_MODULE(_C, m) {
   graft::python::init_optim(m);
   graft::python::init_checkpoint(m);
   graft::python::init_training(m);
+  graft::python::init_distributed(m);
 }

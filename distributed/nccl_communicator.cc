@@ -1,0 +1,211 @@
+// The NCCL backend: a non-blocking ncclComm whose collectives run on a CUDA stream. Each call
+// enqueues the collective and polls the stream and ncclCommGetAsyncError until it completes, an
+// error is reported, or the timeout passes (then the communicator is aborted and the process
+// exits).
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "distributed/backends.h"
+#include "exec/error.h"
+
+namespace graft::distributed {
+namespace {
+
+ncclDataType_t nccl_type(DType dtype) {
+  switch (dtype) {
+    case DType::Float:
+      return ncclFloat32;
+    case DType::Double:
+      return ncclFloat64;
+    case DType::Float16:
+      return ncclFloat16;
+    case DType::BFloat16:
+      return ncclBfloat16;
+    case DType::Int8:
+      return ncclInt8;
+    case DType::UInt8:
+      return ncclUint8;
+    case DType::Int32:
+      return ncclInt32;
+    case DType::UInt32:
+      return ncclUint32;
+    case DType::Int64:
+      return ncclInt64;
+    case DType::UInt64:
+      return ncclUint64;
+    default:
+      return ncclNumTypes;
+  }
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::Average ? ncclAvg : ncclSum; }
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(Communicator& bootstrap, int device, void* stream)
+      : rank_(bootstrap.rank()), size_(bootstrap.size()), device_(device) {
+    set_timeout(bootstrap.timeout());
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    if (stream != nullptr) {
+      stream_ = static_cast<cudaStream_t>(stream);
+    } else {
+      check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+      owns_stream_ = true;
+    }
+    check_cuda(cudaMalloc(&scratch_, sizeof(float)), "cudaMalloc");
+    ncclUniqueId id{};
+    if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    bootstrap.broadcast(&id, sizeof(id), DType::UInt8, 0);
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    check_nccl(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config), "ncclCommInitRank");
+    wait("ncclCommInitRank", peers(), /*on_stream=*/false);
+  }
+
+  ~NcclCommunicator() override {
+    if (comm_ != nullptr) {
+      if (broken_) {
+        ncclCommAbort(comm_);
+      } else {
+        ncclCommDestroy(comm_);
+      }
+    }
+    cudaFree(scratch_);
+    if (owns_stream_) cudaStreamDestroy(stream_);
+  }
+
+  const char* backend() const override { return "nccl"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) override {
+    check_nccl_reduce("all_reduce", count, dtype);
+    std::lock_guard lock(mutex_);
+    const std::string what = describe("all_reduce", count, dtype);
+    check_nccl(ncclAllReduce(data, data, static_cast<size_t>(count), nccl_type(dtype), nccl_op(op),
+                             comm_, stream_),
+               what);
+    wait(what, peers(), true);
+  }
+
+  void broadcast(void* data, int64_t count, DType dtype, int root) override {
+    check_args("broadcast", count, dtype, root);
+    std::lock_guard lock(mutex_);
+    const std::string what = describe("broadcast", count, dtype);
+    check_nccl(ncclBroadcast(data, data, bytes(count, dtype), ncclUint8, root, comm_, stream_),
+               what);
+    wait(what, peers(root), true);
+  }
+
+  void all_gather(const void* send, void* recv, int64_t count, DType dtype) override {
+    check_args("all_gather", count, dtype);
+    std::lock_guard lock(mutex_);
+    const std::string what = describe("all_gather", count, dtype);
+    check_nccl(ncclAllGather(send, recv, bytes(count, dtype), ncclUint8, comm_, stream_), what);
+    wait(what, peers(), true);
+  }
+
+  void reduce_scatter(const void* send, void* recv, int64_t count, DType dtype,
+                      ReduceOp op) override {
+    check_nccl_reduce("reduce_scatter", count, dtype);
+    std::lock_guard lock(mutex_);
+    const std::string what = describe("reduce_scatter", count, dtype);
+    check_nccl(ncclReduceScatter(send, recv, static_cast<size_t>(count), nccl_type(dtype),
+                                 nccl_op(op), comm_, stream_),
+               what);
+    wait(what, peers(), true);
+  }
+
+  [[noreturn]] void abort(int code) override {
+    if (comm_ != nullptr) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    ::_exit(code);
+  }
+
+  // NCCL has no barrier: an all-reduce of one float is one.
+  void barrier() override {
+    std::lock_guard lock(mutex_);
+    const std::string what = describe("barrier", -1, DType::Undefined);
+    check_nccl(ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, stream_), what);
+    wait(what, peers(), true);
+  }
+
+ private:
+  static size_t bytes(int64_t count, DType dtype) {
+    return static_cast<size_t>(count) * dtype_size(dtype);
+  }
+
+  void check_nccl_reduce(const char* collective, int64_t count, DType dtype) const {
+    check_reduce_args(collective, count, dtype);
+    if (nccl_type(dtype) == ncclNumTypes) {
+      throw InvalidArgument(describe(collective, count, dtype) + ": NCCL cannot reduce " +
+                            dtype_name(dtype) + " elements");
+    }
+  }
+
+  void check_cuda(cudaError_t code, const std::string& what) {
+    if (code == cudaSuccess) return;
+    broken_ = true;
+    throw Fail("graft.distributed: " + what + " failed on device " + std::to_string(device_) +
+               ": " + cudaGetErrorString(code));
+  }
+
+  // ncclInProgress is success for a non-blocking communicator: wait() sees the outcome.
+  void check_nccl(ncclResult_t code, const std::string& what) {
+    if (code == ncclSuccess || code == ncclInProgress) return;
+    broken_ = true;
+    throw Fail("graft.distributed: " + what + " failed: " + ncclGetErrorString(code) + " (" +
+               ncclGetLastError(comm_) + ")");
+  }
+
+  // Returns once the communicator has no operation in progress and, with `on_stream`, the
+  // stream has drained.
+  void wait(const std::string& what, const std::string& peer, bool on_stream) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout());
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      check_nccl(ncclCommGetAsyncError(comm_, &state), what);
+      if (state != ncclSuccess && state != ncclInProgress) check_nccl(state, what);
+      if (state == ncclSuccess) {
+        if (!on_stream) return;
+        const cudaError_t query = cudaStreamQuery(stream_);
+        if (query == cudaSuccess) return;
+        if (query != cudaErrorNotReady) check_cuda(query, what);
+      }
+      if (Clock::now() > deadline) {
+        broken_ = true;
+        ncclCommAbort(comm_);
+        comm_ = nullptr;
+        exit_on_timeout(what, peer);
+      }
+      std::this_thread::yield();
+    }
+  }
+
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  void* scratch_ = nullptr;
+  int rank_;
+  int size_;
+  int device_;
+  bool owns_stream_ = false;
+  bool broken_ = false;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device,
+                                                     void* cuda_stream) {
+  return std::make_unique<NcclCommunicator>(bootstrap, device, cuda_stream);
+}
+
+bool built_with_nccl() { return true; }
+
+}  // namespace graft::distributed

@@ -1,0 +1,31 @@
+// com.graft AllGather: X of shape [d0, ...] on each rank -> Y of shape [size * d0, ...], rank r's
+// X at rows r * d0 .. (r + 1) * d0. Every rank passes the same shape.
+#include "distributed/communicator.h"
+#include "exec/kernel.h"
+
+namespace graft {
+namespace {
+
+class AllGather final : public Kernel {
+ public:
+  explicit AllGather(const KernelInfo&) {}
+
+  void compute(KernelContext& ctx) override {
+    distributed::Communicator& comm = distributed::world();
+    const Tensor& x = ctx.input(0);
+    if (x.rank() == 0) ctx.fail("input X is a scalar; gathering is along axis 0");
+    Shape shape = x.shape();
+    shape[0] *= comm.size();
+    Tensor& y = ctx.output(0, x.dtype(), shape);
+    const distributed::CollectiveLabel label(ctx.describe());
+    comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype());
+  }
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(distributed_all_gather) {
+  reg.add({"com.graft", "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
+}
+
+}  // namespace graft

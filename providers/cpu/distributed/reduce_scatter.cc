@@ -1,0 +1,39 @@
+// com.graft ReduceScatter: X of shape [d0, ...] on each rank, d0 a multiple of size -> Y of shape
+// [d0 / size, ...], rank r's Y block r of X's sum (or average, attribute reduction) over ranks.
+#include "distributed/communicator.h"
+#include "exec/kernel.h"
+
+namespace graft {
+namespace {
+
+class ReduceScatter final : public Kernel {
+ public:
+  explicit ReduceScatter(const KernelInfo& info)
+      : op_(distributed::parse_reduce_op(info.attr_string("reduction", "sum"), info.describe())) {}
+
+  void compute(KernelContext& ctx) override {
+    distributed::Communicator& comm = distributed::world();
+    const Tensor& x = ctx.input(0);
+    if (x.rank() == 0) ctx.fail("input X is a scalar; scattering is along axis 0");
+    if (x.dim(0) % comm.size() != 0) {
+      ctx.fail("input X has " + std::to_string(x.dim(0)) + " rows, not a multiple of the " +
+               std::to_string(comm.size()) + " ranks");
+    }
+    Shape shape = x.shape();
+    shape[0] /= comm.size();
+    Tensor& y = ctx.output(0, x.dtype(), shape);
+    const distributed::CollectiveLabel label(ctx.describe());
+    comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);
+  }
+
+ private:
+  distributed::ReduceOp op_;
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(distributed_reduce_scatter) {
+  reg.add({"com.graft", "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
+}
+
+}  // namespace graft
