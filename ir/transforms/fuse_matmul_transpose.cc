@@ -30,10 +30,47 @@ const Node* swap_last_two(const Graph& g, const std::string& value) {
   return t;
 }
 
-int64_t static_rank(const Graph& g, const std::string& value) {
-  const onnx::TypeProto* t = g.type_of(value);
-  if (!t || !t->has_tensor_type() || !t->tensor_type().has_shape()) return -1;
-  return t->tensor_type().shape().dim_size();
+bool is_graph_output(const Graph& g, const std::string& value) {
+  return std::any_of(g.outputs.begin(), g.outputs.end(),
+                     [&](const ValueInfo& v) { return v.name == value; });
+}
+
+// transpose(Gemm(a, b)) for a 2-D perm [1, 0] and a Gemm without C read only by the Transpose:
+// (op(a) op(b))^T = op(b)^T op(a)^T, so the Gemm takes its inputs swapped with the flags
+// flipped and writes the Transpose's output itself.
+bool fold_into_gemm(Graph& graph, Node& transpose, Node& gemm) {
+  if (gemm.op_type != "Gemm" || !gemm.domain.empty() || gemm.inputs.size() != 2 ||
+      gemm.outputs.size() != 1 || graph.consumers(gemm.outputs[0]).size() != 1 ||
+      is_graph_output(graph, gemm.outputs[0]))
+    return false;
+  const Attribute* perm = transpose.find_attr("perm");
+  if (!perm || perm->proto->ints_size() != 2 || perm->proto->ints(0) != 1) return false;
+  int64_t trans_a = 0, trans_b = 0;
+  for (const auto& a : gemm.attributes) {
+    if (a.name == "transA") trans_a = a.proto->i();
+    if (a.name == "transB") trans_b = a.proto->i();
+  }
+  std::swap(gemm.inputs[0], gemm.inputs[1]);
+  std::vector<Attribute> kept;
+  for (auto& a : gemm.attributes) {
+    if (a.name != "transA" && a.name != "transB") kept.push_back(a);
+  }
+  auto flag = [](const char* name, int64_t v) {
+    Attribute at;
+    at.name = name;
+    at.proto = std::make_shared<onnx::AttributeProto>();
+    at.proto->set_name(name);
+    at.proto->set_type(onnx::AttributeProto::INT);
+    at.proto->set_i(v);
+    return at;
+  };
+  kept.push_back(flag("transA", 1 - trans_b));
+  kept.push_back(flag("transB", 1 - trans_a));
+  gemm.attributes = std::move(kept);
+  graph.value_info.erase(gemm.outputs[0]);
+  gemm.outputs[0] = transpose.outputs[0];
+  graph.remove_node(&transpose);
+  return true;
 }
 
 }  // namespace
@@ -43,7 +80,12 @@ int fold_transposes(Graph& graph) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& outer = *graph.nodes[i];
     if (outer.op_type != "Transpose" || !outer.domain.empty() || outer.inputs.size() != 1) continue;
-    const Node* inner = graph.producer(outer.inputs[0]);
+    Node* inner = graph.producer(outer.inputs[0]);
+    if (inner && fold_into_gemm(graph, outer, *inner)) {
+      i = 0;
+      ++folded;
+      continue;
+    }
     if (!inner || inner->op_type != "Transpose" || !inner->domain.empty()) continue;
     const Attribute* p_inner = inner->find_attr("perm");
     Attribute* p_outer = nullptr;
@@ -104,11 +146,10 @@ int fuse_matmul_transpose(Graph& graph) {
     const Node* ta = swap_last_two(graph, mm.inputs[0]);
     const Node* tb = swap_last_two(graph, mm.inputs[1]);
     if (!ta && !tb) continue;
-    // Both operands must keep rank 2 or more, which MatMul's 1-D promotion would change.
+    // A transposed operand has rank 2 or more (its perm says so); the other may be anything
+    // MatMul takes.
     const std::string a = ta ? ta->inputs[0] : mm.inputs[0];
     const std::string b = tb ? tb->inputs[0] : mm.inputs[1];
-    if (static_rank(graph, mm.inputs[0]) < 2 && !ta) continue;
-    if (static_rank(graph, mm.inputs[1]) < 2 && !tb) continue;
     std::vector<const Node*> dead;
     if (ta) dead.push_back(ta);
     if (tb) dead.push_back(tb);

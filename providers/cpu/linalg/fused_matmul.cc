@@ -1,6 +1,6 @@
 // com.graft.FusedMatMul: MatMul with either operand's last two axes swapped (transA, transB),
 // read in place by the GEMM instead of copied by a Transpose. Produced by the optimizer from
-// Transpose -> MatMul; both operands have rank 2 or more.
+// Transpose -> MatMul; a transposed operand has rank 2 or more.
 #include <omp.h>
 
 #include <utility>
@@ -21,10 +21,11 @@ class FusedMatMul : public Kernel {
     const Tensor& b = ctx.input(1);
     if (a.dtype() != b.dtype())
       ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
-    if (a.rank() < 2 || b.rank() < 2)
-      ctx.fail("A " + shape_to_string(a.shape()) + " and B " + shape_to_string(b.shape()) +
-               " must have rank 2 or more");
-    // The shapes MatMul sees: the stored ones with the last two axes swapped where transposed.
+    if ((trans_a_ && a.rank() < 2) || (trans_b_ && b.rank() < 2))
+      ctx.fail("a transposed operand (A " + shape_to_string(a.shape()) + ", B " +
+               shape_to_string(b.shape()) + ") must have rank 2 or more");
+    // The shapes MatMul sees: the stored ones with the last two axes swapped where transposed
+    // (a 1-D operand, never transposed, is promoted and dropped as MatMul does).
     Shape as = a.shape(), bs = b.shape();
     if (trans_a_) std::swap(as[as.size() - 1], as[as.size() - 2]);
     if (trans_b_) std::swap(bs[bs.size() - 1], bs[bs.size() - 2]);
