@@ -6,6 +6,7 @@
 #include <set>
 
 #include "autodiff/gradient.h"
+#include "distributed/communicator.h"
 #include "exec/checkpoint.h"
 #include "exec/generator.h"
 #include "exec/plan.h"
@@ -17,6 +18,7 @@
 #include "ir/transforms/inline_functions.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/onnx_pb.h"
+#include "optim/update_ops.h"
 
 namespace graft {
 namespace {
@@ -173,7 +175,19 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
     }
   }
   ir::Model grads = autodiff::build_gradient_graph(forward, loss_, params_);
-  ir::Model step = optim::add_optimizer(grads, params_, options.optimizer);
+  distributed::Communicator& world = distributed::world();
+  data_parallel_ = options.data_parallel.value_or(world.size() > 1);
+  data_parallel_options_ = options.data_parallel_options;
+  optimizer_ = options.optimizer;
+  if (data_parallel_) world_size_ = world.size();
+  if (options.zero_stage != 0 && options.zero_stage != 1) {
+    throw InvalidArgument("zero_stage must be 0 or 1, got " + std::to_string(options.zero_stage));
+  }
+  if (options.zero_stage == 1) {
+    if (!data_parallel_) throw InvalidArgument("zero_stage 1 needs data-parallel training");
+    zero_owners_ = distributed::partition_parameters(forward, params_, world_size_);
+  }
+  ir::Model step = build_update(grads);
   // Initial state: the parameters and the optimizer's zero-initialized slots.
   for (const auto& t : step.graph.initializers) {
     const bool is_param = std::find(params_.begin(), params_.end(), t->name()) != params_.end();
@@ -186,12 +200,21 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   for (const auto& o : step.graph.outputs) {
     if (ends_with(o.name, kNew)) train_outputs_.push_back(o.name);
   }
+  // Every rank starts from rank 0's parameters and optimizer state (std::map: the same order
+  // on every rank). Under ZeRO each rank holds the (zero) state of its own parameters only.
+  if (world_size_ > 1) {
+    for (auto& [name, t] : state_) {
+      const bool is_param = std::find(params_.begin(), params_.end(), name) != params_.end();
+      if (is_param || zero_owners_.empty()) world.broadcast(t.raw(), t.size(), t.dtype(), 0);
+    }
+  }
   forward_ = std::make_unique<ir::Model>(forward.clone());
-  optimizer_ = options.optimizer;
   session_options_ = options.session;
   train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_);
+  // optimized_model_filepath names the training step's model; the other sessions write none.
+  session_options_.optimized_model_filepath.clear();
   eval_ =
-      std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), options.session);
+      std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), session_options_);
 }
 
 TrainingSession::~TrainingSession() = default;
@@ -210,6 +233,7 @@ std::vector<Value> TrainingSession::run_step(StateRunner& runner,
   step.data<int64_t>()[0] = step_;
   feeds["graft.lr"] = lr;
   feeds["graft.step"] = step;
+  if (world_size_ > 1) distributed::world().set_step(step_);
   std::vector<Value> outs = runner.run(outputs, feeds, state_);
   // The run took the state; every tensor of it comes back among the ".new" outputs.
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -252,8 +276,30 @@ void TrainingSession::build_split_sessions() {
     m.graph.add_node(std::move(id));
     m.graph.outputs.push_back({p + "_grad", type, ""});
   }
-  update_ = std::make_unique<StateRunner>(optim::add_optimizer(m, params_, optimizer_),
-                                          session_options_, state_);
+  update_ = std::make_unique<StateRunner>(build_update(m), session_options_, state_);
+}
+
+ir::Model TrainingSession::build_update(const ir::Model& gradients) const {
+  if (zero_owners_.empty()) {
+    ir::Model step = optim::add_optimizer(gradients, params_, optimizer_);
+    if (data_parallel_) distributed::add_gradient_all_reduce(step, params_, data_parallel_options_);
+    return step;
+  }
+  // ZeRO-1: this rank's update covers its own parameters; clipping, which needs the norm over
+  // all gradients, moves out of the update node to after the all-reduce.
+  const int rank = distributed::world().rank();
+  std::vector<std::string> owned;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (zero_owners_[i] == rank) owned.push_back(params_[i]);
+  }
+  optim::OptimizerConfig config = optimizer_;
+  config.max_grad_norm = 0.0f;
+  ir::Model step = optim::add_optimizer(gradients, owned, config);
+  distributed::add_gradient_all_reduce(step, params_, data_parallel_options_);
+  if (optimizer_.max_grad_norm > 0)
+    distributed::add_gradient_clipping(step, params_, optimizer_.max_grad_norm);
+  distributed::add_parameter_broadcast(step, params_, zero_owners_, rank);
+  return step;
 }
 
 double TrainingSession::forward_backward(const std::map<std::string, Value>& feeds) {
@@ -298,15 +344,79 @@ std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>
 void TrainingSession::save_checkpoint(const std::string& path) const {
   Checkpoint c;
   c.tensors = state_;
+  // ZeRO: each rank holds its own parameters' optimizer state; rank 0 collects it all, slot by
+  // slot from each owner.
+  if (!zero_owners_.empty() && world_size_ > 1) {
+    distributed::Communicator& world = distributed::world();
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const Tensor& p = state_.at(params_[i]);
+      for (const auto& suffix : slot_suffixes()) {
+        const std::string name = params_[i] + suffix;
+        Tensor t = zero_owners_[i] == world.rank() ? state_.at(name) : Tensor(p.dtype(), p.shape());
+        world.broadcast(t.raw(), t.size(), t.dtype(), zero_owners_[i]);
+        c.tensors[name] = t;
+      }
+    }
+  }
+  // Data-parallel ranks hold the same state: rank 0 writes it, the others wait until it has.
+  if (world_size_ > 1 && distributed::world().rank() != 0) {
+    distributed::world().barrier();
+    return;
+  }
   c.step = step_;
   c.properties["graft.lr"] = std::to_string(learning_rate_);
   // The default generator drives unseeded Dropout: a resumed run must draw the same masks.
   c.properties["graft.rng"] = default_generator().state();
-  graft::save_checkpoint(c, path);
+  c.properties["graft.world_size"] = std::to_string(world_size_);
+  try {
+    graft::save_checkpoint(c, path);
+  } catch (...) {
+    if (world_size_ > 1) distributed::world().barrier();
+    throw;
+  }
+  if (world_size_ > 1) distributed::world().barrier();
+}
+
+std::vector<std::string> TrainingSession::slot_suffixes() const {
+  std::string kind;
+  switch (optimizer_.kind) {
+    case optim::Kind::SGD:
+      kind = "sgd";
+      break;
+    case optim::Kind::Adam:
+      kind = "adam";
+      break;
+    case optim::Kind::AdamW:
+      kind = "adamw";
+      break;
+    case optim::Kind::Adagrad:
+      kind = "adagrad";
+      break;
+    case optim::Kind::RMSprop:
+      kind = "rmsprop";
+      break;
+    case optim::Kind::LAMB:
+      kind = "lamb";
+      break;
+  }
+  std::vector<std::string> out;
+  for (const auto& slot : optim::update_op(optimizer_).slots)
+    out.push_back("." + kind + "." + slot);
+  return out;
 }
 
 void TrainingSession::load_checkpoint(const std::string& path) {
   Checkpoint c = graft::load_checkpoint(path);
+  // Checkpoints from before the world size was recorded come from single-process runs.
+  int saved_world = 1;
+  if (auto it = c.properties.find("graft.world_size"); it != c.properties.end())
+    saved_world = std::stoi(it->second);
+  if (saved_world != world_size_) {
+    throw InvalidArgument(
+        "checkpoint '" + path + "' was written by a run of " + std::to_string(saved_world) +
+        " data-parallel rank(s); this one has " + std::to_string(world_size_) +
+        ": resume with the same world size (mpirun -np " + std::to_string(saved_world) + ")");
+  }
   for (const auto& [name, t] : state_) {
     auto it = c.tensors.find(name);
     if (it == c.tensors.end())

@@ -5,9 +5,11 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "distributed/data_parallel.h"
 #include "exec/session.h"
 #include "optim/optimizer.h"
 
@@ -19,12 +21,24 @@ struct TrainingOptions {
   optim::OptimizerConfig optimizer;
   float learning_rate = 1e-3f;
   SessionOptions session;
+  // Data-parallel training (distributed/data_parallel.h): gradients averaged across the ranks of
+  // distributed::world() before the update, initial state broadcast from rank 0, checkpoints
+  // written by rank 0 only. Unset: on when the world has more than one rank. On with one rank,
+  // the graph still holds the (then copying) all-reduce nodes.
+  std::optional<bool> data_parallel;
+  distributed::DataParallelOptions data_parallel_options;
+  // 1: ZeRO stage 1 (needs data-parallel training): each rank updates and keeps the optimizer
+  // state of its share of the parameters (distributed::partition_parameters), then broadcasts
+  // them; state() holds the parameters and this rank's share of the optimizer state.
+  int zero_stage = 0;
 };
 
 class GRAFT_API TrainingSession {
  public:
   // Builds the gradient and optimizer graphs (ONNX nodes) and the sessions that run them.
-  // Throws like build_gradient_graph / InferenceSession for models it cannot train.
+  // Throws like build_gradient_graph / InferenceSession for models it cannot train. Training
+  // data-parallel across several ranks, every rank must construct it alike (it broadcasts rank
+  // 0's parameters and optimizer state, a collective).
   TrainingSession(const ir::Model& forward, TrainingOptions options);
   ~TrainingSession();
 
@@ -48,11 +62,18 @@ class GRAFT_API TrainingSession {
   const std::map<std::string, Tensor>& state() const { return state_; }
   const std::vector<std::string>& parameters() const { return params_; }
 
-  // Parameters, optimizer state, step, learning rate and the default random generator's state
-  // (exec/generator.h), written atomically.
+  // Whether gradients are averaged across ranks, and over how many.
+  bool data_parallel() const { return data_parallel_; }
+  int world_size() const { return world_size_; }
+  int zero_stage() const { return zero_owners_.empty() ? 0 : 1; }
+
+  // Parameters, optimizer state, step, learning rate, the default random generator's state
+  // (exec/generator.h) and the world size, written atomically. Data-parallel over several
+  // ranks, rank 0 writes and every rank waits for it (a collective: all ranks call it).
   void save_checkpoint(const std::string& path) const;
   // Restores what save_checkpoint wrote, the random generator included; throws InvalidArgument
-  // for a checkpoint that does not hold exactly this session's state.
+  // for a checkpoint that does not hold exactly this session's state or was written by a run
+  // with another world size. Every rank reads `path`.
   void load_checkpoint(const std::string& path);
   // Writes the forward model with the trained parameters, reduced to what computes `outputs`
   // (loss nodes and inputs such as labels drop out when no output needs them).
@@ -72,6 +93,11 @@ class GRAFT_API TrainingSession {
   optim::OptimizerConfig optimizer_;
   SessionOptions session_options_;
   void build_split_sessions();
+  // The optimizer update over `gradients` (a model outputting "<p>_grad"), with the
+  // data-parallel all-reduce and ZeRO-1 broadcasts when they are on.
+  ir::Model build_update(const ir::Model& gradients) const;
+  // The optimizer's state names after the parameter name (".adamw.m", ".adamw.v").
+  std::vector<std::string> slot_suffixes() const;
   // Runs `runner` with `feeds` plus the learning rate, the step and the state, then takes the
   // new state and step from its ".new" outputs. Returns the outputs named `outputs`.
   std::vector<Value> run_step(StateRunner& runner, const std::vector<std::string>& outputs,
@@ -82,6 +108,10 @@ class GRAFT_API TrainingSession {
   std::string loss_;
   float learning_rate_;
   int64_t step_ = 0;
+  bool data_parallel_ = false;
+  distributed::DataParallelOptions data_parallel_options_;
+  int world_size_ = 1;            // ranks the gradients are averaged over
+  std::vector<int> zero_owners_;  // ZeRO-1: the rank updating each parameter; empty: off
 };
 
 }  // namespace graft

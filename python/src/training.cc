@@ -1,6 +1,9 @@
 // Binding of TrainingSession.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "exec/generator.h"
 #include "exec/training_session.h"
 #include "ir/serialize.h"
@@ -21,13 +24,17 @@ void init_training(py::module_& m) {
                        const std::vector<std::string>& params, const std::string& kind, float lr,
                        float momentum, bool nesterov, float weight_decay, float beta1, float beta2,
                        float epsilon, float lr_decay, float alpha, bool centered,
-                       float max_grad_norm, int intra_op_num_threads) {
+                       float max_grad_norm, int intra_op_num_threads,
+                       std::optional<bool> data_parallel, double bucket_mb, int zero_stage,
+                       const std::string& optimized_model_filepath) {
              if (max_grad_norm < 0)
                throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
                                      std::to_string(max_grad_norm));
              if (intra_op_num_threads < 0)
                throw InvalidArgument("intra_op_num_threads must be >= 0 (0: all cores), got " +
                                      std::to_string(intra_op_num_threads));
+             if (!(bucket_mb > 0))
+               throw InvalidArgument("bucket_mb must be > 0, got " + std::to_string(bucket_mb));
              TrainingOptions o;
              o.loss = loss;
              o.params = params;
@@ -50,6 +57,11 @@ void init_training(py::module_& m) {
              o.optimizer.centered = centered;
              o.optimizer.max_grad_norm = max_grad_norm;
              o.session.intra_op_num_threads = intra_op_num_threads;
+             o.session.optimized_model_filepath = optimized_model_filepath;
+             o.data_parallel = data_parallel;
+             o.zero_stage = zero_stage;
+             o.data_parallel_options.bucket_bytes =
+                 std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
              std::string bytes = data;
              py::gil_scoped_release release;
              return std::make_unique<TrainingSession>(ir::load_model_from_bytes(bytes), o);
@@ -58,7 +70,9 @@ void init_training(py::module_& m) {
            py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"),
            py::arg("beta2"), py::arg("epsilon"), py::arg("lr_decay") = 0.0f,
            py::arg("alpha") = 0.99f, py::arg("centered") = false, py::arg("max_grad_norm") = 0.0f,
-           py::arg("intra_op_num_threads") = 0)
+           py::arg("intra_op_num_threads") = 0, py::arg("data_parallel") = std::nullopt,
+           py::arg("bucket_mb") = 25.0, py::arg("zero_stage") = 0,
+           py::arg("optimized_model_filepath") = "")
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;
@@ -102,8 +116,13 @@ void init_training(py::module_& m) {
                     &TrainingSession::set_learning_rate)
       .def_property_readonly("step", &TrainingSession::step)
       .def("parameters", &TrainingSession::parameters)
-      .def("save_checkpoint", &TrainingSession::save_checkpoint)
-      .def("load_checkpoint", &TrainingSession::load_checkpoint)
+      .def_property_readonly("data_parallel", &TrainingSession::data_parallel)
+      .def_property_readonly("world_size", &TrainingSession::world_size)
+      .def_property_readonly("zero_stage", &TrainingSession::zero_stage)
+      .def("save_checkpoint", &TrainingSession::save_checkpoint,
+           py::call_guard<py::gil_scoped_release>())
+      .def("load_checkpoint", &TrainingSession::load_checkpoint,
+           py::call_guard<py::gil_scoped_release>())
       .def("export_model_for_inferencing", &TrainingSession::export_model_for_inferencing,
            py::arg("path"), py::arg("outputs"));
 }

@@ -34,14 +34,28 @@ class TrainingSession:
     for Adagrad, 1e-8 otherwise), lr_decay (Adagrad), alpha and centered (RMSprop).
     max_grad_norm > 0 first scales all gradients so that their global L2 norm is at most that
     value, as torch.nn.utils.clip_grad_norm_ does. intra_op_num_threads is SessionOptions' (0:
-    all cores)."""
+    all cores); optimized_model_filepath, if given, receives the training-step model as it runs
+    (gradients, collectives, update).
+
+    Data parallel: launched with `mpirun -np N` (N > 1), the session trains data-parallel unless
+    data_parallel=False: every rank feeds its own share of the batch, gradients are averaged
+    across ranks (com.graft.AllReduce nodes in buckets of about bucket_mb MiB, placed as backward
+    produces them, before clipping and the update), rank 0's initial parameters and optimizer
+    state are broadcast to all, and save_checkpoint writes from rank 0 only (all ranks call it).
+    A checkpoint resumes only with the world size that wrote it. data_parallel=True in a single
+    process keeps the all-reduce nodes (they copy). zero_stage=1 adds ZeRO stage 1: each rank
+    updates, and keeps the optimizer state of, its share of the parameters and broadcasts their
+    new values; `state()` then holds all parameters but only this rank's optimizer state, and
+    rank 0 collects the rest for save_checkpoint."""
 
     def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
                  params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,
                  momentum: float = 0.0, nesterov: bool = False, weight_decay: float | None = None,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None, lr_decay: float = 0.0,
                  alpha: float = 0.99, centered: bool = False, max_grad_norm: float = 0.0,
-                 intra_op_num_threads: int = 0) -> None:
+                 intra_op_num_threads: int = 0, data_parallel: bool | None = None, bucket_mb: float = 25.0,
+                 zero_stage: int = 0,
+                 optimized_model_filepath: str | os.PathLike | None = None) -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
         elif isinstance(model, (bytes, bytearray)):
@@ -55,7 +69,9 @@ class TrainingSession:
         self._sess = _C.TrainingSession(data, loss, list(params or []), optimizer, lr, momentum, nesterov,
                                         weight_decay, betas[0], betas[1], eps, lr_decay=lr_decay, alpha=alpha,
                                         centered=centered, max_grad_norm=max_grad_norm,
-                                        intra_op_num_threads=intra_op_num_threads)
+                                        intra_op_num_threads=intra_op_num_threads, data_parallel=data_parallel,
+                                        bucket_mb=bucket_mb, zero_stage=zero_stage,
+                                        optimized_model_filepath=os.fspath(optimized_model_filepath or ""))
 
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})
@@ -92,10 +108,25 @@ class TrainingSession:
         self._sess.learning_rate = float(value)
 
     @property
+    def data_parallel(self) -> bool:
+        """Whether gradients are averaged across ranks."""
+        return self._sess.data_parallel
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks gradients are averaged over (1 when not data-parallel)."""
+        return self._sess.world_size
+
+    @property
+    def zero_stage(self) -> int:
+        return self._sess.zero_stage
+
+    @property
     def step(self) -> int:
         return self._sess.step
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Data-parallel over several ranks: every rank calls it, rank 0 writes."""
         self._sess.save_checkpoint(os.fspath(path))
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:

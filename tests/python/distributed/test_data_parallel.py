@@ -1,0 +1,134 @@
+"""Data-parallel training: 2 ranks with batch B each end with the parameters of 1 process with
+batch 2B, over shared memory and over TCP, with and without ZeRO-1 (optimizer state sharded);
+the training step holds the bucketed AllReduce (and ZeRO's Broadcast) nodes;
+checkpoints are written by rank 0, resume a 2-rank run bit for bit, and refuse another world
+size."""
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from graft.training import TrainingSession
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dp_common import BATCH, OPTIMIZERS, global_batches, mlp  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "python")
+
+
+def _reference(name: str) -> dict[str, np.ndarray]:
+    sess = TrainingSession(mlp(seed=0), loss="loss", **OPTIMIZERS[name])
+    assert not sess.data_parallel and sess.world_size == 1
+    for x, t in global_batches():
+        sess.train_step({"x": x, "target": t})
+    return sess.state()
+
+
+def _mpirun(script: str, transport: str, *args: str) -> None:
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        print("mpirun not found: install openmpi-bin to run the data-parallel tests")
+        pytest.skip("mpirun not found (openmpi-bin)")
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.path.abspath(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "--mca", "btl", transport,
+           "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable, os.path.join(HERE, script), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("transport", ["self,vader", "tcp,self"])
+def test_two_ranks_match_one_with_twice_the_batch(tmp_path, transport):
+    _mpirun("dp_train.py", transport, str(tmp_path))
+    params = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+    for name, zero in itertools.product(OPTIMIZERS, (0, 1)):
+        tag = f"{name}.zero{zero}"
+        expected = _reference(name)
+        slots = set()
+        for rank in range(2):
+            got = np.load(tmp_path / f"{tag}.rank{rank}.npz")
+            # ZeRO-1: every rank holds all parameters and its own share of the optimizer state.
+            if zero:
+                assert set(params) <= set(got.files) < set(expected), (tag, got.files)
+                slots |= set(got.files) - set(params)
+            else:
+                assert sorted(got.files) == sorted(expected), tag
+            for key in got.files:
+                np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-7,
+                                           err_msg=f"{tag}, rank {rank}, {key}")
+            resumed = np.load(tmp_path / f"{tag}.resumed.rank{rank}.npz")
+            assert sorted(resumed.files) == sorted(got.files)
+            for key in got.files:
+                np.testing.assert_array_equal(resumed[key], got[key], err_msg=f"{tag} resumed, rank {rank}, {key}")
+        if zero:
+            assert slots == set(expected) - set(params), tag
+
+        # The training step shows its collectives: with buckets of 104 bytes (bucket_mb=1e-4),
+        # the gradients (384, 64, 192 and 12 bytes) share at most one bucket.
+        step = onnx.load(str(tmp_path / f"{tag}.step.onnx"))
+        reduces = [n for n in step.graph.node if n.op_type == "AllReduce" and n.domain == "com.graft"]
+        assert len(reduces) >= 3, [n.name for n in reduces]
+        reduced = [o for n in reduces for o in n.output]
+        assert sorted(reduced) == sorted(f"{p}_grad" for p in params)
+        broadcasts = [n for n in step.graph.node if n.op_type == "Broadcast" and n.domain == "com.graft"]
+        assert len(broadcasts) == (2 if zero else 0), tag
+        assert sorted(o for n in broadcasts for o in n.output) == (sorted(f"{p}.new" for p in params) if zero else [])
+        # The checkpoint holds the whole state (ZeRO: gathered on rank 0) and does not resume in
+        # 1 process.
+        sess = TrainingSession(mlp(), loss="loss", **OPTIMIZERS[name])
+        with pytest.raises(Exception, match="world size"):
+            sess.load_checkpoint(tmp_path / f"{tag}.ckpt")
+
+
+@pytest.mark.parametrize("name,zero", list(itertools.product(OPTIMIZERS, (0, 1))))
+def test_one_process_keeps_copying_collectives_in_the_step(tmp_path, name, zero):
+    """data_parallel=True in one process: AllReduce (and ZeRO's Broadcast) nodes copy, so
+    training is unchanged; the first bucket's all-reduce runs before backward has reached the
+    first layer."""
+    path = tmp_path / "step.onnx"
+    sess = TrainingSession(mlp(), loss="loss", data_parallel=True, bucket_mb=1e-4, zero_stage=zero,
+                           optimized_model_filepath=path, **OPTIMIZERS[name])
+    assert sess.data_parallel and sess.world_size == 1 and sess.zero_stage == zero
+    for x, t in global_batches():
+        sess.train_step({"x": x[:BATCH], "target": t[:BATCH]})
+    plain = TrainingSession(mlp(), loss="loss", **OPTIMIZERS[name])
+    for x, t in global_batches():
+        plain.train_step({"x": x[:BATCH], "target": t[:BATCH]})
+    assert sorted(sess.state()) == sorted(plain.state())
+    for key, want in plain.state().items():
+        # ZeRO clips with standard ops outside the fused update: equal up to rounding.
+        np.testing.assert_allclose(sess.state()[key], want, rtol=1e-6 if zero else 0, atol=1e-8 if zero else 0,
+                                   err_msg=key)
+
+    nodes = list(onnx.load(str(path)).graph.node)
+    reduces = [i for i, n in enumerate(nodes) if n.op_type == "AllReduce"]
+    assert len(reduces) >= 3
+    reduce_of = {o: n for n in nodes if n.op_type == "AllReduce" for o in n.output}
+    local = dict(zip(reduce_of["fc1.weight_grad"].output, reduce_of["fc1.weight_grad"].input))["fc1.weight_grad"]
+    first_layer_grad = next(i for i, n in enumerate(nodes) if local in n.output)
+    assert reduces[0] < first_layer_grad, [n.name or n.op_type for n in nodes]
+    update = next(i for i, n in enumerate(nodes) if n.op_type.endswith("Update"))
+    assert reduces[-1] < update
+    for i in reduces:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[i].attribute}
+        assert attrs == {"reduction": b"average"}
+    assert sum(n.op_type == "Broadcast" for n in nodes) == zero
+
+
+def test_zero_needs_data_parallel():
+    with pytest.raises(Exception, match="zero_stage 1 needs data-parallel"):
+        TrainingSession(mlp(), loss="loss", data_parallel=False, zero_stage=1)
+    with pytest.raises(Exception, match="zero_stage must be 0 or 1"):
+        TrainingSession(mlp(), loss="loss", data_parallel=True, zero_stage=2)
+
+
+def test_bucket_mb_must_be_positive():
+    with pytest.raises(Exception, match="bucket_mb"):
+        TrainingSession(mlp(), loss="loss", data_parallel=True, bucket_mb=0)
