@@ -43,6 +43,7 @@ void Watchdog::run() {
     const uint64_t generation = generation_;
     wake_.wait_until(lock, deadline, [&] { return stop_ || !armed_ || generation_ != generation; });
     if (!stop_ && armed_ && generation_ == generation && Clock::now() >= deadline) {
+      armed_ = false;  // fires once, should on_expire_ return
       on_expire_(what_, peer_);
     }
   }

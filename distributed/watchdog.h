@@ -15,7 +15,7 @@ namespace graft::distributed {
 class Watchdog {
  public:
   // `on_expire(what, peer)` runs on the watchdog thread when an armed operation passes its
-  // deadline; it is expected not to return (it ends the process).
+  // deadline, once per arm(); it is expected not to return (it ends the process).
   explicit Watchdog(std::function<void(const std::string&, const std::string&)> on_expire);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;

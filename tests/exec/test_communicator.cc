@@ -2,12 +2,16 @@
 // tests/python/distributed/test_collectives.py), and the com.graft collective kernels on it.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "distributed/average.h"
 #include "distributed/backends.h"
 #include "distributed/communicator.h"
+#include "distributed/watchdog.h"
 #include "exec/error.h"
 #include "exec/session.h"
 #include "onnx/onnx_pb.h"
@@ -96,6 +100,28 @@ TEST(Communicator, WorldIsSingleProcessWithoutALauncher) {
   if (launched_world_size() > 1) GTEST_SKIP() << "running under an MPI launcher";
   EXPECT_STREQ(world().backend(), "single");
   EXPECT_EQ(&world(), &world());
+}
+
+TEST(Watchdog, FiresOnlyForAnOperationPastItsDeadline) {
+  std::atomic<int> fired{0};
+  std::string seen;
+  Watchdog watchdog([&](const std::string& what, const std::string& peer) {
+    seen = what + " / " + peer;
+    ++fired;
+  });
+  watchdog.arm(0.05, "all_reduce fast", "peer rank 1");
+  watchdog.disarm();
+  watchdog.arm(10.0, "all_reduce slow", "peer rank 1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  watchdog.disarm();
+  EXPECT_EQ(fired.load(), 0);
+  watchdog.arm(0.02, "barrier", "peer ranks 1, 2");
+  for (int i = 0; i < 200 && fired.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  watchdog.disarm();
+  EXPECT_EQ(fired.load(), 1);
+  EXPECT_EQ(seen, "barrier / peer ranks 1, 2");
 }
 
 // Without a GPU (or without NCCL) the NCCL factory fails with an exception, never a crash.
