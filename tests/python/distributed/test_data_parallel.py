@@ -132,3 +132,27 @@ def test_zero_needs_data_parallel():
 def test_bucket_mb_must_be_positive():
     with pytest.raises(Exception, match="bucket_mb"):
         TrainingSession(mlp(), loss="loss", data_parallel=True, bucket_mb=0)
+
+
+def test_digits_demo_on_two_ranks_trains_as_one_process(tmp_path):
+    """examples/train_digits_distributed.py: the digits CNN (convolutions, pooling, cross-entropy)
+    on 2 ranks with 16 images each ends where 1 process with 32 does, and learns the digits."""
+    demo = os.path.join(HERE, "..", "..", "..", "examples", "train_digits_distributed.py")
+    args = ["--epochs", "10", "--save-state"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.path.abspath(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, demo, *args, "--out", str(one)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    _mpirun(demo, "self,vader", *args, "--out", str(two))
+    expected = np.load(one / "state.rank0.npz")
+    for rank in range(2):
+        got = np.load(two / f"state.rank{rank}.npz")
+        for key in expected.files:
+            drift = np.linalg.norm(got[key] - expected[key]) / np.linalg.norm(expected[key])
+            assert drift < 1e-4, f"rank {rank}, {key}: relative difference {drift:.2e} after 440 steps"
+    assert float((two / "accuracy.txt").read_text()) >= 0.95
+    assert (two / "digits.ckpt").exists()
