@@ -4,7 +4,8 @@ batch, and writes each rank's final state to <out>/<tag>.rank<r>.npz. Rank 1 bui
 session's broadcast of rank 0's state must replace. Also writes rank 0's training-step model
 (<out>/<tag>.step.onnx) and the checkpoint all ranks save after 10 steps (<out>/<tag>.ckpt,
 written by rank 0), from which a fresh session resumes and trains the last 10 steps again
-(<out>/<tag>.resumed.rank<r>.npz)."""
+(<out>/<tag>.resumed.rank<r>.npz). Last, the split step (forward_backward twice, then
+optimizer_step) writes <out>/accumulate.zero<0|1>.rank<r>.npz."""
 
 import itertools
 import os
@@ -45,6 +46,16 @@ def main(out: str) -> None:
                 resumed.train_step({"x": x[rank * BATCH:(rank + 1) * BATCH],
                                     "target": t[rank * BATCH:(rank + 1) * BATCH]})
         np.savez(os.path.join(out, f"{tag}.resumed.rank{rank}.npz"), **resumed.state())
+    # The split step: gradients of 2 micro-batches accumulated per rank, then averaged across
+    # ranks by the update (<out>/accumulate.rank<r>.npz).
+    for zero in (0, 1):
+        sess = TrainingSession(mlp(seed=rank), loss="loss", zero_stage=zero, **OPTIMIZERS["adamw"])
+        for i, (x, t) in enumerate(global_batches()):
+            sess.forward_backward({"x": x[rank * BATCH:(rank + 1) * BATCH], "target": t[rank * BATCH:(rank + 1) * BATCH]})
+            if i % 2 == 1:
+                sess.optimizer_step()
+                sess.lazy_reset_grad()
+        np.savez(os.path.join(out, f"accumulate.zero{zero}.rank{rank}.npz"), **sess.state())
     dist.barrier()
 
 

@@ -31,6 +31,16 @@ def _reference(name: str) -> dict[str, np.ndarray]:
     return sess.state()
 
 
+def _reference_accumulated() -> dict[str, np.ndarray]:
+    sess = TrainingSession(mlp(seed=0), loss="loss", **OPTIMIZERS["adamw"])
+    for i, (x, t) in enumerate(global_batches()):
+        sess.forward_backward({"x": x, "target": t})
+        if i % 2 == 1:
+            sess.optimizer_step()
+            sess.lazy_reset_grad()
+    return sess.state()
+
+
 def _mpirun(script: str, transport: str, *args: str) -> None:
     mpirun = shutil.which("mpirun")
     if mpirun is None:
@@ -85,6 +95,15 @@ def test_two_ranks_match_one_with_twice_the_batch(tmp_path, transport):
         sess = TrainingSession(mlp(), loss="loss", **OPTIMIZERS[name])
         with pytest.raises(Exception, match="world size"):
             sess.load_checkpoint(tmp_path / f"{tag}.ckpt")
+
+    # forward_backward and optimizer_step: each rank accumulates its own gradients, the update
+    # averages them.
+    accumulated = _reference_accumulated()
+    for rank, zero in itertools.product(range(2), (0, 1)):
+        got = np.load(tmp_path / f"accumulate.zero{zero}.rank{rank}.npz")
+        for key in params:
+            np.testing.assert_allclose(got[key], accumulated[key], rtol=1e-5, atol=1e-7,
+                                       err_msg=f"accumulated, zero {zero}, rank {rank}, {key}")
 
 
 @pytest.mark.parametrize("name,zero", list(itertools.product(OPTIMIZERS, (0, 1))))
