@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "autodiff/gradient.h"
@@ -187,6 +188,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
     if (!data_parallel_) throw InvalidArgument("zero_stage 1 needs data-parallel training");
     zero_owners_ = distributed::partition_parameters(forward, params_, world_size_);
   }
+  if (world_size_ > 1) check_ranks_agree(forward);
   ir::Model step = build_update(grads);
   // Initial state: the parameters and the optimizer's zero-initialized slots.
   for (const auto& t : step.graph.initializers) {
@@ -218,6 +220,33 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
 }
 
 TrainingSession::~TrainingSession() = default;
+
+void TrainingSession::check_ranks_agree(const ir::Model& forward) const {
+  // Ranks that disagree would exchange buffers of different layouts; compare a digest of what
+  // shapes the collectives first.
+  std::string what = loss_ + "|" + std::to_string(static_cast<int>(optimizer_.kind)) + "|" +
+                     std::to_string(zero_owners_.size()) + "|" +
+                     std::to_string(data_parallel_options_.bucket_bytes);
+  for (const auto& p : params_) {
+    what += "|" + p;
+    if (const onnx::TensorProto* t = forward.graph.find_initializer(p)) {
+      what += ":" + std::to_string(t->data_type());
+      for (int64_t d : t->dims()) what += "," + std::to_string(d);
+    }
+  }
+  distributed::Communicator& world = distributed::world();
+  const int64_t digest = static_cast<int64_t>(std::hash<std::string>{}(what));
+  std::vector<int64_t> all(static_cast<size_t>(world.size()));
+  world.all_gather(&digest, all.data(), 1, DType::Int64);
+  for (int r = 0; r < world.size(); ++r) {
+    if (all[static_cast<size_t>(r)] != all[0]) {
+      throw InvalidArgument("data parallel: rank " + std::to_string(r) +
+                            " builds a different training step than rank 0 (parameters, their "
+                            "shapes, loss, optimizer, bucket size or ZeRO stage differ); every "
+                            "rank must construct its TrainingSession alike");
+    }
+  }
+}
 
 double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
   std::vector<Value> outs = run_step(*train_, train_outputs_, feeds);

@@ -96,6 +96,9 @@ class GRAFT_API TrainingSession {
   // The optimizer update over `gradients` (a model outputting "<p>_grad"), with the
   // data-parallel all-reduce and ZeRO-1 broadcasts when they are on.
   ir::Model build_update(const ir::Model& gradients) const;
+  // Throws InvalidArgument on every rank when the ranks' sessions differ in what decides the
+  // collectives (an all-gather of a digest).
+  void check_ranks_agree(const ir::Model& forward) const;
   // The optimizer's state names after the parameter name (".adamw.m", ".adamw.v").
   std::vector<std::string> slot_suffixes() const;
   // Runs `runner` with `feeds` plus the learning rate, the step and the state, then takes the

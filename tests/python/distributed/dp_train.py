@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import graft  # noqa: E402
 import graft.distributed as dist  # noqa: E402
 from dp_common import BATCH, OPTIMIZERS, STEPS, global_batches, mlp  # noqa: E402
 from graft.training import TrainingSession  # noqa: E402
@@ -24,6 +25,12 @@ def main(out: str) -> None:
     dist.init()
     rank, size = dist.rank(), dist.size()
     assert size == 2, f"expected 2 ranks, got {size}"
+    # Sessions that differ between ranks fail on every rank before exchanging any state.
+    try:
+        TrainingSession(mlp(), loss="loss", params=["fc1.weight"] if rank else None)
+        raise AssertionError("ranks training different parameters were not refused")
+    except graft.InvalidArgument as e:
+        assert "builds a different training step than rank 0" in str(e), e
     for (name, kwargs), zero in itertools.product(OPTIMIZERS.items(), (0, 1)):
         tag = f"{name}.zero{zero}"
         step_model = os.path.join(out, f"{tag}.step.onnx") if rank == 0 else None
