@@ -1,12 +1,15 @@
-// The NCCL backend: a non-blocking ncclComm whose collectives run on a CUDA stream. Each call
-// enqueues the collective and polls the stream and ncclCommGetAsyncError until it completes, an
-// error is reported, or the timeout passes (then the communicator is aborted and the process
-// exits).
+// The NCCL backend, built as its own library (libgraft_nccl.so) that graft loads only when an NCCL
+// communicator is asked for, so importing graft never loads NCCL or the CUDA runtime (another
+// framework in the process may bring its own NCCL). A non-blocking ncclComm whose collectives run
+// on a CUDA stream. Each call enqueues the collective and polls the stream and
+// ncclCommGetAsyncError until it completes, an error is reported, or the timeout passes (then the
+// communicator is aborted and the process exits).
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -201,11 +204,17 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device,
-                                                     void* cuda_stream) {
-  return std::make_unique<NcclCommunicator>(bootstrap, device, cuda_stream);
-}
-
-bool built_with_nccl() { return true; }
-
 }  // namespace graft::distributed
+
+// The entry point distributed/nccl_loader.cc finds with dlopen: a new communicator, or nullptr
+// with the reason in `error` (exceptions do not cross the library boundary).
+extern "C" __attribute__((visibility("default"))) graft::distributed::Communicator*
+graft_nccl_create(graft::distributed::Communicator* bootstrap, int device, void* cuda_stream,
+                  char* error, size_t error_size) {
+  try {
+    return new graft::distributed::NcclCommunicator(*bootstrap, device, cuda_stream);
+  } catch (const std::exception& e) {
+    std::snprintf(error, error_size, "%s", e.what());
+    return nullptr;
+  }
+}
