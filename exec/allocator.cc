@@ -1,5 +1,7 @@
 #include "exec/allocator.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -25,6 +27,7 @@ class CpuAllocator : public Allocator {
   static constexpr size_t kCacheLimit = size_t{1} << 30;
   // Blocks below this size come from malloc's own caches quickly; not worth keeping.
   static constexpr size_t kMinCached = size_t{64} << 10;
+  static constexpr size_t kHugePage = size_t{2} << 20;
 
   const char* name() const override { return "Cpu"; }
 
@@ -41,8 +44,14 @@ class CpuAllocator : public Allocator {
       }
     }
     if (p == nullptr) {
-      p = std::aligned_alloc(64, rounded);
+      // Large blocks start on a 2 MiB boundary and ask for transparent huge pages: activations
+      // and gradients of a training step are tens of MiB, and 4 KiB pages cost a fault and a
+      // TLB entry each.
+      const bool huge = rounded >= kHugePage;
+      p = std::aligned_alloc(huge ? kHugePage : 64,
+                             huge ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded);
       if (p == nullptr) throw std::bad_alloc();
+      if (huge) madvise(p, rounded, MADV_HUGEPAGE);
     }
     note_allocate(bytes);
     return p;
