@@ -1,0 +1,111 @@
+"""Data-parallel scaling of graft's training step: 1 rank against 2 ranks, one thread each.
+
+    PYTHONPATH=python python bench/scaling_bench.py [--models mlp,resnet18] [--steps 15]
+
+For each model (the training benchmark's, bench/train_bench.py) and the same global batch, runs
+`mpirun -np 1` and `mpirun -np 2` with OMP_NUM_THREADS=1; each rank trains on its shard of every
+global batch (TrainingSession, data-parallel under mpirun, SGD-momentum). Printed: the median
+step time and images per second at each size, the scaling efficiency (images/s at 2 ranks over
+twice those at 1), and the share of the 2-rank step spent waiting in collectives, measured as the
+difference from the same ranks stepping on their shards without the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GLOBAL_BATCH = {"mlp": 64, "resnet18": 16, "transformer": 8}
+
+
+def worker(name: str, path: str, steps: int, data_parallel: bool) -> None:
+    """One rank: trains `steps` (+3 warm-up) steps on its shard and prints its median step time."""
+    sys.path.insert(0, HERE)
+    import onnx
+
+    import graft.distributed as dist
+    from graft.training import TrainingSession
+    from train_bench import LR, MOMENTUM, make_batches
+
+    rank, size = dist.rank(), dist.size()
+    model = onnx.load(path)
+    stats = {i for n in model.graph.node if n.op_type == "BatchNormalization" for i in n.input[3:5]}
+    params = [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and i.name not in stats]
+    sess = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=LR, momentum=MOMENTUM,
+                           data_parallel=data_parallel if size > 1 else None, intra_op_num_threads=1)
+    shard = GLOBAL_BATCH[name] // size
+    times = []
+    for b in make_batches(name, steps + 3):
+        feeds = {k: v[rank * shard:(rank + 1) * shard] for k, v in b.items()}
+        t0 = time.perf_counter()
+        sess.train_step(feeds)
+        times.append(time.perf_counter() - t0)
+    if size > 1:
+        dist.barrier()
+    if rank == 0:
+        print(json.dumps({"median_s": statistics.median(times[3:])}))
+
+
+def run(name: str, path: str, ranks: int, steps: int, data_parallel: bool) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "-x", "OMP_NUM_THREADS",
+           "-x", "PYTHONPATH", sys.executable, os.path.abspath(__file__), "--worker", name, "--onnx", path,
+           "--steps", str(steps)]
+    if not data_parallel:
+        cmd.append("--local")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])["median_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="mlp,resnet18")
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--worker")
+    parser.add_argument("--onnx")
+    parser.add_argument("--local", action="store_true")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.onnx, args.steps, not args.local)
+        return
+    if not shutil.which("mpirun"):
+        sys.exit("mpirun not found (Debian: openmpi-bin)")
+    sys.path.insert(0, HERE)
+    from train_bench import build_torch, cpu_name, export, make_batches
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; 1 thread per rank; {args.steps} timed steps (+3 warm-up)")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            g = GLOBAL_BATCH[name]
+            # The exported graph has a static batch: one model per shard size.
+            paths = {}
+            for ranks in (1, 2):
+                paths[ranks] = os.path.join(folder, f"{name}_{ranks}.onnx")
+                batch = {k: v[:g // ranks] for k, v in make_batches(name, 1)[0].items()}
+                export(build_torch(name), batch, paths[ranks])
+            one = run(name, paths[1], 1, args.steps, True)
+            two = run(name, paths[2], 2, args.steps, True)
+            two_local = run(name, paths[2], 2, args.steps, False)
+            rows.append((name, g, one * 1e3, two * 1e3, g / one, g / two, (g / two) / (2 * g / one),
+                         max(0.0, (two - two_local) / two)))
+            print(f"  {name}: done", flush=True)
+    print()
+    print(f"{'model':<12} {'batch':>5} {'1 rank ms':>10} {'2 ranks ms':>10} {'1 rank img/s':>13} "
+          f"{'2 ranks img/s':>14} {'efficiency':>10} {'collective share':>17}")
+    for name, g, t1, t2, i1, i2, eff, share in rows:
+        print(f"{name:<12} {g:5d} {t1:10.2f} {t2:10.2f} {i1:13.1f} {i2:14.1f} {eff:10.2f} {share:17.2f}")
+
+
+if __name__ == "__main__":
+    main()
