@@ -2,10 +2,12 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace graft {
@@ -43,15 +45,23 @@ class CpuAllocator : public Allocator {
         cached_bytes_ -= rounded;
       }
     }
-    if (p == nullptr) {
-      // Large blocks start on a 2 MiB boundary and ask for transparent huge pages: activations
-      // and gradients of a training step are tens of MiB, and 4 KiB pages cost a fault and a
-      // TLB entry each.
-      const bool huge = rounded >= kHugePage;
-      p = std::aligned_alloc(huge ? kHugePage : 64,
-                             huge ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded);
+    if (p == nullptr && rounded >= kHugePage) {
+      // Large blocks live in 2 MiB-aligned regions that ask for transparent huge pages:
+      // activations and gradients of a training step are tens of MiB, and 4 KiB pages cost a
+      // fault and a TLB entry each. The block starts a few cache lines and pages into its region,
+      // a different amount each time, so blocks do not all share their low address bits (GEMMs
+      // over operands at equal offsets modulo 4 KiB stall on cache-set and 4K-aliasing conflicts).
+      const size_t offset = (color_++ % 16) * (4096 + 64);
+      const size_t region = (rounded + offset + kHugePage - 1) / kHugePage * kHugePage;
+      char* base = static_cast<char*>(std::aligned_alloc(kHugePage, region));
+      if (base == nullptr) throw std::bad_alloc();
+      madvise(base, region, MADV_HUGEPAGE);
+      p = base + offset;
+      std::lock_guard<std::mutex> lock(mutex_);
+      regions_[p] = base;
+    } else if (p == nullptr) {
+      p = std::aligned_alloc(64, rounded);
       if (p == nullptr) throw std::bad_alloc();
-      if (huge) madvise(p, rounded, MADV_HUGEPAGE);
     }
     note_allocate(bytes);
     return p;
@@ -67,6 +77,12 @@ class CpuAllocator : public Allocator {
         cached_bytes_ += rounded;
         return;
       }
+      if (auto it = regions_.find(ptr); it != regions_.end()) {
+        void* base = it->second;
+        regions_.erase(it);
+        std::free(base);
+        return;
+      }
     }
     std::free(ptr);
   }
@@ -76,6 +92,8 @@ class CpuAllocator : public Allocator {
 
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> cache_;
+  std::unordered_map<void*, void*> regions_;  // huge-page block -> its region's start
+  std::atomic<size_t> color_{0};
   size_t cached_bytes_ = 0;
 };
 
