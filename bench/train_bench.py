@@ -5,11 +5,11 @@
 
 Each model is built in PyTorch with a fixed seed and exported to ONNX with its loss; graft trains
 the exported model (TrainingSession: forward, backward, SGD-momentum update), PyTorch trains the
-same module from the same initial weights on the same batches. The two alternate step by step in
-one process (so load on the machine hits both alike) with the same number of threads. Printed:
-the median step time of each, the ratio graft / PyTorch (below 1: graft is faster), and the peak
-resident memory of each, measured in a separate process per framework that loads only that
-framework and runs the same steps (peak RSS, and its growth over the RSS before the first step).
+same module from the same initial weights on the same batches. Each framework runs in a process
+of its own that loads only that framework; the two step in turn (so load on the machine hits
+both alike) with the same number of threads. Printed: the median step time of each, the ratio
+graft / PyTorch (below 1: graft is faster), and the peak resident memory of each process (peak
+RSS, and its growth over the RSS before the first step).
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ class GraftStep:
         return self.sess.train_step(batch)
 
 
-def memory_child(framework: str, name: str, path: str, steps: int, threads: int) -> None:
-    """Runs `steps` training steps with one framework only and prints its memory as JSON."""
+def step_worker(framework: str, name: str, path: str, steps: int, threads: int) -> None:
+    """One framework in a process of its own: builds its step, then runs one step per "step"
+    line on stdin and answers with the step's time and loss; "quit" answers with its memory."""
     batches = make_batches(name, steps)
     if framework == "torch":
         import torch
@@ -166,18 +167,44 @@ def memory_child(framework: str, name: str, path: str, steps: int, threads: int)
     else:
         step = GraftStep(path, threads)
     before = status_kib("VmRSS")
-    for b in batches:
-        step(b)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        i = int(line.split()[1])
+        t0 = time.perf_counter()
+        loss = step(batches[i])
+        print(json.dumps({"seconds": time.perf_counter() - t0, "loss": loss}), flush=True)
     peak = status_kib("VmHWM")
-    print(json.dumps({"peak_kib": peak, "growth_kib": peak - before}))
+    print(json.dumps({"peak_kib": peak, "growth_kib": peak - before}), flush=True)
 
 
-def measure_memory(framework: str, name: str, path: str, steps: int, threads: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", framework, "--models", name,
-                          "--onnx", path, "--steps", str(steps), "--threads", str(threads)],
-                         check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class Worker:
+    """A step_worker process driven over its stdin and stdout."""
+
+    def __init__(self, framework: str, name: str, path: str, steps: int, threads: int) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", framework, "--models", name, "--onnx", path,
+             "--steps", str(steps), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.read()
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"benchmark worker exited with status {self.proc.wait()}")
+
+    def send(self, text: str) -> dict:
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> dict:
+        result = self.send("quit")
+        self.proc.wait()
+        return result
 
 
 def cpu_name() -> str:
@@ -192,31 +219,23 @@ def cpu_name() -> str:
 
 
 def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict:
-    import torch
-
-    model = build_torch(name)
-    batches = make_batches(name, warmup + steps)
     path = os.path.join(folder, f"{name}.onnx")
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    export(model, batches[0], path)
-    model.load_state_dict(initial)  # the export may run the module (BatchNorm statistics)
-    graft_step = GraftStep(path, threads)
-    torch_step = TorchStep(model)
+    export(build_torch(name), make_batches(name, 1)[0], path)
+    # Each framework runs in a process of its own (as users run them: no shared OpenMP pool, BLAS
+    # or allocator), the two stepping in turn.
+    workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in ("graft", "torch")}
     times: dict[str, list[float]] = {"graft": [], "torch": []}
     first, last = {}, {}
-    for i, b in enumerate(batches):
-        for fw, fn in (("graft", graft_step), ("torch", torch_step)):
-            t0 = time.perf_counter()
-            loss = fn(b)
-            dt = time.perf_counter() - t0
+    for i in range(warmup + steps):
+        for fw, worker in workers.items():
+            r = worker.send(f"step {i}")
             if i == 0:
-                first[fw] = loss
-            last[fw] = loss
+                first[fw] = r["loss"]
+            last[fw] = r["loss"]
             if i >= warmup:
-                times[fw].append(dt)
+                times[fw].append(r["seconds"])
+    mem = {fw: worker.close() for fw, worker in workers.items()}
     med = {fw: statistics.median(v) for fw, v in times.items()}
-    mem = {fw: measure_memory(fw, name, path, min(steps, 5) + 1, threads) for fw in ("graft", "torch")}
-    del torch
     return {"model": name, "graft_ms": med["graft"] * 1e3, "torch_ms": med["torch"] * 1e3,
             "ratio": med["graft"] / med["torch"], "first_loss": first, "last_loss": last, "mem": mem}
 
@@ -227,11 +246,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--memory-child", choices=["graft", "torch"])
+    parser.add_argument("--worker", choices=["graft", "torch"])
     parser.add_argument("--onnx")
     args = parser.parse_args()
-    if args.memory_child:
-        memory_child(args.memory_child, args.models, args.onnx, args.steps, args.threads)
+    if args.worker:
+        step_worker(args.worker, args.models, args.onnx, args.steps, args.threads)
         return
 
     import onnxruntime  # noqa: F401  (version line only)
@@ -242,8 +261,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; threads per framework: {args.threads}")
     print(f"graft {graft.__version__}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"steps: {args.warmup} warm-up + {args.steps} timed per framework, alternating; SGD lr {LR} "
-          f"momentum {MOMENTUM}")
+    print(f"steps: {args.warmup} warm-up + {args.steps} timed per framework, alternating between one process per "
+          f"framework; SGD lr {LR} momentum {MOMENTUM}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
