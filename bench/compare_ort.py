@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 
 import graft  # noqa: E402
+from machine import cpu_name  # noqa: E402  (bench/ is the script's folder)
 
 
 def build(name: str, folder: str) -> tuple[str, dict[str, np.ndarray]]:
@@ -53,17 +53,6 @@ def build(name: str, folder: str) -> tuple[str, dict[str, np.ndarray]]:
     m.ir_version = min(m.ir_version, 10)
     onnx.save(m, path)
     return path, {"input": x.numpy()}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

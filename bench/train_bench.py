@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from machine import cpu_name  # bench/ is the script's folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LR, MOMENTUM = 0.01, 0.9
@@ -205,17 +206,6 @@ class Worker:
         result = self.send("quit")
         self.proc.wait()
         return result
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict:

@@ -10,15 +10,28 @@
 namespace graft::ir {
 namespace {
 
+bool is_graph_output(const Graph& g, const std::string& value) {
+  return std::any_of(g.outputs.begin(), g.outputs.end(),
+                     [&](const ValueInfo& v) { return v.name == value; });
+}
+
+Attribute int_attr(const char* name, int64_t value) {
+  Attribute a;
+  a.name = name;
+  a.proto = std::make_shared<onnx::AttributeProto>();
+  a.proto->set_name(name);
+  a.proto->set_type(onnx::AttributeProto::INT);
+  a.proto->set_i(value);
+  return a;
+}
+
 // The Transpose feeding `value` when it only swaps the last two axes and nothing else reads
 // its output; nullptr otherwise.
 const Node* swap_last_two(const Graph& g, const std::string& value) {
   const Node* t = g.producer(value);
   if (!t || t->op_type != "Transpose" || !t->domain.empty() || g.consumers(value).size() != 1)
     return nullptr;
-  if (std::any_of(g.outputs.begin(), g.outputs.end(),
-                  [&](const ValueInfo& v) { return v.name == value; }))
-    return nullptr;
+  if (is_graph_output(g, value)) return nullptr;
   const Attribute* perm = t->find_attr("perm");
   if (!perm) return nullptr;
   const auto& p = perm->proto->ints();
@@ -28,11 +41,6 @@ const Node* swap_last_two(const Graph& g, const std::string& value) {
     if (p[i] != i) return nullptr;
   }
   return t;
-}
-
-bool is_graph_output(const Graph& g, const std::string& value) {
-  return std::any_of(g.outputs.begin(), g.outputs.end(),
-                     [&](const ValueInfo& v) { return v.name == value; });
 }
 
 // transpose(Gemm(a, b)) for a 2-D perm [1, 0] and a Gemm without C read only by the Transpose:
@@ -55,17 +63,8 @@ bool fold_into_gemm(Graph& graph, Node& transpose, Node& gemm) {
   for (auto& a : gemm.attributes) {
     if (a.name != "transA" && a.name != "transB") kept.push_back(a);
   }
-  auto flag = [](const char* name, int64_t v) {
-    Attribute at;
-    at.name = name;
-    at.proto = std::make_shared<onnx::AttributeProto>();
-    at.proto->set_name(name);
-    at.proto->set_type(onnx::AttributeProto::INT);
-    at.proto->set_i(v);
-    return at;
-  };
-  kept.push_back(flag("transA", 1 - trans_b));
-  kept.push_back(flag("transB", 1 - trans_a));
+  kept.push_back(int_attr("transA", 1 - trans_b));
+  kept.push_back(int_attr("transB", 1 - trans_a));
   gemm.attributes = std::move(kept);
   graph.value_info.erase(gemm.outputs[0]);
   gemm.outputs[0] = transpose.outputs[0];
@@ -105,10 +104,7 @@ int fold_transposes(Graph& graph) {
       identity = identity && composed.back() == j;
     }
     const std::string source = inner->inputs[0];
-    const bool is_output =
-        std::any_of(graph.outputs.begin(), graph.outputs.end(),
-                    [&](const ValueInfo& v) { return v.name == outer.outputs[0]; });
-    if (identity && !is_output) {
+    if (identity && !is_graph_output(graph, outer.outputs[0])) {
       const std::string out = outer.outputs[0];
       graph.remove_node(&outer);
       graph.replace_uses(out, source);
@@ -126,8 +122,7 @@ int fold_transposes(Graph& graph) {
     const Node& n = *graph.nodes[i];
     const bool dead = n.op_type == "Transpose" && n.domain.empty() &&
                       graph.consumers(n.outputs[0]).empty() &&
-                      std::none_of(graph.outputs.begin(), graph.outputs.end(),
-                                   [&](const ValueInfo& v) { return v.name == n.outputs[0]; });
+                      !is_graph_output(graph, n.outputs[0]);
     if (!dead) {
       ++i;
       continue;
@@ -156,16 +151,7 @@ int fuse_matmul_transpose(Graph& graph) {
     mm.op_type = "FusedMatMul";
     mm.domain = "com.graft";
     mm.inputs = {a, b};
-    auto attr = [](const char* name, int64_t v) {
-      Attribute at;
-      at.name = name;
-      at.proto = std::make_shared<onnx::AttributeProto>();
-      at.proto->set_name(name);
-      at.proto->set_type(onnx::AttributeProto::INT);
-      at.proto->set_i(v);
-      return at;
-    };
-    mm.attributes = {attr("transA", ta != nullptr), attr("transB", tb != nullptr)};
+    mm.attributes = {int_attr("transA", ta != nullptr), int_attr("transB", tb != nullptr)};
     for (const Node* t : dead) {
       graph.value_info.erase(t->outputs[0]);
       graph.remove_node(t);
