@@ -98,6 +98,11 @@ struct Profiler {
   };
   std::vector<Event> events;
   int64_t origin_us = 0;
+  // Starts the clock at now.
+  Profiler();
+  // Writes the events as a Chrome trace-event JSON file "<prefix>_<timestamp>.json"; returns
+  // its path.
+  std::string write_trace(const std::string& prefix) const;
 };
 
 }  // namespace graft

@@ -142,9 +142,6 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
   for (const auto& v : model_->graph.outputs) outputs_.push_back(io_info(v));
   if (options_.enable_profiling) {
     profiler_ = std::make_unique<Profiler>();
-    profiler_->origin_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
   }
 }
 
@@ -211,18 +208,29 @@ std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_
 
 std::string InferenceSession::end_profiling() {
   if (!profiler_) return "";
+  std::string path = profiler_->write_trace(options_.profile_file_prefix);
+  profiler_.reset();
+  return path;
+}
+
+Profiler::Profiler()
+    : origin_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count()) {}
+
+std::string Profiler::write_trace(const std::string& prefix) const {
   auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
-  std::string path = options_.profile_file_prefix + "_" + std::to_string(stamp) + ".json";
+  std::string path = prefix + "_" + std::to_string(stamp) + ".json";
   std::ofstream out(path);
   out << "[\n";
-  for (size_t i = 0; i < profiler_->events.size(); ++i) {
-    const auto& e = profiler_->events[i];
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
     out << "{\"cat\":\"Node\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"name\":\"" << e.name
         << "\",\"ts\":" << e.start_us << ",\"dur\":" << e.duration_us << ",\"args\":{\"op_name\":\""
-        << e.op_type << "\"}}" << (i + 1 < profiler_->events.size() ? ",\n" : "\n");
+        << e.op_type << "\"}}" << (i + 1 < events.size() ? ",\n" : "\n");
   }
   out << "]\n";
-  profiler_.reset();
+  if (!out) throw Fail("could not write the profile " + path);
   return path;
 }
 

@@ -80,6 +80,7 @@ class TrainingSession::StateRunner {
               const std::map<std::string, Tensor>& state)
       : model_(std::make_unique<ir::Model>(std::move(model))),
         threads_(options.intra_op_num_threads) {
+    if (options.enable_profiling) profiler_ = std::make_unique<Profiler>();
     std::erase_if(model_->graph.initializers,
                   [&](const auto& t) { return state.count(t->name()) > 0; });
     std::vector<std::unique_ptr<ExecutionProvider>> providers;
@@ -144,7 +145,7 @@ class TrainingSession::StateRunner {
     omp_set_num_threads(threads_ > 0 ? threads_ : default_threads);
     std::vector<Value> all;
     try {
-      all = plan_->run_donated(inputs, donated);
+      all = plan_->run_donated(inputs, donated, profiler_.get());
     } catch (...) {
       for (size_t i = 0; i < names.size(); ++i) {
         if (donated[i] && inputs[i].is_tensor()) state[names[i]] = inputs[i].tensor();
@@ -157,10 +158,13 @@ class TrainingSession::StateRunner {
   }
 
   const std::vector<std::string>& output_names() const { return plan_->output_names(); }
+  // The timings of every node run since the session began, or nullptr when profiling is off.
+  Profiler* profiler() const { return profiler_.get(); }
 
  private:
   std::unique_ptr<ir::Model> model_;
   std::unique_ptr<GraphPlan> plan_;
+  std::unique_ptr<Profiler> profiler_;
   int threads_;
 };
 
@@ -212,9 +216,12 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   }
   forward_ = std::make_unique<ir::Model>(forward.clone());
   session_options_ = options.session;
+  options_profile_prefix_ = options.session.profile_file_prefix;
   train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_);
-  // optimized_model_filepath names the training step's model; the other sessions write none.
+  // optimized_model_filepath and profiling are the training step's; the other sessions have
+  // neither.
   session_options_.optimized_model_filepath.clear();
+  session_options_.enable_profiling = false;
   eval_ =
       std::make_unique<InferenceSession>(with_parameter_inputs(forward, params_), session_options_);
 }
@@ -462,6 +469,14 @@ void TrainingSession::load_checkpoint(const std::string& path) {
     learning_rate_ = std::stof(it->second);
   if (auto it = c.properties.find("graft.rng"); it != c.properties.end())
     default_generator().set_state(it->second);
+}
+
+std::string TrainingSession::end_profiling() {
+  Profiler* profiler = train_->profiler();
+  if (profiler == nullptr) return "";
+  std::string path = profiler->write_trace(options_profile_prefix_);
+  *profiler = Profiler();
+  return path;
 }
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,

@@ -80,6 +80,11 @@ class GRAFT_API TrainingSession {
   void export_model_for_inferencing(const std::string& path,
                                     const std::vector<std::string>& outputs) const;
 
+  // With SessionOptions::enable_profiling: writes the timing of every node that train_step ran
+  // (Chrome trace-event JSON, "<profile_file_prefix>_<timestamp>.json") and returns its path;
+  // "" when profiling is off. Timing goes on with a fresh trace.
+  std::string end_profiling();
+
  private:
   class StateRunner;
   std::unique_ptr<StateRunner> train_;
@@ -92,6 +97,7 @@ class GRAFT_API TrainingSession {
   bool reset_grad_ = true;
   optim::OptimizerConfig optimizer_;
   SessionOptions session_options_;
+  std::string options_profile_prefix_;
   void build_split_sessions();
   // The optimizer update over `gradients` (a model outputting "<p>_grad"), with the
   // data-parallel all-reduce and ZeRO-1 broadcasts when they are on.

@@ -9,21 +9,12 @@
 // parameters and optimizer state, so training can resume from it) and inference.onnx (the eval
 // model's outputs other than "loss", with the trained weights; runs in any ONNX runtime).
 //
-// The data file holds one array per training-model input other than the parameters (for example
-// "input" and "labels"); every integer is little-endian:
-//   8 bytes  "GRAFTDS1"
-//   uint32   number of arrays, then for each array:
-//     uint32   name length, then the name's bytes (the input it feeds)
-//     uint32   element type as ONNX's TensorProto code (1 float32, 6 int32, 7 int64, 11 float64)
-//     uint32   rank (at least 1), then rank int64 dimensions; dimension 0 counts samples and is
-//              the same for every array
-//     the elements, row-major
+// The data file (GRAFTDS1, exec/dataset.h; graft.training.write_dataset writes it) holds one array
+// per training-model input other than the parameters (for example "input" and "labels").
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -31,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "exec/dataset.h"
 #include "exec/training_api.h"
 
 namespace {
@@ -41,69 +33,6 @@ struct Options {
   int64_t batch = 32;
   std::optional<float> lr;  // unset: the checkpoint's learning rate, else 1e-3
 };
-
-std::map<std::string, graft::Tensor> read_data(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw graft::InvalidArgument("cannot open data file '" + path + "'");
-  auto read = [&](void* dst, size_t n, const char* what) {
-    if (!in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)))
-      throw graft::InvalidArgument("data file '" + path + "' is truncated (in " + what + ")");
-  };
-  char magic[8];
-  read(magic, sizeof(magic), "the header");
-  if (std::memcmp(magic, "GRAFTDS1", 8) != 0)
-    throw graft::InvalidArgument("'" + path + "' is not a GRAFTDS1 data file");
-  uint32_t count = 0;
-  read(&count, sizeof(count), "the header");
-  std::map<std::string, graft::Tensor> arrays;
-  int64_t samples = -1;
-  for (uint32_t a = 0; a < count; ++a) {
-    uint32_t name_length = 0, dtype = 0, rank = 0;
-    read(&name_length, sizeof(name_length), "an array name");
-    std::string name(name_length, '\0');
-    read(name.data(), name_length, "an array name");
-    read(&dtype, sizeof(dtype), name.c_str());
-    read(&rank, sizeof(rank), name.c_str());
-    if (rank == 0 || rank > 16) {
-      throw graft::InvalidArgument("data file '" + path + "': array '" + name + "' has rank " +
-                                   std::to_string(rank) + " (1 to 16 allowed)");
-    }
-    graft::Shape shape(rank);
-    read(shape.data(), rank * sizeof(int64_t), name.c_str());
-    const auto type = static_cast<graft::DType>(dtype);
-    if (graft::dtype_size(type) == 0 || type == graft::DType::String ||
-        graft::dtype_is_sub_byte(type)) {
-      throw graft::InvalidArgument("data file '" + path + "': array '" + name +
-                                   "' has unsupported element type " + std::to_string(dtype));
-    }
-    for (int64_t d : shape) {
-      if (d < 0)
-        throw graft::InvalidArgument("data file '" + path + "': array '" + name +
-                                     "' has a negative dimension");
-    }
-    if (samples >= 0 && shape[0] != samples) {
-      throw graft::InvalidArgument("data file '" + path + "': array '" + name + "' has " +
-                                   std::to_string(shape[0]) + " samples, the others " +
-                                   std::to_string(samples));
-    }
-    samples = shape[0];
-    graft::Tensor t(type, shape);
-    read(t.raw(), t.nbytes(), name.c_str());
-    arrays[name] = t;
-  }
-  if (arrays.empty()) throw graft::InvalidArgument("data file '" + path + "' holds no arrays");
-  return arrays;
-}
-
-// Rows [begin, end) of `t`, copied.
-graft::Tensor rows(const graft::Tensor& t, int64_t begin, int64_t end) {
-  graft::Shape shape = t.shape();
-  shape[0] = end - begin;
-  graft::Tensor out(t.dtype(), shape);
-  const size_t row_bytes = t.dim(0) == 0 ? 0 : t.nbytes() / static_cast<size_t>(t.dim(0));
-  std::memcpy(out.raw(), static_cast<const char*>(t.raw()) + begin * row_bytes, out.nbytes());
-  return out;
-}
 
 int64_t positive_integer(const std::string& flag, const std::string& text) {
   size_t used = 0;
@@ -163,7 +92,7 @@ int run(const Options& o) {
   training::Optimizer optimizer(module, paths.optimizer_model);
   if (o.lr) optimizer.set_learning_rate(*o.lr);
 
-  const std::map<std::string, graft::Tensor> data = read_data(o.data_file);
+  const std::map<std::string, graft::Tensor> data = graft::read_dataset(o.data_file);
   for (const auto& name : module.input_names(true)) {
     if (!data.count(name))
       throw graft::InvalidArgument("data file '" + o.data_file + "' has no array '" + name + "'");
@@ -183,7 +112,7 @@ int run(const Options& o) {
     for (int64_t begin = 0; begin < samples; begin += o.batch) {
       const int64_t end = std::min(samples, begin + o.batch);
       std::map<std::string, graft::Value> feeds;
-      for (const auto& [name, t] : data) feeds[name] = rows(t, begin, end);
+      for (const auto& [name, t] : data) feeds[name] = graft::slice_rows(t, begin, end);
       const auto outs = module.train_step(feeds);
       optimizer.step();
       module.lazy_reset_grad();

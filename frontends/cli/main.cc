@@ -3,6 +3,8 @@
 //   graft run MODEL [--repeat N]          runs with ones for every input, prints output shapes
 //   graft optimize MODEL -o OUT [--level L]   saves the optimized model
 //   graft grad MODEL --loss NAME [--wrt A,B,...] -o OUT   saves the gradient model
+//   graft train MODEL --loss NAME --data FILE ...   trains (data-parallel under mpirun); see
+//                                                   frontends/cli/train.cc
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -10,6 +12,7 @@
 
 #include "autodiff/gradient.h"
 #include "exec/session.h"
+#include "frontends/cli/commands.h"
 #include "ir/serialize.h"
 
 namespace {
@@ -25,7 +28,9 @@ int usage() {
   std::cerr << "usage: graft info MODEL\n"
                "       graft run MODEL [--repeat N]\n"
                "       graft optimize MODEL -o OUT [--level L]\n"
-               "       graft grad MODEL --loss NAME [--wrt A,B,...] -o OUT\n";
+               "       graft grad MODEL --loss NAME [--wrt A,B,...] -o OUT\n"
+               "       graft train MODEL --loss NAME --data FILE [options]   (graft train for "
+               "the options)\n";
   return 2;
 }
 
@@ -133,6 +138,14 @@ int grad(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "train") {
+    try {
+      return graft::cli::train_command(argc, argv);
+    } catch (const std::exception& e) {
+      std::cerr << "graft train: " << e.what() << "\n";
+      return 1;
+    }
+  }
   Args a;
   if (!parse(argc, argv, a)) return usage();
   try {

@@ -26,7 +26,8 @@ void init_training(py::module_& m) {
                        float epsilon, float lr_decay, float alpha, bool centered,
                        float max_grad_norm, int intra_op_num_threads,
                        std::optional<bool> data_parallel, double bucket_mb, int zero_stage,
-                       const std::string& optimized_model_filepath) {
+                       const std::string& optimized_model_filepath, bool enable_profiling,
+                       const std::string& profile_file_prefix) {
              if (max_grad_norm < 0)
                throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
                                      std::to_string(max_grad_norm));
@@ -58,6 +59,8 @@ void init_training(py::module_& m) {
              o.optimizer.max_grad_norm = max_grad_norm;
              o.session.intra_op_num_threads = intra_op_num_threads;
              o.session.optimized_model_filepath = optimized_model_filepath;
+             o.session.enable_profiling = enable_profiling;
+             o.session.profile_file_prefix = profile_file_prefix;
              o.data_parallel = data_parallel;
              o.zero_stage = zero_stage;
              o.data_parallel_options.bucket_bytes =
@@ -72,7 +75,8 @@ void init_training(py::module_& m) {
            py::arg("alpha") = 0.99f, py::arg("centered") = false, py::arg("max_grad_norm") = 0.0f,
            py::arg("intra_op_num_threads") = 0, py::arg("data_parallel") = std::nullopt,
            py::arg("bucket_mb") = 25.0, py::arg("zero_stage") = 0,
-           py::arg("optimized_model_filepath") = "")
+           py::arg("optimized_model_filepath") = "", py::arg("enable_profiling") = false,
+           py::arg("profile_file_prefix") = "graft_training_profile")
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;
@@ -92,6 +96,7 @@ void init_training(py::module_& m) {
       .def("optimizer_step", &TrainingSession::optimizer_step,
            py::call_guard<py::gil_scoped_release>())
       .def("lazy_reset_grad", &TrainingSession::lazy_reset_grad)
+      .def("end_profiling", &TrainingSession::end_profiling)
       .def("eval_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;

@@ -18,6 +18,7 @@ import onnx
 from .. import _C
 from ..session import _from_native, _to_native
 from .artifacts import LossType, OptimType, generate_artifacts
+from .dataset import read_dataset, write_dataset
 
 __all__ = ["LossType", "OptimType", "TrainingSession", "generate_artifacts"]
 
@@ -35,7 +36,8 @@ class TrainingSession:
     max_grad_norm > 0 first scales all gradients so that their global L2 norm is at most that
     value, as torch.nn.utils.clip_grad_norm_ does. intra_op_num_threads is SessionOptions' (0:
     all cores); optimized_model_filepath, if given, receives the training-step model as it runs
-    (gradients, collectives, update).
+    (gradients, collectives, update). enable_profiling times every node of each train_step;
+    end_profiling() writes the trace.
 
     Data parallel: launched with `mpirun -np N` (N > 1), the session trains data-parallel unless
     data_parallel=False: every rank feeds its own share of the batch, gradients are averaged
@@ -55,7 +57,8 @@ class TrainingSession:
                  alpha: float = 0.99, centered: bool = False, max_grad_norm: float = 0.0,
                  intra_op_num_threads: int = 0, data_parallel: bool | None = None, bucket_mb: float = 25.0,
                  zero_stage: int = 0,
-                 optimized_model_filepath: str | os.PathLike | None = None) -> None:
+                 optimized_model_filepath: str | os.PathLike | None = None, enable_profiling: bool = False,
+                 profile_file_prefix: str = "graft_training_profile") -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
         elif isinstance(model, (bytes, bytearray)):
@@ -71,7 +74,8 @@ class TrainingSession:
                                         centered=centered, max_grad_norm=max_grad_norm,
                                         intra_op_num_threads=intra_op_num_threads, data_parallel=data_parallel,
                                         bucket_mb=bucket_mb, zero_stage=zero_stage,
-                                        optimized_model_filepath=os.fspath(optimized_model_filepath or ""))
+                                        optimized_model_filepath=os.fspath(optimized_model_filepath or ""),
+                                        enable_profiling=enable_profiling, profile_file_prefix=profile_file_prefix)
 
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})
@@ -80,6 +84,11 @@ class TrainingSession:
         """Forward and backward only; gradients add up until `optimizer_step` (onnxruntime's
         Module.train_step semantics). Returns the loss."""
         return self._sess.forward_backward({k: _to_native(v, None) for k, v in feeds.items()})
+
+    def end_profiling(self) -> str:
+        """With enable_profiling: writes the per-node timings of the train_step calls so far as a
+        Chrome trace (JSON, as InferenceSession.end_profiling) and returns its path."""
+        return self._sess.end_profiling()
 
     def optimizer_step(self) -> None:
         """Applies the accumulated gradients."""

@@ -4,7 +4,6 @@ Python, and exports a model that graft and onnxruntime run alike."""
 
 import os
 import re
-import struct
 import subprocess
 
 import numpy as np
@@ -16,24 +15,12 @@ from sklearn.datasets import load_digits
 
 import graft
 from graft.checkpoint import load_checkpoint
-from graft.training import LossType, OptimType, generate_artifacts
+from graft.training import LossType, OptimType, generate_artifacts, write_dataset
 from graft.training.api import CheckpointState, Module, Optimizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BINARY = os.environ.get("GRAFT_FINETUNE", os.path.join(ROOT, "build", "examples", "graft_finetune"))
 EPOCHS, BATCH, LR = 3, 32, 0.01
-
-
-def write_data(path, arrays):
-    """The GRAFTDS1 format that finetune.cc documents: named arrays sharing their first dimension."""
-    codes = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}
-    with open(path, "wb") as f:
-        f.write(b"GRAFTDS1" + struct.pack("<I", len(arrays)))
-        for name, a in arrays.items():
-            a = np.ascontiguousarray(a)
-            f.write(struct.pack("<I", len(name)) + name.encode())
-            f.write(struct.pack("<II", codes[a.dtype], a.ndim) + struct.pack(f"<{a.ndim}q", *a.shape))
-            f.write(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
 
 
 def mlp(seed=0):
@@ -68,7 +55,7 @@ def finetuned(tmp_path_factory, digits):
     generate_artifacts(model, loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW,
                        artifact_directory=tmp / "artifacts")
     x, y, _, _ = digits
-    write_data(tmp / "train.bin", {"input": x, "labels": y})
+    write_dataset(tmp / "train.bin", {"input": x, "labels": y})
     proc = subprocess.run([BINARY, str(tmp / "artifacts"), str(tmp / "train.bin"), str(tmp / "out"),
                            "--epochs", str(EPOCHS), "--batch", str(BATCH), "--lr", str(LR)],
                           capture_output=True, text=True, timeout=600)
@@ -135,7 +122,7 @@ def test_errors_name_the_file(tmp_path, finetuned):
     proc = subprocess.run([BINARY, str(tmp_path / "nowhere"), str(tmp / "train.bin"), str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "nowhere" in proc.stderr, proc.stderr
-    write_data(tmp_path / "bad.bin", {"input": np.zeros((4, 64), np.float32)})
+    write_dataset(tmp_path / "bad.bin", {"input": np.zeros((4, 64), np.float32)})
     proc = subprocess.run([BINARY, str(tmp / "artifacts"), str(tmp_path / "bad.bin"), str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "'labels'" in proc.stderr, proc.stderr
