@@ -8,6 +8,8 @@
 #include <sstream>
 #include <type_traits>
 
+#include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
 #include "exec/checkpoint.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
@@ -134,7 +136,27 @@ void CheckpointState::save(const std::string& path, bool include_optimizer_state
   } else {
     c.properties.erase(kLearningRate);
   }
-  save_checkpoint(c, path);
+  distributed::Communicator& world = distributed::world();
+  if (world.size() == 1) {
+    save_checkpoint(c, path);
+    return;
+  }
+  // Rank 0 writes; the others wait for it, and learn whether it failed.
+  int32_t failed = 0;
+  std::string error;
+  if (world.rank() == 0) {
+    try {
+      save_checkpoint(c, path);
+    } catch (const std::exception& e) {
+      failed = 1;
+      error = e.what();
+    }
+  }
+  world.broadcast(&failed, 1, DType::Int32, 0);
+  if (failed) {
+    throw InvalidArgument(
+        world.rank() == 0 ? error : "rank 0 could not write the checkpoint '" + path + "'");
+  }
 }
 
 const Tensor& CheckpointState::parameter(const std::string& name) const {
@@ -171,7 +193,8 @@ const std::string& CheckpointState::property(const std::string& name) const {
 // --- Module ---
 
 Module::Module(CheckpointState& state, const std::string& training_model_path,
-               const std::string& eval_model_path, SessionOptions options)
+               const std::string& eval_model_path, SessionOptions options,
+               std::optional<bool> data_parallel)
     : state_(&state), training_path_(training_model_path), eval_path_(eval_model_path) {
   ir::Model training = load_artifact(training_model_path, "training model");
   std::vector<std::string> grad_outputs;
@@ -191,6 +214,9 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
   }
   user_output_count_ = train_outputs_.size();
   train_outputs_.insert(train_outputs_.end(), grad_outputs.begin(), grad_outputs.end());
+  distributed::Communicator& world = distributed::world();
+  data_parallel_ = data_parallel.value_or(world.size() > 1);
+  if (data_parallel_) distributed::add_gradient_all_reduce(training, params_);
   train_ = std::make_unique<InferenceSession>(std::move(training), options);
   for (const auto& p : params_) {
     auto it = state.parameters_.find(p);
@@ -201,6 +227,14 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
     if (std::string why = mismatch(*train_, p, it->second); !why.empty()) {
       throw InvalidArgument(checkpoint_name(state.path_) + ": parameter '" + p + "' " + why +
                             " (training model '" + training_model_path + "')");
+    }
+  }
+  // Every rank starts from rank 0's parameters (std::map: the same order on every rank).
+  if (data_parallel_ && world.size() > 1) {
+    for (const auto& p : params_) {
+      Tensor t = state.parameters_.at(p).clone();
+      world.broadcast(t.raw(), t.size(), t.dtype(), 0);
+      state.parameters_[p] = t;
     }
   }
   if (!eval_model_path.empty()) {

@@ -17,6 +17,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,10 +50,11 @@ class GRAFT_API CheckpointState {
   // missing or damaged.
   static CheckpointState load(const std::string& path);
   // Writes the parameters and properties atomically (an existing file is replaced only once the
-  // new one is complete). With include_optimizer_state, also the optimizer state, the step and
-  // the learning rate, so training resumes exactly; without, the step is written as 0 (the
-  // parameters alone start a new training run, as in onnxruntime). Throws InvalidArgument if the
-  // file cannot be written.
+  // new one is complete). Launched with several ranks, rank 0 writes and every rank returns once
+  // the file is complete (a collective: all ranks call it). With include_optimizer_state, also the
+  // optimizer state, the step and the learning rate, so training resumes exactly; without, the step
+  // is written as 0 (the parameters alone start a new training run, as in onnxruntime). Throws
+  // InvalidArgument if the file cannot be written.
   void save(const std::string& path, bool include_optimizer_state = false) const;
 
   // The parameter called `name`. Throws InvalidArgument naming it when the state has none.
@@ -99,8 +101,15 @@ class GRAFT_API Module {
   // is missing or invalid, naming the parameter when `state` lacks one of the training model's
   // parameters or holds it with another shape or element type, and NotImplemented when a node
   // has no kernel.
+  //
+  // Data parallel (`data_parallel`; unset: when the process was launched with several ranks):
+  // the state takes rank 0's parameters (a broadcast: every rank constructs its Module alike),
+  // and the training model's gradients are averaged across ranks by com.graft.AllReduce nodes
+  // (distributed::add_gradient_all_reduce), so each rank feeds its share of the batch and every
+  // rank's Optimizer applies the same update.
   Module(CheckpointState& state, const std::string& training_model_path,
-         const std::string& eval_model_path = "", SessionOptions options = {});
+         const std::string& eval_model_path = "", SessionOptions options = {},
+         std::optional<bool> data_parallel = std::nullopt);
   Module(Module&&) noexcept;
   ~Module();
 
@@ -128,6 +137,8 @@ class GRAFT_API Module {
   std::vector<std::string> output_names(bool training) const;
   // The state the Module reads its parameters from (the one given to the constructor).
   CheckpointState& state() { return *state_; }
+  // Whether gradients are averaged across the ranks of distributed::world().
+  bool data_parallel() const { return data_parallel_; }
 
   // Writes the eval model with the state's parameters as initializers, reduced to the nodes that
   // compute `output_names` (values of the eval model with a known type; loss nodes and inputs
@@ -150,6 +161,7 @@ class GRAFT_API Module {
   size_t user_output_count_ = 0;
   std::map<std::string, Tensor> gradients_;
   bool reset_grad_ = true;
+  bool data_parallel_ = false;
 };
 
 // The optimizer model: inputs "graft.lr", "graft.step", "gradient/<p>", the parameters and the

@@ -8,6 +8,8 @@
 // optimizer step; one line per epoch reports the mean loss. Written to <out_dir>: checkpoint (the
 // parameters and optimizer state, so training can resume from it) and inference.onnx (the eval
 // model's outputs other than "loss", with the trained weights; runs in any ONNX runtime).
+// Launched by `mpirun -np N` it trains data-parallel: each batch is split across the ranks
+// (B must be a multiple of N; a last, incomplete batch is left out) and rank 0 prints and writes.
 //
 // The data file (GRAFTDS1, exec/dataset.h; graft.training.write_dataset writes it) holds one array
 // per training-model input other than the parameters (for example "input" and "labels").
@@ -22,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/communicator.h"
 #include "exec/dataset.h"
 #include "exec/training_api.h"
 
@@ -103,31 +106,54 @@ int run(const Options& o) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (outputs[i] == "loss") loss_index = i;
   }
-  std::cout << samples << " samples, batches of " << o.batch << ", learning rate "
-            << optimizer.learning_rate() << "\n";
+  // Launched by mpirun with several ranks the Module trains data-parallel: every batch of B is
+  // split across the ranks (B must divide evenly; a last, incomplete batch is left out), and
+  // rank 0 alone prints and writes.
+  graft::distributed::Communicator& world = graft::distributed::world();
+  const int ranks = module.data_parallel() ? world.size() : 1;
+  const int rank = module.data_parallel() ? world.rank() : 0;
+  const bool lead = world.rank() == 0;
+  if (o.batch % ranks != 0) {
+    throw graft::InvalidArgument("the batch of " + std::to_string(o.batch) +
+                                 " does not split across " + std::to_string(ranks) + " ranks");
+  }
+  const int64_t usable = ranks > 1 ? samples / o.batch * o.batch : samples;
+  if (lead) {
+    std::cout << samples << " samples, batches of " << o.batch;
+    if (ranks > 1) std::cout << " (" << o.batch / ranks << " on each of " << ranks << " ranks)";
+    std::cout << ", learning rate " << optimizer.learning_rate() << "\n";
+  }
   for (int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t batches = 0;
-    for (int64_t begin = 0; begin < samples; begin += o.batch) {
-      const int64_t end = std::min(samples, begin + o.batch);
+    for (int64_t begin = 0; begin < usable; begin += o.batch) {
+      const int64_t end = std::min(usable, begin + o.batch);
+      const int64_t share = (end - begin) / ranks;
       std::map<std::string, graft::Value> feeds;
-      for (const auto& [name, t] : data) feeds[name] = graft::slice_rows(t, begin, end);
+      for (const auto& [name, t] : data)
+        feeds[name] = graft::slice_rows(t, begin + rank * share, begin + (rank + 1) * share);
       const auto outs = module.train_step(feeds);
       optimizer.step();
       module.lazy_reset_grad();
       loss_sum += outs[loss_index].tensor().scalar_as_double(0) * static_cast<double>(end - begin);
       ++batches;
     }
+    double mean = loss_sum / static_cast<double>(usable);
+    if (ranks > 1)
+      world.all_reduce(&mean, 1, graft::DType::Double, graft::distributed::ReduceOp::Average);
     const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
-    std::cout << "epoch " << epoch << "/" << o.epochs << "  loss " << std::setprecision(6)
-              << loss_sum / static_cast<double>(samples) << "  (" << batches << " steps, "
-              << std::setprecision(3) << seconds.count() << " s)" << std::endl;
+    if (lead) {
+      std::cout << "epoch " << epoch << "/" << o.epochs << "  loss " << std::setprecision(6) << mean
+                << "  (" << batches << " steps, " << std::setprecision(3) << seconds.count()
+                << " s)" << std::endl;
+    }
   }
 
   std::filesystem::create_directories(o.out_dir);
   const std::string checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint").string();
   state.save(checkpoint, /*include_optimizer_state=*/true);
+  if (!lead) return 0;
   std::vector<std::string> inference_outputs;
   for (const auto& name : module.output_names(false)) {
     if (name != "loss") inference_outputs.push_back(name);

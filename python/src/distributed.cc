@@ -2,12 +2,16 @@
 // (graft/distributed.py) passes C-contiguous arrays with their ONNX element type code; collectives
 // release the GIL.
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "distributed/backends.h"
 #include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
 #include "exec/error.h"
+#include "ir/serialize.h"
 
 namespace graft::python {
 
@@ -39,6 +43,20 @@ void init_distributed(py::module_& m) {
   d.def("launched_world_size", &distributed::launched_world_size);
   d.def("built_with_mpi", &distributed::built_with_mpi);
   d.def("built_with_nccl", &distributed::built_with_nccl);
+  d.def(
+      "add_gradient_all_reduce",
+      [](const py::bytes& model, const std::vector<std::string>& params, double bucket_mb) {
+        if (!(bucket_mb > 0))
+          throw InvalidArgument("bucket_mb must be > 0, got " + std::to_string(bucket_mb));
+        ir::Model m = ir::load_model_from_bytes(std::string(model));
+        distributed::DataParallelOptions options;
+        options.bucket_bytes = std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
+        distributed::add_gradient_all_reduce(m, params, options);
+        return py::bytes(ir::serialize_model(m));
+      },
+      py::arg("model"), py::arg("params"), py::arg("bucket_mb") = 25.0,
+      "The model with its gradients \"<p>_grad\" averaged across ranks by bucketed "
+      "com.graft.AllReduce nodes (distributed/data_parallel.h).");
   d.def(
       "set_step", [](int64_t step) { world().set_step(step); }, py::arg("step"));
   d.def("step", [] { return world().step(); });

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
+from .. import distributed as dist
 from .._C import get_rng_state, set_rng_state
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, StepLR
@@ -43,17 +44,46 @@ class CheckpointState:
 
     @classmethod
     def save_checkpoint(cls, state: "CheckpointState", path: str | os.PathLike) -> None:
+        """Writes the checkpoint atomically. Launched with several ranks (where the state is the
+        same on all of them after data-parallel steps), rank 0 writes and every rank returns once
+        the file is complete, so all ranks call it."""
+        if dist.size() > 1:
+            failed, error = np.zeros(1, np.int32), None
+            if dist.rank() == 0:
+                try:
+                    save_checkpoint(path, state.tensors, state.step, {**state.properties, _RNG: get_rng_state()})
+                except Exception as e:  # every rank learns of it, rather than wait forever
+                    failed[0], error = 1, e
+            if dist.broadcast(failed, root=0)[0]:
+                raise error or RuntimeError(f"rank 0 could not write the checkpoint '{os.fspath(path)}'")
+            return
         save_checkpoint(path, state.tensors, state.step, {**state.properties, _RNG: get_rng_state()})
 
 
 class Module:
     """Runs the training model (gradients accumulate until the optimizer steps) or, in eval mode,
-    the eval model, with the parameters held by `state`."""
+    the eval model, with the parameters held by `state`.
+
+    Launched with `mpirun -np N` (N > 1) the module trains data-parallel unless
+    data_parallel=False: it takes rank 0's parameters, and the training model's gradients are
+    averaged across ranks by com.graft.AllReduce nodes (buckets of about bucket_mb MiB) inside
+    the model, so each rank feeds its own share of the batch and every rank's optimizer applies
+    the same update."""
 
     def __init__(self, training_model: str | os.PathLike, state: CheckpointState,
-                 eval_model: str | os.PathLike | None = None) -> None:
+                 eval_model: str | os.PathLike | None = None, *, data_parallel: bool | None = None,
+                 bucket_mb: float = 25.0) -> None:
         self._state = state
-        self._train = InferenceSession(training_model)
+        self.data_parallel = dist.size() > 1 if data_parallel is None else bool(data_parallel)
+        if self.data_parallel:
+            model = onnx.load(os.fspath(training_model))
+            params = [o.name[: -len("_grad")] for o in model.graph.output if o.name.endswith("_grad")]
+            self._train = InferenceSession(
+                dist._D.add_gradient_all_reduce(model.SerializeToString(), params, bucket_mb))
+            for p in params:
+                state.tensors[p] = dist.broadcast(np.ascontiguousarray(state.tensors[p]), root=0)
+        else:
+            self._train = InferenceSession(training_model)
         self._eval = InferenceSession(eval_model) if eval_model else None
         self._eval_path = eval_model
         self._outputs = [o.name for o in self._train.get_outputs()]

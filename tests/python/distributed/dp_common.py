@@ -2,7 +2,12 @@
 over the batch (so the average of per-rank gradients is the gradient of the whole batch), the
 batches, and the optimizers compared."""
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 STEPS = 20
@@ -39,3 +44,28 @@ def global_batches():
     for _ in range(STEPS):
         x = rng.standard_normal((2 * BATCH, 6)).astype(np.float32)
         yield x, np.tanh(x[:, :3] * 2).astype(np.float32)
+
+
+def mpirun(ranks: int = 2, transport: str = "self,vader") -> list[str]:
+    """The mpirun command line for `ranks` ranks as root on this machine (oversubscribed: more
+    ranks than cores are fine), with `transport` as Open MPI's byte transfer layers; skips the
+    test with a printed reason when Open MPI is not installed."""
+    path = shutil.which("mpirun")
+    if path is None:
+        print("mpirun not found: install openmpi-bin to run the data-parallel tests")
+        pytest.skip("mpirun not found (openmpi-bin)")
+    return [path, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "--mca", "btl", transport]
+
+
+def run_checked(cmd: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs `cmd`; fails the test with its output unless it exits 0."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def python_env(**extra: str) -> dict:
+    """The environment for Python ranks: graft's package on PYTHONPATH, one thread each."""
+    package = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "python")
+    return dict(os.environ, OMP_NUM_THREADS="1",
+                PYTHONPATH=os.path.abspath(package) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)

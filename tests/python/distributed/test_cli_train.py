@@ -4,7 +4,6 @@ data-parallel and ends with the single process's weights; only rank 0 prints and
 resumed run ends bit for bit where an uninterrupted one does; bad input is named."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from onnx import numpy_helper
 from graft.training import read_dataset, write_dataset
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dp_common import mlp  # noqa: E402
+from dp_common import mlp, mpirun, run_checked  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 GRAFT = os.environ.get("GRAFT_CLI", os.path.join(ROOT, "build", "graft"))
@@ -39,9 +38,7 @@ def train(files, out, *extra, launcher=()):
     cmd = [*launcher, GRAFT, "train", str(files / "mlp.onnx"), "--loss", "loss", "--data", str(files / "data.bin"),
            "--batch", str(BATCH), "--optimizer", "sgd", "--lr", str(LR), "--momentum", str(MOMENTUM),
            "--threads", "1", "-o", str(out), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return run_checked(cmd)
 
 
 def weights(path):
@@ -75,14 +72,10 @@ def test_one_process_matches_torch_sgd(files, tmp_path):
 
 @pytest.mark.parametrize("transport", ["self,vader", "tcp,self"])
 def test_two_ranks_match_one_process(files, tmp_path, transport):
-    mpirun = shutil.which("mpirun")
-    if mpirun is None:
-        print("mpirun not found: install openmpi-bin to run the data-parallel tests")
-        pytest.skip("mpirun not found (openmpi-bin)")
     common = ("--epochs", str(EPOCHS), "--seed", "3")
     train(files, tmp_path / "one.onnx", *common)
     proc = train(files, tmp_path / "two.onnx", *common, "--checkpoint", str(tmp_path / "two.ckpt"),
-                 launcher=(mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "--mca", "btl", transport))
+                 launcher=mpirun(2, transport))
     print(proc.stdout)
     assert "(2 ranks, 8 samples each)" in proc.stdout
     # Rank 0 alone reports and writes.

@@ -6,8 +6,6 @@ size."""
 
 import itertools
 import os
-import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -17,10 +15,9 @@ import pytest
 from graft.training import TrainingSession
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dp_common import BATCH, OPTIMIZERS, global_batches, mlp  # noqa: E402
+from dp_common import BATCH, OPTIMIZERS, global_batches, mlp, mpirun, python_env, run_checked  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "python")
 
 
 def _reference(name: str) -> dict[str, np.ndarray]:
@@ -42,16 +39,8 @@ def _reference_accumulated() -> dict[str, np.ndarray]:
 
 
 def _mpirun(script: str, transport: str, *args: str) -> None:
-    mpirun = shutil.which("mpirun")
-    if mpirun is None:
-        print("mpirun not found: install openmpi-bin to run the data-parallel tests")
-        pytest.skip("mpirun not found (openmpi-bin)")
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.path.abspath(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "--mca", "btl", transport,
-           "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable, os.path.join(HERE, script), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    run_checked([*mpirun(2, transport), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable,
+                 os.path.join(HERE, script), *args], env=python_env())
 
 
 @pytest.mark.parametrize("transport", ["self,vader", "tcp,self"])
@@ -161,11 +150,7 @@ def test_digits_demo_on_two_ranks_trains_as_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.path.abspath(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, demo, *args, "--out", str(one)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    run_checked([sys.executable, demo, *args, "--out", str(one)], env=python_env())
     _mpirun(demo, "self,vader", *args, "--out", str(two))
     expected = np.load(one / "state.rank0.npz")
     for rank in range(2):

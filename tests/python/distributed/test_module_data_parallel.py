@@ -1,0 +1,87 @@
+"""graft.training.api.Module and the C++ training API's Module (through examples/cpp/finetune)
+train data-parallel under mpirun: 2 ranks with half the batch each end with the parameters and
+optimizer state of 1 process with the whole batch; rank 0 alone writes the checkpoint."""
+
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.datasets import load_digits
+
+from graft.checkpoint import load_checkpoint
+from graft.training import LossType, OptimType, generate_artifacts, write_dataset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from dp_common import mpirun, python_env, run_checked  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+FINETUNE = os.environ.get("GRAFT_FINETUNE", os.path.join(ROOT, "build", "examples", "graft_finetune"))
+
+
+def forward_model():
+    """64 -> 24 -> ReLU -> 10 logits."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array((rng.standard_normal((24, 64)) * 0.2).astype(np.float32), "fc1.weight"),
+             numpy_helper.from_array(np.zeros(24, np.float32), "fc1.bias"),
+             numpy_helper.from_array((rng.standard_normal((10, 24)) * 0.2).astype(np.float32), "fc2.weight"),
+             numpy_helper.from_array(np.zeros(10, np.float32), "fc2.bias")]
+    nodes = [helper.make_node("Gemm", ["input", "fc1.weight", "fc1.bias"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Gemm", ["a", "fc2.weight", "fc2.bias"], ["logits"], transB=1)]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("module_dp")
+    generate_artifacts(forward_model(), loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW,
+                       artifact_directory=tmp / "artifacts")
+    return tmp / "artifacts"
+
+
+def assert_states_equal(got: dict, expected: dict, what: str) -> None:
+    assert sorted(got) == sorted(expected), what
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=f"{what}: {name}")
+
+
+@pytest.mark.parametrize("transport", ["self,vader", "tcp,self"])
+def test_python_module_two_ranks_match_one(artifacts, tmp_path, transport):
+    worker = os.path.join(HERE, "module_dp_worker.py")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    run_checked([sys.executable, worker, str(artifacts), str(tmp_path / "one")], env=python_env())
+    run_checked([*mpirun(2, transport), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable, worker,
+                 str(artifacts), str(tmp_path / "two")], env=python_env())
+    expected = dict(np.load(tmp_path / "one" / "state.rank0.npz"))
+    assert any(k.endswith(".adamw.m") for k in expected)  # the optimizer state is compared too
+    for rank in range(2):
+        assert_states_equal(dict(np.load(tmp_path / "two" / f"state.rank{rank}.npz")), expected, f"rank {rank}")
+    tensors, step, _ = load_checkpoint(tmp_path / "two" / "checkpoint")
+    assert step == 12
+    assert_states_equal(tensors, expected, "checkpoint")
+
+
+def test_cpp_module_two_ranks_match_one(artifacts, tmp_path):
+    assert os.path.exists(FINETUNE), f"{FINETUNE} is missing: build it with `bash scripts/build.sh graft_finetune`"
+    digits = load_digits()
+    write_dataset(tmp_path / "train.bin", {"input": (digits.data[:640] / 16.0).astype(np.float32),
+                                           "labels": digits.target[:640].astype(np.int64)})
+    args = [str(artifacts), str(tmp_path / "train.bin")]
+    flags = ["--epochs", "2", "--batch", "32", "--lr", "0.01"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run_checked([FINETUNE, *args, str(tmp_path / "one"), *flags], env=env)
+    proc = run_checked([*mpirun(2), "-x", "OMP_NUM_THREADS", FINETUNE, *args, str(tmp_path / "two"), *flags], env=env)
+    print(proc.stdout)
+    assert "(16 on each of 2 ranks)" in proc.stdout
+    assert len(re.findall(r"^epoch \d+/2", proc.stdout, re.M)) == 2  # rank 0 alone reports
+    one, step_one, _ = load_checkpoint(tmp_path / "one" / "checkpoint")
+    two, step_two, _ = load_checkpoint(tmp_path / "two" / "checkpoint")
+    assert step_one == step_two == 40
+    assert_states_equal(two, one, "C++ Module, 2 ranks")
