@@ -105,11 +105,19 @@ class KernelContext {
   [[noreturn]] void fail(const std::string& message) const;  // throws Fail with the node named
   const std::string& describe() const { return node_desc_; }
 
+  // For a kernel whose work goes on in the background after compute returns (a collective that
+  // overlaps the rest of the graph): the outputs are allocated, and `finish` blocks until they
+  // hold their values, rethrowing any failure. The executor calls it before a later node reads
+  // any of the outputs, and before the run returns or propagates an error.
+  void finish_later(std::function<void()> finish) { finish_ = std::move(finish); }
+  std::function<void()> take_finish() { return std::move(finish_); }
+
  private:
   const std::string& node_desc_;
   std::vector<const Value*> inputs_;
   std::vector<Value*> outputs_;
   std::function<SubgraphRunner&(const std::string&)> subgraphs_;
+  std::function<void()> finish_;
   std::deque<Value> scratch_;  // outputs the graph does not read
 };
 

@@ -297,70 +297,125 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
            !std::binary_search(foreign.begin(), foreign.end(), buffer.get());
   };
   std::vector<bool> in_place;
-  for (const auto& step : steps_) {
-    std::vector<const Value*> in;
-    in.reserve(step->inputs.size());
-    for (int s : step->inputs) in.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
-    std::vector<Value*> out;
-    out.reserve(step->outputs.size());
-    for (int s : step->outputs) out.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
-    std::vector<std::unique_ptr<PlanRunner>> runners;
-    for (size_t k = 0; k < step->subplans.size(); ++k) {
-      std::vector<const Value*> sub_outer;
-      for (int idx : step->subplan_outer[k]) {
-        sub_outer.push_back(&slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
-      }
-      runners.push_back(
-          std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
-    }
-    std::function<SubgraphRunner&(const std::string&)> sub;
-    if (!runners.empty()) {
-      sub = [&](const std::string& attr) -> SubgraphRunner& {
-        for (size_t k = 0; k < step->subgraph_attrs.size(); ++k) {
-          if (step->subgraph_attrs[k] == attr) return *runners[k];
-        }
-        throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
-      };
-    }
-    KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
-    if (!step->in_place.empty()) {
-      in_place.assign(step->outputs.size(), false);
-      for (const auto& [o, j] : step->in_place) {
-        const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
-        in_place[static_cast<size_t>(o)] = writable(input);
-      }
-    }
-    int64_t start = profiler ? now_us() : 0;
-    try {
-      if (step->in_place.empty()) {
-        step->kernel->compute(ctx);
-      } else {
-        step->in_place_kernel->compute_in_place(ctx, in_place);
-      }
-    } catch (const InvalidArgument&) {
-      throw;
-    } catch (const Fail&) {
-      throw;
-    } catch (const NotImplemented&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw Fail(step->desc + ": " + e.what());
-    }
+  // Nodes still finishing in the background (KernelContext::finish_later): their finish calls,
+  // the step each came from, and per slot the index of the one that fills it (-1: none).
+  struct Pending {
+    std::function<void()> finish;
+    const Step* step;
+  };
+  std::vector<Pending> pending;
+  std::vector<int> pending_of;
+  auto finish = [&](size_t k) {
+    if (!pending[k].finish) return;
+    auto call = std::move(pending[k].finish);
+    pending[k].finish = nullptr;
+    const int64_t start = profiler ? now_us() : 0;
+    call();
     if (profiler) {
-      profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name,
-                                  step->node->op_type, start - profiler->origin_us,
-                                  now_us() - start});
+      const ir::Node* node = pending[k].step->node;
+      profiler->events.push_back(
+          {(node->name.empty() ? pending[k].step->desc : node->name) + "/wait",
+           node->op_type + "Wait", start - profiler->origin_us, now_us() - start});
     }
-    for (size_t k = 0; k < step->outputs.size(); ++k) {
-      int s = step->outputs[k];
-      if (s >= 0 && slots[static_cast<size_t>(s)].is_none()) {
-        throw Fail(step->desc + ": produced no value for output " + std::to_string(k) + " ('" +
-                   step->node->outputs[k] + "')");
+  };
+  auto wait_for = [&](int s) {
+    if (s < 0 || pending_of.empty()) return;
+    const int k = pending_of[static_cast<size_t>(s)];
+    if (k >= 0) finish(static_cast<size_t>(k));
+  };
+  auto finish_all = [&](bool quietly) {
+    for (size_t k = 0; k < pending.size(); ++k) {
+      if (!quietly) {
+        finish(k);
+        continue;
+      }
+      try {
+        finish(k);
+      } catch (...) {
       }
     }
-    for (int s : step->release) {
-      if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
+  };
+  try {
+    for (const auto& step : steps_) {
+      for (int s : step->inputs) wait_for(s);
+      for (int s : step->implicit) wait_for(s);
+      std::vector<const Value*> in;
+      in.reserve(step->inputs.size());
+      for (int s : step->inputs) in.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+      std::vector<Value*> out;
+      out.reserve(step->outputs.size());
+      for (int s : step->outputs) out.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+      std::vector<std::unique_ptr<PlanRunner>> runners;
+      for (size_t k = 0; k < step->subplans.size(); ++k) {
+        std::vector<const Value*> sub_outer;
+        for (int idx : step->subplan_outer[k]) {
+          sub_outer.push_back(
+              &slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
+        }
+        runners.push_back(
+            std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
+      }
+      std::function<SubgraphRunner&(const std::string&)> sub;
+      if (!runners.empty()) {
+        sub = [&](const std::string& attr) -> SubgraphRunner& {
+          for (size_t k = 0; k < step->subgraph_attrs.size(); ++k) {
+            if (step->subgraph_attrs[k] == attr) return *runners[k];
+          }
+          throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
+        };
+      }
+      KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
+      if (!step->in_place.empty()) {
+        in_place.assign(step->outputs.size(), false);
+        for (const auto& [o, j] : step->in_place) {
+          const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
+          in_place[static_cast<size_t>(o)] = writable(input);
+        }
+      }
+      int64_t start = profiler ? now_us() : 0;
+      try {
+        if (step->in_place.empty()) {
+          step->kernel->compute(ctx);
+        } else {
+          step->in_place_kernel->compute_in_place(ctx, in_place);
+        }
+      } catch (const InvalidArgument&) {
+        throw;
+      } catch (const Fail&) {
+        throw;
+      } catch (const NotImplemented&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw Fail(step->desc + ": " + e.what());
+      }
+      if (profiler) {
+        profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name,
+                                    step->node->op_type, start - profiler->origin_us,
+                                    now_us() - start});
+      }
+      if (auto later = ctx.take_finish()) {
+        if (pending_of.empty()) pending_of.assign(num_slots_, -1);
+        for (int s : step->outputs) {
+          if (s >= 0) pending_of[static_cast<size_t>(s)] = static_cast<int>(pending.size());
+        }
+        pending.push_back({std::move(later), step.get()});
+      }
+      for (size_t k = 0; k < step->outputs.size(); ++k) {
+        int s = step->outputs[k];
+        if (s >= 0 && slots[static_cast<size_t>(s)].is_none()) {
+          throw Fail(step->desc + ": produced no value for output " + std::to_string(k) + " ('" +
+                     step->node->outputs[k] + "')");
+        }
+      }
+      for (int s : step->release) {
+        if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
+      }
     }
+    finish_all(false);
+  } catch (...) {
+    // Nothing may still write into the run's buffers once the error leaves.
+    finish_all(true);
+    throw;
   }
   std::vector<Value> result;
   result.reserve(output_slots_.size());

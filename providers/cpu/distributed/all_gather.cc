@@ -1,5 +1,6 @@
 // com.graft AllGather: X of shape [d0, ...] on each rank -> Y of shape [size * d0, ...], rank r's
 // X at rows r * d0 .. (r + 1) * d0. Every rank passes the same shape.
+#include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
 #include "exec/kernel.h"
 
@@ -17,8 +18,8 @@ class AllGather final : public Kernel {
     Shape shape = x.shape();
     shape[0] *= comm.size();
     Tensor& y = ctx.output(0, x.dtype(), shape);
-    const distributed::CollectiveLabel label(ctx.describe());
-    comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype());
+    distributed::run_collective_in_order(
+        comm, ctx.describe(), [&] { comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype()); });
   }
 };
 

@@ -1,6 +1,7 @@
 // com.graft Broadcast: N inputs -> N outputs, each rank's outputs a copy of rank `root`'s inputs
 // (attribute root, default 0). Every rank passes inputs of the same shapes and dtypes; the inputs
 // are packed so the node is one collective per dtype.
+#include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
 #include "providers/cpu/distributed/packed_collective.h"
 
@@ -19,9 +20,10 @@ class Broadcast final : public Kernel {
       ctx.fail("root " + std::to_string(root_) + " is not a rank of " +
                std::to_string(comm.size()));
     }
-    const distributed::CollectiveLabel label(ctx.describe());
-    run_packed_collective(ctx, scratch_, [&](void* data, int64_t count, DType dtype) {
-      comm.broadcast(data, count, dtype, static_cast<int>(root_));
+    distributed::run_collective_in_order(comm, ctx.describe(), [&] {
+      run_packed_collective(ctx, scratch_, [&](void* data, int64_t count, DType dtype) {
+        comm.broadcast(data, count, dtype, static_cast<int>(root_));
+      });
     });
   }
 

@@ -1,5 +1,6 @@
 // com.graft ReduceScatter: X of shape [d0, ...] on each rank, d0 a multiple of size -> Y of shape
 // [d0 / size, ...], rank r's Y block r of X's sum (or average, attribute reduction) over ranks.
+#include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
 #include "exec/kernel.h"
 
@@ -22,8 +23,9 @@ class ReduceScatter final : public Kernel {
     Shape shape = x.shape();
     shape[0] /= comm.size();
     Tensor& y = ctx.output(0, x.dtype(), shape);
-    const distributed::CollectiveLabel label(ctx.describe());
-    comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);
+    distributed::run_collective_in_order(comm, ctx.describe(), [&] {
+      comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);
+    });
   }
 
  private:

@@ -8,6 +8,7 @@ written by rank 0), from which a fresh session resumes and trains the last 10 st
 optimizer_step) writes <out>/accumulate.zero<0|1>.rank<r>.npz."""
 
 import itertools
+import json
 import os
 import sys
 
@@ -35,7 +36,8 @@ def main(out: str) -> None:
         tag = f"{name}.zero{zero}"
         step_model = os.path.join(out, f"{tag}.step.onnx") if rank == 0 else None
         sess = TrainingSession(mlp(seed=rank), loss="loss", bucket_mb=1e-4, zero_stage=zero,
-                               optimized_model_filepath=step_model, **kwargs)
+                               optimized_model_filepath=step_model, enable_profiling=True,
+                               profile_file_prefix=os.path.join(out, f"{tag}.rank{rank}.profile"), **kwargs)
         assert sess.data_parallel and sess.world_size == 2 and sess.zero_stage == zero
         checkpoint = os.path.join(out, f"{tag}.ckpt")
         for i, (x, t) in enumerate(global_batches()):
@@ -43,6 +45,13 @@ def main(out: str) -> None:
                 sess.save_checkpoint(checkpoint)
             sess.train_step({"x": x[rank * BATCH:(rank + 1) * BATCH], "target": t[rank * BATCH:(rank + 1) * BATCH]})
         np.savez(os.path.join(out, f"{tag}.rank{rank}.npz"), **sess.state())
+        # Where the all-reduce ran on the collective stream, the executor waited for each bucket
+        # before its first reader: the trace holds one AllReduceWait per AllReduce node run.
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+        ops = [e["args"]["op_name"] for e in events]
+        with open(os.path.join(out, f"{tag}.rank{rank}.ops.json"), "w") as f:
+            json.dump({"AllReduce": ops.count("AllReduce"), "AllReduceWait": ops.count("AllReduceWait")}, f)
         # A fresh session (other initial weights again) resumed from the checkpoint of step 10
         # ends where the uninterrupted one did.
         resumed = TrainingSession(mlp(seed=rank + 7), loss="loss", zero_stage=zero, **kwargs)

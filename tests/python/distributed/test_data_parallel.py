@@ -5,6 +5,7 @@ checkpoints are written by rank 0, resume a 2-rank run bit for bit, and refuse a
 size."""
 
 import itertools
+import json
 import os
 import sys
 
@@ -15,7 +16,7 @@ import pytest
 from graft.training import TrainingSession
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dp_common import BATCH, OPTIMIZERS, global_batches, mlp, mpirun, python_env, run_checked  # noqa: E402
+from dp_common import BATCH, OPTIMIZERS, STEPS, global_batches, mlp, mpirun, python_env, run_checked  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,14 +39,25 @@ def _reference_accumulated() -> dict[str, np.ndarray]:
     return sess.state()
 
 
-def _mpirun(script: str, transport: str, *args: str) -> None:
-    run_checked([*mpirun(2, transport), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable,
-                 os.path.join(HERE, script), *args], env=python_env())
+def _mpirun(script: str, transport: str, *args: str, overlap: str = "") -> None:
+    run_checked([*mpirun(2, transport), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", "-x", "GRAFT_OVERLAP_COLLECTIVES",
+                 sys.executable, os.path.join(HERE, script), *args], env=python_env(GRAFT_OVERLAP_COLLECTIVES=overlap))
 
 
-@pytest.mark.parametrize("transport", ["self,vader", "tcp,self"])
-def test_two_ranks_match_one_with_twice_the_batch(tmp_path, transport):
-    _mpirun("dp_train.py", transport, str(tmp_path))
+# overlap "1": the all-reduce runs on the collective stream while backward goes on; "": the
+# machine decides (on a 2-core machine, in order on the computing thread).
+@pytest.mark.parametrize("transport,overlap", [("self,vader", ""), ("tcp,self", ""), ("self,vader", "1"),
+                                               ("tcp,self", "1")])
+def test_two_ranks_match_one_with_twice_the_batch(tmp_path, transport, overlap):
+    _mpirun("dp_train.py", transport, str(tmp_path), overlap=overlap)
+    for rank in range(2):
+        counts = json.loads((tmp_path / f"sgd.zero0.rank{rank}.ops.json").read_text())
+        assert counts["AllReduce"] >= STEPS * 2, counts  # several buckets per step (bucket_mb=1e-4)
+        expected_waits = counts["AllReduce"] if overlap == "1" else 0
+        if overlap == "":  # the machine decides: a stream only with a core to spare
+            cores, threads = os.cpu_count(), 1
+            expected_waits = counts["AllReduce"] if cores >= 2 * (threads + 1) else 0
+        assert counts["AllReduceWait"] == expected_waits, counts
     params = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
     for name, zero in itertools.product(OPTIMIZERS, (0, 1)):
         tag = f"{name}.zero{zero}"
