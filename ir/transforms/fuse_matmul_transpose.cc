@@ -1,7 +1,9 @@
 // Folds a Transpose that swaps the last two axes into the MatMul reading it: the MatMul becomes
 // com.graft.FusedMatMul with transA / transB, whose GEMM reads the operand transposed in place.
 // Chains of Transposes (a backward graph transposes a weight its forward already transposed)
-// are first composed into one, or removed when they cancel.
+// are first composed into one, or removed when they cancel. Then a bias Add after a MatMul
+// (linear layers exported as MatMul + Add) becomes FusedMatMul's input C, which the GEMM
+// accumulates onto instead of a second pass over the product.
 #include <algorithm>
 
 #include "ir/transforms/optimize.h"
@@ -133,6 +135,52 @@ int fold_transposes(Graph& graph) {
   return folded;
 }
 
+namespace {
+
+// The static rank of `value`, or -1 when its type does not say.
+int static_rank(const Graph& g, const std::string& value) {
+  if (const onnx::TensorProto* t = g.find_initializer(value)) return t->dims_size();
+  const onnx::TypeProto* t = g.type_of(value);
+  if (!t || !t->has_tensor_type() || !t->tensor_type().has_shape()) return -1;
+  return t->tensor_type().shape().dim_size();
+}
+
+// MatMul / FusedMatMul -> Add(product, bias) with a 1-D bias and operands of rank 2 or more:
+// the Add's output becomes the product's, with the bias as input C.
+int fuse_bias(Graph& graph) {
+  int fused = 0;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& mm = *graph.nodes[i];
+    const bool matmul = mm.op_type == "MatMul" && mm.domain.empty();
+    const bool fused_mm = mm.op_type == "FusedMatMul" && mm.domain == "com.graft";
+    if ((!matmul && !fused_mm) || mm.inputs.size() != 2 || mm.outputs.size() != 1) continue;
+    const std::string product = mm.outputs[0];
+    const auto readers = graph.consumers(product);
+    if (readers.size() != 1 || is_graph_output(graph, product)) continue;
+    Node& add = *readers[0];
+    if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2 ||
+        add.inputs[0] == add.inputs[1])
+      continue;
+    const std::string bias = add.inputs[0] == product ? add.inputs[1] : add.inputs[0];
+    if (static_rank(graph, bias) != 1 || static_rank(graph, mm.inputs[0]) < 2 ||
+        static_rank(graph, mm.inputs[1]) < 2)
+      continue;
+    if (matmul) {
+      mm.op_type = "FusedMatMul";
+      mm.domain = "com.graft";
+      mm.attributes = {int_attr("transA", 0), int_attr("transB", 0)};
+    }
+    mm.inputs.push_back(bias);
+    mm.outputs[0] = add.outputs[0];
+    graph.value_info.erase(product);
+    graph.remove_node(&add);
+    ++fused;
+  }
+  return fused;
+}
+
+}  // namespace
+
 int fuse_matmul_transpose(Graph& graph) {
   int fused = fold_transposes(graph);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -159,7 +207,7 @@ int fuse_matmul_transpose(Graph& graph) {
     i = 0;  // indices moved; the pass is cheap
     ++fused;
   }
-  return fused;
+  return fused + fuse_bias(graph);
 }
 
 }  // namespace graft::ir

@@ -10,9 +10,13 @@ namespace graft::ir {
 int eliminate_identity(Graph& graph);
 // Level 2: fold an inference BatchNormalization into the Conv that feeds it.
 int fold_conv_batchnorm(Graph& graph);
-// Level 2: fold a Transpose of the last two axes into the MatMul reading it
-// (com.graft.FusedMatMul).
+// Level 2: fold a Transpose of the last two axes into the MatMul reading it, and a 1-D bias Add
+// into the MatMul feeding it (com.graft.FusedMatMul).
 int fuse_matmul_transpose(Graph& graph);
+
+// Level 1: a Sum of zero-Pads that tile one axis (the gradients of a tensor's slices) becomes a
+// Concat of the unpadded pieces.
+int pads_to_concat(Graph& graph);
 
 // Runs every pass up to `level` on the main graph and nested graphs. Returns the number of
 // rewrites made.

@@ -46,3 +46,92 @@ def test_identity_and_dropout_removed(tmp_path):
     np.testing.assert_array_equal(y, [0, 0, 2])
     # The last Identity produces a graph output and stays, keeping the output's name.
     assert [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node] == ["Relu", "Identity"]
+
+
+def _sum_of_pads_model(pads_list, pad_axes_input=False, value=None):
+    """Sum over Pad(x_i, pads_i) for x_i of shape (2, k_i, 3) along axis 1."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inputs, inits = [], [], []
+    for i, (k, pads) in enumerate(pads_list):
+        inputs.append(helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [2, k, 3]))
+        inits.append(numpy_helper.from_array(np.array(pads, np.int64), f"pads{i}"))
+        pad_inputs = [f"x{i}", f"pads{i}"]
+        if value is not None:
+            inits.append(numpy_helper.from_array(np.array(value, np.float32), f"value{i}"))
+            pad_inputs.append(f"value{i}")
+        nodes.append(helper.make_node("Pad", pad_inputs, [f"p{i}"]))
+    nodes.append(helper.make_node("Sum", [f"p{i}" for i in range(len(pads_list))], ["y"]))
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("pieces,concat", [
+    ([(1, [0, 0, 0, 0, 2, 0]), (1, [0, 1, 0, 0, 1, 0]), (1, [0, 2, 0, 0, 0, 0])], True),   # q, k, v slices
+    ([(2, [0, 3, 0, 0, 0, 0]), (3, [0, 0, 0, 0, 2, 0])], True),                          # out of order, k 3 and 2
+    ([(1, [0, 0, 0, 0, 1, 0]), (1, [0, 0, 0, 0, 1, 0])], False),                         # overlapping
+    ([(1, [0, 0, 0, 0, 2, 0]), (1, [0, 2, 0, 0, 0, 0])], False),                         # a gap at index 1
+    ([(1, [0, 0, 0, 0, 1, 1]), (1, [0, 1, 0, 0, 0, 1])], False),                         # a second padded axis
+])
+def test_sum_of_zero_pads_becomes_concat(tmp_path, pieces, concat):
+    from onnx.reference import ReferenceEvaluator
+    model = _sum_of_pads_model(pieces)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    opts = graft.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    rng = np.random.default_rng(1)
+    feeds = {f"x{i}": rng.standard_normal((2, k, 3)).astype(np.float32) for i, (k, _) in enumerate(pieces)}
+    try:
+        want = ReferenceEvaluator(model).run(None, feeds)[0]
+    except Exception:  # shapes that do not sum (the gap case): graft must refuse them too
+        with pytest.raises(Exception):
+            graft.InferenceSession(str(path), sess_options=opts).run(None, feeds)
+        return
+    got = graft.InferenceSession(str(path), sess_options=opts).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, want)
+    ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+    assert ("Concat" in ops and "Pad" not in ops and "Sum" not in ops) == concat, ops
+
+
+def test_pad_with_a_fill_value_is_not_a_concat(tmp_path):
+    model = _sum_of_pads_model([(1, [0, 0, 0, 0, 1, 0]), (1, [0, 1, 0, 0, 0, 0])], value=1.5)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    opts = graft.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    feeds = {"x0": np.ones((2, 1, 3), np.float32), "x1": np.full((2, 1, 3), 2.0, np.float32)}
+    got = graft.InferenceSession(str(path), sess_options=opts).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, np.concatenate([np.full((2, 1, 3), 2.5), np.full((2, 1, 3), 3.5)], axis=1))
+    assert "Pad" in [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+
+
+@pytest.mark.parametrize("a_shape,b_shape,bias_len,transpose_b,bias_first", [
+    ((2, 5, 4), (4, 3), 3, False, False),   # a linear layer on a batch of sequences
+    ((5, 4), (3, 4), 3, True, True),        # the weight stored transposed, Add(bias, product)
+    ((2, 5, 4), (2, 4, 3), 1, False, False),  # batched B, a single bias value
+])
+def test_bias_add_folds_into_the_matmul(tmp_path, a_shape, b_shape, bias_len, transpose_b, bias_first):
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(2)
+    nodes, b_name = [], "b"
+    if transpose_b:
+        nodes.append(helper.make_node("Transpose", ["b"], ["bt"], perm=[1, 0]))
+        b_name = "bt"
+    nodes.append(helper.make_node("MatMul", ["a", b_name], ["p"]))
+    nodes.append(helper.make_node("Add", ["bias", "p"] if bias_first else ["p", "bias"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(rng.standard_normal(b_shape).astype(np.float32), "b"),
+                               numpy_helper.from_array(rng.standard_normal(bias_len).astype(np.float32), "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    opts = graft.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    got = graft.InferenceSession(str(path), sess_options=opts).run(None, {"a": a})[0]
+    want = ReferenceEvaluator(model).run(None, {"a": a})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    saved = onnx.load(opts.optimized_model_filepath)
+    assert [(n.op_type, len(n.input)) for n in saved.graph.node] == [("FusedMatMul", 3)]
