@@ -158,6 +158,15 @@ class Reduce : public Kernel {
     std::vector<int64_t> axes = axes_;
     if (axes_from_input_ && ctx.has_input(1)) axes = ctx.input(1).to_int_vector();
     if (axes.empty()) {
+      // Reducing over no axis with an identity element transform is the input itself: handed on
+      // as a view, not copied (the gradient of a MatMul that broadcast nothing is such a
+      // ReduceSum).
+      const bool identity = op_ == ReduceOp::Sum || op_ == ReduceOp::Mean ||
+                            op_ == ReduceOp::Max || op_ == ReduceOp::Min || op_ == ReduceOp::Prod;
+      if (noop_with_empty_axes_ && identity && x.dtype() != DType::Bool) {
+        ctx.set_output(0, ctx.input_value(0));
+        return;
+      }
       if (!noop_with_empty_axes_)
         for (int64_t d = 0; d < x.rank(); ++d) axes.push_back(d);
     } else if (!cpu::normalize_axes(axes, x.rank())) {
