@@ -36,14 +36,34 @@ class MaxPoolGrad : public Kernel {
         T* dp = dx.data<T>() + p * ih * iw;
         for (int64_t i = 0; i < ih * iw; ++i) dp[i] = T(0.0f);
         for (int64_t r = 0; r < oh; ++r) {
+          const int64_t y0 = r * g.strides[0] - g.pads[0];
+          const bool rows_inside = y0 >= 0 && y0 + (g.kernel[0] - 1) * g.dilations[0] < ih;
           for (int64_t c = 0; c < ow; ++c) {
+            const int64_t x0 = c * g.strides[1] - g.pads[1];
             int64_t best_at = -1;
             T best = T();
+            if (rows_inside && x0 >= 0 && x0 + (g.kernel[1] - 1) * g.dilations[1] < iw) {
+              // The whole window lies inside X: no bounds to check, and a compare the compiler
+              // can turn into selects (the first maximum wins, as in MaxPool).
+              best_at = y0 * iw + x0;
+              best = xp[best_at];
+              for (int64_t kr = 0; kr < g.kernel[0]; ++kr) {
+                const int64_t row = (y0 + kr * g.dilations[0]) * iw + x0;
+                for (int64_t kc = 0; kc < g.kernel[1]; ++kc) {
+                  const int64_t at = row + kc * g.dilations[1];
+                  const bool greater = xp[at] > best;
+                  best = greater ? xp[at] : best;
+                  best_at = greater ? at : best_at;
+                }
+              }
+              dp[best_at] = T(static_cast<float>(dp[best_at]) + static_cast<float>(gp[r * ow + c]));
+              continue;
+            }
             for (int64_t kr = 0; kr < g.kernel[0]; ++kr) {
-              const int64_t y = r * g.strides[0] - g.pads[0] + kr * g.dilations[0];
+              const int64_t y = y0 + kr * g.dilations[0];
               if (y < 0 || y >= ih) continue;
               for (int64_t kc = 0; kc < g.kernel[1]; ++kc) {
-                const int64_t xc = c * g.strides[1] - g.pads[1] + kc * g.dilations[1];
+                const int64_t xc = x0 + kc * g.dilations[1];
                 if (xc < 0 || xc >= iw) continue;
                 const int64_t at = y * iw + xc;
                 if (best_at < 0 || xp[at] > best) {
