@@ -8,7 +8,6 @@
 #include <chrono>
 #include <iostream>
 #include <map>
-#include <sstream>
 
 #include "autodiff/gradient.h"
 #include "exec/session.h"
@@ -34,15 +33,6 @@ int usage() {
   return 2;
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');) {
-    if (!part.empty()) parts.push_back(part);
-  }
-  return parts;
-}
-
 bool parse(int argc, char** argv, Args& a) {
   if (argc < 3) return false;
   a.command = argv[1];
@@ -56,7 +46,7 @@ bool parse(int argc, char** argv, Args& a) {
     } else if (flag == "--loss") {
       a.loss = value;
     } else if (flag == "--wrt") {
-      a.wrt = split_commas(value);
+      a.wrt = graft::cli::split_commas(value);
     } else if (flag == "--level") {
       a.level = std::stoi(value);
     } else if (flag == "--repeat") {

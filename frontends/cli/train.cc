@@ -50,15 +50,6 @@ struct Options {
   int zero_stage = 0;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');) {
-    if (!part.empty()) parts.push_back(part);
-  }
-  return parts;
-}
-
 double number(const std::string& flag, const std::string& text, double min) {
   size_t used = 0;
   double v = 0;
@@ -266,6 +257,15 @@ int run(const Options& o) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> parts;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
 
 int train_command(int argc, char** argv) {
   Options o;

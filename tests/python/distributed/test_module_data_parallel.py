@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 from sklearn.datasets import load_digits
 
 from graft.checkpoint import load_checkpoint
@@ -16,31 +15,18 @@ from graft.training import LossType, OptimType, generate_artifacts, write_datase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "training"))
 from dp_common import mpirun, python_env, run_checked  # noqa: E402
+from test_cpp_finetune import mlp  # noqa: E402  (64 -> 32 -> ReLU -> 10 logits)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 FINETUNE = os.environ.get("GRAFT_FINETUNE", os.path.join(ROOT, "build", "examples", "graft_finetune"))
 
 
-def forward_model():
-    """64 -> 24 -> ReLU -> 10 logits."""
-    rng = np.random.default_rng(5)
-    inits = [numpy_helper.from_array((rng.standard_normal((24, 64)) * 0.2).astype(np.float32), "fc1.weight"),
-             numpy_helper.from_array(np.zeros(24, np.float32), "fc1.bias"),
-             numpy_helper.from_array((rng.standard_normal((10, 24)) * 0.2).astype(np.float32), "fc2.weight"),
-             numpy_helper.from_array(np.zeros(10, np.float32), "fc2.bias")]
-    nodes = [helper.make_node("Gemm", ["input", "fc1.weight", "fc1.bias"], ["h"], transB=1),
-             helper.make_node("Relu", ["h"], ["a"]),
-             helper.make_node("Gemm", ["a", "fc2.weight", "fc2.bias"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("module_dp")
-    generate_artifacts(forward_model(), loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW,
+    generate_artifacts(mlp(seed=5), loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW,
                        artifact_directory=tmp / "artifacts")
     return tmp / "artifacts"
 
