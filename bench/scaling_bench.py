@@ -1,6 +1,7 @@
 """Data-parallel scaling of graft's training step: 1 rank against 2 ranks, one thread each.
 
     PYTHONPATH=python python bench/scaling_bench.py [--models mlp,resnet18] [--steps 15]
+                                                    [--repeat 3] [--overlap auto|on|off]
 
 For each model (the training benchmark's, bench/train_bench.py) and the same global batch, runs
 `mpirun -np 1` and `mpirun -np 2` with OMP_NUM_THREADS=1; each rank trains on its shard of every
@@ -57,10 +58,10 @@ def worker(name: str, path: str, steps: int, data_parallel: bool) -> None:
         print(json.dumps({"median_s": statistics.median(times[3:])}))
 
 
-def run(name: str, path: str, ranks: int, steps: int, data_parallel: bool) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def run(name: str, path: str, ranks: int, steps: int, data_parallel: bool, overlap: str) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS="1", GRAFT_OVERLAP_COLLECTIVES=overlap)
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "-x", "OMP_NUM_THREADS",
-           "-x", "PYTHONPATH", sys.executable, os.path.abspath(__file__), "--worker", name, "--onnx", path,
+           "-x", "PYTHONPATH", "-x", "GRAFT_OVERLAP_COLLECTIVES", sys.executable, os.path.abspath(__file__), "--worker", name, "--onnx", path,
            "--steps", str(steps)]
     if not data_parallel:
         cmd.append("--local")
@@ -75,7 +76,11 @@ def main() -> None:
     parser.add_argument("--worker")
     parser.add_argument("--onnx")
     parser.add_argument("--local", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="turns of each configuration")
+    parser.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
+                        help="all-reduce on the collective stream, overlapping backward (auto: graft decides)")
     args = parser.parse_args()
+    overlap = {"auto": "", "on": "1", "off": "0"}[args.overlap]
     if args.worker:
         worker(args.worker, args.onnx, args.steps, not args.local)
         return
@@ -84,7 +89,8 @@ def main() -> None:
     sys.path.insert(0, HERE)
     from train_bench import build_torch, cpu_name, export, make_batches
 
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; 1 thread per rank; {args.steps} timed steps (+3 warm-up)")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; 1 thread per rank; {args.steps} timed steps (+3 warm-up); "
+          f"collective overlap: {args.overlap}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
@@ -95,9 +101,14 @@ def main() -> None:
                 paths[ranks] = os.path.join(folder, f"{name}_{ranks}.onnx")
                 batch = {k: v[:g // ranks] for k, v in make_batches(name, 1)[0].items()}
                 export(build_torch(name), batch, paths[ranks])
-            one = run(name, paths[1], 1, args.steps, True)
-            two = run(name, paths[2], 2, args.steps, True)
-            two_local = run(name, paths[2], 2, args.steps, False)
+            # The three configurations take turns, --repeat times, so that a slow spell of the
+            # machine does not fall on one of them only; each figure is the median of its turns.
+            turns: dict[str, list[float]] = {"one": [], "two": [], "two_local": []}
+            for _ in range(args.repeat):
+                turns["one"].append(run(name, paths[1], 1, args.steps, True, overlap))
+                turns["two"].append(run(name, paths[2], 2, args.steps, True, overlap))
+                turns["two_local"].append(run(name, paths[2], 2, args.steps, False, overlap))
+            one, two, two_local = (statistics.median(turns[k]) for k in ("one", "two", "two_local"))
             rows.append((name, g, one * 1e3, two * 1e3, g / one, g / two, (g / two) / (2 * g / one),
                          max(0.0, (two - two_local) / two), (g / two_local) / (2 * g / one)))
             print(f"  {name}: done", flush=True)
