@@ -62,9 +62,12 @@ def test_killed_peer_times_out():
         output
 
 
-def test_hung_peer_times_out_in_graph_node():
+# overlap "1": the node's all-reduce runs on the collective stream, and times out there.
+@pytest.mark.parametrize("overlap", ["0", "1"])
+def test_hung_peer_times_out_in_graph_node(overlap):
     result, elapsed = _mpirun(sys.executable, "timeout_worker.py", "hang",
-                              env_extra={"GRAFT_COLLECTIVE_TIMEOUT_S": str(TIMEOUT_S)},
+                              env_extra={"GRAFT_COLLECTIVE_TIMEOUT_S": str(TIMEOUT_S),
+                                         "GRAFT_OVERLAP_COLLECTIVES": overlap},
                               timeout=TIMEOUT_S + 30)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
