@@ -296,7 +296,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     return buffer && buffer.use_count() == 1 &&
            !std::binary_search(foreign.begin(), foreign.end(), buffer.get());
   };
-  std::vector<bool> in_place;
+  std::vector<int> reuse;
   // Nodes still finishing in the background (KernelContext::finish_later): their finish calls,
   // the step each came from, and per slot the index of the one that fills it (-1: none).
   struct Pending {
@@ -366,10 +366,11 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       }
       KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
       if (!step->in_place.empty()) {
-        in_place.assign(step->outputs.size(), false);
+        reuse.assign(step->outputs.size(), -1);
         for (const auto& [o, j] : step->in_place) {
           const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
-          in_place[static_cast<size_t>(o)] = writable(input);
+          int& r = reuse[static_cast<size_t>(o)];
+          if (r < 0 && writable(input)) r = j;
         }
       }
       int64_t start = profiler ? now_us() : 0;
@@ -377,7 +378,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
         if (step->in_place.empty()) {
           step->kernel->compute(ctx);
         } else {
-          step->in_place_kernel->compute_in_place(ctx, in_place);
+          step->in_place_kernel->compute_in_place(ctx, reuse);
         }
       } catch (const InvalidArgument&) {
         throw;

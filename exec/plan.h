@@ -30,13 +30,15 @@ class ExecutionProvider;
 class InPlaceKernel {
  public:
   virtual ~InPlaceKernel() = default;
-  // (output, input) index pairs: the output has the input's dtype and shape and may be written
-  // into its buffer. Asked once, when the plan is built.
+  // (output, input) index pairs: the output may be written into the input's buffer when it has
+  // the input's dtype and shape (an output may pair with several inputs). Asked once, when the
+  // plan is built.
   virtual std::vector<std::pair<int, int>> in_place_pairs() const = 0;
-  // Computes like Kernel::compute. `in_place[o]` is true when output o may reuse the buffer of
-  // its paired input this run: the kernel then writes the result there and sets the output to
-  // that input's tensor. Other outputs are allocated as usual.
-  virtual void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) = 0;
+  // Computes like Kernel::compute. `reuse[o]` is the input whose buffer output o may take this
+  // run (the first of its pairs that may), or -1; `reuse` may be shorter than the outputs (-1
+  // for the rest). The kernel writes the result there and sets the output to that input's
+  // tensor, or allocates the output as usual.
+  virtual void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) = 0;
 };
 
 // Everything a plan needs from the session while it is built.

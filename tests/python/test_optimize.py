@@ -135,3 +135,37 @@ def test_bias_add_folds_into_the_matmul(tmp_path, a_shape, b_shape, bias_len, tr
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     saved = onnx.load(opts.optimized_model_filepath)
     assert [(n.op_type, len(n.input)) for n in saved.graph.node] == [("FusedMatMul", 3)]
+
+
+def test_elementwise_ops_reuse_only_dead_buffers():
+    """Unary, binary and Sum nodes may write into an input's buffer when nothing reads it later:
+    values still needed downstream, graph inputs and outputs, and an input read twice by the same
+    node must keep their contents."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    nodes = [helper.make_node("Add", ["x", "y"], ["a"]),        # a is read again below
+             helper.make_node("Relu", ["a"], ["r"]),            # may not overwrite a
+             helper.make_node("Mul", ["r", "r"], ["m"]),        # the same input twice
+             helper.make_node("Neg", ["m"], ["n"]),             # m is dead after: reused
+             helper.make_node("Sub", ["bias", "n"], ["s"]),     # broadcast bias, n reused
+             helper.make_node("Sum", ["s", "a", "r"], ["t"]),   # s reused, a and r read
+             helper.make_node("Exp", ["t"], ["out1"]),
+             helper.make_node("Abs", ["a"], ["out2"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 5]),
+                                           helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 5]),
+                                           helper.make_tensor_value_info("bias", TensorProto.FLOAT, [5])],
+                              [helper.make_tensor_value_info("out1", TensorProto.FLOAT, [4, 5]),
+                               helper.make_tensor_value_info("out2", TensorProto.FLOAT, [4, 5]),
+                               helper.make_tensor_value_info("r", TensorProto.FLOAT, [4, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    rng = np.random.default_rng(4)
+    feeds = {k: rng.standard_normal(s).astype(np.float32) for k, s in (("x", (4, 5)), ("y", (4, 5)), ("bias", (5,)))}
+    kept = {k: v.copy() for k, v in feeds.items()}
+    sess = graft.InferenceSession(model.SerializeToString())
+    want = ReferenceEvaluator(model).run(None, feeds)
+    for _ in range(2):  # the second run reuses the first run's cached buffers
+        got = sess.run(None, feeds)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+    for k in feeds:
+        np.testing.assert_array_equal(feeds[k], kept[k])  # the caller's arrays are untouched

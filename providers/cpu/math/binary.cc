@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/plan.h"
 #include "providers/cpu/broadcast.h"
 #include "providers/cpu/math/elementwise.h"
 
@@ -193,12 +194,20 @@ Shape binary_shape(const KernelContext& ctx, const Tensor& a, Tensor& b, bool pr
 
 // y = Fn(a, b) with broadcasting; y is bool when `bool_out`, else a's dtype.
 template <typename Fn, Family family, bool bool_out = false>
-class BinaryKernel : public Kernel {
+class BinaryKernel : public Kernel, public InPlaceKernel {
  public:
   explicit BinaryKernel(const KernelInfo& info)
       : fn_(info), legacy_(info), prelu_(info.op_type() == "PRelu") {}
 
-  void compute(KernelContext& ctx) override {
+  void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
+
+  // The output may overwrite an input of its shape (and type) that nothing reads afterwards.
+  std::vector<std::pair<int, int>> in_place_pairs() const override {
+    if constexpr (bool_out) return {};
+    return {{0, 0}, {0, 1}};
+  }
+
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
     const Tensor& a = ctx.input(0);
     Tensor b = ctx.input(1);
     if (a.dtype() != b.dtype()) {
@@ -207,7 +216,13 @@ class BinaryKernel : public Kernel {
     }
     legacy_.apply(ctx, a, b);
     const Shape shape = binary_shape(ctx, a, b, prelu_);
-    Tensor& y = ctx.output(0, bool_out ? DType::Bool : a.dtype(), shape);
+    // The planner offers an input that nothing reads later; it serves when it has the output's
+    // shape (a broadcast input is smaller).
+    Tensor reused;
+    if (!bool_out && !reuse.empty() && reuse[0] >= 0 && ctx.input(reuse[0]).shape() == shape)
+      reused = ctx.input(reuse[0]);
+    if (reused.buffer()) ctx.set_output(0, Value(reused));
+    Tensor& y = reused.buffer() ? reused : ctx.output(0, bool_out ? DType::Bool : a.dtype(), shape);
     auto run = [&](auto tag) {
       using T = typename decltype(tag)::type;
       using C = compute_t<T>;

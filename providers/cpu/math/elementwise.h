@@ -10,6 +10,7 @@
 
 #include "exec/dispatch.h"
 #include "exec/kernel.h"
+#include "exec/plan.h"
 
 namespace graft::elementwise {
 
@@ -97,13 +98,26 @@ struct NoAttrs {
 
 // y = Fn(x) elementwise, same dtype and shape, for the dtypes of `family`.
 template <typename Fn, Family family>
-class UnaryKernel : public Kernel {
+class UnaryKernel : public Kernel, public InPlaceKernel {
  public:
   explicit UnaryKernel(const KernelInfo& info) : fn_(info) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
-    Tensor& y = ctx.output(0, x.dtype(), x.shape());
+    run(ctx, ctx.output(0, x.dtype(), x.shape()), x);
+  }
+
+  // The output may overwrite X when nothing reads X afterwards: one buffer less to fill.
+  std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
+    if (reuse.empty() || reuse[0] != 0) return compute(ctx);
+    Tensor x = ctx.input(0);
+    run(ctx, x, x);
+    ctx.set_output(0, Value(x));
+  }
+
+ private:
+  void run(const KernelContext& ctx, Tensor& y, const Tensor& x) {
     dispatch_family<family>(x.dtype(), ctx.describe().c_str(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       using C = compute_t<T>;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "exec/kernel.h"
+#include "exec/plan.h"
 #include "providers/cpu/broadcast.h"
 #include "providers/cpu/math/elementwise.h"
 
@@ -37,11 +38,16 @@ struct SumFn {
 // Folds the inputs left to right into the output, which has their broadcast shape. Mean
 // divides the sum by the number of inputs.
 template <typename Fn, Family family, bool mean = false>
-class VariadicKernel : public Kernel {
+class VariadicKernel : public Kernel, public InPlaceKernel {
  public:
   explicit VariadicKernel(const KernelInfo& info) {}
 
-  void compute(KernelContext& ctx) override {
+  void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
+
+  // The fold may run in input 0's buffer (it starts there) when nothing reads input 0 later.
+  std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
+
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
     const int n = ctx.num_inputs();
     if (n == 0) ctx.fail("needs at least one input");
     std::vector<Shape> shapes;
@@ -55,12 +61,18 @@ class VariadicKernel : public Kernel {
       shapes.push_back(t.shape());
     }
     const Shape shape = broadcast_shapes(shapes, ctx.describe());
-    Tensor& y = ctx.output(0, dtype, shape);
+    Tensor reused;
+    if (!reuse.empty() && reuse[0] == 0 && ctx.input(0).shape() == shape) {
+      reused = ctx.input(0);
+      ctx.set_output(0, Value(reused));
+    }
+    Tensor& y = reused.buffer() ? reused : ctx.output(0, dtype, shape);
     elementwise::dispatch_family<family>(dtype, ctx.describe().c_str(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       using C = compute_t<T>;
-      broadcast_map<T, T>(
-          y, [](T v) { return v; }, ctx.input(0));
+      if (!reused.buffer())
+        broadcast_map<T, T>(
+            y, [](T v) { return v; }, ctx.input(0));
       for (int i = 1; i < n; ++i) {
         broadcast_map<T, T, T>(
             y, [](T a, T b) { return static_cast<T>(Fn{}(static_cast<C>(a), static_cast<C>(b))); },

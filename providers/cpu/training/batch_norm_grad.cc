@@ -29,7 +29,7 @@ class BatchNormGrad : public Kernel, public InPlaceKernel {
   std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
   void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
 
-  void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) override {
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
     const Tensor& dy = ctx.input(0);
     const Tensor& x = ctx.input(1);
     const Tensor& scale = ctx.input(2);
@@ -53,7 +53,7 @@ class BatchNormGrad : public Kernel, public InPlaceKernel {
     if (count == 0) ctx.fail("X " + shape_to_string(x.shape()) + " has no elements per channel");
     Tensor dx;
     if (ctx.has_output(0)) {
-      if (!in_place.empty() && in_place[0]) {
+      if (!reuse.empty() && reuse[0] == 0) {
         dx = dy;  // shares dY's buffer
         ctx.set_output(0, ctx.input_value(0));
       } else {

@@ -283,7 +283,7 @@ class MultiTensorUpdate : public Kernel, public InPlaceKernel {
 
   void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
 
-  void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) override {
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
     const Tensor& lr = ctx.input(0);
     const Tensor& step = ctx.input(1);
     if (lr.dtype() != DType::Float || lr.size() != 1) ctx.fail("lr must be a float scalar");
@@ -312,7 +312,7 @@ class MultiTensorUpdate : public Kernel, public InPlaceKernel {
     for (int o = 0; o < (1 + slots_) * n_; ++o) {
       const int j = o < n_ ? 2 + o : 2 + n_ + o;
       const Tensor& source = ctx.input(j);
-      if (static_cast<size_t>(o) < in_place.size() && in_place[static_cast<size_t>(o)]) {
+      if (static_cast<size_t>(o) < reuse.size() && reuse[static_cast<size_t>(o)] == j) {
         ctx.set_output(o, ctx.input_value(j));
         out[static_cast<size_t>(o)] = source.raw();
       } else {

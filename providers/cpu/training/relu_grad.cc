@@ -25,7 +25,7 @@ class ReluGrad : public Kernel, public InPlaceKernel {
   std::vector<std::pair<int, int>> in_place_pairs() const override { return {{0, 0}}; }
   void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
 
-  void compute_in_place(KernelContext& ctx, const std::vector<bool>& in_place) override {
+  void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
     const Tensor& dy = ctx.input(0);
     const Tensor& y = ctx.input(1);
     if (dy.shape() != y.shape() || dy.dtype() != y.dtype())
@@ -33,7 +33,7 @@ class ReluGrad : public Kernel, public InPlaceKernel {
                " must share shape and type");
     // The result's buffer: dY's own when it may be overwritten (a shallow copy shares it).
     Tensor dx = dy;
-    if (!in_place.empty() && in_place[0]) {
+    if (!reuse.empty() && reuse[0] == 0) {
       ctx.set_output(0, ctx.input_value(0));
     } else {
       dx = ctx.output(0, y.dtype(), y.shape());
