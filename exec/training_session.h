@@ -16,8 +16,9 @@
 namespace graft {
 
 struct TrainingOptions {
-  std::string loss;                 // a scalar (or summed) output of the forward model
-  std::vector<std::string> params;  // empty: every floating-point initializer
+  std::string loss;  // a scalar (or summed) output of the forward model
+  // Empty: every floating-point initializer but BatchNormalization running statistics.
+  std::vector<std::string> params;
   optim::OptimizerConfig optimizer;
   float learning_rate = 1e-3f;
   SessionOptions session;
@@ -61,6 +62,11 @@ class GRAFT_API TrainingSession {
   // copy then keeps the old values and the state gets a new buffer.
   const std::map<std::string, Tensor>& state() const { return state_; }
   const std::vector<std::string>& parameters() const { return params_; }
+  // The BatchNormalization running statistics the steps update (those of nodes in training
+  // mode), also in state(): buffers, as PyTorch calls them, never among the parameters. Each
+  // step moves them towards the batch's statistics by the node's momentum; eval_step and
+  // export_model_for_inferencing normalize with them (BatchNormalization in inference mode).
+  const std::vector<std::string>& running_statistics() const { return stats_; }
 
   // Whether gradients are averaged across ranks, and over how many.
   bool data_parallel() const { return data_parallel_; }
@@ -113,6 +119,7 @@ class GRAFT_API TrainingSession {
                               std::map<std::string, Value> feeds);
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;
+  std::vector<std::string> stats_;
   std::vector<std::string> train_outputs_;  // loss, then "<state>.new" and "graft.step.new"
   std::string loss_;
   float learning_rate_;

@@ -43,6 +43,11 @@ Graph Graph::clone() const {
     auto copy = std::make_unique<Node>(*n);
     for (auto& a : copy->attributes) {
       for (auto& sub : a.graphs) sub = std::make_shared<Graph>(sub->clone());
+      // A pass may edit the copy's attributes (compose a perm, flip a mode): each copy gets
+      // protos of its own. Tensor values (Constant's, often large) stay shared; passes replace
+      // them rather than edit them.
+      if (a.proto && a.proto->type() != onnx::AttributeProto::TENSOR)
+        a.proto = std::make_shared<onnx::AttributeProto>(*a.proto);
     }
     g.nodes.push_back(std::move(copy));
   }

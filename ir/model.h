@@ -66,7 +66,8 @@ class GRAFT_API Graph {
   ~Graph();
   Graph(Graph&&) noexcept;
   Graph& operator=(Graph&&) noexcept;
-  // Deep copy (nested graphs included); initializer protos are shared, not copied.
+  // Deep copy (nested graphs and attributes included); initializer protos and tensor-valued
+  // attributes are shared, not copied: replace them, never edit them in place.
   Graph clone() const;
 
   // --- queries ---

@@ -121,6 +121,7 @@ void init_training(py::module_& m) {
                     &TrainingSession::set_learning_rate)
       .def_property_readonly("step", &TrainingSession::step)
       .def("parameters", &TrainingSession::parameters)
+      .def("running_statistics", &TrainingSession::running_statistics)
       .def_property_readonly("data_parallel", &TrainingSession::data_parallel)
       .def_property_readonly("world_size", &TrainingSession::world_size)
       .def_property_readonly("zero_stage", &TrainingSession::zero_stage)

@@ -106,7 +106,15 @@ class TrainingSession:
         return {k: _from_native(v) for k, v in self._sess.state().items()}
 
     def parameters(self) -> list[str]:
+        """What the optimizer trains: `params`, or by default every float initializer but
+        BatchNormalization running statistics."""
         return list(self._sess.parameters())
+
+    def running_statistics(self) -> list[str]:
+        """BatchNormalization running means and variances (of nodes in training mode) that each
+        step updates, as torch updates a module's buffers in train mode; they are in state(),
+        checkpoints and exported models, and eval_step normalizes with them."""
+        return list(self._sess.running_statistics())
 
     @property
     def learning_rate(self) -> float:

@@ -259,3 +259,27 @@ def test_intra_op_num_threads():
         assert abs(a - b) <= 1e-6 * abs(b)
     with pytest.raises(graft.InvalidArgument, match="intra_op_num_threads"):
         TrainingSession(model, loss="loss", intra_op_num_threads=-2)
+
+
+def test_graph_rewrites_leave_the_exported_forward_alone(tmp_path):
+    """The training step's optimizer composes Transpose chains; the forward model that
+    export_model_for_inferencing writes must keep its own nodes as they were."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Transpose", ["x"], ["t1"], perm=[2, 0, 1]),
+             helper.make_node("Transpose", ["t1"], ["t2"], perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["t2", "w"], ["y"]),
+             helper.make_node("ReduceSumSquare", ["y"], ["loss"], keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])],
+                              [numpy_helper.from_array(rng.standard_normal((3, 5)).astype(np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    sess = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.01)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    sess.train_step({"x": x})
+    sess.export_model_for_inferencing(str(tmp_path / "y.onnx"), ["y"])
+    got = ort.InferenceSession(str(tmp_path / "y.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want = np.transpose(np.transpose(x, (2, 0, 1)), (1, 0, 2)) @ sess.state()["w"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
