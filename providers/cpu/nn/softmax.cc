@@ -24,6 +24,28 @@ void run_softmax(SoftmaxKind kind, const T* x, T* y, int64_t outer, int64_t n, i
     for (int64_t i = 0; i < inner; ++i) {
       const T* src = x + o * n * inner + i;
       T* dst = y + o * n * inner + i;
+      if constexpr (std::is_same_v<T, float>) {
+        if (kind == SoftmaxKind::Softmax && inner == 1) {
+          // Contiguous float rows: a vector max, one pass of the vectorizable exp summed in
+          // vector lanes, then a scale. A NaN never wins the max; it reaches its own output.
+          float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
+          for (int64_t j = 0; j < n; ++j) max = std::max(max, src[j]);
+          if (std::isfinite(max)) {
+            float sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < n; ++j) {
+              const float e = fast_math::exp_in_range(std::max(src[j] - max, -87.0f));
+              dst[j] = e;
+              sum += e;
+            }
+            const float scale = 1.0f / sum;
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) dst[j] *= scale;
+            continue;
+          }
+        }
+      }
       Acc max = -std::numeric_limits<Acc>::infinity();
       int64_t arg = 0;
       for (int64_t j = 0; j < n; ++j) {
@@ -38,20 +60,6 @@ void run_softmax(SoftmaxKind kind, const T* x, T* y, int64_t outer, int64_t n, i
         continue;
       }
       if (std::isinf(max)) max = 0;  // all -inf (or +inf present): keep exp() finite where possible
-      if constexpr (std::is_same_v<T, float>) {
-        if (kind == SoftmaxKind::Softmax && inner == 1 && std::isfinite(max)) {
-          // Contiguous float rows: one pass of the vectorizable exp, then a scale.
-          float sum = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            const float e = fast_math::exp_in_range(std::max(src[j] - max, -87.0f));
-            dst[j] = e;
-            sum += e;
-          }
-          const float scale = 1.0f / sum;
-          for (int64_t j = 0; j < n; ++j) dst[j] *= scale;
-          continue;
-        }
-      }
       Acc sum = 0;
       for (int64_t j = 0; j < n; ++j) sum += std::exp(static_cast<Acc>(src[j * inner]) - max);
       if (kind == SoftmaxKind::Softmax) {

@@ -36,8 +36,10 @@ class SoftmaxGrad : public Kernel {
         for (int64_t i = 0; i < inner; ++i) {
           const int64_t base = o * n * inner + i;
           Acc dot = 0;
+#pragma omp simd reduction(+ : dot)
           for (int64_t j = 0; j < n; ++j)
             dot += static_cast<Acc>(g[base + j * inner]) * static_cast<Acc>(p[base + j * inner]);
+#pragma omp simd
           for (int64_t j = 0; j < n; ++j) {
             const int64_t k = base + j * inner;
             out[k] = static_cast<T>(static_cast<Acc>(p[k]) * (static_cast<Acc>(g[k]) - dot));
