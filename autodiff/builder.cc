@@ -12,6 +12,7 @@
 #include "ir/error.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
+#include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 
@@ -223,6 +224,9 @@ ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss
                                const std::vector<std::string>& wrt_in) {
   ir::Model model =
       forward.opset("") < kMinOpset ? ir::convert_opset(forward, kConvertTo) : forward.clone();
+  // Layout chains that copy a tensor only to slice it are simplified first, so that backward,
+  // derived from the simpler forward, has no copies to undo either.
+  ir::simplify_layout(model.graph);
   ir::infer_shapes(model);
   ir::Graph& g = model.graph;
 

@@ -12,6 +12,7 @@ int optimize_graph(Graph& graph, int level, bool* uses_graft_domain) {
   }
   if (level >= 1) changes += eliminate_identity(graph);
   if (level >= 1) changes += pads_to_concat(graph);
+  if (level >= 1) changes += simplify_layout(graph);
   if (level >= 2) changes += fold_conv_batchnorm(graph);
   if (level >= 2 && fuse_matmul_transpose(graph) > 0) {
     ++changes;

@@ -18,6 +18,11 @@ int fuse_matmul_transpose(Graph& graph);
 // Concat of the unpadded pieces.
 int pads_to_concat(Graph& graph);
 
+// Level 1: Squeeze(Transpose(Unsqueeze(x))) becomes one Transpose (or none), and a Gather of one
+// index from a Transpose gathers from the Transpose's input instead (then permutes what is left,
+// if anything): slices are taken without transposing the whole tensor first.
+int simplify_layout(Graph& graph);
+
 // Runs every pass up to `level` on the main graph and nested graphs. Returns the number of
 // rewrites made.
 int optimize(Model& model, int level);

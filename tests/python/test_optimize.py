@@ -169,3 +169,97 @@ def test_elementwise_ops_reuse_only_dead_buffers():
             np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
     for k in feeds:
         np.testing.assert_array_equal(feeds[k], kept[k])  # the caller's arrays are untouched
+
+
+def _qkv_split_model(identity: bool):
+    """PyTorch's exported q, k, v split: (S, B, 3E) -> view (S, B, 3, E) -> unsqueeze(0) ->
+    transpose(0, -2) -> squeeze(-2) [-> contiguous] -> t[0], t[1], t[2]; then q * k + v summed."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["view"]),
+             helper.make_node("Unsqueeze", ["view", "zero"], ["u"]),
+             helper.make_node("Transpose", ["u"], ["t"], perm=[3, 1, 2, 0, 4]),
+             helper.make_node("Squeeze", ["t", "three"], ["s"])]
+    source = "s"
+    if identity:
+        nodes.append(helper.make_node("Identity", ["s"], ["c"]))
+        source = "c"
+    for i, name in enumerate("qkv"):
+        nodes.append(helper.make_node("Gather", [source, f"i{i}"], [name], axis=0))
+    nodes += [helper.make_node("Mul", ["q", "k"], ["qk"]), helper.make_node("Add", ["qk", "v"], ["y"]),
+              helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0)]
+    inits = [numpy_helper.from_array(np.array([5, 2, 3, 4], np.int64), "shape"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([3], np.int64), "three")]
+    inits += [numpy_helper.from_array(np.array(i, np.int64), f"i{i}") for i in range(3)]
+    graph = helper.make_graph(nodes, "qkv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 2, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 2, 4]),
+                               helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+@pytest.mark.parametrize("identity", [False, True])
+def test_qkv_split_takes_slices_without_transposing(tmp_path, identity):
+    from onnx.reference import ReferenceEvaluator
+    model = _qkv_split_model(identity)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    opts = graft.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    x = np.random.default_rng(5).standard_normal((5, 2, 12)).astype(np.float32)
+    got = graft.InferenceSession(str(path), sess_options=opts).run(["y"], {"x": x})[0]
+    np.testing.assert_allclose(got, ReferenceEvaluator(model).run(["y"], {"x": x})[0], rtol=1e-6)
+    saved = onnx.load(opts.optimized_model_filepath)
+    ops = [n.op_type for n in saved.graph.node]
+    assert "Transpose" not in ops and "Unsqueeze" not in ops and "Squeeze" not in ops, ops
+    gathers = [n for n in saved.graph.node if n.op_type == "Gather"]
+    assert [n.input[0] for n in gathers] == ["view"] * 3
+    assert [helper_attr(n, "axis") for n in gathers] == [2] * 3
+
+
+def helper_attr(node, name):
+    return next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+
+def test_gather_through_transpose_keeps_the_rest_of_the_permutation(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 3, 0, 2]),
+             helper.make_node("Gather", ["t", "i"], ["y"], axis=2),      # a scalar index: sliced
+             helper.make_node("Gather", ["t", "j"], ["z"], axis=1)]      # a vector index: kept
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(-1, np.int64), "i"),
+                               numpy_helper.from_array(np.array([4, 0], np.int64), "j")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    opts = graft.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    got = graft.InferenceSession(str(path), sess_options=opts).run(None, {"x": x})
+    want = ReferenceEvaluator(model).run(None, {"x": x})
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    saved = onnx.load(opts.optimized_model_filepath)
+    y_gather = next(n for n in saved.graph.node if n.op_type == "Gather" and n.input[0] == "x")
+    assert helper_attr(y_gather, "axis") == 0  # perm[2] == 0
+
+
+@pytest.mark.parametrize("identity", [False, True])
+def test_qkv_split_gradient_matches_torch(identity):
+    import torch
+    from graft.training import TrainingSession
+    model = _qkv_split_model(identity)
+    # x as a parameter: its gradient is the whole backward of the split.
+    x0 = np.random.default_rng(7).standard_normal((5, 2, 12)).astype(np.float32)
+    graph = model.graph
+    graph.input.pop(0)
+    graph.initializer.append(onnx.numpy_helper.from_array(x0, "x"))
+    sess = TrainingSession(model, loss="loss", params=["x"], optimizer="sgd", lr=1.0)
+    sess.train_step({})
+    got = x0 - sess.state()["x"]  # one SGD step of lr 1: the gradient
+    xt = torch.tensor(x0, requires_grad=True)
+    t = xt.view(5, 2, 3, 4).unsqueeze(0).transpose(0, -2).squeeze(-2)
+    (t[0] * t[1] + t[2]).sum().backward()
+    np.testing.assert_allclose(got, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
