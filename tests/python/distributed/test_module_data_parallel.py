@@ -71,3 +71,16 @@ def test_cpp_module_two_ranks_match_one(artifacts, tmp_path):
     two, step_two, _ = load_checkpoint(tmp_path / "two" / "checkpoint")
     assert step_one == step_two == 40
     assert_states_equal(two, one, "C++ Module, 2 ranks")
+
+
+def test_running_statistics_agree_across_ranks(tmp_path):
+    """Each rank normalizes with its own batch's statistics (as DistributedDataParallel without
+    SyncBatchNorm); the running statistics are averaged across ranks every step, so the ranks
+    keep one model, parameters and statistics alike."""
+    run_checked([*mpirun(2), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable,
+                 os.path.join(HERE, "bn_dp_worker.py"), str(tmp_path)], env=python_env())
+    states = [dict(np.load(tmp_path / f"bn.rank{r}.npz")) for r in range(2)]
+    assert sorted(states[0]) == sorted(states[1])
+    for name in states[0]:
+        np.testing.assert_array_equal(states[1][name], states[0][name], err_msg=name)
+    assert not np.allclose(states[0]["bn.running_var"], 1.0)
