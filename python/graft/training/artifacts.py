@@ -76,12 +76,17 @@ def generate_artifacts(model: onnx.ModelProto, requires_grad: Sequence[str] | No
                        **optimizer_options) -> None:
     """Writes training_model.onnx (forward, loss and gradients "<p>_grad"), eval_model.onnx (forward
     and loss), optimizer_model.onnx (the update from gradients) and checkpoint (the parameters) to
-    `artifact_directory`. Parameters default to every float initializer not in frozen_params."""
+    `artifact_directory`. Parameters default to every float initializer not in frozen_params, but
+    BatchNormalization running statistics, which are buffers, not parameters (their update is
+    TrainingSession's; these artifacts keep them as they are)."""
     os.makedirs(artifact_directory, exist_ok=True)
     frozen = set(frozen_params or [])
+    statistics = {name for node in model.graph.node if node.op_type == "BatchNormalization" and not node.domain
+                  for name in node.input[3:5]}
     if requires_grad is None:
         requires_grad = [i.name for i in model.graph.initializer
-                         if i.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE) and i.name not in frozen]
+                         if i.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE) and i.name not in frozen
+                         and i.name not in statistics]
     params = [p for p in requires_grad if p not in frozen]
     with_loss = _append_loss(model, loss)
     eval_model = _with_parameter_inputs(with_loss, params)

@@ -116,3 +116,21 @@ def test_checkpoint_carries_the_statistics(tmp_path):
 def test_a_statistic_is_not_a_parameter():
     with pytest.raises(Exception, match="'bn.running_var' is a running statistic"):
         TrainingSession(model(), loss="loss", params=["conv.weight", "bn.running_var"])
+
+
+def test_artifacts_do_not_train_the_statistics(tmp_path):
+    from graft.training import LossType, OptimType, generate_artifacts
+    forward = model()
+    g = forward.graph
+    kept = [n for n in g.node if n.op_type != "SoftmaxCrossEntropyLoss"]
+    del g.node[:]
+    g.node.extend(kept)
+    outputs = [o for o in g.output if o.name == "logits"]
+    del g.output[:]
+    g.output.extend(outputs)
+    inputs = [i for i in g.input if i.name == "x"]
+    del g.input[:]
+    g.input.extend(inputs)
+    generate_artifacts(forward, loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW, artifact_directory=tmp_path)
+    grads = [o.name for o in onnx.load(tmp_path / "training_model.onnx").graph.output if o.name.endswith("_grad")]
+    assert grads == ["conv.weight_grad", "bn.weight_grad", "bn.bias_grad", "fc.weight_grad", "fc.bias_grad"]
