@@ -52,14 +52,6 @@ size_t gradient_bytes(const ir::Graph& graph, const std::string& param, const st
   return n;
 }
 
-std::shared_ptr<onnx::TypeProto> tensor_type(const onnx::TensorProto& t) {
-  auto type = std::make_shared<onnx::TypeProto>();
-  type->mutable_tensor_type()->set_elem_type(t.data_type());
-  auto* shape = type->mutable_tensor_type()->mutable_shape();
-  for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
-  return type;
-}
-
 ir::Node make_node(const std::string& op_type, const std::string& name,
                    std::vector<std::string> inputs, std::vector<std::string> outputs) {
   ir::Node n;
@@ -265,8 +257,8 @@ void add_parameter_broadcast(ir::Model& step, const std::vector<std::string>& pa
         std::replace(update->outputs.begin(), update->outputs.end(), next, next + "/local");
         cast.inputs.push_back(next + "/local");
       } else {
-        if (!graph.is_graph_input(p)) graph.inputs.push_back({p, tensor_type(*init), ""});
-        graph.outputs.push_back({next, tensor_type(*init), ""});
+        if (!graph.is_graph_input(p)) graph.inputs.push_back({p, ir::tensor_type(*init), ""});
+        graph.outputs.push_back({next, ir::tensor_type(*init), ""});
         cast.inputs.push_back(p);
       }
       cast.outputs.push_back(next);

@@ -67,14 +67,6 @@ std::vector<std::string> updated_statistics(const ir::Model& m) {
   return stats;
 }
 
-std::shared_ptr<onnx::TypeProto> initializer_type(const onnx::TensorProto& t) {
-  auto type = std::make_shared<onnx::TypeProto>();
-  type->mutable_tensor_type()->set_elem_type(t.data_type());
-  auto* shape = type->mutable_tensor_type()->mutable_shape();
-  for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
-  return type;
-}
-
 // Makes `stats` (updated_statistics of `m`) state of a step: each becomes a graph input (its
 // initializer the first value) and the running value its BatchNormalization computes becomes
 // the graph output "<stat>.new". Data parallel, the ranks' values are averaged first (one
@@ -99,7 +91,7 @@ void expose_running_statistics(ir::Model& m, const std::vector<std::string>& sta
   std::vector<std::string> local, fresh;
   for (const auto& stat : stats) {
     const onnx::TensorProto* t = g.find_initializer(stat);
-    auto type = initializer_type(*t);
+    auto type = ir::tensor_type(*t);
     if (!g.is_graph_input(stat)) g.inputs.push_back({stat, type, ""});
     g.outputs.push_back({stat + kNew, type, ""});
     local.push_back(running.at(stat));
@@ -110,13 +102,7 @@ void expose_running_statistics(ir::Model& m, const std::vector<std::string>& sta
     node.op_type = "AllReduce";
     node.domain = "com.graft";
     node.name = "running_statistics/AllReduce";
-    ir::Attribute a;
-    a.name = "reduction";
-    a.proto = std::make_shared<onnx::AttributeProto>();
-    a.proto->set_name("reduction");
-    a.proto->set_type(onnx::AttributeProto::STRING);
-    a.proto->set_s("average");
-    node.attributes.push_back(a);
+    node.attributes.push_back(ir::string_attribute("reduction", "average"));
     node.inputs = local;
     node.outputs = fresh;
     g.add_node(std::move(node));
@@ -153,12 +139,7 @@ ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std:
   ir::Model m = forward.clone();
   for (const auto& p : params) {
     if (m.graph.is_graph_input(p)) continue;
-    const onnx::TensorProto* t = m.graph.find_initializer(p);
-    auto type = std::make_shared<onnx::TypeProto>();
-    type->mutable_tensor_type()->set_elem_type(t->data_type());
-    auto* shape = type->mutable_tensor_type()->mutable_shape();
-    for (int64_t d : t->dims()) shape->add_dim()->set_dim_value(d);
-    m.graph.inputs.push_back({p, type, ""});
+    m.graph.inputs.push_back({p, ir::tensor_type(*m.graph.find_initializer(p)), ""});
   }
   return m;
 }
@@ -431,10 +412,7 @@ void TrainingSession::build_split_sessions() {
   for (const auto& p : params_) {
     const onnx::TensorProto* t = forward_->graph.find_initializer(p);
     m.graph.initializers.push_back(std::make_shared<onnx::TensorProto>(*t));
-    auto type = std::make_shared<onnx::TypeProto>();
-    type->mutable_tensor_type()->set_elem_type(t->data_type());
-    auto* shape = type->mutable_tensor_type()->mutable_shape();
-    for (int64_t d : t->dims()) shape->add_dim()->set_dim_value(d);
+    auto type = ir::tensor_type(*t);
     m.graph.inputs.push_back({"gradient/" + p, type, ""});
     ir::Node id;
     id.op_type = "Identity";

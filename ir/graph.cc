@@ -31,6 +31,45 @@ Graph::~Graph() = default;
 Graph::Graph(Graph&&) noexcept = default;
 Graph& Graph::operator=(Graph&&) noexcept = default;
 
+namespace {
+
+Attribute attribute(const std::string& name, onnx::AttributeProto::AttributeType type) {
+  Attribute a;
+  a.name = name;
+  a.proto = std::make_shared<onnx::AttributeProto>();
+  a.proto->set_name(name);
+  a.proto->set_type(type);
+  return a;
+}
+
+}  // namespace
+
+Attribute int_attribute(const std::string& name, int64_t value) {
+  Attribute a = attribute(name, onnx::AttributeProto::INT);
+  a.proto->set_i(value);
+  return a;
+}
+
+Attribute ints_attribute(const std::string& name, const std::vector<int64_t>& values) {
+  Attribute a = attribute(name, onnx::AttributeProto::INTS);
+  for (int64_t v : values) a.proto->add_ints(v);
+  return a;
+}
+
+Attribute string_attribute(const std::string& name, const std::string& value) {
+  Attribute a = attribute(name, onnx::AttributeProto::STRING);
+  a.proto->set_s(value);
+  return a;
+}
+
+std::shared_ptr<onnx::TypeProto> tensor_type(const onnx::TensorProto& t) {
+  auto type = std::make_shared<onnx::TypeProto>();
+  type->mutable_tensor_type()->set_elem_type(t.data_type());
+  auto* shape = type->mutable_tensor_type()->mutable_shape();
+  for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
+  return type;
+}
+
 Graph Graph::clone() const {
   Graph g;
   g.name = name;

@@ -28,6 +28,14 @@ struct Attribute {
   std::vector<std::shared_ptr<Graph>> graphs;
 };
 
+// Attributes built by passes: an int, a list of ints, a string.
+GRAFT_API Attribute int_attribute(const std::string& name, int64_t value);
+GRAFT_API Attribute ints_attribute(const std::string& name, const std::vector<int64_t>& values);
+GRAFT_API Attribute string_attribute(const std::string& name, const std::string& value);
+
+// The type of a value holding `t`: its element type and fixed dims.
+GRAFT_API std::shared_ptr<onnx::TypeProto> tensor_type(const onnx::TensorProto& t);
+
 // A named value's declared type (may be absent for intermediates before shape inference).
 struct ValueInfo {
   std::string name;

@@ -20,14 +20,6 @@ std::shared_ptr<onnx::TypeProto> scalar_type(int32_t dtype) {
   return t;
 }
 
-std::shared_ptr<onnx::TypeProto> tensor_type(const onnx::TensorProto& t) {
-  auto type = std::make_shared<onnx::TypeProto>();
-  type->mutable_tensor_type()->set_elem_type(t.data_type());
-  auto* shape = type->mutable_tensor_type()->mutable_shape();
-  for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
-  return type;
-}
-
 const char* name_of(Kind k) {
   switch (k) {
     case Kind::SGD:
@@ -82,11 +74,11 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
     }
     if (!has_output(p + "_grad"))
       throw InvalidArgument("the model has no gradient output '" + p + "_grad'");
-    if (!graph.is_graph_input(p)) graph.inputs.push_back({p, tensor_type(*init), ""});
+    if (!graph.is_graph_input(p)) graph.inputs.push_back({p, ir::tensor_type(*init), ""});
     inits.push_back(init);
     update.inputs.push_back(p);
     update.outputs.push_back(p + ".new");
-    new_outputs.push_back({p + ".new", tensor_type(*init), ""});
+    new_outputs.push_back({p + ".new", ir::tensor_type(*init), ""});
   }
   for (const auto& p : params) update.inputs.push_back(p + "_grad");
   const std::string opt = name_of(config.kind);
@@ -106,10 +98,10 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       const size_t width = init.data_type() == onnx::TensorProto::DOUBLE ? 8 : 4;
       zeros->set_raw_data(std::string(count * width, '\0'));
       graph.initializers.push_back(zeros);
-      graph.inputs.push_back({name, tensor_type(init), ""});
+      graph.inputs.push_back({name, ir::tensor_type(init), ""});
       update.inputs.push_back(name);
       update.outputs.push_back(name + ".new");
-      new_outputs.push_back({name + ".new", tensor_type(init), ""});
+      new_outputs.push_back({name + ".new", ir::tensor_type(init), ""});
     }
   }
   for (const auto& a : op.attrs) update.attributes.push_back({a.proto->name(), a.proto, {}});

@@ -17,16 +17,6 @@ bool is_graph_output(const Graph& g, const std::string& value) {
                      [&](const ValueInfo& v) { return v.name == value; });
 }
 
-Attribute int_attr(const char* name, int64_t value) {
-  Attribute a;
-  a.name = name;
-  a.proto = std::make_shared<onnx::AttributeProto>();
-  a.proto->set_name(name);
-  a.proto->set_type(onnx::AttributeProto::INT);
-  a.proto->set_i(value);
-  return a;
-}
-
 // The Transpose feeding `value` when it only swaps the last two axes and nothing else reads
 // its output; nullptr otherwise.
 const Node* swap_last_two(const Graph& g, const std::string& value) {
@@ -65,8 +55,8 @@ bool fold_into_gemm(Graph& graph, Node& transpose, Node& gemm) {
   for (auto& a : gemm.attributes) {
     if (a.name != "transA" && a.name != "transB") kept.push_back(a);
   }
-  kept.push_back(int_attr("transA", 1 - trans_b));
-  kept.push_back(int_attr("transB", 1 - trans_a));
+  kept.push_back(int_attribute("transA", 1 - trans_b));
+  kept.push_back(int_attribute("transB", 1 - trans_a));
   gemm.attributes = std::move(kept);
   graph.value_info.erase(gemm.outputs[0]);
   gemm.outputs[0] = transpose.outputs[0];
@@ -168,7 +158,7 @@ int fuse_bias(Graph& graph) {
     if (matmul) {
       mm.op_type = "FusedMatMul";
       mm.domain = "com.graft";
-      mm.attributes = {int_attr("transA", 0), int_attr("transB", 0)};
+      mm.attributes = {int_attribute("transA", 0), int_attribute("transB", 0)};
     }
     mm.inputs.push_back(bias);
     mm.outputs[0] = add.outputs[0];
@@ -199,7 +189,8 @@ int fuse_matmul_transpose(Graph& graph) {
     mm.op_type = "FusedMatMul";
     mm.domain = "com.graft";
     mm.inputs = {a, b};
-    mm.attributes = {int_attr("transA", ta != nullptr), int_attr("transB", tb != nullptr)};
+    mm.attributes = {int_attribute("transA", ta != nullptr),
+                     int_attribute("transB", tb != nullptr)};
     for (const Node* t : dead) {
       graph.value_info.erase(t->outputs[0]);
       graph.remove_node(t);

@@ -107,13 +107,7 @@ int pads_to_concat(Graph& graph) {
     concat.op_type = "Concat";
     for (const auto& p : pieces) concat.inputs.push_back(p.data);
     concat.outputs = sum.outputs;
-    Attribute a;
-    a.name = "axis";
-    a.proto = std::make_shared<onnx::AttributeProto>();
-    a.proto->set_name("axis");
-    a.proto->set_type(onnx::AttributeProto::INT);
-    a.proto->set_i(axis);
-    concat.attributes.push_back(a);
+    concat.attributes.push_back(int_attribute("axis", axis));
     std::vector<const Node*> pads;
     for (const auto& p : pieces) pads.push_back(p.pad);
     graph.insert_node(i, std::move(concat));

@@ -52,26 +52,6 @@ std::vector<int64_t> perm_of(const Node& transpose) {
   return {p->proto->ints().begin(), p->proto->ints().end()};
 }
 
-Attribute ints_attr(const char* name, const std::vector<int64_t>& values) {
-  Attribute a;
-  a.name = name;
-  a.proto = std::make_shared<onnx::AttributeProto>();
-  a.proto->set_name(name);
-  a.proto->set_type(onnx::AttributeProto::INTS);
-  for (int64_t v : values) a.proto->add_ints(v);
-  return a;
-}
-
-Attribute int_attr(const char* name, int64_t value) {
-  Attribute a;
-  a.name = name;
-  a.proto = std::make_shared<onnx::AttributeProto>();
-  a.proto->set_name(name);
-  a.proto->set_type(onnx::AttributeProto::INT);
-  a.proto->set_i(value);
-  return a;
-}
-
 bool is_identity(const std::vector<int64_t>& perm) {
   for (size_t i = 0; i < perm.size(); ++i) {
     if (perm[i] != static_cast<int64_t>(i)) return false;
@@ -107,7 +87,7 @@ void emit_transpose(Graph& g, size_t pos, const std::string& source, const std::
     t.op_type = "Identity";
   } else {
     t.op_type = "Transpose";
-    t.attributes.push_back(ints_attr("perm", perm));
+    t.attributes.push_back(ints_attribute("perm", perm));
   }
   t.inputs = {source};
   t.outputs = {value};
@@ -186,7 +166,7 @@ bool gather_through_transpose(Graph& g, Node& gather) {
   taken.name = gather.name;
   taken.op_type = "Gather";
   taken.inputs = {source, gather.inputs[1]};
-  taken.attributes.push_back(int_attr("axis", perm[static_cast<size_t>(axis)]));
+  taken.attributes.push_back(int_attribute("axis", perm[static_cast<size_t>(axis)]));
   const size_t pos = position(g, &gather);
   const std::string name = gather.name.empty() ? "" : gather.name + "/transpose";
   g.remove_node(&gather);
