@@ -1,15 +1,17 @@
 """Training-step time and peak memory of graft against PyTorch eager on the CPU.
 
     PYTHONPATH=python python bench/train_bench.py [--models mlp,resnet18,transformer] [--steps 20]
-                                                  [--threads N]
+                                                  [--threads N] [--pairs 3]
 
 Each model is built in PyTorch with a fixed seed and exported to ONNX with its loss; graft trains
 the exported model (TrainingSession: forward, backward, SGD-momentum update), PyTorch trains the
 same module from the same initial weights on the same batches. Each framework runs in a process
 of its own that loads only that framework; the two step in turn (so load on the machine hits
-both alike) with the same number of threads. Printed: the median step time of each, the ratio
-graft / PyTorch (below 1: graft is faster), and the peak resident memory of each process (peak
-RSS, and its growth over the RSS before the first step).
+both alike) with the same number of threads. --pairs such pairs of fresh processes run one after
+the other, and the medians pool their steps. Printed: each pair's medians, the pooled median
+step time of each framework, the ratio graft / PyTorch (below 1: graft is faster), and the peak
+resident memory of each framework (the largest peak RSS of its processes, and that process's
+growth over its RSS before the first step).
 """
 
 from __future__ import annotations
@@ -208,26 +210,39 @@ class Worker:
         return result
 
 
-def bench(name: str, steps: int, warmup: int, threads: int, folder: str) -> dict:
+def bench(name: str, steps: int, warmup: int, threads: int, pairs: int, folder: str) -> dict:
     path = os.path.join(folder, f"{name}.onnx")
     export(build_torch(name), make_batches(name, 1)[0], path)
     # Each framework runs in a process of its own (as users run them: no shared OpenMP pool, BLAS
-    # or allocator), the two stepping in turn.
-    workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in ("graft", "torch")}
+    # or allocator), the two stepping in turn. A process's speed on a shared machine depends on
+    # where it lands (this VM has shown whole processes 30-40 % slower than the next), so `pairs`
+    # fresh pairs of processes run one after the other and the medians pool all their steps.
     times: dict[str, list[float]] = {"graft": [], "torch": []}
-    first, last = {}, {}
-    for i in range(warmup + steps):
+    per_pair: dict[str, list[float]] = {"graft": [], "torch": []}
+    first, last, mem = {}, {}, {}
+    for pair in range(pairs):
+        workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in ("graft", "torch")}
+        pair_times: dict[str, list[float]] = {"graft": [], "torch": []}
+        for i in range(warmup + steps):
+            for fw, worker in workers.items():
+                r = worker.send(f"step {i}")
+                if pair == 0:
+                    if i == 0:
+                        first[fw] = r["loss"]
+                    last[fw] = r["loss"]
+                if i >= warmup:
+                    pair_times[fw].append(r["seconds"])
         for fw, worker in workers.items():
-            r = worker.send(f"step {i}")
-            if i == 0:
-                first[fw] = r["loss"]
-            last[fw] = r["loss"]
-            if i >= warmup:
-                times[fw].append(r["seconds"])
-    mem = {fw: worker.close() for fw, worker in workers.items()}
+            m = worker.close()
+            # The largest peak of any pair: the figure a user would have to provision for.
+            if fw not in mem or m["peak_kib"] > mem[fw]["peak_kib"]:
+                mem[fw] = m
+            times[fw] += pair_times[fw]
+            per_pair[fw].append(statistics.median(pair_times[fw]) * 1e3)
     med = {fw: statistics.median(v) for fw, v in times.items()}
     return {"model": name, "graft_ms": med["graft"] * 1e3, "torch_ms": med["torch"] * 1e3,
-            "ratio": med["graft"] / med["torch"], "first_loss": first, "last_loss": last, "mem": mem}
+            "ratio": med["graft"] / med["torch"], "first_loss": first, "last_loss": last, "mem": mem,
+            "per_pair": per_pair}
 
 
 def main() -> None:
@@ -236,6 +251,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--pairs", type=int, default=3, help="fresh pairs of processes per model, one after another")
     parser.add_argument("--worker", choices=["graft", "torch"])
     parser.add_argument("--onnx")
     args = parser.parse_args()
@@ -252,12 +268,15 @@ def main() -> None:
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; threads per framework: {args.threads}")
     print(f"graft {graft.__version__}, torch {torch.__version__}, numpy {np.__version__}")
     print(f"steps: {args.warmup} warm-up + {args.steps} timed per framework, alternating between one process per "
-          f"framework; SGD lr {LR} momentum {MOMENTUM}")
+          f"framework, in {args.pairs} pairs of processes; SGD lr {LR} momentum {MOMENTUM}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
-            r = bench(name, args.steps, args.warmup, args.threads, folder)
+            r = bench(name, args.steps, args.warmup, args.threads, args.pairs, folder)
             rows.append(r)
+            print(f"  {name}: median of each pair of processes, graft "
+                  f"{' / '.join(f'{v:.2f}' for v in r['per_pair']['graft'])} ms, torch "
+                  f"{' / '.join(f'{v:.2f}' for v in r['per_pair']['torch'])} ms", flush=True)
             for which in ("first", "last"):
                 g, t = r[f"{which}_loss"]["graft"], r[f"{which}_loss"]["torch"]
                 print(f"  {name}: {which}-step loss graft {g:.6f} torch {t:.6f} (rel. diff {abs(g - t) / abs(t):.1e})",
