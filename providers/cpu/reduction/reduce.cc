@@ -161,8 +161,8 @@ class Reduce : public Kernel {
       // Reducing over no axis with an identity element transform is the input itself: handed on
       // as a view, not copied (the gradient of a MatMul that broadcast nothing is such a
       // ReduceSum).
-      const bool identity = op_ == ReduceOp::Sum || op_ == ReduceOp::Mean ||
-                            op_ == ReduceOp::Max || op_ == ReduceOp::Min || op_ == ReduceOp::Prod;
+      const bool identity = op_ == ReduceOp::Sum || op_ == ReduceOp::Mean || op_ == ReduceOp::Max ||
+                            op_ == ReduceOp::Min || op_ == ReduceOp::Prod;
       if (noop_with_empty_axes_ && identity && x.dtype() != DType::Bool) {
         ctx.set_output(0, ctx.input_value(0));
         return;
