@@ -74,16 +74,20 @@ void run_collective_in_order(const Communicator& comm, const std::string& label,
 }
 
 bool overlap_collectives(int compute_threads) {
-  if (const char* v = std::getenv("GRAFT_OVERLAP_COLLECTIVES"); v != nullptr && *v != '\0')
-    return std::strcmp(v, "0") != 0;
-  int local_ranks = 1;
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
-    if (const char* v = std::getenv(name)) {
-      local_ranks = std::max(1, std::atoi(v));
-      break;
+  // The environment is read once; only the thread count varies between calls.
+  static const int forced = [] {
+    const char* v = std::getenv("GRAFT_OVERLAP_COLLECTIVES");
+    if (v == nullptr || *v == '\0') return -1;
+    return std::strcmp(v, "0") != 0 ? 1 : 0;
+  }();
+  static const int local_ranks = [] {
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
+      if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
     }
-  }
-  const auto cores = static_cast<int>(std::thread::hardware_concurrency());
+    return 1;
+  }();
+  static const auto cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (forced >= 0) return forced == 1;
   return cores >= local_ranks * (std::max(1, compute_threads) + 1);
 }
 

@@ -61,6 +61,20 @@ def export(module: nn.Module, args: tuple, path: str, names: list[str], outputs:
     return model
 
 
+def save_inference_model(net: nn.Module, trained: dict, x_example: np.ndarray, folder: str) -> str:
+    """Exports `net` for inference (logits only, any batch size) with the `trained` weights (named
+    as in the training model, whose parameters carry the "net." prefix); returns the file's path."""
+    infer = export(net, (torch.tensor(x_example),), os.path.join(folder, "infer.onnx"), ["x"], ["logits"],
+                   dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    for init in infer.graph.initializer:
+        key = init.name if init.name in trained else "net." + init.name
+        if key in trained:
+            init.CopyFrom(onnx.numpy_helper.from_array(trained[key], init.name))
+    path = os.path.join(folder, "digits_cnn.onnx")
+    onnx.save(infer, path)
+    return path
+
+
 def progress(done: int, total: int, loss: float, start: float) -> None:
     width = 30
     filled = int(width * done / total)
@@ -123,16 +137,7 @@ def run(epochs: int, lr: float, momentum: float, plot: str | None) -> dict:
         print(f"first 50 steps: max relative difference from the PyTorch loss curve {rel.max():.2e}")
 
         # Deploy: the inference model (logits only) with graft's trained weights.
-        batch = torch.export.Dim("batch")
-        infer = export(net, (torch.tensor(x_test[:4]),), os.path.join(tmp, "infer.onnx"), ["x"], ["logits"],
-                       dynamic_shapes={"x": {0: batch}})
-        trained = sess.state()
-        for init in infer.graph.initializer:
-            key = init.name if init.name in trained else "net." + init.name
-            if key in trained:
-                init.CopyFrom(onnx.numpy_helper.from_array(trained[key], init.name))
-        path = os.path.join(tmp, "digits_cnn.onnx")
-        onnx.save(infer, path)
+        path = save_inference_model(net, sess.state(), x_test[:4], tmp)
         ours = graft.InferenceSession(path).run(None, {"x": x_test})[0]
         theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x_test})[0]
         accuracy = float((ours.argmax(1) == y_test).mean())

@@ -19,7 +19,6 @@ import tempfile
 import time
 
 import numpy as np
-import onnx
 import torch  # before graft, so that torch loads its own NCCL
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -29,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graft  # noqa: E402
 import graft.distributed as dist  # noqa: E402
 from graft.training import TrainingSession  # noqa: E402
-from train_digits import DigitsCNN, WithLoss, export  # noqa: E402
+from train_digits import DigitsCNN, WithLoss, export, save_inference_model  # noqa: E402
 
 GLOBAL_BATCH = 32
 
@@ -80,14 +79,7 @@ def run(epochs: int, lr: float, momentum: float, out: str | None = None) -> dict
 def accuracy(trained: dict, net: torch.nn.Module, x_test: np.ndarray, y_test: np.ndarray) -> float:
     """Test accuracy of the trained weights, run by graft as an inference model."""
     with tempfile.TemporaryDirectory() as tmp:
-        infer = export(net, (torch.tensor(x_test[:4]),), os.path.join(tmp, "infer.onnx"), ["x"], ["logits"],
-                       dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-        for init in infer.graph.initializer:
-            key = init.name if init.name in trained else "net." + init.name
-            if key in trained:
-                init.CopyFrom(onnx.numpy_helper.from_array(trained[key], init.name))
-        path = os.path.join(tmp, "digits_cnn.onnx")
-        onnx.save(infer, path)
+        path = save_inference_model(net, trained, x_test[:4], tmp)
         logits = graft.InferenceSession(path).run(None, {"x": x_test})[0]
     return float((logits.argmax(1) == y_test).mean())
 

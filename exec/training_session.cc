@@ -534,27 +534,7 @@ void TrainingSession::save_checkpoint(const std::string& path) const {
 }
 
 std::vector<std::string> TrainingSession::slot_suffixes() const {
-  std::string kind;
-  switch (optimizer_.kind) {
-    case optim::Kind::SGD:
-      kind = "sgd";
-      break;
-    case optim::Kind::Adam:
-      kind = "adam";
-      break;
-    case optim::Kind::AdamW:
-      kind = "adamw";
-      break;
-    case optim::Kind::Adagrad:
-      kind = "adagrad";
-      break;
-    case optim::Kind::RMSprop:
-      kind = "rmsprop";
-      break;
-    case optim::Kind::LAMB:
-      kind = "lamb";
-      break;
-  }
+  const std::string kind = optim::kind_name(optimizer_.kind);
   std::vector<std::string> out;
   for (const auto& slot : optim::update_op(optimizer_).slots)
     out.push_back("." + kind + "." + slot);

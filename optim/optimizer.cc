@@ -20,7 +20,9 @@ std::shared_ptr<onnx::TypeProto> scalar_type(int32_t dtype) {
   return t;
 }
 
-const char* name_of(Kind k) {
+}  // namespace
+
+const char* kind_name(Kind k) {
   switch (k) {
     case Kind::SGD:
       return "sgd";
@@ -38,7 +40,13 @@ const char* name_of(Kind k) {
   return "";
 }
 
-}  // namespace
+Kind parse_kind(const std::string& name) {
+  for (Kind k : {Kind::SGD, Kind::Adam, Kind::AdamW, Kind::Adagrad, Kind::RMSprop, Kind::LAMB}) {
+    if (name == kind_name(k)) return k;
+  }
+  throw InvalidArgument("unknown optimizer '" + name +
+                        "' (sgd, adam, adamw, adagrad, rmsprop, lamb)");
+}
 
 ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::string>& params,
                         const OptimizerConfig& config) {
@@ -81,7 +89,7 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
     new_outputs.push_back({p + ".new", ir::tensor_type(*init), ""});
   }
   for (const auto& p : params) update.inputs.push_back(p + "_grad");
-  const std::string opt = name_of(config.kind);
+  const std::string opt = kind_name(config.kind);
   for (const auto& slot : op.slots) {
     for (size_t i = 0; i < params.size(); ++i) {
       // State tensors are inputs whose default (an initializer of zeros) is the first step's.

@@ -13,6 +13,12 @@ namespace graft::optim {
 
 enum class Kind { SGD, Adam, AdamW, Adagrad, RMSprop, LAMB };
 
+// "sgd", "adam", "adamw", "adagrad", "rmsprop", "lamb" (torch.optim's class names, lower case),
+// as state names ("<p>.adamw.m"), the Python API and the command line spell them.
+GRAFT_API const char* kind_name(Kind kind);
+// The inverse; throws InvalidArgument naming `name` and the known ones.
+GRAFT_API Kind parse_kind(const std::string& name);
+
 // torch.optim's hyper-parameters, with its defaults.
 struct OptimizerConfig {
   Kind kind = Kind::AdamW;

@@ -137,14 +137,8 @@ Options parse(int argc, char** argv) {
 }
 
 optim::OptimizerConfig optimizer_config(const Options& o) {
-  static const std::map<std::string, optim::Kind> kinds = {
-      {"sgd", optim::Kind::SGD},         {"adam", optim::Kind::Adam},
-      {"adamw", optim::Kind::AdamW},     {"adagrad", optim::Kind::Adagrad},
-      {"rmsprop", optim::Kind::RMSprop}, {"lamb", optim::Kind::LAMB}};
-  auto it = kinds.find(o.optimizer);
-  if (it == kinds.end()) throw InvalidArgument("unknown optimizer '" + o.optimizer + "'");
   optim::OptimizerConfig c;
-  c.kind = it->second;
+  c.kind = optim::parse_kind(o.optimizer);
   c.momentum = o.momentum;
   c.weight_decay = o.weight_decay.value_or(c.kind == optim::Kind::AdamW ? 0.01f : 0.0f);
   if (c.kind == optim::Kind::Adagrad) c.epsilon = 1e-10f;

@@ -196,7 +196,8 @@ int simplify_layout(Graph& graph) {
       }
     }
   }
-  // Transposes and copies that no node reads any more.
+  if (rewritten == 0) return 0;
+  // Transposes and copies the rewrites left unread.
   for (size_t i = 0; i < graph.nodes.size();) {
     const Node& n = *graph.nodes[i];
     if ((n.op_type == "Transpose" || n.op_type == "Identity") && n.domain.empty() &&
@@ -209,7 +210,7 @@ int simplify_layout(Graph& graph) {
     }
     ++i;
   }
-  if (rewritten > 0) graph.topological_sort();
+  graph.topological_sort();
   return rewritten;
 }
 

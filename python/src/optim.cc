@@ -15,22 +15,7 @@ void init_optim(py::module_& m) {
          float momentum, bool nesterov, float weight_decay, float beta1, float beta2, float epsilon,
          float lr_decay, float alpha, bool centered, float max_grad_norm) {
         optim::OptimizerConfig config;
-        if (kind == "sgd") {
-          config.kind = optim::Kind::SGD;
-        } else if (kind == "adam") {
-          config.kind = optim::Kind::Adam;
-        } else if (kind == "adamw") {
-          config.kind = optim::Kind::AdamW;
-        } else if (kind == "adagrad") {
-          config.kind = optim::Kind::Adagrad;
-        } else if (kind == "rmsprop") {
-          config.kind = optim::Kind::RMSprop;
-        } else if (kind == "lamb") {
-          config.kind = optim::Kind::LAMB;
-        } else {
-          throw InvalidArgument("unknown optimizer '" + kind +
-                                "' (sgd, adam, adamw, adagrad, rmsprop, lamb)");
-        }
+        config.kind = optim::parse_kind(kind);
         config.lr_decay = lr_decay;
         config.alpha = alpha;
         config.centered = centered;

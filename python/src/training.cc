@@ -40,13 +40,7 @@ void init_training(py::module_& m) {
              o.loss = loss;
              o.params = params;
              o.learning_rate = lr;
-             static const std::map<std::string, optim::Kind> kinds = {
-                 {"sgd", optim::Kind::SGD},         {"adam", optim::Kind::Adam},
-                 {"adamw", optim::Kind::AdamW},     {"adagrad", optim::Kind::Adagrad},
-                 {"rmsprop", optim::Kind::RMSprop}, {"lamb", optim::Kind::LAMB}};
-             auto it = kinds.find(kind);
-             if (it == kinds.end()) throw InvalidArgument("unknown optimizer '" + kind + "'");
-             o.optimizer.kind = it->second;
+             o.optimizer.kind = optim::parse_kind(kind);
              o.optimizer.momentum = momentum;
              o.optimizer.nesterov = nesterov;
              o.optimizer.weight_decay = weight_decay;

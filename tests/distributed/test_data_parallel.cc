@@ -14,6 +14,7 @@
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 #include "optim/optimizer.h"
+#include "tests/model_builder.h"
 
 namespace graft::distributed {
 namespace {
@@ -21,62 +22,24 @@ namespace {
 // Two Gemm layers with a mean-squared-error loss: fc1.weight [16, 6], fc1.bias [16],
 // fc2.weight [3, 16], fc2.bias [3].
 ir::Model mlp() {
-  onnx::ModelProto m;
-  m.set_ir_version(10);
-  m.add_opset_import()->set_version(18);
-  auto* g = m.mutable_graph();
-  g->set_name("mlp");
-  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) {
-      t->add_dims(d);
-      n *= d;
-    }
-    for (int64_t i = 0; i < n; ++i) t->add_float_data(0.01f * static_cast<float>(i % 7));
-  };
-  init("fc1.weight", {16, 6});
-  init("fc1.bias", {16});
-  init("fc2.weight", {3, 16});
-  init("fc2.bias", {3});
-  auto node = [&](const std::string& op, std::vector<std::string> in, const std::string& out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    for (const auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto transposed = [](onnx::NodeProto* gemm) {
-    auto* trans = gemm->add_attribute();
-    trans->set_name("transB");
-    trans->set_type(onnx::AttributeProto::INT);
-    trans->set_i(1);
-  };
-  transposed(node("Gemm", {"x", "fc1.weight", "fc1.bias"}, "h"));
-  node("Tanh", {"h"}, "r");
-  transposed(node("Gemm", {"r", "fc2.weight", "fc2.bias"}, "y"));
-  node("Sub", {"y", "target"}, "err");
-  node("Mul", {"err", "err"}, "sq");
-  auto* mean = node("ReduceMean", {"sq"}, "loss");
-  auto* keep = mean->add_attribute();
-  keep->set_name("keepdims");
-  keep->set_type(onnx::AttributeProto::INT);
-  keep->set_i(0);
-  for (const auto& [name, width] :
-       std::vector<std::pair<std::string, int>>{{"x", 6}, {"target", 3}}) {
-    auto* v = g->add_input();
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto::FLOAT);
-    t->mutable_shape()->add_dim()->set_dim_param("N");
-    t->mutable_shape()->add_dim()->set_dim_value(width);
-  }
-  auto* loss = g->add_output();
-  loss->set_name("loss");
-  loss->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  return ir::load_model_from_bytes(m.SerializeAsString());
+  test_util::ModelBuilder b("mlp");
+  auto value = [](int64_t i) { return 0.01f * static_cast<float>(i % 7); };
+  b.initializer("fc1.weight", {16, 6}, value);
+  b.initializer("fc1.bias", {16}, value);
+  b.initializer("fc2.weight", {3, 16}, value);
+  b.initializer("fc2.bias", {3}, value);
+  test_util::ModelBuilder::int_attribute(b.node("Gemm", {"x", "fc1.weight", "fc1.bias"}, "h"),
+                                         "transB", 1);
+  b.node("Tanh", {"h"}, "r");
+  test_util::ModelBuilder::int_attribute(b.node("Gemm", {"r", "fc2.weight", "fc2.bias"}, "y"),
+                                         "transB", 1);
+  b.node("Sub", {"y", "target"}, "err");
+  b.node("Mul", {"err", "err"}, "sq");
+  test_util::ModelBuilder::int_attribute(b.node("ReduceMean", {"sq"}, "loss"), "keepdims", 0);
+  b.input("x", std::vector<std::string>{"N", "6"});
+  b.input("target", std::vector<std::string>{"N", "3"});
+  b.output("loss", std::nullopt);
+  return b.build();
 }
 
 const std::vector<std::string> kParams = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};

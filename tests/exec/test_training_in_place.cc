@@ -3,7 +3,6 @@
 // a copy someone still holds is never overwritten, and a failed step leaves the state as it was.
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -16,71 +15,28 @@
 #include "ir/transforms/inline_functions.h"
 #include "onnx/onnx_pb.h"
 #include "optim/optimizer.h"
+#include "tests/model_builder.h"
 
 namespace graft {
 namespace {
 
-void add_info(onnx::ValueInfoProto* v, const std::string& name,
-              const std::vector<std::string>& dims) {
-  v->set_name(name);
-  auto* t = v->mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  auto* shape = t->mutable_shape();
-  for (const auto& d : dims) {
-    if (d.empty() || !std::isdigit(static_cast<unsigned char>(d[0]))) {
-      shape->add_dim()->set_dim_param(d);
-    } else {
-      shape->add_dim()->set_dim_value(std::stoll(d));
-    }
-  }
-}
-
 // loss = mean((x w^T + b - target)^2) with w [3, 5] and b [3]; x is [N, K] so a wrong K passes
 // the feed checks and fails inside the run.
 ir::Model regression() {
-  onnx::ModelProto m;
-  m.set_ir_version(10);
-  m.add_opset_import()->set_version(18);
-  auto* g = m.mutable_graph();
-  g->set_name("regression");
+  test_util::ModelBuilder b("regression");
   std::mt19937 rng(7);
   std::normal_distribution<float> normal;
-  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) {
-      t->add_dims(d);
-      n *= d;
-    }
-    for (int64_t i = 0; i < n; ++i) t->add_float_data(normal(rng));
-  };
-  init("w", {3, 5});
-  init("b", {3});
-  auto node = [&](const std::string& op, std::vector<std::string> in, const std::string& out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    for (const auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto* gemm = node("Gemm", {"x", "w", "b"}, "y");
-  auto* trans = gemm->add_attribute();
-  trans->set_name("transB");
-  trans->set_type(onnx::AttributeProto::INT);
-  trans->set_i(1);
-  node("Sub", {"y", "target"}, "err");
-  node("Mul", {"err", "err"}, "sq");
-  auto* mean = node("ReduceMean", {"sq"}, "loss");
-  auto* keep = mean->add_attribute();
-  keep->set_name("keepdims");
-  keep->set_type(onnx::AttributeProto::INT);
-  keep->set_i(0);
-  add_info(g->add_input(), "x", {"N", "K"});
-  add_info(g->add_input(), "target", {"N", "3"});
-  add_info(g->add_output(), "loss", {});
-  return ir::load_model_from_bytes(m.SerializeAsString());
+  auto value = [&](int64_t) { return normal(rng); };
+  b.initializer("w", {3, 5}, value);
+  b.initializer("b", {3}, value);
+  test_util::ModelBuilder::int_attribute(b.node("Gemm", {"x", "w", "b"}, "y"), "transB", 1);
+  b.node("Sub", {"y", "target"}, "err");
+  b.node("Mul", {"err", "err"}, "sq");
+  test_util::ModelBuilder::int_attribute(b.node("ReduceMean", {"sq"}, "loss"), "keepdims", 0);
+  b.input("x", std::vector<std::string>{"N", "K"});
+  b.input("target", std::vector<std::string>{"N", "3"});
+  b.output("loss", std::vector<std::string>{});
+  return b.build();
 }
 
 Tensor random_tensor(Shape shape, unsigned seed) {
