@@ -1,5 +1,7 @@
 #include "exec/kernel.h"
 
+#include <cstring>
+
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
 #include "onnx/onnx_pb.h"
@@ -150,7 +152,7 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
   if (!has_output(i)) {
     // The graph does not use this output: hand back scratch space the kernel may fill.
     if (i < 0 || i >= num_outputs()) fail("output " + std::to_string(i) + " does not exist");
-    scratch_.emplace_back(Tensor(dtype, shape));
+    scratch_.emplace_back(Tensor::empty(dtype, shape));
     return scratch_.back().tensor();
   }
   for (int64_t d : shape) {
@@ -158,8 +160,14 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
       fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
   }
   Value* out = outputs_[static_cast<size_t>(i)];
-  *out = Value(Tensor(dtype, shape));
+  *out = Value(Tensor::empty(dtype, shape));
   return out->tensor();
+}
+
+Tensor& KernelContext::output_zeroed(int i, DType dtype, const Shape& shape) {
+  Tensor& out = output(i, dtype, shape);
+  if (out.nbytes() > 0 && dtype != DType::String) std::memset(out.raw(), 0, out.nbytes());
+  return out;
 }
 
 void KernelContext::set_output(int i, Value value) {

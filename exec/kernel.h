@@ -95,9 +95,12 @@ class KernelContext {
   const Value& input_value(int i) const;
   // False when the node does not produce output `i` (omitted name).
   bool has_output(int i) const;
-  // Allocates output `i` with `dtype` and `shape` and returns it for filling. For an output the
-  // node omits, returns scratch space that is dropped after the kernel runs.
+  // Allocates output `i` with `dtype` and `shape` and returns it for filling; its elements are
+  // unspecified (Tensor::empty) until the kernel writes them, which it must do for all of them.
+  // For an output the node omits, returns scratch space that is dropped after the kernel runs.
   Tensor& output(int i, DType dtype, const Shape& shape);
+  // As output(), zero-filled: for kernels that write only some elements or accumulate into it.
+  Tensor& output_zeroed(int i, DType dtype, const Shape& shape);
   // Sets output `i` to an existing value (a view of an input, a sequence, ...).
   void set_output(int i, Value value);
   // The runner for the graph attribute `attr` of this node.

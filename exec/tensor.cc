@@ -1,6 +1,7 @@
 #include "exec/tensor.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <sstream>
 #include <stdexcept>
@@ -23,15 +24,29 @@ std::string shape_to_string(const Shape& shape) {
   return out.str();
 }
 
-Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator)
+namespace {
+
+bool poison_unspecified() {
+  static const bool poison = [] {
+    const char* v = std::getenv("GRAFT_POISON_OUTPUTS");
+    return v != nullptr && *v != '\0' && std::string(v) != "0";
+  }();
+  return poison;
+}
+
+}  // namespace
+
+Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator, Init init)
     : dtype_(dtype), count_(count), allocator_(&allocator) {
   size_t bytes = static_cast<size_t>(count) * dtype_size(dtype);
   data_ = allocator.allocate(bytes);
   if (dtype == DType::String) {
     auto* s = static_cast<std::string*>(data_);
     for (int64_t i = 0; i < count; ++i) new (s + i) std::string();
-  } else {
+  } else if (init == Init::Zero) {
     std::memset(data_, 0, bytes);
+  } else if (poison_unspecified()) {
+    std::memset(data_, 0xFF, bytes);
   }
 }
 
@@ -54,6 +69,16 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
                             " has a negative dimension");
   }
   buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
+}
+
+Tensor Tensor::empty(DType dtype, Shape shape) {
+  for (int64_t d : shape) {
+    if (d < 0)
+      throw InvalidArgument("tensor shape " + shape_to_string(shape) + " has a negative dimension");
+  }
+  const int64_t count = shape_size(shape);
+  return Tensor(dtype, std::move(shape),
+                std::make_shared<Buffer>(dtype, count, cpu_allocator(), Buffer::Init::Unspecified));
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes)

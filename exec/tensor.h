@@ -23,8 +23,12 @@ GRAFT_API std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
 // their destructors run).
 class GRAFT_API Buffer {
  public:
-  // Allocates `count` elements of `dtype` from `allocator`, zero-filled (strings are empty).
-  Buffer(DType dtype, int64_t count, Allocator& allocator = cpu_allocator());
+  // What a new buffer holds: zeros, or whatever the memory held before (to be overwritten).
+  enum class Init { Zero, Unspecified };
+  // Allocates `count` elements of `dtype` from `allocator`, zero-filled unless `init` says
+  // otherwise (strings are always constructed empty).
+  Buffer(DType dtype, int64_t count, Allocator& allocator = cpu_allocator(),
+         Init init = Init::Zero);
   // Wraps memory owned elsewhere; `keep_alive` holds its owner.
   Buffer(void* data, std::shared_ptr<void> keep_alive);
   ~Buffer();
@@ -45,6 +49,11 @@ class GRAFT_API Tensor {
   Tensor() = default;
   // Allocates a zero-filled tensor.
   Tensor(DType dtype, Shape shape);
+  // Allocates a tensor whose elements are unspecified until written (torch.empty): for outputs
+  // a kernel overwrites whole, where zero-filling first would cost a pass over the memory.
+  // With GRAFT_POISON_OUTPUTS=1 in the environment the bytes are set to 0xFF instead (NaN for
+  // floating point), so a kernel that reads an element before writing it shows in its results.
+  static Tensor empty(DType dtype, Shape shape);
   // Shares `buffer`, starting `offset_bytes` in.
   Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes = 0);
 

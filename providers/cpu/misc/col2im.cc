@@ -68,7 +68,7 @@ class Col2Im final : public Kernel {
     const int64_t batch = x.dim(0), channels = x.dim(1) / block_size;
     Shape out_shape = {batch, channels};
     out_shape.insert(out_shape.end(), image.begin(), image.end());
-    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    Tensor& y = ctx.output_zeroed(0, x.dtype(), out_shape);
     const int64_t image_size = shape_size(Shape(image.begin(), image.end()));
     const std::vector<int64_t> image_strides = tensor_ops::contiguous_strides(image);
     dispatch_col2im(x.dtype(), [&](auto tag) {

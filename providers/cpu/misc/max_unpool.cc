@@ -52,7 +52,7 @@ class MaxUnpool final : public Kernel {
         }
       }
     }
-    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    Tensor& y = ctx.output_zeroed(0, x.dtype(), out_shape);
     const int64_t total = shape_size(inferred);
     const int64_t n = x.size();
     const int64_t* idx = indices.data<int64_t>();

@@ -51,7 +51,7 @@ class CastMap final : public Kernel {
     }
 
     const int64_t width = sparse_ ? max_map_ : static_cast<int64_t>(unique.size());
-    Tensor& y = ctx.output(0, out_dtype_, {1, width});
+    Tensor& y = ctx.output_zeroed(0, out_dtype_, {1, width});
     auto slot = [&](size_t i) -> int64_t {
       if (!sparse_) return static_cast<int64_t>(i);
       const int64_t key = k[unique[i]];
@@ -67,7 +67,7 @@ class CastMap final : public Kernel {
 
  private:
   void fill_padding(Tensor& y) const {
-    // onnxruntime pads string outputs with "0.f"; numbers are already zero.
+    // onnxruntime pads string outputs with "0.f"; numbers are already zero (output_zeroed).
     if (out_dtype_ == DType::String)
       std::fill_n(y.data<std::string>(), y.size(), std::string("0.f"));
   }

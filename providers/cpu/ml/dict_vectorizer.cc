@@ -33,7 +33,7 @@ class DictVectorizer final : public Kernel {
       ctx.fail(std::string("map keys must be ") + dtype_name(want) +
                " to match the vocabulary, got " + dtype_name(keys.dtype()));
     }
-    Tensor& y = ctx.output(0, values.dtype(), {1, size_});
+    Tensor& y = ctx.output_zeroed(0, values.dtype(), {1, size_});
     dispatch_by_size(values.dtype(), "DictVectorizer", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* v = values.data<T>();

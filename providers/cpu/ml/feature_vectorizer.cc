@@ -36,7 +36,7 @@ class FeatureVectorizer final : public Kernel {
       }
       n = rows;
     }
-    Tensor& y = ctx.output(0, DType::Float, {n, total_});
+    Tensor& y = ctx.output_zeroed(0, DType::Float, {n, total_});
     float* out = y.data<float>();
     int64_t offset = 0;
     for (int i = 0; i < ctx.num_inputs(); ++i) {

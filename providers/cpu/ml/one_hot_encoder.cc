@@ -33,7 +33,7 @@ class OneHotEncoder final : public Kernel {
     }
     Shape shape = x.shape();
     shape.push_back(count_);
-    Tensor& y = ctx.output(0, DType::Float, shape);
+    Tensor& y = ctx.output_zeroed(0, DType::Float, shape);
     float* out = y.data<float>();
     for (int64_t i = 0; i < x.size(); ++i) {
       const int64_t slot =

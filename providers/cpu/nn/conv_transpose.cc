@@ -120,7 +120,7 @@ class ConvTranspose : public Kernel {
       ctx.fail("B must be a 1-D tensor of " + std::to_string(p.maps) + " elements of X's dtype");
     Shape out_shape = {p.batch, p.maps};
     out_shape.insert(out_shape.end(), g.in.begin(), g.in.end());
-    Tensor& y = ctx.output(0, x.dtype(), out_shape);
+    Tensor& y = ctx.output_zeroed(0, x.dtype(), out_shape);
     if (y.size() == 0 || x.size() == 0) return;
 
     const bool ran = cpu::run_in_float(

@@ -85,7 +85,7 @@ class EyeLike final : public Kernel {
     const Tensor& x = ctx.input(0);
     if (x.rank() != 2) ctx.fail("input must be 2-D, got " + shape_to_string(x.shape()));
     const DType dtype = dtype_ == DType::Undefined ? x.dtype() : dtype_;
-    Tensor& y = ctx.output(0, dtype, x.shape());
+    Tensor& y = ctx.output_zeroed(0, dtype, x.shape());
     const int64_t rows = x.dim(0), cols = x.dim(1);
     dispatch_numeric(dtype, "EyeLike", [&](auto tag) {
       using T = typename decltype(tag)::type;

@@ -66,7 +66,7 @@ class TfIdfVectorizer : public Kernel {
     const int64_t rows = x.rank() == 2 ? x.dim(0) : 1;
     const int64_t cols = x.rank() == 0 ? 1 : x.dim(x.rank() - 1);
     Shape out_shape = x.rank() == 2 ? Shape{rows, output_size_} : Shape{output_size_};
-    Tensor& y = ctx.output(0, DType::Float, out_shape);
+    Tensor& y = ctx.output_zeroed(0, DType::Float, out_shape);
     std::vector<std::string> tokens(static_cast<size_t>(x.size()));
     for (int64_t i = 0; i < x.size(); ++i) {
       if (x.dtype() == DType::String) {
