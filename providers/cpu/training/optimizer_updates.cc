@@ -62,16 +62,24 @@ struct SGDRule {
   }
   template <typename T>
   void apply(const Step& s, const Chunk<T>& c) const {
-    const T lr = T(s.lr), wd = T(wd_), mom = T(momentum_), damp = T(damp_);
+    // Each variant its own loop, so the vectorizer sees no conditional stores or loads.
+    if (!buffer_) return run<false, false, false>(s, c);
     const bool first = s.step == 0;
+    if (nesterov_) return first ? run<true, true, true>(s, c) : run<true, false, true>(s, c);
+    return first ? run<true, true, false>(s, c) : run<true, false, false>(s, c);
+  }
+  template <bool kBuffer, bool kFirst, bool kNesterov, typename T>
+  void run(const Step& s, const Chunk<T>& c) const {
+    const T lr = T(s.lr), wd = T(wd_), mom = T(momentum_), damp = T(damp_);
 #pragma GCC ivdep
     for (int64_t k = 0; k < c.n; ++k) {
       T g = c.grad(k) + c.x[k] * wd;
-      if (buffer_) {
+      if constexpr (kBuffer) {
         // torch: buf = g on the first update, then momentum * buf + (1 - dampening) * g.
-        const T buf = first ? g : c.s[0][k] * mom + g * damp;
+        T buf = g;
+        if constexpr (!kFirst) buf = c.s[0][k] * mom + g * damp;
         c.s_out[0][k] = buf;
-        g = nesterov_ ? g + buf * mom : buf;
+        g = kNesterov ? g + buf * mom : buf;
       }
       c.x_out[k] = c.x[k] - lr * g;
     }
