@@ -98,7 +98,7 @@ Tensor Tensor::reshaped(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out(dtype_, shape_);
+  Tensor out = empty(dtype_, shape_);
   if (dtype_ == DType::String) {
     auto src = span<std::string>();
     auto dst = out.span<std::string>();

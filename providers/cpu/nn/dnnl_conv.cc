@@ -156,7 +156,7 @@ std::shared_ptr<Entry> cached(const DnnlConvShape& s, Pass pass, bool bias) {
 // Scratch memory of oneDNN's layout for one call, from graft's caching allocator.
 memory scratch(const memory::desc& desc, std::vector<Tensor>& keep) {
   const auto floats = static_cast<int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
-  keep.emplace_back(DType::Float, Shape{std::max<int64_t>(floats, 1)});
+  keep.push_back(Tensor::empty(DType::Float, Shape{std::max<int64_t>(floats, 1)}));
   return memory(desc, engine(), keep.back().data<float>());
 }
 

@@ -180,7 +180,7 @@ Tensor concat_tensors(const Ctx& ctx, const std::vector<Tensor>& parts, int64_t 
     }
     out_shape[static_cast<size_t>(axis)] += t.dim(axis);
   }
-  Tensor out(first.dtype(), out_shape);
+  Tensor out = Tensor::empty(first.dtype(), out_shape);
   const auto ax = static_cast<size_t>(axis);
   const int64_t outer = product(out_shape, 0, ax);
   const int64_t inner = product(out_shape, ax + 1, out_shape.size());
@@ -215,7 +215,7 @@ inline std::vector<Tensor> split_tensor(const Tensor& x, int64_t axis,
   for (int64_t size : sizes) {
     Shape shape = x.shape();
     shape[ax] = size;
-    Tensor piece(x.dtype(), shape);
+    Tensor piece = Tensor::empty(x.dtype(), shape);
     const int64_t row = size * inner;
     dispatch_copyable(x.dtype(), "Split", [&](auto tag) {
       using T = typename decltype(tag)::type;
