@@ -6,6 +6,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 #include "exec/error.h"
@@ -61,6 +62,9 @@ struct Entry {
   memory::desc scratchpad;
   // Per argument: oneDNN's layout and graft's plain one (equal when no reorder is needed).
   std::map<int, std::pair<memory::desc, memory::desc>> layouts;
+  // Per argument whose layouts differ: the reorders into oneDNN's layout and back, built once
+  // (making a reorder primitive per call costs a lookup in oneDNN's primitive cache and more).
+  std::map<int, std::pair<dnnl::reorder, dnnl::reorder>> reorders;
 };
 
 dnnl::primitive_attr user_scratchpad() {
@@ -128,6 +132,13 @@ std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
     e->layouts[DNNL_ARG_DIFF_WEIGHTS] = {pd.diff_weights_desc(), plain.weights};
     if (bias) e->layouts[DNNL_ARG_DIFF_BIAS] = {pd.diff_bias_desc(), plain.bias};
   }
+  for (const auto& [arg, layout] : e->layouts) {
+    const auto& [inner, outer] = layout;
+    if (inner == outer) continue;
+    e->reorders[arg] = {
+        dnnl::reorder(dnnl::reorder::primitive_desc(engine(), outer, engine(), inner)),
+        dnnl::reorder(dnnl::reorder::primitive_desc(engine(), inner, engine(), outer))};
+  }
   return e;
 }
 
@@ -176,7 +187,7 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
              std::vector<Reordered>& shared) {
   dnnl::stream stream(engine());
   std::unordered_map<int, memory> args;
-  std::vector<std::pair<memory, memory>> copy_back;
+  std::vector<std::tuple<const dnnl::reorder*, memory, memory>> copy_back;
   for (const auto& [arg, layout] : e.layouts) {
     const auto& [inner, plain] = layout;
     auto in = inputs.find(arg);
@@ -196,18 +207,18 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
       }
     }
     memory internal = scratch(inner, keep);
+    const auto& [to_inner, to_plain] = e.reorders.at(arg);
     if (in != inputs.end()) {
-      dnnl::reorder(user, internal).execute(stream, user, internal);
+      to_inner.execute(stream, user, internal);
       shared.push_back({in->second, inner, internal});
     } else {
-      copy_back.emplace_back(internal, user);
+      copy_back.emplace_back(&to_plain, internal, user);
     }
     args[arg] = internal;
   }
   if (e.scratchpad.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(e.scratchpad, keep);
   e.primitive.execute(stream, args);
-  for (auto& [internal, user] : copy_back)
-    dnnl::reorder(internal, user).execute(stream, internal, user);
+  for (auto& [to_plain, internal, user] : copy_back) to_plain->execute(stream, internal, user);
   stream.wait();
 }
 
