@@ -197,13 +197,17 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
                std::optional<bool> data_parallel)
     : state_(&state), training_path_(training_model_path), eval_path_(eval_model_path) {
   ir::Model training = load_artifact(training_model_path, "training model");
-  std::vector<std::string> grad_outputs;
+  std::vector<std::string> grad_outputs, stat_outputs;
   for (const auto& o : training.graph.outputs) {
     if (ends_with(o.name, kGradSuffix) &&
         (training.graph.is_graph_input(strip(o.name, kGradSuffix)) ||
          training.graph.find_initializer(strip(o.name, kGradSuffix)))) {
       params_.push_back(strip(o.name, kGradSuffix));
       grad_outputs.push_back(o.name);
+    } else if (ends_with(o.name, kNewSuffix) &&
+               training.graph.is_graph_input(strip(o.name, kNewSuffix))) {
+      stats_.push_back(strip(o.name, kNewSuffix));
+      stat_outputs.push_back(o.name);
     } else {
       train_outputs_.push_back(o.name);
     }
@@ -214,6 +218,14 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
   }
   user_output_count_ = train_outputs_.size();
   train_outputs_.insert(train_outputs_.end(), grad_outputs.begin(), grad_outputs.end());
+  train_outputs_.insert(train_outputs_.end(), stat_outputs.begin(), stat_outputs.end());
+  for (const auto& stat : stats_) {
+    if (!state.parameters_.count(stat)) {
+      throw InvalidArgument(checkpoint_name(state.path_) + " has no '" + stat +
+                            "', a running statistic of training model '" + training_model_path +
+                            "'");
+    }
+  }
   distributed::Communicator& world = distributed::world();
   data_parallel_ = data_parallel.value_or(world.size() > 1);
   if (data_parallel_) distributed::add_gradient_all_reduce(training, params_);
@@ -246,14 +258,23 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
 Module::Module(Module&&) noexcept = default;
 Module::~Module() = default;
 
+bool Module::is_parameter(const std::string& name) const {
+  return std::find(params_.begin(), params_.end(), name) != params_.end();
+}
+
+bool Module::is_state(const std::string& name) const {
+  return is_parameter(name) || std::find(stats_.begin(), stats_.end(), name) != stats_.end();
+}
+
 std::map<std::string, Value> Module::with_parameters(const std::map<std::string, Value>& feeds,
                                                      const InferenceSession& session,
                                                      const std::string& model_path) const {
   std::map<std::string, Value> all;
   for (const auto& [name, value] : feeds) {
-    if (std::find(params_.begin(), params_.end(), name) != params_.end()) {
-      throw InvalidArgument("feed '" + name +
-                            "' is a parameter: its value comes from the checkpoint state "
+    if (is_state(name)) {
+      throw InvalidArgument("feed '" + name + "' is a " +
+                            (is_parameter(name) ? "parameter" : "running statistic") +
+                            ": its value comes from the checkpoint state "
                             "(CheckpointState::update_parameter changes it)");
     }
     const auto& inputs = session.inputs();
@@ -261,8 +282,7 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
                      [&](const IOInfo& i) { return i.name == name; })) {
       std::string known;
       for (const auto& i : inputs) {
-        if (std::find(params_.begin(), params_.end(), i.name) == params_.end())
-          known += (known.empty() ? "" : ", ") + i.name;
+        if (!is_state(i.name)) known += (known.empty() ? "" : ", ") + i.name;
       }
       throw InvalidArgument("feed '" + name + "' is not an input of '" + model_path +
                             "' (its inputs: " + known + ")");
@@ -270,6 +290,14 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
     all[name] = value;
   }
   for (const auto& p : params_) all[p] = state_->parameter(p);
+  // The eval model reads the statistics too (BatchNormalization in inference mode); they may be
+  // declared as inputs or as overridable initializers.
+  for (const auto& stat : stats_) {
+    for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
+      if (std::any_of(list->begin(), list->end(), [&](const IOInfo& i) { return i.name == stat; }))
+        all[stat] = state_->parameter(stat);
+    }
+  }
   return all;
 }
 
@@ -287,6 +315,13 @@ std::vector<Value> Module::train_step(const std::map<std::string, Value>& feeds)
     }
   }
   reset_grad_ = false;
+  for (size_t i = 0; i < stats_.size(); ++i) {
+    Tensor value = outs[user_output_count_ + params_.size() + i].tensor().clone();
+    if (data_parallel_)
+      distributed::world().all_reduce(value.raw(), value.size(), value.dtype(),
+                                      distributed::ReduceOp::Average);
+    state_->parameters_[stats_[i]] = value;
+  }
   outs.resize(user_output_count_);
   return outs;
 }
@@ -300,7 +335,7 @@ std::vector<std::string> Module::input_names(bool training) const {
   std::vector<std::string> names;
   if (!training && !eval_) return names;
   for (const auto& i : (training ? train_ : eval_)->inputs()) {
-    if (std::find(params_.begin(), params_.end(), i.name) == params_.end()) names.push_back(i.name);
+    if (!is_state(i.name)) names.push_back(i.name);
   }
   return names;
 }
@@ -322,6 +357,7 @@ void Module::export_model_for_inferencing(const std::string& path,
   }
   std::map<std::string, Tensor> trained;
   for (const auto& p : params_) trained[p] = state_->parameter(p);
+  for (const auto& stat : stats_) trained[stat] = state_->parameter(stat);
   ir::save_model(inference_model(*eval_model_, trained, output_names), path);
 }
 

@@ -149,6 +149,9 @@ class GRAFT_API Module {
                                     const std::vector<std::string>& output_names) const;
 
  private:
+  bool is_parameter(const std::string& name) const;
+  // A parameter or a running statistic: a value the state holds, not a feed.
+  bool is_state(const std::string& name) const;
   std::map<std::string, Value> with_parameters(const std::map<std::string, Value>& feeds,
                                                const InferenceSession& session,
                                                const std::string& model_path) const;
@@ -157,7 +160,11 @@ class GRAFT_API Module {
   std::unique_ptr<InferenceSession> train_, eval_;
   std::unique_ptr<ir::Model> eval_model_;  // as loaded, for export
   std::vector<std::string> params_;
-  std::vector<std::string> train_outputs_;  // non-gradient outputs, then "<p>_grad" per param
+  // BatchNormalization running statistics: inputs of the training model, which outputs their
+  // new values as "<statistic>.new"; kept in the state beside the parameters.
+  std::vector<std::string> stats_;
+  // The user's outputs, then "<p>_grad" per parameter, then "<s>.new" per statistic.
+  std::vector<std::string> train_outputs_;
   size_t user_output_count_ = 0;
   std::map<std::string, Tensor> gradients_;
   bool reset_grad_ = true;

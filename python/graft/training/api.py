@@ -17,6 +17,7 @@ from .._C import get_rng_state, set_rng_state
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, StepLR
 from ..session import InferenceSession
+from .artifacts import STATISTIC_SUFFIX
 
 __all__ = ["CheckpointState", "ConstantLR", "CosineAnnealingLR", "LRScheduler", "LinearLR", "LinearLRScheduler",
            "Module", "Optimizer", "StepLR"]
@@ -68,7 +69,12 @@ class Module:
     data_parallel=False: it takes rank 0's parameters, and the training model's gradients are
     averaged across ranks by com.graft.AllReduce nodes (buckets of about bucket_mb MiB) inside
     the model, so each rank feeds its own share of the batch and every rank's optimizer applies
-    the same update."""
+    the same update.
+
+    BatchNormalization running statistics (inputs of the training model whose new values it
+    outputs as "<statistic>.new") live in `state` beside the parameters: each training call
+    replaces them with the new values (averaged across ranks when data parallel), and the eval
+    model normalizes with them."""
 
     def __init__(self, training_model: str | os.PathLike, state: CheckpointState,
                  eval_model: str | os.PathLike | None = None, *, data_parallel: bool | None = None,
@@ -88,7 +94,14 @@ class Module:
         self._eval_path = eval_model
         self._outputs = [o.name for o in self._train.get_outputs()]
         self._params = [n[: -len("_grad")] for n in self._outputs if n.endswith("_grad")]
-        self._inputs = [i.name for i in self._train.get_inputs() if i.name not in self._params]
+        names = {i.name for i in self._train.get_inputs() + self._train.get_overridable_initializers()}
+        self._stats = [n[: -len(STATISTIC_SUFFIX)] for n in self._outputs
+                       if n.endswith(STATISTIC_SUFFIX) and n[: -len(STATISTIC_SUFFIX)] in names]
+        for stat in self._stats:
+            if stat not in state.tensors:
+                raise ValueError(f"the checkpoint state has no '{stat}', a running statistic of "
+                                 f"training model '{os.fspath(training_model)}'")
+        self._inputs = [i.name for i in self._train.get_inputs() if i.name not in self._params + self._stats]
         self.grads: dict[str, np.ndarray] = {}
         self._reset = True
         self.training = True
@@ -105,13 +118,18 @@ class Module:
 
     def __call__(self, *inputs: Any) -> Any:
         feeds = dict(zip(self._inputs, inputs))
-        feeds.update({p: self._state.tensors[p] for p in self._params})
+        feeds.update({p: self._state.tensors[p] for p in self._params + self._stats})
         if not self.training:
+            eval_inputs = {i.name for i in self._eval.get_inputs() + self._eval.get_overridable_initializers()}
+            feeds = {k: v for k, v in feeds.items() if k in eval_inputs}
             return self._eval.run(None, feeds)[-1]  # the loss is the eval model's last output
         outs = dict(zip(self._outputs, self._train.run(None, feeds)))
         for p in self._params:
             g = outs[f"{p}_grad"]
             self.grads[p] = g.copy() if self._reset or p not in self.grads else self.grads[p] + g
+        for stat in self._stats:
+            new = outs[stat + STATISTIC_SUFFIX]
+            self._state.tensors[stat] = dist.all_reduce(new, op="average") if self.data_parallel else new
         self._reset = False
         return outs["loss"]
 
@@ -119,7 +137,7 @@ class Module:
         """The eval model with the current parameters, pruned to `graph_output_names`."""
         model = onnx.load(self._eval_path)
         inits = {i.name: i for i in model.graph.initializer}
-        for p in self._params:
+        for p in self._params + self._stats:
             inits[p].CopyFrom(onnx.numpy_helper.from_array(self._state.tensors[p], p))
         model.graph.ClearField("output")
         value_infos = {v.name: v for v in list(model.graph.value_info)}
@@ -136,7 +154,7 @@ class Module:
         types.update(value_infos)
         for name in graph_output_names:
             model.graph.output.append(types.get(name) or onnx.helper.make_empty_tensor_value_info(name))
-        keep_inputs = [i for i in model.graph.input if i.name in needed and i.name not in self._params]
+        keep_inputs = [i for i in model.graph.input if i.name in needed and i.name not in self._params + self._stats]
         del model.graph.input[:]
         model.graph.input.extend(keep_inputs)
         keep_inits = [i for i in model.graph.initializer if i.name in needed]

@@ -134,3 +134,91 @@ def test_artifacts_do_not_train_the_statistics(tmp_path):
     generate_artifacts(forward, loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW, artifact_directory=tmp_path)
     grads = [o.name for o in onnx.load(tmp_path / "training_model.onnx").graph.output if o.name.endswith("_grad")]
     assert grads == ["conv.weight_grad", "bn.weight_grad", "bn.bias_grad", "fc.weight_grad", "fc.bias_grad"]
+
+
+def forward_only(m):
+    """`m` without its loss: the forward model generate_artifacts takes (outputs logits)."""
+    g = m.graph
+    kept = [n for n in g.node if n.op_type != "SoftmaxCrossEntropyLoss"]
+    del g.node[:]
+    g.node.extend(kept)
+    outputs = [o for o in g.output if o.name == "logits"]
+    del g.output[:]
+    g.output.extend(outputs)
+    inputs = [i for i in g.input if i.name == "x"]
+    del g.input[:]
+    g.input.extend(inputs)
+    return m
+
+
+def test_artifacts_module_updates_the_statistics(tmp_path):
+    """onnxruntime-style Module over generate_artifacts: each training call moves the running
+    statistics as the ONNX reference does; eval and the exported model normalize with them."""
+    from graft.training import LossType, OptimType, generate_artifacts
+    from graft.training.api import CheckpointState, Module, Optimizer
+
+    generate_artifacts(forward_only(model()), loss=LossType.CrossEntropyLoss, optimizer=OptimType.SGD,
+                       artifact_directory=tmp_path)
+    training = onnx.load(tmp_path / "training_model.onnx")
+    assert [o.name for o in training.graph.output if o.name.endswith(".new")] == [s + ".new" for s in STATS]
+    state = CheckpointState.load_checkpoint(tmp_path / "checkpoint")
+    assert set(STATS) <= set(state.tensors)
+    module = Module(tmp_path / "training_model.onnx", state, tmp_path / "eval_model.onnx")
+    optimizer = Optimizer(tmp_path / "optimizer_model.onnx", module)
+    optimizer.set_learning_rate(0.1)
+    data = batches()
+    for feeds in data:
+        before = dict(state.tensors)
+        rm, rv = ReferenceEvaluator(with_values(model(reference=True), before)).run(["rm", "rv"], feeds)
+        module(feeds["x"], feeds["labels"])
+        np.testing.assert_allclose(state.tensors["bn.running_mean"], rm, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state.tensors["bn.running_var"], rv, rtol=1e-5, atol=1e-6)
+        optimizer.step()
+        module.lazy_reset_grad()
+    assert not np.allclose(state.tensors["bn.running_var"], 1.0)  # they moved
+    # Eval: the reference's inference-mode BatchNormalization over the trained state.
+    want_logits, want_loss = ReferenceEvaluator(with_values(model(training_mode=0), state.tensors)).run(
+        ["logits", "loss"], data[0])
+    module.eval()
+    np.testing.assert_allclose(module(data[0]["x"], data[0]["labels"]), want_loss, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "inference.onnx"
+    module.export_model_for_inferencing(path, ["logits"])
+    runtime = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(runtime.run(None, {"x": data[0]["x"]})[0], want_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_cpp_module_updates_the_statistics_as_python(tmp_path):
+    """examples/cpp/finetune.cc (the C++ Module) on the same artifacts and batches ends with the
+    parameters and running statistics of the Python Module, which the test above checks against
+    the ONNX reference."""
+    import os
+    import subprocess
+
+    from graft.checkpoint import load_checkpoint
+    from graft.training import LossType, OptimType, generate_artifacts, write_dataset
+    from graft.training.api import CheckpointState, Module, Optimizer
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    binary = os.environ.get("GRAFT_FINETUNE", os.path.join(root, "build", "examples", "graft_finetune"))
+    generate_artifacts(forward_only(model()), loss=LossType.CrossEntropyLoss, optimizer=OptimType.SGD,
+                       artifact_directory=tmp_path / "artifacts")
+    data = batches()
+    write_dataset(tmp_path / "train.bin", {"x": np.concatenate([b["x"] for b in data]),
+                                           "labels": np.concatenate([b["labels"] for b in data])})
+    proc = subprocess.run([binary, str(tmp_path / "artifacts"), str(tmp_path / "train.bin"), str(tmp_path / "out"),
+                           "--epochs", "1", "--batch", "8", "--lr", "0.1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tensors, _, _ = load_checkpoint(tmp_path / "out" / "checkpoint")
+
+    state = CheckpointState.load_checkpoint(tmp_path / "artifacts" / "checkpoint")
+    module = Module(tmp_path / "artifacts" / "training_model.onnx", state, tmp_path / "artifacts" / "eval_model.onnx")
+    optimizer = Optimizer(tmp_path / "artifacts" / "optimizer_model.onnx", module)
+    optimizer.set_learning_rate(0.1)
+    for feeds in data:
+        module(feeds["x"], feeds["labels"])
+        optimizer.step()
+        module.lazy_reset_grad()
+    assert set(STATS) <= set(tensors)
+    assert not np.allclose(tensors["bn.running_var"], 1.0)
+    for name, ours in state.tensors.items():
+        np.testing.assert_allclose(tensors[name], ours, rtol=1e-5, atol=1e-6, err_msg=name)
