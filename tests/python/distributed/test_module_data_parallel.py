@@ -84,3 +84,28 @@ def test_running_statistics_agree_across_ranks(tmp_path):
     for name in states[0]:
         np.testing.assert_array_equal(states[1][name], states[0][name], err_msg=name)
     assert not np.allclose(states[0]["bn.running_var"], 1.0)
+
+
+def test_module_statistics_agree_across_ranks(tmp_path):
+    """BatchNormalization running statistics under a data-parallel Module: each rank's node
+    sees its half of the batch; the ranks average the new statistics, so both hold the mean of
+    what the ONNX reference computes for each half."""
+    from onnx.reference import ReferenceEvaluator
+    from test_batch_norm_statistics import STATS, forward_only, model, with_values
+
+    generate_artifacts(forward_only(model()), loss=LossType.CrossEntropyLoss, optimizer=OptimType.SGD,
+                       artifact_directory=tmp_path / "artifacts")
+    x = np.random.default_rng(3).standard_normal((16, 3, 6, 6)).astype(np.float32) * 2 + 1
+    np.save(tmp_path / "x.npy", x)
+    labels = np.arange(16, dtype=np.int64) % 5
+    worker = os.path.join(HERE, "module_bn_worker.py")
+    run_checked([*mpirun(2), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", sys.executable, worker,
+                 str(tmp_path / "artifacts"), str(tmp_path), str(tmp_path / "x.npy")], env=python_env())
+    ranks = [dict(np.load(tmp_path / f"state.rank{r}.npz")) for r in range(2)]
+    initial = {}  # the reference from the initial values (those in the model)
+    halves = [ReferenceEvaluator(with_values(model(reference=True), initial)).run(
+        ["rm", "rv"], {"x": x[r * 8:(r + 1) * 8], "labels": labels[r * 8:(r + 1) * 8]}) for r in range(2)]
+    for i, name in enumerate(STATS):
+        want = (halves[0][i] + halves[1][i]) / 2
+        for r in range(2):
+            np.testing.assert_allclose(ranks[r][name], want, rtol=1e-5, atol=1e-6, err_msg=f"rank {r}: {name}")
