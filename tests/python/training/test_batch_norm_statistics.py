@@ -56,6 +56,21 @@ def batches(count=6):
              "labels": rng.integers(0, 5, 8).astype(np.int64)} for _ in range(count)]
 
 
+def forward_only(m):
+    """`m` without its loss: the forward model generate_artifacts takes (outputs logits)."""
+    g = m.graph
+    kept = [n for n in g.node if n.op_type != "SoftmaxCrossEntropyLoss"]
+    del g.node[:]
+    g.node.extend(kept)
+    outputs = [o for o in g.output if o.name == "logits"]
+    del g.output[:]
+    g.output.extend(outputs)
+    inputs = [i for i in g.input if i.name == "x"]
+    del g.input[:]
+    g.input.extend(inputs)
+    return m
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_running_statistics_follow_the_onnx_reference(split):
     sess = TrainingSession(model(), loss="loss", optimizer="sgd", lr=0.1, momentum=0.9)
@@ -120,35 +135,9 @@ def test_a_statistic_is_not_a_parameter():
 
 def test_artifacts_do_not_train_the_statistics(tmp_path):
     from graft.training import LossType, OptimType, generate_artifacts
-    forward = model()
-    g = forward.graph
-    kept = [n for n in g.node if n.op_type != "SoftmaxCrossEntropyLoss"]
-    del g.node[:]
-    g.node.extend(kept)
-    outputs = [o for o in g.output if o.name == "logits"]
-    del g.output[:]
-    g.output.extend(outputs)
-    inputs = [i for i in g.input if i.name == "x"]
-    del g.input[:]
-    g.input.extend(inputs)
-    generate_artifacts(forward, loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW, artifact_directory=tmp_path)
+    generate_artifacts(forward_only(model()), loss=LossType.CrossEntropyLoss, optimizer=OptimType.AdamW, artifact_directory=tmp_path)
     grads = [o.name for o in onnx.load(tmp_path / "training_model.onnx").graph.output if o.name.endswith("_grad")]
     assert grads == ["conv.weight_grad", "bn.weight_grad", "bn.bias_grad", "fc.weight_grad", "fc.bias_grad"]
-
-
-def forward_only(m):
-    """`m` without its loss: the forward model generate_artifacts takes (outputs logits)."""
-    g = m.graph
-    kept = [n for n in g.node if n.op_type != "SoftmaxCrossEntropyLoss"]
-    del g.node[:]
-    g.node.extend(kept)
-    outputs = [o for o in g.output if o.name == "logits"]
-    del g.output[:]
-    g.output.extend(outputs)
-    inputs = [i for i in g.input if i.name == "x"]
-    del g.input[:]
-    g.input.extend(inputs)
-    return m
 
 
 def test_artifacts_module_updates_the_statistics(tmp_path):
