@@ -22,36 +22,32 @@ class AllReduce final : public Kernel {
 
   void compute(KernelContext& ctx) override {
     distributed::Communicator& comm = distributed::world();
-    auto reduce = [&comm, op = op_](const std::vector<PackedGroup>& groups,
-                                    std::vector<char>& data) {
+    auto reduce = [&comm, op = op_](const std::vector<PackedGroup>& groups, Tensor& packed) {
       for (const auto& g : groups) {
-        comm.all_reduce(data.data() + g.offset, static_cast<int64_t>(g.bytes / dtype_size(g.dtype)),
-                        g.dtype, op);
+        comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset,
+                        static_cast<int64_t>(g.bytes / dtype_size(g.dtype)), g.dtype, op);
       }
     };
-    std::vector<Tensor> outputs;
-    auto groups = pack_inputs(ctx, scratch_, outputs);
+    // The outputs are views of the packed buffer, which the collective reduces in place.
+    Tensor packed;
+    auto groups = pack_inputs(ctx, packed);
     if (comm.size() == 1 || !distributed::overlap_collectives(omp_get_max_threads())) {
       const distributed::CollectiveLabel label(ctx.describe());
-      reduce(groups, scratch_);
-      unpack_outputs(groups, scratch_, outputs);
+      reduce(groups, packed);
       return;
     }
-    // The stream reduces scratch_ and fills the outputs; the next run of this node starts only
-    // after the executor has waited for this one.
+    // The stream reduces the buffer (which the task keeps alive) while the nodes after this one
+    // run; the executor waits before anything reads the outputs.
     auto done = std::make_shared<std::future<void>>(distributed::submit_collective(
-        [this, reduce, label = ctx.describe(), groups = std::move(groups),
-         outputs = std::move(outputs)]() mutable {
+        [reduce, label = ctx.describe(), groups = std::move(groups), packed]() mutable {
           const distributed::CollectiveLabel scope(label);
-          reduce(groups, scratch_);
-          unpack_outputs(groups, scratch_, outputs);
+          reduce(groups, packed);
         }));
     ctx.finish_later([done] { done->get(); });
   }
 
  private:
   distributed::ReduceOp op_;
-  std::vector<char> scratch_;
 };
 
 }  // namespace

@@ -21,7 +21,7 @@ class Broadcast final : public Kernel {
                std::to_string(comm.size()));
     }
     distributed::run_collective_in_order(comm, ctx.describe(), [&] {
-      run_packed_collective(ctx, scratch_, [&](void* data, int64_t count, DType dtype) {
+      run_packed_collective(ctx, [&](void* data, int64_t count, DType dtype) {
         comm.broadcast(data, count, dtype, static_cast<int>(root_));
       });
     });
@@ -29,7 +29,6 @@ class Broadcast final : public Kernel {
 
  private:
   int64_t root_;
-  std::vector<char> scratch_;
 };
 
 }  // namespace
