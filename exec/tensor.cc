@@ -34,6 +34,15 @@ bool poison_unspecified() {
   return poison;
 }
 
+// `shape`, or InvalidArgument when a dimension is negative.
+Shape checked(Shape shape) {
+  for (int64_t d : shape) {
+    if (d < 0)
+      throw InvalidArgument("tensor shape " + shape_to_string(shape) + " has a negative dimension");
+  }
+  return shape;
+}
+
 }  // namespace
 
 Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator, Init init)
@@ -62,20 +71,12 @@ Buffer::~Buffer() {
   allocator_->release(data_, static_cast<size_t>(count_) * dtype_size(dtype_));
 }
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-  for (int64_t d : shape_) {
-    if (d < 0)
-      throw InvalidArgument("tensor shape " + shape_to_string(shape_) +
-                            " has a negative dimension");
-  }
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(checked(std::move(shape))) {
   buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
 }
 
 Tensor Tensor::empty(DType dtype, Shape shape) {
-  for (int64_t d : shape) {
-    if (d < 0)
-      throw InvalidArgument("tensor shape " + shape_to_string(shape) + " has a negative dimension");
-  }
+  shape = checked(std::move(shape));
   const int64_t count = shape_size(shape);
   return Tensor(dtype, std::move(shape),
                 std::make_shared<Buffer>(dtype, count, cpu_allocator(), Buffer::Init::Unspecified));

@@ -93,6 +93,13 @@ std::string format_float(float x) {
   return out.str();
 }
 
+// BatchNormalization that normalizes with batch statistics and outputs new running ones.
+bool training_mode_batch_norm(const ir::Model& m, const ir::Node& n) {
+  if (n.op_type != "BatchNormalization" || !n.domain.empty() || m.opset("") < 14) return false;
+  const ir::Attribute* mode = n.find_attr("training_mode");
+  return mode && mode->proto->i() != 0 && n.inputs.size() >= 5;
+}
+
 }  // namespace
 
 ArtifactPaths ArtifactPaths::in_directory(const std::string& dir) {
@@ -188,6 +195,105 @@ const std::string& CheckpointState::property(const std::string& name) const {
     throw InvalidArgument(checkpoint_name(path_) + " has no property '" + name + "'");
   }
   return it->second;
+}
+
+std::set<std::string> batch_norm_statistics(const ir::Model& m) {
+  std::set<std::string> stats;
+  for (const auto& n : m.graph.nodes) {
+    if (n->op_type != "BatchNormalization" || !n->domain.empty()) continue;
+    for (size_t i = 3; i < 5 && i < n->inputs.size(); ++i) {
+      if (m.graph.find_initializer(n->inputs[i]) && !m.graph.is_graph_input(n->inputs[i]))
+        stats.insert(n->inputs[i]);
+    }
+  }
+  return stats;
+}
+
+std::vector<std::string> updated_statistics(const ir::Model& m) {
+  const std::set<std::string> all = batch_norm_statistics(m);
+  std::vector<std::string> stats;
+  for (const auto& n : m.graph.nodes) {
+    if (!training_mode_batch_norm(m, *n)) continue;
+    for (size_t i = 3; i < 5; ++i) {
+      if (all.count(n->inputs[i]) &&
+          std::find(stats.begin(), stats.end(), n->inputs[i]) == stats.end())
+        stats.push_back(n->inputs[i]);
+    }
+  }
+  return stats;
+}
+
+void expose_running_statistics(ir::Model& m, const std::vector<std::string>& stats,
+                               bool data_parallel) {
+  if (stats.empty()) return;
+  ir::Graph& g = m.graph;
+  std::map<std::string, std::string> running;  // statistic -> the value holding its new value
+  for (auto& n : g.nodes) {
+    if (!training_mode_batch_norm(m, *n)) continue;
+    if (n->outputs.size() < 3) n->outputs.resize(3);
+    for (size_t i = 3; i < 5; ++i) {
+      const std::string& stat = n->inputs[i];
+      if (std::find(stats.begin(), stats.end(), stat) == stats.end() || running.count(stat))
+        continue;
+      std::string& out = n->outputs[i - 2];
+      if (out.empty()) out = stat + kNewSuffix + "/running";
+      running[stat] = out;
+    }
+  }
+  std::vector<std::string> local, fresh;
+  for (const auto& stat : stats) {
+    const onnx::TensorProto* t = g.find_initializer(stat);
+    auto type = ir::tensor_type(*t);
+    if (!g.is_graph_input(stat)) g.inputs.push_back({stat, type, ""});
+    g.outputs.push_back({stat + kNewSuffix, type, ""});
+    local.push_back(running.at(stat));
+    fresh.push_back(stat + kNewSuffix);
+  }
+  ir::Node node;
+  if (data_parallel) {
+    node.op_type = "AllReduce";
+    node.domain = "com.graft";
+    node.name = "running_statistics/AllReduce";
+    node.attributes.push_back(ir::string_attribute("reduction", "average"));
+    node.inputs = local;
+    node.outputs = fresh;
+    g.add_node(std::move(node));
+    if (!m.opset_imports.count("com.graft")) m.opset_imports["com.graft"] = 1;
+    return;
+  }
+  for (size_t i = 0; i < local.size(); ++i) {
+    ir::Node id;
+    id.op_type = "Identity";
+    id.name = fresh[i] + "/Identity";
+    id.inputs = {local[i]};
+    id.outputs = {fresh[i]};
+    g.add_node(std::move(id));
+  }
+}
+
+ir::Model in_inference_mode(ir::Model m) {
+  for (auto& n : m.graph.nodes) {
+    if (!training_mode_batch_norm(m, *n)) continue;
+    for (auto& a : n->attributes) {
+      if (a.name != "training_mode") continue;
+      a.proto = std::make_shared<onnx::AttributeProto>(*a.proto);  // the proto may be shared
+      a.proto->set_i(0);
+    }
+    n->outputs.resize(1);
+  }
+  return m;
+}
+
+void store_running_statistics(const std::vector<std::string>& stats, const std::vector<Value>& outs,
+                              size_t first, bool data_parallel,
+                              std::map<std::string, Tensor>& state) {
+  distributed::Communicator& world = distributed::world();
+  for (size_t i = 0; i < stats.size(); ++i) {
+    Tensor value = outs[first + i].tensor().clone();
+    if (data_parallel && world.size() > 1)
+      world.all_reduce(value.raw(), value.size(), value.dtype(), distributed::ReduceOp::Average);
+    state[stats[i]] = value;
+  }
 }
 
 // --- Module ---
@@ -315,13 +421,8 @@ std::vector<Value> Module::train_step(const std::map<std::string, Value>& feeds)
     }
   }
   reset_grad_ = false;
-  for (size_t i = 0; i < stats_.size(); ++i) {
-    Tensor value = outs[user_output_count_ + params_.size() + i].tensor().clone();
-    if (data_parallel_)
-      distributed::world().all_reduce(value.raw(), value.size(), value.dtype(),
-                                      distributed::ReduceOp::Average);
-    state_->parameters_[stats_[i]] = value;
-  }
+  store_running_statistics(stats_, outs, user_output_count_ + params_.size(), data_parallel_,
+                           state_->parameters_);
   outs.resize(user_output_count_);
   return outs;
 }

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -218,6 +219,28 @@ GRAFT_API void accumulate(Tensor& sum, const Tensor& addend);
 GRAFT_API ir::Model inference_model(const ir::Model& forward,
                                     const std::map<std::string, Tensor>& trained,
                                     const std::vector<std::string>& output_names);
+
+// BatchNormalization running statistics, which are buffers, as PyTorch calls them, not
+// parameters: no gradient trains them.
+// The running means and variances (inputs 3 and 4) held as initializers of `m`.
+GRAFT_API std::set<std::string> batch_norm_statistics(const ir::Model& m);
+// Those a step updates: of nodes in training mode (opset 14+ training_mode=1), whose outputs 1
+// and 2 are the new running mean and variance. In node order.
+GRAFT_API std::vector<std::string> updated_statistics(const ir::Model& m);
+// Makes `stats` (updated_statistics of `m`) state of a step: each becomes a graph input (its
+// initializer the first value) and the running value its BatchNormalization computes becomes
+// the graph output "<stat>.new". With `data_parallel` the ranks' values are averaged first (one
+// com.graft.AllReduce), so every rank keeps the same statistics, as the parameters.
+GRAFT_API void expose_running_statistics(ir::Model& m, const std::vector<std::string>& stats,
+                                         bool data_parallel);
+// `m` as it runs for inference: BatchNormalization in training mode normalizes with its running
+// statistics instead (training_mode=0, no running outputs), as torch's module.eval().
+GRAFT_API ir::Model in_inference_mode(ir::Model m);
+// Stores the new values of `stats`, outputs first, first + 1, ... of a run, in `state`; with
+// `data_parallel` and several ranks, averaged across them first.
+GRAFT_API void store_running_statistics(const std::vector<std::string>& stats,
+                                        const std::vector<Value>& outs, size_t first,
+                                        bool data_parallel, std::map<std::string, Tensor>& state);
 
 }  // namespace training
 }  // namespace graft

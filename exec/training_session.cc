@@ -31,109 +31,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// BatchNormalization's running mean and variance (inputs 3 and 4) held as float initializers:
-// buffers, as PyTorch calls them, not parameters; no gradient trains them.
-std::set<std::string> batch_norm_statistics(const ir::Model& m) {
-  std::set<std::string> stats;
-  for (const auto& n : m.graph.nodes) {
-    if (n->op_type != "BatchNormalization" || !n->domain.empty()) continue;
-    for (size_t i = 3; i < 5 && i < n->inputs.size(); ++i) {
-      if (m.graph.find_initializer(n->inputs[i]) && !m.graph.is_graph_input(n->inputs[i]))
-        stats.insert(n->inputs[i]);
-    }
-  }
-  return stats;
-}
-
-bool training_mode_batch_norm(const ir::Model& m, const ir::Node& n) {
-  if (n.op_type != "BatchNormalization" || !n.domain.empty() || m.opset("") < 14) return false;
-  const ir::Attribute* mode = n.find_attr("training_mode");
-  return mode && mode->proto->i() != 0 && n.inputs.size() >= 5;
-}
-
-// The running statistics that a step updates: those of BatchNormalization nodes in training
-// mode (opset 14+ training_mode=1), whose outputs 1 and 2 are the new running mean and variance.
-std::vector<std::string> updated_statistics(const ir::Model& m) {
-  const std::set<std::string> all = batch_norm_statistics(m);
-  std::vector<std::string> stats;
-  for (const auto& n : m.graph.nodes) {
-    if (!training_mode_batch_norm(m, *n)) continue;
-    for (size_t i = 3; i < 5; ++i) {
-      if (all.count(n->inputs[i]) &&
-          std::find(stats.begin(), stats.end(), n->inputs[i]) == stats.end())
-        stats.push_back(n->inputs[i]);
-    }
-  }
-  return stats;
-}
-
-// Makes `stats` (updated_statistics of `m`) state of a step: each becomes a graph input (its
-// initializer the first value) and the running value its BatchNormalization computes becomes
-// the graph output "<stat>.new". Data parallel, the ranks' values are averaged first (one
-// com.graft.AllReduce), so every rank keeps the same statistics, as the parameters.
-void expose_running_statistics(ir::Model& m, const std::vector<std::string>& stats,
-                               bool data_parallel) {
-  if (stats.empty()) return;
-  ir::Graph& g = m.graph;
-  std::map<std::string, std::string> running;  // statistic -> the value holding its new value
-  for (auto& n : g.nodes) {
-    if (!training_mode_batch_norm(m, *n)) continue;
-    if (n->outputs.size() < 3) n->outputs.resize(3);
-    for (size_t i = 3; i < 5; ++i) {
-      const std::string& stat = n->inputs[i];
-      if (std::find(stats.begin(), stats.end(), stat) == stats.end() || running.count(stat))
-        continue;
-      std::string& out = n->outputs[i - 2];
-      if (out.empty()) out = stat + kNew + "/running";
-      running[stat] = out;
-    }
-  }
-  std::vector<std::string> local, fresh;
-  for (const auto& stat : stats) {
-    const onnx::TensorProto* t = g.find_initializer(stat);
-    auto type = ir::tensor_type(*t);
-    if (!g.is_graph_input(stat)) g.inputs.push_back({stat, type, ""});
-    g.outputs.push_back({stat + kNew, type, ""});
-    local.push_back(running.at(stat));
-    fresh.push_back(stat + kNew);
-  }
-  ir::Node node;
-  if (data_parallel) {
-    node.op_type = "AllReduce";
-    node.domain = "com.graft";
-    node.name = "running_statistics/AllReduce";
-    node.attributes.push_back(ir::string_attribute("reduction", "average"));
-    node.inputs = local;
-    node.outputs = fresh;
-    g.add_node(std::move(node));
-    if (!m.opset_imports.count("com.graft")) m.opset_imports["com.graft"] = 1;
-    return;
-  }
-  for (size_t i = 0; i < local.size(); ++i) {
-    ir::Node id;
-    id.op_type = "Identity";
-    id.name = fresh[i] + "/Identity";
-    id.inputs = {local[i]};
-    id.outputs = {fresh[i]};
-    g.add_node(std::move(id));
-  }
-}
-
-// The model as it runs for inference: BatchNormalization in training mode normalizes with its
-// running statistics instead (training_mode=0, no running outputs), as torch's module.eval().
-ir::Model in_inference_mode(ir::Model m) {
-  for (auto& n : m.graph.nodes) {
-    if (!training_mode_batch_norm(m, *n)) continue;
-    for (auto& a : n->attributes) {
-      if (a.name != "training_mode") continue;
-      a.proto = std::make_shared<onnx::AttributeProto>(*a.proto);  // the proto may be shared
-      a.proto->set_i(0);
-    }
-    n->outputs.resize(1);
-  }
-  return m;
-}
-
 // The forward model with each parameter also a graph input, so runs can feed current values.
 ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std::string>& params) {
   ir::Model m = forward.clone();
@@ -269,7 +166,7 @@ class TrainingSession::StateRunner {
 TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions options)
     : loss_(options.loss), learning_rate_(options.learning_rate) {
   params_ = options.params;
-  const std::set<std::string> statistics = batch_norm_statistics(forward);
+  const std::set<std::string> statistics = training::batch_norm_statistics(forward);
   if (params_.empty()) {
     for (const auto& t : forward.graph.initializers) {
       if ((t->data_type() == onnx::TensorProto::FLOAT ||
@@ -286,7 +183,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
                             "training updates it from the batches");
     }
   }
-  stats_ = updated_statistics(forward);
+  stats_ = training::updated_statistics(forward);
   ir::Model grads = autodiff::build_gradient_graph(forward, loss_, params_);
   distributed::Communicator& world = distributed::world();
   data_parallel_ = options.data_parallel.value_or(world.size() > 1);
@@ -302,7 +199,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   }
   if (world_size_ > 1) check_ranks_agree(forward);
   ir::Model step = build_update(grads);
-  expose_running_statistics(step, stats_, data_parallel_);
+  training::expose_running_statistics(step, stats_, data_parallel_);
   // Initial state: the parameters and the optimizer's zero-initialized slots.
   for (const auto& t : step.graph.initializers) {
     const bool is_param = std::find(params_.begin(), params_.end(), t->name()) != params_.end();
@@ -333,8 +230,8 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   session_options_.enable_profiling = false;
   std::vector<std::string> fed = params_;
   fed.insert(fed.end(), stats_.begin(), stats_.end());
-  eval_ = std::make_unique<InferenceSession>(in_inference_mode(with_parameter_inputs(forward, fed)),
-                                             session_options_);
+  eval_ = std::make_unique<InferenceSession>(
+      training::in_inference_mode(with_parameter_inputs(forward, fed)), session_options_);
 }
 
 TrainingSession::~TrainingSession() = default;
@@ -401,7 +298,7 @@ void TrainingSession::build_split_sessions() {
   ir::Model gradients =
       autodiff::build_gradient_graph(with_parameter_inputs(*forward_, params_), loss_, params_);
   // Averaged across ranks in forward_backward when data parallel.
-  expose_running_statistics(gradients, stats_, false);
+  training::expose_running_statistics(gradients, stats_, false);
   grad_ = std::make_unique<InferenceSession>(std::move(gradients), session_options_);
   // The update alone: a model whose "gradients" are inputs, then the same optimizer nodes.
   ir::Model m;
@@ -457,13 +354,7 @@ double TrainingSession::forward_backward(const std::map<std::string, Value>& fee
   for (const auto& p : params_) names.push_back(p + "_grad");
   for (const auto& s : stats_) names.push_back(s + kNew);
   std::vector<Value> outs = grad_->run(names, all);
-  for (size_t i = 0; i < stats_.size(); ++i) {
-    Tensor t = outs[1 + params_.size() + i].tensor().clone();
-    if (data_parallel_ && world_size_ > 1) {
-      distributed::world().all_reduce(t.raw(), t.size(), t.dtype(), distributed::ReduceOp::Average);
-    }
-    state_[stats_[i]] = t;
-  }
+  training::store_running_statistics(stats_, outs, 1 + params_.size(), data_parallel_, state_);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& g = outs[i + 1].tensor();
     auto it = accumulated_.find(params_[i]);
@@ -581,7 +472,8 @@ std::string TrainingSession::end_profiling() {
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,
                                                    const std::vector<std::string>& outputs) const {
-  ir::save_model(in_inference_mode(training::inference_model(*forward_, state_, outputs)), path);
+  ir::save_model(training::in_inference_mode(training::inference_model(*forward_, state_, outputs)),
+                 path);
 }
 
 }  // namespace graft

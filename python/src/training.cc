@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "exec/generator.h"
+#include "exec/training_api.h"
 #include "exec/training_session.h"
 #include "ir/serialize.h"
 #include "python/src/convert.h"
@@ -19,6 +20,32 @@ void init_training(py::module_& m) {
   m.def(
       "set_rng_state", [](const std::string& state) { default_generator().set_state(state); },
       py::arg("state"));
+  // The running-statistics rewrites TrainingSession makes, for generate_artifacts.
+  m.def(
+      "updated_statistics",
+      [](const py::bytes& data) {
+        return training::updated_statistics(ir::load_model_from_bytes(std::string(data)));
+      },
+      py::arg("model"),
+      "The BatchNormalization running statistics a training step of the serialized model updates.");
+  m.def(
+      "expose_running_statistics",
+      [](const py::bytes& data, const std::vector<std::string>& stats) {
+        ir::Model model = ir::load_model_from_bytes(std::string(data));
+        training::expose_running_statistics(model, stats, false);
+        return py::bytes(ir::serialize_model(model));
+      },
+      py::arg("model"), py::arg("stats"),
+      "The serialized model with each statistic an input and its new value the output "
+      "\"<statistic>.new\".");
+  m.def(
+      "in_inference_mode",
+      [](const py::bytes& data) {
+        return py::bytes(ir::serialize_model(
+            training::in_inference_mode(ir::load_model_from_bytes(std::string(data)))));
+      },
+      py::arg("model"),
+      "The serialized model with its training-mode BatchNormalization nodes in inference mode.");
   py::class_<TrainingSession>(m, "TrainingSession")
       .def(py::init([](const py::bytes& data, const std::string& loss,
                        const std::vector<std::string>& params, const std::string& kind, float lr,

@@ -91,6 +91,8 @@ class Module:
         else:
             self._train = InferenceSession(training_model)
         self._eval = InferenceSession(eval_model) if eval_model else None
+        self._eval_inputs = ({i.name for i in self._eval.get_inputs() + self._eval.get_overridable_initializers()}
+                             if self._eval else set())
         self._eval_path = eval_model
         self._outputs = [o.name for o in self._train.get_outputs()]
         self._params = [n[: -len("_grad")] for n in self._outputs if n.endswith("_grad")]
@@ -120,8 +122,7 @@ class Module:
         feeds = dict(zip(self._inputs, inputs))
         feeds.update({p: self._state.tensors[p] for p in self._params + self._stats})
         if not self.training:
-            eval_inputs = {i.name for i in self._eval.get_inputs() + self._eval.get_overridable_initializers()}
-            feeds = {k: v for k, v in feeds.items() if k in eval_inputs}
+            feeds = {k: v for k, v in feeds.items() if k in self._eval_inputs}
             return self._eval.run(None, feeds)[-1]  # the loss is the eval model's last output
         outs = dict(zip(self._outputs, self._train.run(None, feeds)))
         for p in self._params:

@@ -9,11 +9,10 @@ import enum
 import os
 from typing import Sequence
 
-import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .. import autodiff, optim
+from .. import _C, autodiff, optim
 from ..checkpoint import save_checkpoint
 
 
@@ -75,60 +74,9 @@ def _with_parameter_inputs(model: onnx.ModelProto, params: Sequence[str]) -> onn
 STATISTIC_SUFFIX = ".new"
 
 
-def _training_mode_batch_norms(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """BatchNormalization nodes that normalize with batch statistics (opset 14+ training_mode=1)
-    and so output new running statistics."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 14:
-        return []
-    return [n for n in model.graph.node if n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx")
-            and len(n.input) >= 5 and any(a.name == "training_mode" and a.i for a in n.attribute)]
-
-
-def _updated_statistics(model: onnx.ModelProto) -> list[str]:
-    """The running statistics (initializers) that training-mode BatchNormalization nodes update."""
-    inits = {i.name for i in model.graph.initializer}
-    stats: list[str] = []
-    for node in _training_mode_batch_norms(model):
-        stats += [s for s in node.input[3:5] if s in inits and s not in stats]
-    return stats
-
-
-def _expose_statistics(model: onnx.ModelProto, stats: Sequence[str]) -> onnx.ModelProto:
-    """The training model's running statistics as state: each is an input, and the value its
-    BatchNormalization computes is the output "<statistic>.new"."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    inits = {i.name: i for i in m.graph.initializer}
-    running: dict[str, str] = {}
-    for node in _training_mode_batch_norms(m):
-        while len(node.output) < 3:
-            node.output.append("")
-        for i in (3, 4):
-            stat = node.input[i]
-            if stat in stats and stat not in running:
-                if not node.output[i - 2]:
-                    node.output[i - 2] = f"{stat}{STATISTIC_SUFFIX}/running"
-                running[stat] = node.output[i - 2]
-    for stat in stats:
-        t = inits[stat]
-        m.graph.node.append(helper.make_node("Identity", [running[stat]], [stat + STATISTIC_SUFFIX],
-                                             name=f"{stat}{STATISTIC_SUFFIX}/Identity"))
-        m.graph.output.append(helper.make_tensor_value_info(stat + STATISTIC_SUFFIX, t.data_type, list(t.dims)))
-    return m
-
-
-def _in_inference_mode(model: onnx.ModelProto) -> onnx.ModelProto:
-    """BatchNormalization normalizing with its running statistics (training_mode=0, no running
-    outputs), as torch's module.eval()."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for node in _training_mode_batch_norms(m):
-        for a in node.attribute:
-            if a.name == "training_mode":
-                a.i = 0
-        del node.output[1:]
-    return m
+def _native(fn, model: onnx.ModelProto, *args) -> onnx.ModelProto:
+    """`model` rewritten by one of TrainingSession's running-statistics passes in graft._C."""
+    return onnx.load_from_string(fn(model.SerializeToString(), *args))
 
 
 def generate_artifacts(model: onnx.ModelProto, requires_grad: Sequence[str] | None = None,
@@ -152,10 +100,11 @@ def generate_artifacts(model: onnx.ModelProto, requires_grad: Sequence[str] | No
                          and i.name not in statistics]
     params = [p for p in requires_grad if p not in frozen]
     with_loss = _append_loss(model, loss)
-    stats = [s for s in _updated_statistics(with_loss) if s not in params]
+    stats = [s for s in _C.updated_statistics(with_loss.SerializeToString()) if s not in params]
     state_inputs = _with_parameter_inputs(with_loss, params + stats)
-    eval_model = _in_inference_mode(state_inputs)
-    training = autodiff.gradient_model(_expose_statistics(state_inputs, stats), loss="loss", wrt=params)
+    eval_model = _native(_C.in_inference_mode, state_inputs)
+    training = autodiff.gradient_model(_native(_C.expose_running_statistics, state_inputs, stats), loss="loss",
+                                       wrt=params)
     # The update alone: gradients come in as "gradient/<p>".
     inits = {i.name: i for i in model.graph.initializer}
     nodes, inputs, outputs = [], [], []
