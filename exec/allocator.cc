@@ -12,6 +12,8 @@
 
 namespace graft {
 
+void Allocator::fill(void* ptr, int byte, size_t bytes) { std::memset(ptr, byte, bytes); }
+
 void Allocator::note_allocate(size_t bytes) {
   size_t now = in_use_ += bytes;
   size_t peak = peak_.load();

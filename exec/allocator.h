@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstring>
 
 namespace graft {
 
@@ -18,6 +19,12 @@ class GRAFT_API Allocator {
   virtual void* allocate(size_t bytes) = 0;
   // Gives back memory from allocate(); `bytes` is the size that was asked for.
   virtual void release(void* ptr, size_t bytes) = 0;
+  // Whether the memory is host memory the CPU may read and write. Device memory (a CUDA
+  // allocator's) is reached only through its provider's kernels; the planner inserts copies
+  // where a value crosses between host and device.
+  virtual bool on_host() const { return true; }
+  // Sets `bytes` bytes at `ptr` (from allocate()) to `byte`; device allocators override it.
+  virtual void fill(void* ptr, int byte, size_t bytes);
   // Bytes currently handed out and the most ever handed out at once.
   size_t bytes_in_use() const { return in_use_.load(); }
   size_t peak_bytes() const { return peak_.load(); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <unordered_set>
 
 #include "exec/partition.h"
@@ -119,9 +120,60 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   };
 
   const std::vector<int> owners = partition(ctx.model, graph, ctx.providers);
+  // Where each slot's value lives: -1 host memory, else the index of the device provider whose
+  // kernel made it. Inputs, initializers and outer values are host memory.
+  std::vector<int> location(num_slots_, -1);
+  auto place_of = [&](int provider) {
+    return provider >= 0 && !ctx.providers[static_cast<size_t>(provider)]->allocator().on_host()
+               ? provider
+               : -1;
+  };
+  // Copies already made: (slot, place) -> the slot holding the value there.
+  std::map<std::pair<int, int>, int> copies;
+  // The slot holding slot `s`'s value at `place`, adding copy steps as needed (a value moves
+  // between two devices through the host).
+  std::function<int(int, int, DType)> at = [&](int s, int place, DType dtype) -> int {
+    const int from = location[static_cast<size_t>(s)];
+    if (s < 0 || from == place) return s;
+    if (from >= 0 && place >= 0) return at(at(s, -1, dtype), place, dtype);
+    auto cached = copies.find({s, place});
+    if (cached != copies.end()) return cached->second;
+    const int device = place >= 0 ? place : from;
+    const ExecutionProvider& provider = *ctx.providers[static_cast<size_t>(device)];
+    std::string value_name;
+    for (const auto& [name, slot] : slot_of_) {
+      if (slot == s) value_name = name;
+    }
+    auto node = std::make_unique<ir::Node>();
+    node->op_type = place >= 0 ? "MemcpyFromHost" : "MemcpyToHost";
+    node->domain = "com.graft";
+    node->name = value_name + "/" + node->op_type;
+    node->inputs = {value_name};
+    node->outputs = {value_name + (place >= 0 ? "@" + std::string(provider.name()) : "@host")};
+    const KernelDef* def = provider.registry().find(node->domain, node->op_type, 1, {dtype});
+    if (!def) {
+      throw NotImplemented(std::string(provider.name()) + " has no " + node->op_type +
+                           " kernel to move '" + value_name + "' between host and device");
+    }
+    auto step = std::make_unique<Step>();
+    step->node = node.get();
+    step->desc = node->describe();
+    KernelInfo info(*node, 1, {dtype}, {nullptr});
+    step->kernel = def->factory(info);
+    step->inputs = {s};
+    const int copy = new_slot(node->outputs[0]);
+    location.push_back(place);
+    step->outputs = {copy};
+    steps_.push_back(std::move(step));
+    copy_nodes_.push_back(std::move(node));
+    copies[{s, place}] = copy;
+    return copy;
+  };
   size_t step_index = 0;
   for (const auto& node_ptr : graph.nodes) {
     const ir::Node& n = *node_ptr;
+    const int owner = owners[step_index++];
+    const int place = place_of(owner);
     auto step = std::make_unique<Step>();
     step->node = &n;
     step->desc = n.describe();
@@ -129,12 +181,15 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     std::vector<const Tensor*> constants;
     for (const auto& name : n.inputs) {
       int s = name.empty() ? -1 : lookup(n, name);
-      step->inputs.push_back(s);
       in_dtypes.push_back(dtype_of(name));
       auto c = constant_of.find(s);
-      constants.push_back(c == constant_of.end() ? nullptr : c->second);
+      const int here = s < 0 ? -1 : at(s, place, in_dtypes.back());
+      // A weight copied to the device is no constant the kernel could prepare from the host.
+      constants.push_back(c == constant_of.end() || here != s ? nullptr : c->second);
+      step->inputs.push_back(here);
     }
-    // Nested graphs: their outer-scope reads become implicit inputs of this node.
+    // Nested graphs: their outer-scope reads become implicit inputs of this node, read on the
+    // host.
     std::map<std::string, int> implicit_index;
     for (const auto& attr : n.attributes) {
       for (const auto& sub : attr.graphs) {
@@ -142,7 +197,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
         std::vector<int> idx;
         for (const auto& fv : free) {
           auto [it, inserted] = implicit_index.emplace(fv, static_cast<int>(step->implicit.size()));
-          if (inserted) step->implicit.push_back(lookup(n, fv));
+          if (inserted) step->implicit.push_back(at(lookup(n, fv), -1, dtype_of(fv)));
           idx.push_back(it->second);
         }
         step->subgraph_attrs.push_back(attr.name);
@@ -159,7 +214,6 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
     int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
-    int owner = owners[step_index++];
     if (owner < 0) {
       std::string names;
       for (const auto* p : ctx.providers)
@@ -179,9 +233,13 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     KernelInfo info(n, since, std::move(in_dtypes), std::move(constants));
     step->kernel = def->factory(info);
-    for (const auto& name : n.outputs) step->outputs.push_back(name.empty() ? -1 : new_slot(name));
+    for (const auto& name : n.outputs) {
+      step->outputs.push_back(name.empty() ? -1 : new_slot(name));
+      if (!name.empty()) location.push_back(place);
+    }
     steps_.push_back(std::move(step));
   }
+  // The graph's outputs are handed over in host memory.
   for (const auto& v : graph.outputs) {
     output_names_.push_back(v.name);
     auto it = slot_of_.find(v.name);
@@ -189,7 +247,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
       throw InvalidArgument("graph '" + graph.name + "': output '" + v.name +
                             "' is not produced by any node");
     }
-    output_slots_.push_back(it->second);
+    output_slots_.push_back(at(it->second, -1, dtype_of(v.name)));
   }
   // Lifetimes: a slot is dropped after the last step that reads it, unless it is an output.
   std::unordered_set<int> keep(output_slots_.begin(), output_slots_.end());

@@ -14,6 +14,10 @@
 namespace graft {
 
 namespace ir {
+class Node;
+}
+
+namespace ir {
 class Graph;
 class Model;
 }  // namespace ir
@@ -82,6 +86,9 @@ class GraphPlan {
   std::vector<std::pair<int, Value>> constants_;  // initializers
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
+  // The copy nodes the plan adds where a value crosses between host and device memory
+  // (com.graft MemcpyFromHost / MemcpyToHost, run by the device's provider).
+  std::vector<std::unique_ptr<ir::Node>> copy_nodes_;
   size_t num_slots_ = 0;
   bool has_in_place_ = false;  // some step may write into an input's buffer
   // Walks the steps over `slots` (inputs already placed). `foreign` lists buffers the run does

@@ -15,6 +15,8 @@ struct ProviderEntry {
   std::string name;
   int rank;
   ProviderFactory factory;
+  bool by_default;
+  ProviderProbe probe;
 };
 
 std::vector<ProviderEntry>& provider_table() {
@@ -24,8 +26,9 @@ std::vector<ProviderEntry>& provider_table() {
 
 }  // namespace
 
-void register_provider(const std::string& name, int rank, ProviderFactory factory) {
-  provider_table().push_back({name, rank, factory});
+void register_provider(const std::string& name, int rank, ProviderFactory factory, bool by_default,
+                       ProviderProbe probe) {
+  provider_table().push_back({name, rank, factory, by_default, probe});
 }
 
 bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
@@ -37,14 +40,26 @@ bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
   return registry.has_op(n.domain, n.op_type, since);
 }
 
-std::vector<std::string> available_providers() {
+namespace {
+
+std::vector<std::string> providers_where(bool only_default) {
   auto table = provider_table();
   std::stable_sort(table.begin(), table.end(),
                    [](const auto& a, const auto& b) { return a.rank < b.rank; });
   std::vector<std::string> names;
-  for (const auto& e : table) names.push_back(e.name);
+  for (const auto& e : table) {
+    if (only_default && !e.by_default) continue;
+    if (e.probe && !e.probe()) continue;
+    names.push_back(e.name);
+  }
   return names;
 }
+
+}  // namespace
+
+std::vector<std::string> available_providers() { return providers_where(false); }
+
+std::vector<std::string> default_providers() { return providers_where(true); }
 
 std::unique_ptr<ExecutionProvider> create_provider(const std::string& name) {
   for (const auto& e : provider_table()) {

@@ -34,12 +34,20 @@ class ExecutionProvider {
 };
 
 using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)();
-// Called by each provider built into graft, at static-init time. `rank` orders the default
-// preference (lower first).
-void register_provider(const std::string& name, int rank, ProviderFactory factory);
+// Whether a provider can run on this machine (a device is present); asked when the list of
+// available providers is made, never at static-init time.
+using ProviderProbe = bool (*)();
+// Called by each provider built into graft, at static-init time. `rank` orders the preference
+// (lower first). A provider with `by_default` false runs only where the user names it (the CUDA
+// provider, which claims only some ops: a session asked for nothing keeps to the host). `probe`
+// nullptr: always available.
+GRAFT_API void register_provider(const std::string& name, int rank, ProviderFactory factory,
+                                 bool by_default = true, ProviderProbe probe = nullptr);
 
-// Providers compiled into this build, in default preference order.
+// Providers compiled into this build that can run here, in preference order.
 GRAFT_API std::vector<std::string> available_providers();
+// The available providers a session uses when it is given none.
+GRAFT_API std::vector<std::string> default_providers();
 // Creates a provider by name. Throws NotImplemented naming the provider and the build option
 // when graft was built without it, InvalidArgument for an unknown name.
 std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);

@@ -105,7 +105,7 @@ void check_feed(const IOInfo& info, const Value& v) {
 InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
                                    std::vector<std::string> providers)
     : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
-  if (providers.empty()) providers = available_providers();
+  if (providers.empty()) providers = default_providers();
   std::vector<std::unique_ptr<ExecutionProvider>> eps;
   for (const auto& name : providers) {
     auto ep = create_provider(name);

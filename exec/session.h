@@ -42,7 +42,7 @@ struct IOInfo {
 class GRAFT_API InferenceSession {
  public:
   // Builds a session from a model: inlines functions that have no kernel, optimizes, assigns
-  // every node to a provider (in `providers` order, default all available) and plans it.
+  // every node to a provider (in `providers` order, default default_providers()) and plans it.
   // Throws NotImplemented when a node has no kernel (naming op, domain, opset), InvalidArgument
   // for an invalid model or an unknown provider.
   InferenceSession(ir::Model model, SessionOptions options = {},

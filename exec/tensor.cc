@@ -48,14 +48,18 @@ Shape checked(Shape shape) {
 Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator, Init init)
     : dtype_(dtype), count_(count), allocator_(&allocator) {
   size_t bytes = static_cast<size_t>(count) * dtype_size(dtype);
+  if (dtype == DType::String && !allocator.on_host()) {
+    throw InvalidArgument(std::string("string tensors cannot live in ") + allocator.name() +
+                          " memory");
+  }
   data_ = allocator.allocate(bytes);
   if (dtype == DType::String) {
     auto* s = static_cast<std::string*>(data_);
     for (int64_t i = 0; i < count; ++i) new (s + i) std::string();
   } else if (init == Init::Zero) {
-    std::memset(data_, 0, bytes);
+    allocator.fill(data_, 0, bytes);
   } else if (poison_unspecified()) {
-    std::memset(data_, 0xFF, bytes);
+    allocator.fill(data_, 0xFF, bytes);
   }
 }
 
@@ -99,6 +103,10 @@ Tensor Tensor::reshaped(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
+  if (buffer_ && buffer_->allocator() && !buffer_->allocator()->on_host()) {
+    throw InvalidArgument(std::string("cannot clone a tensor in ") + buffer_->allocator()->name() +
+                          " memory on the host");
+  }
   Tensor out = empty(dtype_, shape_);
   if (dtype_ == DType::String) {
     auto src = span<std::string>();

@@ -19,8 +19,8 @@ using Shape = std::vector<int64_t>;
 GRAFT_API int64_t shape_size(const Shape& shape);           // product of dims; 1 for a scalar
 GRAFT_API std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
 
-// A block of host memory that knows how to destroy what it holds (std::string elements need
-// their destructors run).
+// A block of memory (host memory unless its allocator says otherwise) that knows how to destroy
+// what it holds (std::string elements need their destructors run).
 class GRAFT_API Buffer {
  public:
   // What a new buffer holds: zeros, or whatever the memory held before (to be overwritten).
@@ -35,6 +35,9 @@ class GRAFT_API Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   void* data() const { return data_; }
+  // The allocator the memory came from; nullptr for wrapped memory (host memory owned
+  // elsewhere).
+  Allocator* allocator() const { return allocator_; }
 
  private:
   void* data_ = nullptr;

@@ -80,7 +80,7 @@ class TrainingSession::StateRunner {
                   [&](const auto& t) { return state.count(t->name()) > 0; });
     std::vector<std::unique_ptr<ExecutionProvider>> providers;
     std::vector<const ExecutionProvider*> chosen;
-    for (const auto& name : available_providers()) {
+    for (const auto& name : default_providers()) {
       providers.push_back(create_provider(name));
       chosen.push_back(providers.back().get());
     }

@@ -2,49 +2,37 @@
 // into one contiguous buffer, so a bucket of N tensors costs one collective, not N.
 #pragma once
 
-#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <vector>
 
+#include "distributed/packing.h"
 #include "exec/kernel.h"
 
 namespace graft {
 
-// The inputs of one dtype, packed at `offset` bytes into the packed buffer.
-struct PackedGroup {
-  DType dtype;
-  size_t offset = 0;
-  size_t bytes = 0;
-  std::vector<int> members;  // input (and output) indices, in order
-};
+using distributed::PackedGroup;
 
-// Packs every input into one new buffer, `packed` (grouped by dtype, in input order, each group
-// starting on a 64-byte boundary), and makes output i the view of input i's copy there. A
-// collective that works on the groups in place so leaves its results in the outputs, with no
-// copy back. Inputs and outputs correspond one to one.
+// Packs every input into one new buffer, `packed` (laid out by distributed::pack_layout), and
+// makes output i the view of input i's copy there. A collective that works on the groups in
+// place so leaves its results in the outputs, with no copy back. Inputs and outputs correspond
+// one to one.
 inline std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed) {
   if (ctx.num_outputs() != ctx.num_inputs()) {
     ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
              std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
   }
-  std::vector<PackedGroup> groups;
+  std::vector<DType> dtypes;
+  std::vector<size_t> nbytes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     const Tensor& x = ctx.input(i);
-    const DType dtype = x.dtype();
-    if (dtype == DType::String || dtype_size(dtype) == 0)
-      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(dtype));
-    auto it = std::find_if(groups.begin(), groups.end(),
-                           [&](const PackedGroup& g) { return g.dtype == dtype; });
-    if (it == groups.end()) it = groups.insert(groups.end(), PackedGroup{dtype, 0, 0, {}});
-    it->members.push_back(i);
-    it->bytes += x.nbytes();
+    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
+      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
+    dtypes.push_back(x.dtype());
+    nbytes.push_back(x.nbytes());
   }
   size_t total = 0;
-  for (auto& g : groups) {
-    g.offset = total;
-    total += (g.bytes + 63) / 64 * 64;
-  }
+  std::vector<PackedGroup> groups = distributed::pack_layout(dtypes, nbytes, total);
   packed = Tensor::empty(DType::UInt8, {static_cast<int64_t>(total)});
   char* base = static_cast<char*>(packed.raw());
   for (const auto& g : groups) {

@@ -1,0 +1,154 @@
+// com.graft AllReduce, Broadcast, AllGather and ReduceScatter on device tensors, over the NCCL
+// communicator of the CUDA device (semantics as the CPU kernels in providers/cpu/distributed).
+// AllReduce and Broadcast pack their inputs into one device buffer with one batched-copy launch
+// (distributed::pack_layout), run one NCCL collective per dtype on it in place, and hand out
+// views of it as their outputs.
+#include <vector>
+
+#include "distributed/packing.h"
+#include "providers/cuda/batched_copy.h"
+#include "providers/cuda/device.h"
+#include "providers/cuda/kernels.h"
+
+namespace graft::cuda {
+namespace {
+
+using distributed::PackedGroup;
+
+// Packs the inputs into `packed` on the device and sets the outputs to views of it; the packing
+// is complete when this returns.
+std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed) {
+  if (ctx.num_outputs() != ctx.num_inputs()) {
+    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
+             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
+  }
+  std::vector<DType> dtypes;
+  std::vector<size_t> nbytes;
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    const Tensor& x = ctx.input(i);
+    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
+      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
+    dtypes.push_back(x.dtype());
+    nbytes.push_back(x.nbytes());
+  }
+  size_t total = 0;
+  std::vector<PackedGroup> groups = distributed::pack_layout(dtypes, nbytes, total);
+  packed = empty_on_device(DType::UInt8, {static_cast<int64_t>(total)});
+  char* base = static_cast<char*>(packed.raw());
+  std::vector<CopySegment> segments;
+  for (const auto& g : groups) {
+    size_t offset = g.offset;
+    for (int i : g.members) {
+      const Tensor& x = ctx.input(i);
+      segments.push_back({x.raw(), base + offset, x.nbytes()});
+      ctx.set_output(i, Value(Tensor(x.dtype(), x.shape(), packed.buffer(), offset)));
+      offset += x.nbytes();
+    }
+  }
+  Device& device = Device::get();
+  check(batched_copy(segments.data(), segments.size(), device.stream()),
+        ctx.describe() + ": packing the inputs");
+  // NCCL reads the buffer on its own stream.
+  device.synchronize();
+  return groups;
+}
+
+int64_t elements(const PackedGroup& g) {
+  return static_cast<int64_t>(g.bytes / dtype_size(g.dtype));
+}
+
+class AllReduce final : public Kernel {
+ public:
+  explicit AllReduce(const KernelInfo& info)
+      : op_(distributed::parse_reduce_op(info.attr_string("reduction", "sum"), info.describe())) {}
+  void compute(KernelContext& ctx) override {
+    distributed::Communicator& comm = Device::get().communicator();
+    Tensor packed;
+    const auto groups = pack_inputs(ctx, packed);
+    const distributed::CollectiveLabel label(ctx.describe());
+    for (const auto& g : groups)
+      comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset, elements(g), g.dtype, op_);
+  }
+
+ private:
+  distributed::ReduceOp op_;
+};
+
+class Broadcast final : public Kernel {
+ public:
+  explicit Broadcast(const KernelInfo& info) : root_(info.attr_int("root", 0)) {
+    if (root_ < 0) info.fail("root " + std::to_string(root_) + " is negative");
+  }
+  void compute(KernelContext& ctx) override {
+    distributed::Communicator& comm = Device::get().communicator();
+    if (root_ >= comm.size()) {
+      ctx.fail("root " + std::to_string(root_) + " is not a rank of " +
+               std::to_string(comm.size()));
+    }
+    Tensor packed;
+    const auto groups = pack_inputs(ctx, packed);
+    const distributed::CollectiveLabel label(ctx.describe());
+    for (const auto& g : groups) {
+      comm.broadcast(static_cast<char*>(packed.raw()) + g.offset, elements(g), g.dtype,
+                     static_cast<int>(root_));
+    }
+  }
+
+ private:
+  int64_t root_;
+};
+
+class AllGather final : public Kernel {
+ public:
+  explicit AllGather(const KernelInfo&) {}
+  void compute(KernelContext& ctx) override {
+    Device& device = Device::get();
+    distributed::Communicator& comm = device.communicator();
+    const Tensor& x = ctx.input(0);
+    if (x.rank() == 0) ctx.fail("input X is a scalar; gathering is along axis 0");
+    Shape shape = x.shape();
+    shape[0] *= comm.size();
+    Tensor y = empty_on_device(x.dtype(), shape);
+    device.synchronize();
+    const distributed::CollectiveLabel label(ctx.describe());
+    comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype());
+    ctx.set_output(0, Value(std::move(y)));
+  }
+};
+
+class ReduceScatter final : public Kernel {
+ public:
+  explicit ReduceScatter(const KernelInfo& info)
+      : op_(distributed::parse_reduce_op(info.attr_string("reduction", "sum"), info.describe())) {}
+  void compute(KernelContext& ctx) override {
+    Device& device = Device::get();
+    distributed::Communicator& comm = device.communicator();
+    const Tensor& x = ctx.input(0);
+    if (x.rank() == 0) ctx.fail("input X is a scalar; scattering is along axis 0");
+    if (x.dim(0) % comm.size() != 0) {
+      ctx.fail("input X has " + std::to_string(x.dim(0)) + " rows, not a multiple of the " +
+               std::to_string(comm.size()) + " ranks");
+    }
+    Shape shape = x.shape();
+    shape[0] /= comm.size();
+    Tensor y = empty_on_device(x.dtype(), shape);
+    device.synchronize();
+    const distributed::CollectiveLabel label(ctx.describe());
+    comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);
+    ctx.set_output(0, Value(std::move(y)));
+  }
+
+ private:
+  distributed::ReduceOp op_;
+};
+
+}  // namespace
+
+void register_collective_kernels(KernelRegistry& reg) {
+  reg.add({"com.graft", "AllReduce", 1, 1 << 30, kNumberTypes, 0, make<AllReduce>});
+  reg.add({"com.graft", "Broadcast", 1, 1 << 30, {}, 0, make<Broadcast>});
+  reg.add({"com.graft", "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
+  reg.add({"com.graft", "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
+}
+
+}  // namespace graft::cuda

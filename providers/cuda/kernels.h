@@ -1,0 +1,13 @@
+// The CUDA provider's kernels, added to its registry when the provider is first made.
+#pragma once
+
+#include "exec/kernel.h"
+
+namespace graft::cuda {
+
+// com.graft MemcpyFromHost / MemcpyToHost: the copies the planner inserts at device boundaries.
+void register_memcpy_kernels(KernelRegistry& reg);
+// com.graft AllReduce, Broadcast, AllGather, ReduceScatter over NCCL.
+void register_collective_kernels(KernelRegistry& reg);
+
+}  // namespace graft::cuda

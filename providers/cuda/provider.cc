@@ -1,0 +1,52 @@
+// The CUDA execution provider: claims the nodes its kernel registry can run (the collectives and
+// the host/device copies); the planner copies values in and out of device memory around them.
+// A session uses it only where the user names it (providers=["CUDAExecutionProvider", ...]).
+#include "exec/provider.h"
+#include "ir/model.h"
+#include "providers/cuda/device.h"
+#include "providers/cuda/kernels.h"
+
+namespace graft::cuda {
+namespace {
+
+const KernelRegistry& cuda_kernel_registry() {
+  static const KernelRegistry registry = [] {
+    KernelRegistry reg;
+    register_memcpy_kernels(reg);
+    register_collective_kernels(reg);
+    return reg;
+  }();
+  return registry;
+}
+
+class CudaProvider : public ExecutionProvider {
+ public:
+  CudaProvider() : device_(Device::get()) {}
+  const char* name() const override { return "CUDAExecutionProvider"; }
+  std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
+    std::vector<size_t> claimed;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
+    }
+    return claimed;
+  }
+  const KernelRegistry& registry() const override { return cuda_kernel_registry(); }
+  Allocator& allocator() const override { return device_.allocator(); }
+
+ private:
+  Device& device_;
+};
+
+std::unique_ptr<ExecutionProvider> make_cuda_provider() { return std::make_unique<CudaProvider>(); }
+
+bool cuda_device_present() { return device_count() > 0; }
+
+struct CudaProviderRegistrar {
+  CudaProviderRegistrar() {
+    register_provider("CUDAExecutionProvider", 50, &make_cuda_provider, /*by_default=*/false,
+                      &cuda_device_present);
+  }
+} cuda_provider_registrar;
+
+}  // namespace
+}  // namespace graft::cuda

@@ -1,0 +1,191 @@
+// The planner's copies at device boundaries, checked without a GPU: a test provider whose
+// allocator reports device memory (host memory underneath) runs Relu, and its own MemcpyFromHost
+// and MemcpyToHost kernels record every crossing. Each of its kernels checks that its inputs are
+// in its memory; the CPU's checks are that host nodes and the caller only ever see host memory.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "exec/provider.h"
+#include "exec/session.h"
+#include "ir/model.h"
+#include "tests/model_builder.h"
+
+namespace graft {
+namespace {
+
+class FakeDeviceMemory final : public Allocator {
+ public:
+  const char* name() const override { return "FakeDevice"; }
+  void* allocate(size_t bytes) override {
+    note_allocate(bytes);
+    return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+  }
+  void release(void* ptr, size_t bytes) override {
+    note_release(bytes);
+    std::free(ptr);
+  }
+  bool on_host() const override { return false; }
+};
+
+FakeDeviceMemory& device_memory() {
+  static FakeDeviceMemory* memory = new FakeDeviceMemory();
+  return *memory;
+}
+
+int copies_in = 0;
+int copies_out = 0;
+
+bool on_device(const Tensor& t) { return t.buffer()->allocator() == &device_memory(); }
+
+Tensor device_tensor(DType dtype, const Shape& shape) {
+  return Tensor(dtype, shape,
+                std::make_shared<Buffer>(dtype, shape_size(shape), device_memory(),
+                                         Buffer::Init::Unspecified));
+}
+
+class DeviceRelu final : public Kernel {
+ public:
+  explicit DeviceRelu(const KernelInfo& info) {
+    if (info.constant_input(0)) info.fail("was handed a host constant");
+  }
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    if (!on_device(x)) ctx.fail("input is not in device memory");
+    Tensor y = device_tensor(x.dtype(), x.shape());
+    for (int64_t i = 0; i < x.size(); ++i) y.data<float>()[i] = std::max(0.0f, x.data<float>()[i]);
+    ctx.set_output(0, Value(std::move(y)));
+  }
+};
+
+class FromHost final : public Kernel {
+ public:
+  explicit FromHost(const KernelInfo&) {}
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    if (on_device(x)) ctx.fail("copies a value that is already on the device");
+    Tensor y = device_tensor(x.dtype(), x.shape());
+    std::memcpy(y.raw(), x.raw(), x.nbytes());
+    ++copies_in;
+    ctx.set_output(0, Value(std::move(y)));
+  }
+};
+
+class ToHost final : public Kernel {
+ public:
+  explicit ToHost(const KernelInfo&) {}
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    if (!on_device(x)) ctx.fail("copies a value that is not on the device");
+    Tensor& y = ctx.output(0, x.dtype(), x.shape());
+    std::memcpy(y.raw(), x.raw(), x.nbytes());
+    ++copies_out;
+  }
+};
+
+const KernelRegistry& fake_registry() {
+  static const KernelRegistry registry = [] {
+    KernelRegistry reg;
+    reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<DeviceRelu>});
+    reg.add({"com.graft", "MemcpyFromHost", 1, 1 << 30, {}, 0, make<FromHost>});
+    reg.add({"com.graft", "MemcpyToHost", 1, 1 << 30, {}, 0, make<ToHost>});
+    return reg;
+  }();
+  return registry;
+}
+
+class FakeDeviceProvider : public ExecutionProvider {
+ public:
+  const char* name() const override { return "FakeDeviceProvider"; }
+  std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
+    std::vector<size_t> claimed;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
+    }
+    return claimed;
+  }
+  const KernelRegistry& registry() const override { return fake_registry(); }
+  Allocator& allocator() const override { return device_memory(); }
+};
+
+std::unique_ptr<ExecutionProvider> make_fake() { return std::make_unique<FakeDeviceProvider>(); }
+
+struct Registrar {
+  Registrar() { register_provider("FakeDeviceProvider", 200, &make_fake, /*by_default=*/false); }
+} registrar;
+
+// r1 = Relu(x) [device]; s = r1 + b [CPU]; r2 = Relu(s) [device]; r3 = Relu(b) [device];
+// t = r2 + r3 [CPU]. Outputs t, r2 (a device value) and r1 (read by the CPU too).
+ir::Model chain() {
+  test_util::ModelBuilder m("chain");
+  m.input("x", std::vector<std::string>{"4"});
+  m.initializer("b", {4}, [](int64_t i) { return static_cast<float>(i) - 1.5f; });
+  m.node("Relu", {"x"}, "r1");
+  m.node("Add", {"r1", "b"}, "s");
+  m.node("Relu", {"s"}, "r2");
+  m.node("Relu", {"b"}, "r3");
+  m.node("Add", {"r2", "r3"}, "t");
+  m.output("t", std::vector<std::string>{"4"});
+  m.output("r2", std::vector<std::string>{"4"});
+  m.output("r1", std::vector<std::string>{"4"});
+  return m.build();
+}
+
+TEST(DeviceCopies, PlannerCopiesAtEveryHostDeviceBoundary) {
+  SessionOptions options;
+  options.graph_optimization_level = 0;
+  InferenceSession session(chain(), options, {"FakeDeviceProvider", "CPUExecutionProvider"});
+  copies_in = copies_out = 0;
+  Tensor x(DType::Float, {4});
+  const float xs[] = {-2.0f, -0.5f, 0.5f, 2.0f};
+  std::memcpy(x.raw(), xs, sizeof(xs));
+  std::vector<Value> out = session.run({}, {{"x", x}});
+  // In: x, s, the initializer b. Out: r1 (for Add and as an output, one copy), r2 (for Add and
+  // as an output, one copy), r3.
+  EXPECT_EQ(copies_in, 3);
+  EXPECT_EQ(copies_out, 3);
+  const float b[] = {-1.5f, -0.5f, 0.5f, 1.5f};
+  for (int i = 0; i < 4; ++i) {
+    const float r1 = std::max(0.0f, xs[i]);
+    const float r2 = std::max(0.0f, r1 + b[i]);
+    EXPECT_EQ(out[0].tensor().data<float>()[i], r2 + std::max(0.0f, b[i])) << i;
+    EXPECT_EQ(out[1].tensor().data<float>()[i], r2) << i;
+    EXPECT_EQ(out[2].tensor().data<float>()[i], r1) << i;
+  }
+  for (const auto& v : out) EXPECT_FALSE(on_device(v.tensor()));
+}
+
+TEST(DeviceCopies, ProvidersThatAreNotDefaultAreListedButNotUsedUnasked) {
+  const auto available = available_providers();
+  const auto defaults = default_providers();
+  EXPECT_NE(std::find(available.begin(), available.end(), "FakeDeviceProvider"), available.end());
+  EXPECT_EQ(std::find(defaults.begin(), defaults.end(), "FakeDeviceProvider"), defaults.end());
+  InferenceSession session(chain());
+  copies_in = copies_out = 0;
+  session.run({}, {{"x", Tensor(DType::Float, {4})}});
+  EXPECT_EQ(copies_in + copies_out, 0);
+}
+
+TEST(DeviceCopies, DeviceBuffersRefuseHostOnlyOperations) {
+  Tensor t = device_tensor(DType::Float, {3});
+  EXPECT_THROW(t.clone(), InvalidArgument);
+  EXPECT_THROW(Buffer(DType::String, 2, device_memory()), InvalidArgument);
+}
+
+TEST(DeviceCopies, AskingForCudaWithoutADeviceNamesTheReason) {
+  const auto available = available_providers();
+  if (std::find(available.begin(), available.end(), "CUDAExecutionProvider") != available.end())
+    GTEST_SKIP() << "a CUDA device is present";
+  try {
+    InferenceSession session(chain(), {}, {"CUDAExecutionProvider", "CPUExecutionProvider"});
+    FAIL() << "the session was made without a CUDA device";
+  } catch (const std::exception& e) {
+    // Built without CUDA: the build option; built with it: why no device can be used.
+    const std::string message = e.what();
+    EXPECT_NE(message.find("CUDA"), std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace graft
