@@ -2,6 +2,7 @@
 
     PYTHONPATH=python python bench/scaling_bench.py [--models mlp,resnet18] [--steps 15]
                                                     [--repeat 3] [--overlap auto|on|off]
+                                                    [--batch mlp=512,resnet18=64] [--zero 1]
 
 For each model (the training benchmark's, bench/train_bench.py) and the same global batch, runs
 `mpirun -np 1` and `mpirun -np 2` with OMP_NUM_THREADS=1; each rank trains on its shard of every
@@ -27,10 +28,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GLOBAL_BATCH = {"mlp": 64, "resnet18": 16, "transformer": 8}
 
 
-def worker(name: str, path: str, steps: int, data_parallel: bool) -> None:
+def worker(name: str, path: str, steps: int, data_parallel: bool, global_batch: int, zero: int) -> None:
     """One rank: trains `steps` (+3 warm-up) steps on its shard and prints its median step time."""
     sys.path.insert(0, HERE)
     import onnx
@@ -44,10 +44,11 @@ def worker(name: str, path: str, steps: int, data_parallel: bool) -> None:
     stats = {i for n in model.graph.node if n.op_type == "BatchNormalization" for i in n.input[3:5]}
     params = [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and i.name not in stats]
     sess = TrainingSession(model, loss="loss", params=params, optimizer="sgd", lr=LR, momentum=MOMENTUM,
-                           data_parallel=data_parallel if size > 1 else None, intra_op_num_threads=1)
-    shard = GLOBAL_BATCH[name] // size
+                           data_parallel=data_parallel if size > 1 else None, intra_op_num_threads=1,
+                           zero_stage=zero if size > 1 and data_parallel else 0)
+    shard = global_batch // size
     times = []
-    for b in make_batches(name, steps + 3):
+    for b in make_batches(name, steps + 3, global_batch):
         feeds = {k: v[rank * shard:(rank + 1) * shard] for k, v in b.items()}
         t0 = time.perf_counter()
         sess.train_step(feeds)
@@ -58,11 +59,12 @@ def worker(name: str, path: str, steps: int, data_parallel: bool) -> None:
         print(json.dumps({"median_s": statistics.median(times[3:])}))
 
 
-def run(name: str, path: str, ranks: int, steps: int, data_parallel: bool, overlap: str) -> float:
+def run(name: str, path: str, ranks: int, steps: int, data_parallel: bool, overlap: str, global_batch: int,
+        zero: int) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="1", GRAFT_OVERLAP_COLLECTIVES=overlap)
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "-x", "OMP_NUM_THREADS",
            "-x", "PYTHONPATH", "-x", "GRAFT_OVERLAP_COLLECTIVES", sys.executable, os.path.abspath(__file__), "--worker", name, "--onnx", path,
-           "--steps", str(steps)]
+           "--steps", str(steps), "--batch", f"{name}={global_batch}", "--zero", str(zero)]
     if not data_parallel:
         cmd.append("--local")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
@@ -77,37 +79,45 @@ def main() -> None:
     parser.add_argument("--onnx")
     parser.add_argument("--local", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="turns of each configuration")
+    parser.add_argument("--batch", default="",
+                        help="global batch per model, e.g. mlp=512,resnet18=64 (default: the training benchmark's)")
+    parser.add_argument("--zero", type=int, choices=[0, 1], default=0, help="ZeRO stage of the 2-rank runs")
     parser.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
                         help="all-reduce on the collective stream, overlapping backward (auto: graft decides)")
     args = parser.parse_args()
     overlap = {"auto": "", "on": "1", "off": "0"}[args.overlap]
+    sys.path.insert(0, HERE)
+    from train_bench import BATCH
+    batches = dict(BATCH)
+    for item in filter(None, args.batch.split(",")):
+        model, _, size = item.partition("=")
+        batches[model] = int(size)
     if args.worker:
-        worker(args.worker, args.onnx, args.steps, not args.local)
+        worker(args.worker, args.onnx, args.steps, not args.local, batches[args.worker], args.zero)
         return
     if not shutil.which("mpirun"):
         sys.exit("mpirun not found (Debian: openmpi-bin)")
-    sys.path.insert(0, HERE)
     from train_bench import build_torch, cpu_name, export, make_batches
 
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; 1 thread per rank; {args.steps} timed steps (+3 warm-up); "
-          f"collective overlap: {args.overlap}")
+          f"collective overlap: {args.overlap}; ZeRO stage {args.zero} at 2 ranks")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
-            g = GLOBAL_BATCH[name]
+            g = batches[name]
             # The exported graph has a static batch: one model per shard size.
             paths = {}
             for ranks in (1, 2):
                 paths[ranks] = os.path.join(folder, f"{name}_{ranks}.onnx")
-                batch = {k: v[:g // ranks] for k, v in make_batches(name, 1)[0].items()}
+                batch = {k: v[:g // ranks] for k, v in make_batches(name, 1, g)[0].items()}
                 export(build_torch(name), batch, paths[ranks])
             # The three configurations take turns, --repeat times, so that a slow spell of the
             # machine does not fall on one of them only; each figure is the median of its turns.
             turns: dict[str, list[float]] = {"one": [], "two": [], "two_local": []}
             for _ in range(args.repeat):
-                turns["one"].append(run(name, paths[1], 1, args.steps, True, overlap))
-                turns["two"].append(run(name, paths[2], 2, args.steps, True, overlap))
-                turns["two_local"].append(run(name, paths[2], 2, args.steps, False, overlap))
+                turns["one"].append(run(name, paths[1], 1, args.steps, True, overlap, g, args.zero))
+                turns["two"].append(run(name, paths[2], 2, args.steps, True, overlap, g, args.zero))
+                turns["two_local"].append(run(name, paths[2], 2, args.steps, False, overlap, g, args.zero))
             one, two, two_local = (statistics.median(turns[k]) for k in ("one", "two", "two_local"))
             rows.append((name, g, one * 1e3, two * 1e3, g / one, g / two, (g / two) / (2 * g / one),
                          max(0.0, (two - two_local) / two), (g / two_local) / (2 * g / one)))

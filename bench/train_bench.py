@@ -43,21 +43,26 @@ def status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def make_batches(name: str, count: int) -> list[dict[str, np.ndarray]]:
+BATCH = {"mlp": 64, "resnet18": 16, "transformer": 8}
+
+
+def make_batches(name: str, count: int, batch: int | None = None) -> list[dict[str, np.ndarray]]:
+    """`count` random batches of `batch` samples (default: the benchmark's BATCH)."""
+    if name not in BATCH:
+        raise ValueError(f"unknown model {name}")
+    n = batch or BATCH[name]
     rng = np.random.default_rng(0)
     out = []
     for _ in range(count):
         if name == "mlp":
-            out.append({"x": rng.standard_normal((64, 784), dtype=np.float32),
-                        "labels": rng.integers(0, 10, 64).astype(np.int64)})
+            out.append({"x": rng.standard_normal((n, 784), dtype=np.float32),
+                        "labels": rng.integers(0, 10, n).astype(np.int64)})
         elif name == "resnet18":
-            out.append({"x": rng.standard_normal((16, 3, 64, 64), dtype=np.float32),
-                        "labels": rng.integers(0, 1000, 16).astype(np.int64)})
-        elif name == "transformer":
-            out.append({"x": rng.standard_normal((8, 128, 256), dtype=np.float32),
-                        "labels": rng.integers(0, 10, 8).astype(np.int64)})
+            out.append({"x": rng.standard_normal((n, 3, 64, 64), dtype=np.float32),
+                        "labels": rng.integers(0, 1000, n).astype(np.int64)})
         else:
-            raise ValueError(f"unknown model {name}")
+            out.append({"x": rng.standard_normal((n, 128, 256), dtype=np.float32),
+                        "labels": rng.integers(0, 10, n).astype(np.int64)})
     return out
 
 
