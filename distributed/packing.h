@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "exec/dtype.h"
+#include "exec/kernel.h"
 
 namespace graft::distributed {
 
@@ -38,6 +39,45 @@ inline std::vector<PackedGroup> pack_layout(const std::vector<DType>& dtypes,
     total += (g.bytes + 63) / 64 * 64;
   }
   return groups;
+}
+
+// The layout for a collective node's inputs, which correspond one to one to its outputs; fails
+// with the node named for a count mismatch or an input that cannot be communicated (strings).
+inline std::vector<PackedGroup> pack_layout(const KernelContext& ctx, size_t& total) {
+  if (ctx.num_outputs() != ctx.num_inputs()) {
+    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
+             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
+  }
+  std::vector<DType> dtypes;
+  std::vector<size_t> nbytes;
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    const Tensor& x = ctx.input(i);
+    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
+      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
+    dtypes.push_back(x.dtype());
+    nbytes.push_back(x.nbytes());
+  }
+  return pack_layout(dtypes, nbytes, total);
+}
+
+// AllGather's output shape: X's with axis 0 times `ranks`.
+inline Shape gathered_shape(const KernelContext& ctx, const Tensor& x, int ranks) {
+  if (x.rank() == 0) ctx.fail("input X is a scalar; gathering is along axis 0");
+  Shape shape = x.shape();
+  shape[0] *= ranks;
+  return shape;
+}
+
+// ReduceScatter's output shape: X's with axis 0 divided by `ranks`, which must divide it.
+inline Shape scattered_shape(const KernelContext& ctx, const Tensor& x, int ranks) {
+  if (x.rank() == 0) ctx.fail("input X is a scalar; scattering is along axis 0");
+  if (x.dim(0) % ranks != 0) {
+    ctx.fail("input X has " + std::to_string(x.dim(0)) + " rows, not a multiple of the " +
+             std::to_string(ranks) + " ranks");
+  }
+  Shape shape = x.shape();
+  shape[0] /= ranks;
+  return shape;
 }
 
 }  // namespace graft::distributed

@@ -57,6 +57,15 @@ std::vector<std::string> providers_where(bool only_default) {
 
 }  // namespace
 
+std::vector<size_t> supported_nodes(const KernelRegistry& registry, const ir::Model& model,
+                                    const ir::Graph& graph) {
+  std::vector<size_t> claimed;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (registry_supports(registry, model, graph, *graph.nodes[i])) claimed.push_back(i);
+  }
+  return claimed;
+}
+
 std::vector<std::string> available_providers() { return providers_where(false); }
 
 std::vector<std::string> default_providers() { return providers_where(true); }

@@ -54,7 +54,11 @@ std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);
 
 // Whether `registry` has a kernel for node `n` of `graph` (op, resolved schema version, and the
 // type of its typed input when known).
-bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
-                       const ir::Graph& graph, const ir::Node& n);
+GRAFT_API bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
+                                 const ir::Graph& graph, const ir::Node& n);
+// Indices of the nodes of `graph` that `registry` supports: the capability of a provider that
+// claims whatever it has a kernel for.
+GRAFT_API std::vector<size_t> supported_nodes(const KernelRegistry& registry,
+                                              const ir::Model& model, const ir::Graph& graph);
 
 }  // namespace graft

@@ -9,11 +9,7 @@ class CpuProvider : public ExecutionProvider {
  public:
   const char* name() const override { return "CPUExecutionProvider"; }
   std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
-    std::vector<size_t> claimed;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
-      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
-    }
-    return claimed;
+    return supported_nodes(registry(), model, graph);
   }
   const KernelRegistry& registry() const override { return cpu_kernel_registry(); }
   Allocator& allocator() const override { return cpu_allocator(); }

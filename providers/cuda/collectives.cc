@@ -18,21 +18,8 @@ using distributed::PackedGroup;
 // Packs the inputs into `packed` on the device and sets the outputs to views of it; the packing
 // is complete when this returns.
 std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed) {
-  if (ctx.num_outputs() != ctx.num_inputs()) {
-    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
-             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
-  }
-  std::vector<DType> dtypes;
-  std::vector<size_t> nbytes;
-  for (int i = 0; i < ctx.num_inputs(); ++i) {
-    const Tensor& x = ctx.input(i);
-    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
-      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
-    dtypes.push_back(x.dtype());
-    nbytes.push_back(x.nbytes());
-  }
   size_t total = 0;
-  std::vector<PackedGroup> groups = distributed::pack_layout(dtypes, nbytes, total);
+  std::vector<PackedGroup> groups = distributed::pack_layout(ctx, total);
   packed = empty_on_device(DType::UInt8, {static_cast<int64_t>(total)});
   char* base = static_cast<char*>(packed.raw());
   std::vector<CopySegment> segments;
@@ -105,10 +92,7 @@ class AllGather final : public Kernel {
     Device& device = Device::get();
     distributed::Communicator& comm = device.communicator();
     const Tensor& x = ctx.input(0);
-    if (x.rank() == 0) ctx.fail("input X is a scalar; gathering is along axis 0");
-    Shape shape = x.shape();
-    shape[0] *= comm.size();
-    Tensor y = empty_on_device(x.dtype(), shape);
+    Tensor y = empty_on_device(x.dtype(), distributed::gathered_shape(ctx, x, comm.size()));
     device.synchronize();
     const distributed::CollectiveLabel label(ctx.describe());
     comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype());
@@ -124,14 +108,7 @@ class ReduceScatter final : public Kernel {
     Device& device = Device::get();
     distributed::Communicator& comm = device.communicator();
     const Tensor& x = ctx.input(0);
-    if (x.rank() == 0) ctx.fail("input X is a scalar; scattering is along axis 0");
-    if (x.dim(0) % comm.size() != 0) {
-      ctx.fail("input X has " + std::to_string(x.dim(0)) + " rows, not a multiple of the " +
-               std::to_string(comm.size()) + " ranks");
-    }
-    Shape shape = x.shape();
-    shape[0] /= comm.size();
-    Tensor y = empty_on_device(x.dtype(), shape);
+    Tensor y = empty_on_device(x.dtype(), distributed::scattered_shape(ctx, x, comm.size()));
     device.synchronize();
     const distributed::CollectiveLabel label(ctx.describe());
     comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);

@@ -24,11 +24,7 @@ class CudaProvider : public ExecutionProvider {
   CudaProvider() : device_(Device::get()) {}
   const char* name() const override { return "CUDAExecutionProvider"; }
   std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
-    std::vector<size_t> claimed;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
-      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
-    }
-    return claimed;
+    return supported_nodes(registry(), model, graph);
   }
   const KernelRegistry& registry() const override { return cuda_kernel_registry(); }
   Allocator& allocator() const override { return device_.allocator(); }

@@ -99,11 +99,7 @@ class FakeDeviceProvider : public ExecutionProvider {
  public:
   const char* name() const override { return "FakeDeviceProvider"; }
   std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
-    std::vector<size_t> claimed;
-    for (size_t i = 0; i < graph.nodes.size(); ++i) {
-      if (registry_supports(registry(), model, graph, *graph.nodes[i])) claimed.push_back(i);
-    }
-    return claimed;
+    return supported_nodes(registry(), model, graph);
   }
   const KernelRegistry& registry() const override { return fake_registry(); }
   Allocator& allocator() const override { return device_memory(); }

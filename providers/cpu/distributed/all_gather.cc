@@ -2,6 +2,7 @@
 // X at rows r * d0 .. (r + 1) * d0. Every rank passes the same shape.
 #include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
+#include "distributed/packing.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -14,10 +15,7 @@ class AllGather final : public Kernel {
   void compute(KernelContext& ctx) override {
     distributed::Communicator& comm = distributed::world();
     const Tensor& x = ctx.input(0);
-    if (x.rank() == 0) ctx.fail("input X is a scalar; gathering is along axis 0");
-    Shape shape = x.shape();
-    shape[0] *= comm.size();
-    Tensor& y = ctx.output(0, x.dtype(), shape);
+    Tensor& y = ctx.output(0, x.dtype(), distributed::gathered_shape(ctx, x, comm.size()));
     distributed::run_collective_in_order(
         comm, ctx.describe(), [&] { comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype()); });
   }

@@ -22,15 +22,21 @@ class AllReduce final : public Kernel {
 
   void compute(KernelContext& ctx) override {
     distributed::Communicator& comm = distributed::world();
-    auto reduce = [&comm, op = op_](const std::vector<PackedGroup>& groups, Tensor& packed) {
+    // An average of float or double elements is packed already divided by the ranks and then
+    // summed, saving a pass over the bytes; other dtypes average in the communicator.
+    const bool prescale = op_ == distributed::ReduceOp::Average && comm.size() > 1;
+    auto reduce = [&comm, op = op_, prescale](const std::vector<PackedGroup>& groups,
+                                              Tensor& packed) {
       for (const auto& g : groups) {
+        const bool scaled = prescale && (g.dtype == DType::Float || g.dtype == DType::Double);
         comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset,
-                        static_cast<int64_t>(g.bytes / dtype_size(g.dtype)), g.dtype, op);
+                        static_cast<int64_t>(g.bytes / dtype_size(g.dtype)), g.dtype,
+                        scaled ? distributed::ReduceOp::Sum : op);
       }
     };
     // The outputs are views of the packed buffer, which the collective reduces in place.
     Tensor packed;
-    auto groups = pack_inputs(ctx, packed);
+    auto groups = pack_inputs(ctx, packed, prescale ? 1.0 / comm.size() : 1.0);
     if (comm.size() == 1 || !distributed::overlap_collectives(omp_get_max_threads())) {
       const distributed::CollectiveLabel label(ctx.describe());
       reduce(groups, packed);

@@ -17,29 +17,37 @@ using distributed::PackedGroup;
 // makes output i the view of input i's copy there. A collective that works on the groups in
 // place so leaves its results in the outputs, with no copy back. Inputs and outputs correspond
 // one to one.
-inline std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed) {
-  if (ctx.num_outputs() != ctx.num_inputs()) {
-    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
-             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
-  }
-  std::vector<DType> dtypes;
-  std::vector<size_t> nbytes;
-  for (int i = 0; i < ctx.num_inputs(); ++i) {
-    const Tensor& x = ctx.input(i);
-    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
-      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
-    dtypes.push_back(x.dtype());
-    nbytes.push_back(x.nbytes());
-  }
+//
+// With `scale` other than 1, float and double inputs are multiplied by it on the way in (one
+// pass over the bytes either way): an average over N ranks becomes a sum of inputs scaled by
+// 1/N, with no division pass after the collective. (For N a power of two the two agree
+// exactly; otherwise to rounding.) Groups of other dtypes are copied as they are.
+inline std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed,
+                                            double scale = 1.0) {
   size_t total = 0;
-  std::vector<PackedGroup> groups = distributed::pack_layout(dtypes, nbytes, total);
+  std::vector<PackedGroup> groups = distributed::pack_layout(ctx, total);
   packed = Tensor::empty(DType::UInt8, {static_cast<int64_t>(total)});
   char* base = static_cast<char*>(packed.raw());
+  auto copy = [scale](const Tensor& x, char* to) {
+    const int64_t n = x.size();
+    if (scale != 1.0 && x.dtype() == DType::Float) {
+      const float* in = x.data<float>();
+      float* out = reinterpret_cast<float*>(to);
+      const auto s = static_cast<float>(scale);
+      for (int64_t k = 0; k < n; ++k) out[k] = in[k] * s;
+    } else if (scale != 1.0 && x.dtype() == DType::Double) {
+      const double* in = x.data<double>();
+      double* out = reinterpret_cast<double*>(to);
+      for (int64_t k = 0; k < n; ++k) out[k] = in[k] * scale;
+    } else if (x.nbytes() > 0) {
+      std::memcpy(to, x.raw(), x.nbytes());
+    }
+  };
   for (const auto& g : groups) {
     size_t offset = g.offset;
     for (int i : g.members) {
       const Tensor& x = ctx.input(i);
-      if (x.nbytes() > 0) std::memcpy(base + offset, x.raw(), x.nbytes());
+      copy(x, base + offset);
       ctx.set_output(i, Value(Tensor(x.dtype(), x.shape(), packed.buffer(), offset)));
       offset += x.nbytes();
     }

@@ -2,6 +2,7 @@
 // [d0 / size, ...], rank r's Y block r of X's sum (or average, attribute reduction) over ranks.
 #include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
+#include "distributed/packing.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -15,14 +16,7 @@ class ReduceScatter final : public Kernel {
   void compute(KernelContext& ctx) override {
     distributed::Communicator& comm = distributed::world();
     const Tensor& x = ctx.input(0);
-    if (x.rank() == 0) ctx.fail("input X is a scalar; scattering is along axis 0");
-    if (x.dim(0) % comm.size() != 0) {
-      ctx.fail("input X has " + std::to_string(x.dim(0)) + " rows, not a multiple of the " +
-               std::to_string(comm.size()) + " ranks");
-    }
-    Shape shape = x.shape();
-    shape[0] /= comm.size();
-    Tensor& y = ctx.output(0, x.dtype(), shape);
+    Tensor& y = ctx.output(0, x.dtype(), distributed::scattered_shape(ctx, x, comm.size()));
     distributed::run_collective_in_order(comm, ctx.describe(), [&] {
       comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);
     });

@@ -19,7 +19,7 @@ PYTHON_DIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", "python"))
 TIMEOUT_S = 5
 
 
-def _mpirun(*args, env_extra=None, timeout=60):
+def _mpirun(*args, env_extra=None, timeout=60, ranks=2):
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         print("mpirun not found: install openmpi-bin to run the MPI collective tests")
@@ -28,7 +28,7 @@ def _mpirun(*args, env_extra=None, timeout=60):
     env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     env.update(env_extra or {})
-    cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", *args]
+    cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), *args]
     start = time.monotonic()
     result = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True,
                             timeout=timeout)
@@ -41,6 +41,15 @@ def test_collectives_match_numpy(transport):
     assert result.returncode == 0, result.stdout + result.stderr
     for rank in range(2):
         assert f"collectives ok on rank {rank} of 2" in result.stdout, result.stdout + result.stderr
+
+
+def test_collectives_match_numpy_on_three_ranks():
+    # Three ranks: an average is not a division by a power of two (the AllReduce node packs
+    # floats already divided by the ranks and sums them).
+    result, _ = _mpirun(sys.executable, "collectives_worker.py", ranks=3, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rank in range(3):
+        assert f"collectives ok on rank {rank} of 3" in result.stdout, result.stdout + result.stderr
 
 
 def test_killed_peer_times_out():
