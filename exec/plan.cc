@@ -173,7 +173,11 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   for (const auto& node_ptr : graph.nodes) {
     const ir::Node& n = *node_ptr;
     const int owner = owners[step_index++];
-    const int place = place_of(owner);
+    // The copy nodes of insert_device_copies read host memory into a device, and the reverse.
+    const bool copy_in = n.domain == "com.graft" && n.op_type == "MemcpyFromHost";
+    const bool copy_out = n.domain == "com.graft" && n.op_type == "MemcpyToHost";
+    const int place = copy_in ? -1 : place_of(owner);
+    const int out_place = copy_out ? -1 : place_of(owner);
     auto step = std::make_unique<Step>();
     step->node = &n;
     step->desc = n.describe();
@@ -235,7 +239,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     step->kernel = def->factory(info);
     for (const auto& name : n.outputs) {
       step->outputs.push_back(name.empty() ? -1 : new_slot(name));
-      if (!name.empty()) location.push_back(place);
+      if (!name.empty()) location.push_back(out_place);
     }
     steps_.push_back(std::move(step));
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "autodiff/gradient.h"
+#include "exec/partition.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -125,12 +126,13 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
   });
   model_->graph.topological_sort();
   ir::optimize(*model_, options_.graph_optimization_level);
+  std::vector<const ExecutionProvider*> chosen;
+  for (const auto& ep : eps) chosen.push_back(ep.get());
+  insert_device_copies(*model_, chosen);
 
   if (!options_.optimized_model_filepath.empty())
     ir::save_model(*model_, options_.optimized_model_filepath);
 
-  std::vector<const ExecutionProvider*> chosen;
-  for (const auto& ep : eps) chosen.push_back(ep.get());
   plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
                                       std::vector<std::string>{});
 

@@ -10,6 +10,8 @@
 #include "exec/provider.h"
 #include "exec/session.h"
 #include "ir/model.h"
+#include "ir/serialize.h"
+#include "onnx/onnx_pb.h"
 #include "tests/model_builder.h"
 
 namespace graft {
@@ -150,6 +152,95 @@ TEST(DeviceCopies, PlannerCopiesAtEveryHostDeviceBoundary) {
     EXPECT_EQ(out[2].tensor().data<float>()[i], r1) << i;
   }
   for (const auto& v : out) EXPECT_FALSE(on_device(v.tensor()));
+}
+
+TEST(DeviceCopies, TheCopiesAreNodesOfTheSavedOptimizedModel) {
+  const std::string path = ::testing::TempDir() + "/device_copies_optimized.onnx";
+  SessionOptions options;
+  options.graph_optimization_level = 0;
+  options.optimized_model_filepath = path;
+  InferenceSession session(chain(), options, {"FakeDeviceProvider", "CPUExecutionProvider"});
+  Tensor x(DType::Float, {4});
+  const float xs[] = {-2.0f, -0.5f, 0.5f, 2.0f};
+  std::memcpy(x.raw(), xs, sizeof(xs));
+  copies_in = copies_out = 0;
+  std::vector<Value> on_device = session.run({}, {{"x", x}});
+  // The planner added nothing of its own: every crossing is one of the graph's copy nodes.
+  EXPECT_EQ(copies_in, 3);
+  EXPECT_EQ(copies_out, 3);
+  // The saved model passes ONNX's checker (load_model runs it), declares the copies as
+  // functions, and runs on the CPU alone, where each copy is its Identity body.
+  ir::Model saved = ir::load_model(path);
+  int from_host = 0, to_host = 0;
+  for (const auto& n : saved.graph.nodes) {
+    from_host += n->op_type == "MemcpyFromHost";
+    to_host += n->op_type == "MemcpyToHost";
+  }
+  EXPECT_EQ(from_host, 3);
+  EXPECT_EQ(to_host, 3);
+  EXPECT_EQ(saved.functions.size(), 2u);
+  InferenceSession on_host(std::move(saved), options, {"CPUExecutionProvider"});
+  std::vector<Value> out = on_host.run({}, {{"x", x}});
+  ASSERT_EQ(out.size(), on_device.size());
+  for (size_t k = 0; k < out.size(); ++k) {
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(out[k].tensor().data<float>()[i], on_device[k].tensor().data<float>()[i]);
+  }
+}
+
+// r1 = Relu(x) on the device; an If whose branches read r1 from the outer scope on the host.
+TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedByThePlanner) {
+  onnx::ModelProto m;
+  m.set_ir_version(10);
+  m.add_opset_import()->set_version(18);
+  auto* g = m.mutable_graph();
+  g->set_name("nested");
+  auto declare = [](onnx::ValueInfoProto* v, const std::string& name, int type) {
+    v->set_name(name);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  };
+  declare(g->add_input(), "x", onnx::TensorProto::FLOAT);
+  declare(g->add_input(), "c", onnx::TensorProto::BOOL);
+  auto* relu = g->add_node();
+  relu->set_op_type("Relu");
+  relu->add_input("x");
+  relu->add_output("r1");
+  auto branch = [&](const char* name, const char* op) {
+    auto* a = g->mutable_node(g->node_size() - 1)->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::GRAPH);
+    auto* body = a->mutable_g();
+    body->set_name(name);
+    auto* n = body->add_node();
+    n->set_op_type(op);
+    n->add_input("r1");
+    n->add_input("r1");
+    n->add_output(std::string(name) + "_out");
+    declare(body->add_output(), std::string(name) + "_out", onnx::TensorProto::FLOAT);
+    return a;
+  };
+  auto* cond = g->add_node();
+  cond->set_op_type("If");
+  cond->add_input("c");
+  cond->add_output("y");
+  branch("then_branch", "Add");
+  branch("else_branch", "Mul");
+  declare(g->add_output(), "y", onnx::TensorProto::FLOAT);
+  InferenceSession session(ir::load_model_from_bytes(m.SerializeAsString()), {},
+                           {"FakeDeviceProvider", "CPUExecutionProvider"});
+  Tensor x(DType::Float, {3});
+  const float xs[] = {-1.0f, 2.0f, 3.0f};
+  std::memcpy(x.raw(), xs, sizeof(xs));
+  Tensor c(DType::Bool, {});
+  *c.data<bool>() = false;
+  copies_in = copies_out = 0;
+  std::vector<Value> out = session.run({}, {{"x", x}, {"c", c}});
+  EXPECT_EQ(copies_in, 1);
+  EXPECT_EQ(copies_out, 1);
+  for (int i = 0; i < 3; ++i) {
+    const float r = std::max(0.0f, xs[i]);
+    EXPECT_EQ(out[0].tensor().data<float>()[i], r * r) << i;
+  }
 }
 
 TEST(DeviceCopies, ProvidersThatAreNotDefaultAreListedButNotUsedUnasked) {
