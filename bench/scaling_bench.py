@@ -10,7 +10,8 @@ global batch (TrainingSession, data-parallel under mpirun, SGD-momentum). Printe
 step time and images per second at each size, the scaling efficiency (images/s at 2 ranks over
 twice those at 1), and the share of the 2-rank step spent waiting in collectives, measured as the
 difference from the same ranks stepping on their shards without the gradient all-reduce; the
-efficiency of those all-reduce-free steps is printed too, as the ceiling communication leaves.
+efficiency of those all-reduce-free steps is printed too, as the ceiling communication leaves, and
+that of one rank stepping alone on a shard, the ceiling the smaller batch per rank leaves.
 """
 
 from __future__ import annotations
@@ -111,25 +112,31 @@ def main() -> None:
                 paths[ranks] = os.path.join(folder, f"{name}_{ranks}.onnx")
                 batch = {k: v[:g // ranks] for k, v in make_batches(name, 1, g)[0].items()}
                 export(build_torch(name), batch, paths[ranks])
-            # The three configurations take turns, --repeat times, so that a slow spell of the
+            # The four configurations take turns, --repeat times, so that a slow spell of the
             # machine does not fall on one of them only; each figure is the median of its turns.
-            turns: dict[str, list[float]] = {"one": [], "two": [], "two_local": []}
+            turns: dict[str, list[float]] = {"one": [], "two": [], "two_local": [], "shard_alone": []}
             for _ in range(args.repeat):
                 turns["one"].append(run(name, paths[1], 1, args.steps, True, overlap, g, args.zero))
                 turns["two"].append(run(name, paths[2], 2, args.steps, True, overlap, g, args.zero))
                 turns["two_local"].append(run(name, paths[2], 2, args.steps, False, overlap, g, args.zero))
-            one, two, two_local = (statistics.median(turns[k]) for k in ("one", "two", "two_local"))
+                turns["shard_alone"].append(run(name, paths[2], 1, args.steps, True, overlap, g // 2, args.zero))
+            one, two, two_local, alone = (statistics.median(turns[k])
+                                          for k in ("one", "two", "two_local", "shard_alone"))
             rows.append((name, g, one * 1e3, two * 1e3, g / one, g / two, (g / two) / (2 * g / one),
-                         max(0.0, (two - two_local) / two), (g / two_local) / (2 * g / one)))
+                         max(0.0, (two - two_local) / two), (g / two_local) / (2 * g / one),
+                         one / (2 * alone)))
             print(f"  {name}: done", flush=True)
     print()
     print(f"{'model':<12} {'batch':>5} {'1 rank ms':>10} {'2 ranks ms':>10} {'1 rank img/s':>13} "
-          f"{'2 ranks img/s':>14} {'efficiency':>10} {'collective share':>17} {'no-collective efficiency':>25}")
-    for name, g, t1, t2, i1, i2, eff, share, ceiling in rows:
+          f"{'2 ranks img/s':>14} {'efficiency':>10} {'collective share':>17} {'no-collective efficiency':>25} "
+          f"{'shard-batch efficiency':>23}")
+    for name, g, t1, t2, i1, i2, eff, share, ceiling, alone in rows:
         print(f"{name:<12} {g:5d} {t1:10.2f} {t2:10.2f} {i1:13.1f} {i2:14.1f} {eff:10.2f} {share:17.2f} "
-              f"{ceiling:25.2f}")
+              f"{ceiling:25.2f} {alone:23.2f}")
     print("\nno-collective efficiency: the same 2 ranks stepping on their shards without the all-reduce, over "
-          "twice 1 rank;\nthe efficiency data parallelism could reach here if communication cost nothing.")
+          "twice 1 rank;\nthe efficiency data parallelism could reach here if communication cost nothing.\n"
+          "shard-batch efficiency: 1 rank stepping alone on one shard (half the global batch), over twice 1 rank "
+          "on the\nwhole batch; what the smaller batch per rank leaves before two processes share the machine.")
 
 
 if __name__ == "__main__":
