@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -159,10 +160,16 @@ class InferenceSession:
                  **kwargs: Any) -> None:
         self._sess_options = sess_options or SessionOptions()
         names = []
+        available = get_available_providers()
         for p in providers or []:
             name = p[0] if isinstance(p, tuple) else p
-            if name in get_available_providers():
+            if name in available:
                 names.append(name)
+            else:
+                # As onnxruntime: an unavailable provider (CUDA without a GPU) is left out with a
+                # warning, and the session runs on the others.
+                warnings.warn(f"Specified provider '{name}' is not in available provider names. "
+                              f"Available providers: '{', '.join(available)}'", stacklevel=2)
         native_options = self._sess_options._to_native()
         if isinstance(path_or_bytes, (bytes, bytearray)):
             self._model_path = None
