@@ -10,6 +10,7 @@
 #include "distributed/communicator.h"
 #include "exec/checkpoint.h"
 #include "exec/generator.h"
+#include "exec/partition.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -72,7 +73,7 @@ class TrainingSession::StateRunner {
   // `state` names the inputs that every run supplies from the session's state; their
   // initializers are dropped, the session holds the values.
   StateRunner(ir::Model model, const SessionOptions& options,
-              const std::map<std::string, Tensor>& state)
+              const std::map<std::string, Tensor>& state, const std::vector<std::string>& names)
       : model_(std::make_unique<ir::Model>(std::move(model))),
         threads_(options.intra_op_num_threads) {
     if (options.enable_profiling) profiler_ = std::make_unique<Profiler>();
@@ -80,7 +81,7 @@ class TrainingSession::StateRunner {
                   [&](const auto& t) { return state.count(t->name()) > 0; });
     std::vector<std::unique_ptr<ExecutionProvider>> providers;
     std::vector<const ExecutionProvider*> chosen;
-    for (const auto& name : default_providers()) {
+    for (const auto& name : names.empty() ? default_providers() : names) {
       providers.push_back(create_provider(name));
       chosen.push_back(providers.back().get());
     }
@@ -93,6 +94,7 @@ class TrainingSession::StateRunner {
     });
     model_->graph.topological_sort();
     ir::optimize(*model_, options.graph_optimization_level);
+    insert_device_copies(*model_, chosen);
     if (!options.optimized_model_filepath.empty())
       ir::save_model(*model_, options.optimized_model_filepath);
     plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
@@ -222,8 +224,9 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   }
   forward_ = std::make_unique<ir::Model>(forward.clone());
   session_options_ = options.session;
+  providers_ = options.providers;
   options_profile_prefix_ = options.session.profile_file_prefix;
-  train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_);
+  train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_, providers_);
   // optimized_model_filepath and profiling are the training step's; the other sessions have
   // neither.
   session_options_.optimized_model_filepath.clear();
@@ -231,7 +234,8 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   std::vector<std::string> fed = params_;
   fed.insert(fed.end(), stats_.begin(), stats_.end());
   eval_ = std::make_unique<InferenceSession>(
-      training::in_inference_mode(with_parameter_inputs(forward, fed)), session_options_);
+      training::in_inference_mode(with_parameter_inputs(forward, fed)), session_options_,
+      providers_);
 }
 
 TrainingSession::~TrainingSession() = default;
@@ -299,7 +303,7 @@ void TrainingSession::build_split_sessions() {
       autodiff::build_gradient_graph(with_parameter_inputs(*forward_, params_), loss_, params_);
   // Averaged across ranks in forward_backward when data parallel.
   training::expose_running_statistics(gradients, stats_, false);
-  grad_ = std::make_unique<InferenceSession>(std::move(gradients), session_options_);
+  grad_ = std::make_unique<InferenceSession>(std::move(gradients), session_options_, providers_);
   // The update alone: a model whose "gradients" are inputs, then the same optimizer nodes.
   ir::Model m;
   m.ir_version = forward_->ir_version;
@@ -319,7 +323,7 @@ void TrainingSession::build_split_sessions() {
     m.graph.add_node(std::move(id));
     m.graph.outputs.push_back({p + "_grad", type, ""});
   }
-  update_ = std::make_unique<StateRunner>(build_update(m), session_options_, state_);
+  update_ = std::make_unique<StateRunner>(build_update(m), session_options_, state_, providers_);
 }
 
 ir::Model TrainingSession::build_update(const ir::Model& gradients) const {

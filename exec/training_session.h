@@ -32,6 +32,10 @@ struct TrainingOptions {
   // state of its share of the parameters (distributed::partition_parameters), then broadcasts
   // them; state() holds the parameters and this rank's share of the optimizer state.
   int zero_stage = 0;
+  // Execution providers in preference order, as InferenceSession's; empty: default_providers().
+  // With CUDAExecutionProvider first, the collectives of data-parallel training run over NCCL
+  // (the gradients are copied to the device and back).
+  std::vector<std::string> providers;
 };
 
 class GRAFT_API TrainingSession {
@@ -103,6 +107,7 @@ class GRAFT_API TrainingSession {
   bool reset_grad_ = true;
   optim::OptimizerConfig optimizer_;
   SessionOptions session_options_;
+  std::vector<std::string> providers_;
   std::string options_profile_prefix_;
   void build_split_sessions();
   // The optimizer update over `gradients` (a model outputting "<p>_grad"), with the
