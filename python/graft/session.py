@@ -83,6 +83,22 @@ def get_available_providers() -> list[str]:
     return list(_C.available_providers())
 
 
+def _session_providers(providers: Sequence[str | tuple] | None) -> list[str]:
+    """The names of the requested providers that are available, in order. As onnxruntime, an
+    unavailable one (CUDA without a GPU) is left out with a warning and the session runs on the
+    others; none requested: the engine's defaults."""
+    names = []
+    available = get_available_providers()
+    for p in providers or []:
+        name = p[0] if isinstance(p, tuple) else p
+        if name in available:
+            names.append(name)
+        else:
+            warnings.warn(f"Specified provider '{name}' is not in available provider names. "
+                          f"Available providers: '{', '.join(available)}'", stacklevel=3)
+    return names
+
+
 def get_device() -> str:
     return "CPU"
 
@@ -159,17 +175,7 @@ class InferenceSession:
                  providers: Sequence[str | tuple] | None = None, provider_options: Sequence[dict] | None = None,
                  **kwargs: Any) -> None:
         self._sess_options = sess_options or SessionOptions()
-        names = []
-        available = get_available_providers()
-        for p in providers or []:
-            name = p[0] if isinstance(p, tuple) else p
-            if name in available:
-                names.append(name)
-            else:
-                # As onnxruntime: an unavailable provider (CUDA without a GPU) is left out with a
-                # warning, and the session runs on the others.
-                warnings.warn(f"Specified provider '{name}' is not in available provider names. "
-                              f"Available providers: '{', '.join(available)}'", stacklevel=2)
+        names = _session_providers(providers)
         native_options = self._sess_options._to_native()
         if isinstance(path_or_bytes, (bytes, bytearray)):
             self._model_path = None

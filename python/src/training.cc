@@ -54,7 +54,8 @@ void init_training(py::module_& m) {
                        float max_grad_norm, int intra_op_num_threads,
                        std::optional<bool> data_parallel, double bucket_mb, int zero_stage,
                        const std::string& optimized_model_filepath, bool enable_profiling,
-                       const std::string& profile_file_prefix) {
+                       const std::string& profile_file_prefix,
+                       const std::vector<std::string>& providers) {
              if (max_grad_norm < 0)
                throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
                                      std::to_string(max_grad_norm));
@@ -84,6 +85,7 @@ void init_training(py::module_& m) {
              o.session.profile_file_prefix = profile_file_prefix;
              o.data_parallel = data_parallel;
              o.zero_stage = zero_stage;
+             o.providers = providers;
              o.data_parallel_options.bucket_bytes =
                  std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
              std::string bytes = data;
@@ -97,7 +99,8 @@ void init_training(py::module_& m) {
            py::arg("intra_op_num_threads") = 0, py::arg("data_parallel") = std::nullopt,
            py::arg("bucket_mb") = 25.0, py::arg("zero_stage") = 0,
            py::arg("optimized_model_filepath") = "", py::arg("enable_profiling") = false,
-           py::arg("profile_file_prefix") = "graft_training_profile")
+           py::arg("profile_file_prefix") = "graft_training_profile",
+           py::arg("providers") = std::vector<std::string>{})
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from .. import _C
-from ..session import _from_native, _to_native
+from ..session import _from_native, _session_providers, _to_native
 from .artifacts import LossType, OptimType, generate_artifacts
 from .dataset import read_dataset, write_dataset
 
@@ -48,7 +48,11 @@ class TrainingSession:
     process keeps the all-reduce nodes (they copy). zero_stage=1 adds ZeRO stage 1: each rank
     updates, and keeps the optimizer state of, its share of the parameters and broadcasts their
     new values; `state()` then holds all parameters but only this rank's optimizer state, and
-    rank 0 collects the rest for save_checkpoint."""
+    rank 0 collects the rest for save_checkpoint.
+
+    providers: execution providers in preference order, as InferenceSession's (default: the
+    host's). With ["CUDAExecutionProvider", "CPUExecutionProvider"] on a machine with a GPU the
+    data-parallel collectives run over NCCL on the device, the gradients copied there and back."""
 
     def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
                  params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,
@@ -58,7 +62,8 @@ class TrainingSession:
                  intra_op_num_threads: int = 0, data_parallel: bool | None = None, bucket_mb: float = 25.0,
                  zero_stage: int = 0,
                  optimized_model_filepath: str | os.PathLike | None = None, enable_profiling: bool = False,
-                 profile_file_prefix: str = "graft_training_profile") -> None:
+                 profile_file_prefix: str = "graft_training_profile",
+                 providers: Sequence[str] | None = None) -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
         elif isinstance(model, (bytes, bytearray)):
@@ -75,7 +80,8 @@ class TrainingSession:
                                         intra_op_num_threads=intra_op_num_threads, data_parallel=data_parallel,
                                         bucket_mb=bucket_mb, zero_stage=zero_stage,
                                         optimized_model_filepath=os.fspath(optimized_model_filepath or ""),
-                                        enable_profiling=enable_profiling, profile_file_prefix=profile_file_prefix)
+                                        enable_profiling=enable_profiling, profile_file_prefix=profile_file_prefix,
+                                        providers=_session_providers(providers))
 
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})

@@ -261,6 +261,20 @@ def test_intra_op_num_threads():
         TrainingSession(model, loss="loss", intra_op_num_threads=-2)
 
 
+def test_providers_as_inference_session():
+    # An unavailable provider is left out with onnxruntime's warning; the state then trains
+    # exactly as with the default providers.
+    model, _ = _mlp(6)
+    default = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.05, momentum=0.9)
+    with pytest.warns(UserWarning, match="'CUDAExecutionProvider' is not in available provider names"):
+        asked = TrainingSession(model, loss="loss", optimizer="sgd", lr=0.05, momentum=0.9,
+                                providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    for x, t in _batches(3):
+        assert asked.train_step({"x": x, "target": t}) == default.train_step({"x": x, "target": t})
+    for name, value in default.state().items():
+        np.testing.assert_array_equal(asked.state()[name], value)
+
+
 def test_graph_rewrites_leave_the_exported_forward_alone(tmp_path):
     """The training step's optimizer composes Transpose chains; the forward model that
     export_model_for_inferencing writes must keep its own nodes as they were."""
