@@ -14,6 +14,7 @@
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
+#include "tests/device_training.h"
 #include "tests/model_builder.h"
 
 namespace graft {
@@ -249,50 +250,15 @@ TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedByThePlanner) {
 // device: the step's gradient and update graphs cross host and device, with state donated and
 // updated in place on the host. The state after 5 steps equals host-only training's, bit for bit.
 TEST(DeviceCopies, TrainingCrossesTheDeviceAndMatchesHostTraining) {
-  test_util::ModelBuilder b("regression");
-  b.initializer("w", {3, 5}, [](int64_t i) { return 0.1f * static_cast<float>(i % 7) - 0.3f; });
-  b.initializer("bias", {3}, [](int64_t i) { return 0.05f * static_cast<float>(i); });
-  test_util::ModelBuilder::int_attribute(b.node("Gemm", {"x", "w", "bias"}, "y"), "transB", 1);
-  b.node("Relu", {"y"}, "r");
-  b.node("Sub", {"r", "target"}, "err");
-  b.node("Mul", {"err", "err"}, "sq");
-  test_util::ModelBuilder::int_attribute(b.node("ReduceMean", {"sq"}, "loss"), "keepdims", 0);
-  b.input("x", std::vector<std::string>{"8", "5"});
-  b.input("target", std::vector<std::string>{"8", "3"});
-  b.output("loss", std::vector<std::string>{});
-  const ir::Model model = b.build();
-  auto train = [&](std::vector<std::string> providers) {
-    TrainingOptions options;
-    options.loss = "loss";
-    options.optimizer.kind = optim::Kind::SGD;
-    options.optimizer.momentum = 0.9f;
-    options.learning_rate = 0.05f;
-    options.data_parallel = true;
-    options.providers = std::move(providers);
-    TrainingSession session(model, options);
-    for (int step = 0; step < 5; ++step) {
-      Tensor x(DType::Float, {8, 5}), target(DType::Float, {8, 3});
-      for (int64_t i = 0; i < 40; ++i)
-        x.data<float>()[i] = std::sin(0.37f * static_cast<float>(i + 11 * step));
-      for (int64_t i = 0; i < 24; ++i)
-        target.data<float>()[i] = std::cos(0.21f * static_cast<float>(i + 5 * step));
-      session.train_step({{"x", x}, {"target", target}});
-    }
-    std::map<std::string, std::vector<float>> state;
-    for (const auto& [name, t] : session.state()) {
-      EXPECT_FALSE(on_device(t)) << name;
-      if (t.dtype() == DType::Float)
-        state[name].assign(t.data<float>(), t.data<float>() + t.size());
-    }
-    return state;
-  };
-  const auto on_host = train({});
+  const auto on_host = test_util::train_relu_regression({});
   copies_in = copies_out = 0;
-  const auto crossing = train({"FakeDeviceProvider", "CPUExecutionProvider"});
+  const auto crossing =
+      test_util::train_relu_regression({"FakeDeviceProvider", "CPUExecutionProvider"});
   EXPECT_GT(copies_in, 0);
   EXPECT_GT(copies_out, 0);
-  EXPECT_EQ(on_host, crossing);
-  EXPECT_TRUE(on_host.count("w") && on_host.count("bias"));
+  for (const auto& [name, host] : crossing.on_host) EXPECT_TRUE(host) << name;
+  EXPECT_EQ(on_host.values, crossing.values);
+  EXPECT_TRUE(on_host.values.count("w") && on_host.values.count("bias"));
 }
 
 TEST(DeviceCopies, ProvidersThatAreNotDefaultAreListedButNotUsedUnasked) {

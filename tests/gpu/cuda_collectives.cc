@@ -15,10 +15,10 @@
 
 #include "exec/provider.h"
 #include "exec/session.h"
-#include "exec/training_session.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 #include "providers/cuda/device.h"
+#include "tests/device_training.h"
 
 namespace graft {
 namespace {
@@ -150,73 +150,20 @@ void run_case(int64_t n) {
 // rank is the value itself).
 void run_training() {
   std::printf("data-parallel training, AllReduce on the device:\n");
-  onnx::ModelProto m;
-  m.set_ir_version(10);
-  m.add_opset_import()->set_version(18);
-  auto* g = m.mutable_graph();
-  g->set_name("regression");
-  declare(g->add_input(), "x", onnx::TensorProto::FLOAT, {8, 5});
-  declare(g->add_input(), "target", onnx::TensorProto::FLOAT, {8, 3});
-  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) {
-      t->add_dims(d);
-      n *= d;
-    }
-    for (int64_t i = 0; i < n; ++i) t->add_float_data(0.1f * static_cast<float>(i % 7) - 0.3f);
-  };
-  init("w", {3, 5});
-  init("bias", {3});
-  auto* gemm = add_node(g, "Gemm", "", {"x", "w", "bias"}, {"y"});
-  auto* trans = gemm->add_attribute();
-  trans->set_name("transB");
-  trans->set_type(onnx::AttributeProto::INT);
-  trans->set_i(1);
-  add_node(g, "Sub", "", {"y", "target"}, {"err"});
-  add_node(g, "Mul", "", {"err", "err"}, {"sq"});
-  add_node(g, "ReduceMean", "", {"sq"}, {"loss"});
-  declare(g->add_output(), "loss", onnx::TensorProto::FLOAT, {});
-  const ir::Model model = ir::load_model_from_bytes(m.SerializeAsString());
-  std::string trace;
-  auto train = [&](std::vector<std::string> providers) {
-    TrainingOptions options;
-    options.loss = "loss";
-    options.optimizer.kind = optim::Kind::SGD;
-    options.optimizer.momentum = 0.9f;
-    options.learning_rate = 0.05f;
-    options.data_parallel = true;
-    options.providers = std::move(providers);
-    options.session.enable_profiling = !options.providers.empty();
-    options.session.profile_file_prefix = "/tmp/graft_cuda_training";
-    TrainingSession session(model, options);
-    for (int step = 0; step < 5; ++step) {
-      Tensor x(DType::Float, {8, 5}), target(DType::Float, {8, 3});
-      for (int64_t i = 0; i < 40; ++i)
-        x.data<float>()[i] = std::sin(0.37f * static_cast<float>(i + 11 * step));
-      for (int64_t i = 0; i < 24; ++i)
-        target.data<float>()[i] = std::cos(0.21f * static_cast<float>(i + 5 * step));
-      session.train_step({{"x", x}, {"target", target}});
-    }
-    if (options.session.enable_profiling) trace = session.end_profiling();
-    std::map<std::string, std::vector<float>> state;
-    for (const auto& [name, t] : session.state()) {
-      if (t.dtype() == DType::Float)
-        state[name].assign(t.data<float>(), t.data<float>() + t.size());
-    }
-    return state;
-  };
-  const auto on_host = train({});
-  const auto on_device = train({"CUDAExecutionProvider", "CPUExecutionProvider"});
-  const size_t reduces = count_events(trace, "AllReduce");
+  const auto on_host = test_util::train_relu_regression({});
+  const auto on_device = test_util::train_relu_regression(
+      {"CUDAExecutionProvider", "CPUExecutionProvider"}, "/tmp/graft_cuda_training");
+  const size_t reduces = count_events(on_device.trace, "AllReduce");
   check(reduces >= 5, "AllReduce ran in every step (" + std::to_string(reduces) + " in 5 steps)");
-  check(count_events(trace, "MemcpyFromHost") > 0 && count_events(trace, "MemcpyToHost") > 0,
+  check(count_events(on_device.trace, "MemcpyFromHost") > 0 &&
+            count_events(on_device.trace, "MemcpyToHost") > 0,
         "the gradients went to the device and back");
-  check(on_host == on_device && on_host.count("w") == 1,
-        "state after 5 steps equals host-only training's (" + std::to_string(on_host.size()) +
-            " tensors)");
+  bool host = true;
+  for (const auto& [name, h] : on_device.on_host) host = host && h;
+  check(host, "the state stays in host memory");
+  check(on_host.values == on_device.values && on_host.values.count("w") == 1,
+        "state after 5 steps equals host-only training's (" +
+            std::to_string(on_host.values.size()) + " tensors)");
 }
 
 }  // namespace
