@@ -133,8 +133,9 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   // The slot holding slot `s`'s value at `place`, adding copy steps as needed (a value moves
   // between two devices through the host).
   std::function<int(int, int, DType)> at = [&](int s, int place, DType dtype) -> int {
+    if (s < 0) return s;
     const int from = location[static_cast<size_t>(s)];
-    if (s < 0 || from == place) return s;
+    if (from == place) return s;
     if (from >= 0 && place >= 0) return at(at(s, -1, dtype), place, dtype);
     auto cached = copies.find({s, place});
     if (cached != copies.end()) return cached->second;
