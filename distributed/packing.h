@@ -19,19 +19,27 @@ struct PackedGroup {
   size_t offset = 0;
   size_t bytes = 0;
   std::vector<int> members;  // input (and output) indices, in order
+  int64_t count() const { return static_cast<int64_t>(bytes / dtype_size(dtype)); }
 };
 
-// The groups for inputs of the given dtypes and sizes in bytes; `total` receives the packed
-// buffer's size.
-inline std::vector<PackedGroup> pack_layout(const std::vector<DType>& dtypes,
-                                            const std::vector<size_t>& nbytes, size_t& total) {
+// The layout of a collective node's inputs, which correspond one to one to its outputs; `total`
+// receives the packed buffer's size. Fails with the node named for a count mismatch or an input
+// that cannot be communicated (strings).
+inline std::vector<PackedGroup> pack_layout(const KernelContext& ctx, size_t& total) {
+  if (ctx.num_outputs() != ctx.num_inputs()) {
+    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
+             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
+  }
   std::vector<PackedGroup> groups;
-  for (size_t i = 0; i < dtypes.size(); ++i) {
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    const Tensor& x = ctx.input(i);
+    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
+      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
     auto it = std::find_if(groups.begin(), groups.end(),
-                           [&](const PackedGroup& g) { return g.dtype == dtypes[i]; });
-    if (it == groups.end()) it = groups.insert(groups.end(), PackedGroup{dtypes[i], 0, 0, {}});
-    it->members.push_back(static_cast<int>(i));
-    it->bytes += nbytes[i];
+                           [&](const PackedGroup& g) { return g.dtype == x.dtype(); });
+    if (it == groups.end()) it = groups.insert(groups.end(), PackedGroup{x.dtype(), 0, 0, {}});
+    it->members.push_back(i);
+    it->bytes += x.nbytes();
   }
   total = 0;
   for (auto& g : groups) {
@@ -41,23 +49,21 @@ inline std::vector<PackedGroup> pack_layout(const std::vector<DType>& dtypes,
   return groups;
 }
 
-// The layout for a collective node's inputs, which correspond one to one to its outputs; fails
-// with the node named for a count mismatch or an input that cannot be communicated (strings).
-inline std::vector<PackedGroup> pack_layout(const KernelContext& ctx, size_t& total) {
-  if (ctx.num_outputs() != ctx.num_inputs()) {
-    ctx.fail("has " + std::to_string(ctx.num_inputs()) + " inputs and " +
-             std::to_string(ctx.num_outputs()) + " outputs; they correspond one to one");
+// Makes output i the view of `packed` at input i's place in `groups`, after calling
+// `place(input, address)` for each input to move its bytes there.
+template <typename Place>
+void pack_into(KernelContext& ctx, const std::vector<PackedGroup>& groups, const Tensor& packed,
+               Place place) {
+  char* base = static_cast<char*>(packed.raw());
+  for (const auto& g : groups) {
+    size_t offset = g.offset;
+    for (int i : g.members) {
+      const Tensor& x = ctx.input(i);
+      place(x, base + offset);
+      ctx.set_output(i, Value(Tensor(x.dtype(), x.shape(), packed.buffer(), offset)));
+      offset += x.nbytes();
+    }
   }
-  std::vector<DType> dtypes;
-  std::vector<size_t> nbytes;
-  for (int i = 0; i < ctx.num_inputs(); ++i) {
-    const Tensor& x = ctx.input(i);
-    if (x.dtype() == DType::String || dtype_size(x.dtype()) == 0)
-      ctx.fail(std::string("cannot communicate elements of type ") + dtype_name(x.dtype()));
-    dtypes.push_back(x.dtype());
-    nbytes.push_back(x.nbytes());
-  }
-  return pack_layout(dtypes, nbytes, total);
 }
 
 // AllGather's output shape: X's with axis 0 times `ranks`.

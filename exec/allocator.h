@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstddef>
-#include <cstring>
 
 namespace graft {
 
@@ -20,7 +19,7 @@ class GRAFT_API Allocator {
   // Gives back memory from allocate(); `bytes` is the size that was asked for.
   virtual void release(void* ptr, size_t bytes) = 0;
   // Whether the memory is host memory the CPU may read and write. Device memory (a CUDA
-  // allocator's) is reached only through its provider's kernels; the planner inserts copies
+  // allocator's) is reached only through its provider's kernels; insert_device_copies puts copies
   // where a value crosses between host and device.
   virtual bool on_host() const { return true; }
   // Sets `bytes` bytes at `ptr` (from allocate()) to `byte`; device allocators override it.

@@ -50,17 +50,16 @@ std::shared_ptr<onnx::FunctionProto> copy_function(const std::string& op_type, i
 
 }  // namespace
 
-size_t insert_device_copies(ir::Model& model,
-                            const std::vector<const ExecutionProvider*>& providers) {
-  ir::Graph& graph = model.graph;
+namespace {
+
+// Inserts the copies of one graph (values from enclosing graphs are host memory by then), then of
+// its nested graphs; returns how many it added.
+size_t insert_copies(const ir::Model& model, ir::Graph& graph,
+                     const std::vector<const ExecutionProvider*>& providers) {
   // -1: host memory; else the index of the device provider whose memory holds the value.
   auto place_of = [&](int owner) {
     return owner >= 0 && !providers[static_cast<size_t>(owner)]->allocator().on_host() ? owner : -1;
   };
-  bool any_device = false;
-  for (const auto* p : providers) any_device = any_device || !p->allocator().on_host();
-  if (!any_device) return 0;
-
   const std::vector<int> owners = partition(model, graph, providers);
   // Where each node expects its inputs and leaves its outputs.
   auto input_place = [&](size_t i) {
@@ -79,15 +78,6 @@ size_t insert_device_copies(ir::Model& model,
     auto it = location.find(name);
     return it == location.end() ? -1 : it->second;
   };
-  for (const auto& node : graph.nodes) {
-    for (const auto& attr : node->attributes) {
-      for (const auto& sub : attr.graphs) {
-        for (const auto& name : sub->free_variables()) {
-          if (where(name) >= 0) return 0;
-        }
-      }
-    }
-  }
   auto declare = [&](const std::string& name, const std::string& like) {
     if (const onnx::TypeProto* t = graph.type_of(like))
       graph.value_info[name] = ir::ValueInfo{name, std::make_shared<onnx::TypeProto>(*t), ""};
@@ -96,8 +86,8 @@ size_t insert_device_copies(ir::Model& model,
     return name + "@" + providers[static_cast<size_t>(place)]->name();
   };
 
-  // A graph output made on a device: the device value takes another name, and a copy at the end
-  // hands it back under the output's name.
+  // A graph output made on a device: the device value takes another name, and a copy hands it
+  // back under the output's name.
   std::vector<std::pair<std::string, std::string>> returned;  // (output, device value)
   for (auto& out : graph.outputs) {
     const int place = where(out.name);
@@ -118,17 +108,6 @@ size_t insert_device_copies(ir::Model& model,
 
   size_t added = 0;
   std::vector<std::unique_ptr<ir::Node>> nodes;
-  auto make_copy = [&](const std::string& op_type, const std::string& from, const std::string& to) {
-    auto node = std::make_unique<ir::Node>();
-    node->op_type = op_type;
-    node->domain = kCopyDomain;
-    node->name = to + "/" + op_type;
-    node->inputs = {from};
-    node->outputs = {to};
-    declare(to, from);
-    nodes.push_back(std::move(node));
-    ++added;
-  };
   // The name under which `name`'s value is at `to`, copying it there (through the host between
   // two devices) before the node being placed.
   std::map<std::pair<std::string, int>, std::string> copies;
@@ -144,21 +123,50 @@ size_t insert_device_copies(ir::Model& model,
     for (const auto& [output, device_value] : returned) {
       if (to < 0 && device_value == name) copy = output;
     }
-    make_copy(to >= 0 ? "MemcpyFromHost" : "MemcpyToHost", name, copy);
+    auto node = std::make_unique<ir::Node>();
+    node->op_type = to >= 0 ? "MemcpyFromHost" : "MemcpyToHost";
+    node->domain = kCopyDomain;
+    node->name = copy + "/" + node->op_type;
+    node->inputs = {name};
+    node->outputs = {copy};
+    declare(copy, name);
+    nodes.push_back(std::move(node));
+    ++added;
     location[copy] = to;
     copies[{name, to}] = copy;
     return copy;
   };
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    ir::Node& node = *graph.nodes[i];
     const int want = input_place(i);
-    for (auto& in : graph.nodes[i]->inputs) {
+    for (auto& in : node.inputs) {
       if (!in.empty()) in = at(in, want);
+    }
+    // Nested graphs read the enclosing values in host memory, then place their own nodes.
+    for (auto& attr : node.attributes) {
+      for (auto& sub : attr.graphs) {
+        for (const auto& name : sub->free_variables()) {
+          if (where(name) >= 0) sub->replace_uses(name, at(name, -1));
+        }
+        added += insert_copies(model, *sub, providers);
+      }
     }
     nodes.push_back(std::move(graph.nodes[i]));
   }
   for (const auto& [output, device_value] : returned) at(device_value, -1);
   graph.nodes = std::move(nodes);
   graph.renumber();
+  return added;
+}
+
+}  // namespace
+
+size_t insert_device_copies(ir::Model& model,
+                            const std::vector<const ExecutionProvider*>& providers) {
+  bool any_device = false;
+  for (const auto* p : providers) any_device = any_device || !p->allocator().on_host();
+  if (!any_device) return 0;
+  const size_t added = insert_copies(model, model.graph, providers);
   if (added > 0) {
     if (model.opset(kCopyDomain) == 0) model.opset_imports[kCopyDomain] = 1;
     for (const char* op : {"MemcpyFromHost", "MemcpyToHost"}) {

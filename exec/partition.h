@@ -13,14 +13,14 @@ namespace graft {
 std::vector<int> partition(const ir::Model& model, const ir::Graph& graph,
                            const std::vector<const ExecutionProvider*>& providers);
 
-// Makes the device boundaries of the top-level graph real nodes: under the partition of
-// `providers`, a com.graft MemcpyFromHost node goes before the first node on a device that reads
-// a value in host memory (graph inputs, initializers, host nodes' outputs), and a MemcpyToHost
-// node before the first host node that reads a device value; a graph output made on a device is
-// renamed "<name>@<provider>" there and copied back under its own name. Each copy is declared as
-// a model-local function with an Identity body, so the model stays runnable anywhere. Returns the
-// number of copies added: none when every provider works in host memory. Values that nested
-// graphs read are left to the planner, which copies whatever still crosses (GraphPlan).
+// Makes the device boundaries real nodes, in the graph and its nested graphs: under the partition
+// of `providers`, a com.graft MemcpyFromHost node goes before the first node on a device that
+// reads a value in host memory (graph inputs, initializers, host nodes' outputs), and a
+// MemcpyToHost node before the first host node, or nested graph, that reads a device value; a
+// graph output made on a device is renamed "<name>@<provider>" there and copied back under its
+// own name. Each copy is declared as a model-local function with an Identity body, so the model
+// stays runnable anywhere. Returns the number of copies added: none when every provider works in
+// host memory.
 size_t insert_device_copies(ir::Model& model,
                             const std::vector<const ExecutionProvider*>& providers);
 

@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <unordered_set>
 
 #include "exec/partition.h"
+#include "exec/provider.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
 #include "ir/schema.h"
+#include "ir/serialize.h"
+#include "ir/transforms/inline_functions.h"
+#include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 
@@ -120,65 +123,10 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   };
 
   const std::vector<int> owners = partition(ctx.model, graph, ctx.providers);
-  // Where each slot's value lives: -1 host memory, else the index of the device provider whose
-  // kernel made it. Inputs, initializers and outer values are host memory.
-  std::vector<int> location(num_slots_, -1);
-  auto place_of = [&](int provider) {
-    return provider >= 0 && !ctx.providers[static_cast<size_t>(provider)]->allocator().on_host()
-               ? provider
-               : -1;
-  };
-  // Copies already made: (slot, place) -> the slot holding the value there.
-  std::map<std::pair<int, int>, int> copies;
-  // The slot holding slot `s`'s value at `place`, adding copy steps as needed (a value moves
-  // between two devices through the host).
-  std::function<int(int, int, DType)> at = [&](int s, int place, DType dtype) -> int {
-    if (s < 0) return s;
-    const int from = location[static_cast<size_t>(s)];
-    if (from == place) return s;
-    if (from >= 0 && place >= 0) return at(at(s, -1, dtype), place, dtype);
-    auto cached = copies.find({s, place});
-    if (cached != copies.end()) return cached->second;
-    const int device = place >= 0 ? place : from;
-    const ExecutionProvider& provider = *ctx.providers[static_cast<size_t>(device)];
-    std::string value_name;
-    for (const auto& [name, slot] : slot_of_) {
-      if (slot == s) value_name = name;
-    }
-    auto node = std::make_unique<ir::Node>();
-    node->op_type = place >= 0 ? "MemcpyFromHost" : "MemcpyToHost";
-    node->domain = "com.graft";
-    node->name = value_name + "/" + node->op_type;
-    node->inputs = {value_name};
-    node->outputs = {value_name + (place >= 0 ? "@" + std::string(provider.name()) : "@host")};
-    const KernelDef* def = provider.registry().find(node->domain, node->op_type, 1, {dtype});
-    if (!def) {
-      throw NotImplemented(std::string(provider.name()) + " has no " + node->op_type +
-                           " kernel to move '" + value_name + "' between host and device");
-    }
-    auto step = std::make_unique<Step>();
-    step->node = node.get();
-    step->desc = node->describe();
-    KernelInfo info(*node, 1, {dtype}, {nullptr});
-    step->kernel = def->factory(info);
-    step->inputs = {s};
-    const int copy = new_slot(node->outputs[0]);
-    location.push_back(place);
-    step->outputs = {copy};
-    steps_.push_back(std::move(step));
-    copy_nodes_.push_back(std::move(node));
-    copies[{s, place}] = copy;
-    return copy;
-  };
   size_t step_index = 0;
   for (const auto& node_ptr : graph.nodes) {
     const ir::Node& n = *node_ptr;
     const int owner = owners[step_index++];
-    // The copy nodes of insert_device_copies read host memory into a device, and the reverse.
-    const bool copy_in = n.domain == "com.graft" && n.op_type == "MemcpyFromHost";
-    const bool copy_out = n.domain == "com.graft" && n.op_type == "MemcpyToHost";
-    const int place = copy_in ? -1 : place_of(owner);
-    const int out_place = copy_out ? -1 : place_of(owner);
     auto step = std::make_unique<Step>();
     step->node = &n;
     step->desc = n.describe();
@@ -186,15 +134,12 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     std::vector<const Tensor*> constants;
     for (const auto& name : n.inputs) {
       int s = name.empty() ? -1 : lookup(n, name);
+      step->inputs.push_back(s);
       in_dtypes.push_back(dtype_of(name));
       auto c = constant_of.find(s);
-      const int here = s < 0 ? -1 : at(s, place, in_dtypes.back());
-      // A weight copied to the device is no constant the kernel could prepare from the host.
-      constants.push_back(c == constant_of.end() || here != s ? nullptr : c->second);
-      step->inputs.push_back(here);
+      constants.push_back(c == constant_of.end() ? nullptr : c->second);
     }
-    // Nested graphs: their outer-scope reads become implicit inputs of this node, read on the
-    // host.
+    // Nested graphs: their outer-scope reads become implicit inputs of this node.
     std::map<std::string, int> implicit_index;
     for (const auto& attr : n.attributes) {
       for (const auto& sub : attr.graphs) {
@@ -202,7 +147,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
         std::vector<int> idx;
         for (const auto& fv : free) {
           auto [it, inserted] = implicit_index.emplace(fv, static_cast<int>(step->implicit.size()));
-          if (inserted) step->implicit.push_back(at(lookup(n, fv), -1, dtype_of(fv)));
+          if (inserted) step->implicit.push_back(lookup(n, fv));
           idx.push_back(it->second);
         }
         step->subgraph_attrs.push_back(attr.name);
@@ -238,13 +183,9 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     KernelInfo info(n, since, std::move(in_dtypes), std::move(constants));
     step->kernel = def->factory(info);
-    for (const auto& name : n.outputs) {
-      step->outputs.push_back(name.empty() ? -1 : new_slot(name));
-      if (!name.empty()) location.push_back(out_place);
-    }
+    for (const auto& name : n.outputs) step->outputs.push_back(name.empty() ? -1 : new_slot(name));
     steps_.push_back(std::move(step));
   }
-  // The graph's outputs are handed over in host memory.
   for (const auto& v : graph.outputs) {
     output_names_.push_back(v.name);
     auto it = slot_of_.find(v.name);
@@ -252,7 +193,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
       throw InvalidArgument("graph '" + graph.name + "': output '" + v.name +
                             "' is not produced by any node");
     }
-    output_slots_.push_back(at(it->second, -1, dtype_of(v.name)));
+    output_slots_.push_back(it->second);
   }
   // Lifetimes: a slot is dropped after the last step that reads it, unless it is an output.
   std::unordered_set<int> keep(output_slots_.begin(), output_slots_.end());
@@ -296,6 +237,34 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
 }
 
 GraphPlan::~GraphPlan() = default;
+
+PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
+                        const SessionOptions& options) {
+  PlannedModel planned;
+  std::vector<std::unique_ptr<ExecutionProvider>> providers;
+  std::vector<const ExecutionProvider*> chosen;
+  for (const auto& name : names.empty() ? default_providers() : names) {
+    providers.push_back(create_provider(name));
+    chosen.push_back(providers.back().get());
+    planned.providers.push_back(chosen.back()->name());
+  }
+  if (chosen.empty()) throw InvalidArgument("no execution provider is available");
+  // Functions without a kernel in any chosen provider (standard or model-local) run as their
+  // bodies; graft's fused ops keep their kernels.
+  ir::inline_functions(model, [&](const ir::Node& n, int since) {
+    return std::any_of(chosen.begin(), chosen.end(), [&](const ExecutionProvider* p) {
+      return p->registry().has_op(n.domain, n.op_type, since);
+    });
+  });
+  model.graph.topological_sort();
+  ir::optimize(model, options.graph_optimization_level);
+  insert_device_copies(model, chosen);
+  if (!options.optimized_model_filepath.empty())
+    ir::save_model(model, options.optimized_model_filepath);
+  planned.plan = std::make_unique<GraphPlan>(model.graph, PlanContext{model, chosen},
+                                             std::vector<std::string>{});
+  return planned;
+}
 
 std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
                                   const std::vector<const Value*>& outer,

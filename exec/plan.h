@@ -10,12 +10,9 @@
 #include <vector>
 
 #include "exec/kernel.h"
+#include "exec/session.h"
 
 namespace graft {
-
-namespace ir {
-class Node;
-}
 
 namespace ir {
 class Graph;
@@ -86,9 +83,6 @@ class GraphPlan {
   std::vector<std::pair<int, Value>> constants_;  // initializers
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
-  // The copy nodes the plan adds where a value crosses between host and device memory
-  // (com.graft MemcpyFromHost / MemcpyToHost, run by the device's provider).
-  std::vector<std::unique_ptr<ir::Node>> copy_nodes_;
   size_t num_slots_ = 0;
   bool has_in_place_ = false;  // some step may write into an input's buffer
   // Walks the steps over `slots` (inputs already placed). `foreign` lists buffers the run does
@@ -113,5 +107,19 @@ struct Profiler {
   // its path.
   std::string write_trace(const std::string& prefix) const;
 };
+
+// A model made ready for its providers and planned.
+struct PlannedModel {
+  std::unique_ptr<GraphPlan> plan;
+  std::vector<std::string> providers;  // the providers' names, in preference order
+};
+
+// What every session does between its model and its plan: creates the providers named (empty:
+// default_providers()), inlines the functions none of them has a kernel for, sorts the nodes,
+// runs the graph rewrites of options.graph_optimization_level, makes the device boundaries copy
+// nodes (insert_device_copies), saves the result to options.optimized_model_filepath when set,
+// and plans it. Throws like create_provider and GraphPlan.
+PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
+                        const SessionOptions& options);
 
 }  // namespace graft

@@ -106,35 +106,11 @@ void check_feed(const IOInfo& info, const Value& v) {
 InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
                                    std::vector<std::string> providers)
     : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
-  if (providers.empty()) providers = default_providers();
-  std::vector<std::unique_ptr<ExecutionProvider>> eps;
-  for (const auto& name : providers) {
-    auto ep = create_provider(name);
-    providers_.push_back(ep->name());
-    eps.push_back(std::move(ep));
-  }
-  if (eps.empty()) throw InvalidArgument("no execution provider is available");
-
   // ONNX's Gradient operator runs as the gradient subgraph it denotes.
   if (autodiff::has_gradient_ops(*model_)) *model_ = autodiff::expand_gradient_ops(*model_);
-  // Standard ops without a kernel in any chosen provider run as their function body.
-  ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
-    for (const auto& ep : eps) {
-      if (ep->registry().has_op(n.domain, n.op_type, since)) return true;
-    }
-    return false;
-  });
-  model_->graph.topological_sort();
-  ir::optimize(*model_, options_.graph_optimization_level);
-  std::vector<const ExecutionProvider*> chosen;
-  for (const auto& ep : eps) chosen.push_back(ep.get());
-  insert_device_copies(*model_, chosen);
-
-  if (!options_.optimized_model_filepath.empty())
-    ir::save_model(*model_, options_.optimized_model_filepath);
-
-  plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
-                                      std::vector<std::string>{});
+  PlannedModel planned = plan_model(*model_, providers, options_);
+  plan_ = std::move(planned.plan);
+  providers_ = std::move(planned.providers);
 
   std::set<std::string> initializer_names;
   for (const auto& t : model_->graph.initializers) initializer_names.insert(t->name());

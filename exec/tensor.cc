@@ -79,11 +79,11 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(checked(std::mo
   buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
 }
 
-Tensor Tensor::empty(DType dtype, Shape shape) {
+Tensor Tensor::empty(DType dtype, Shape shape, Allocator& allocator) {
   shape = checked(std::move(shape));
   const int64_t count = shape_size(shape);
   return Tensor(dtype, std::move(shape),
-                std::make_shared<Buffer>(dtype, count, cpu_allocator(), Buffer::Init::Unspecified));
+                std::make_shared<Buffer>(dtype, count, allocator, Buffer::Init::Unspecified));
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes)
@@ -103,7 +103,7 @@ Tensor Tensor::reshaped(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
-  if (buffer_ && buffer_->allocator() && !buffer_->allocator()->on_host()) {
+  if (buffer_ && !buffer_->on_host()) {
     throw InvalidArgument(std::string("cannot clone a tensor in ") + buffer_->allocator()->name() +
                           " memory on the host");
   }

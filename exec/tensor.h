@@ -38,6 +38,8 @@ class GRAFT_API Buffer {
   // The allocator the memory came from; nullptr for wrapped memory (host memory owned
   // elsewhere).
   Allocator* allocator() const { return allocator_; }
+  // Whether the CPU may read and write the memory (not a device's).
+  bool on_host() const { return allocator_ == nullptr || allocator_->on_host(); }
 
  private:
   void* data_ = nullptr;
@@ -56,7 +58,8 @@ class GRAFT_API Tensor {
   // a kernel overwrites whole, where zero-filling first would cost a pass over the memory.
   // With GRAFT_POISON_OUTPUTS=1 in the environment the bytes are set to 0xFF instead (NaN for
   // floating point), so a kernel that reads an element before writing it shows in its results.
-  static Tensor empty(DType dtype, Shape shape);
+  // `allocator` says where (a device provider's memory, for its kernels).
+  static Tensor empty(DType dtype, Shape shape, Allocator& allocator = cpu_allocator());
   // Shares `buffer`, starting `offset_bytes` in.
   Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset_bytes = 0);
 

@@ -79,26 +79,7 @@ class TrainingSession::StateRunner {
     if (options.enable_profiling) profiler_ = std::make_unique<Profiler>();
     std::erase_if(model_->graph.initializers,
                   [&](const auto& t) { return state.count(t->name()) > 0; });
-    std::vector<std::unique_ptr<ExecutionProvider>> providers;
-    std::vector<const ExecutionProvider*> chosen;
-    for (const auto& name : names.empty() ? default_providers() : names) {
-      providers.push_back(create_provider(name));
-      chosen.push_back(providers.back().get());
-    }
-    // As InferenceSession: functions without a kernel (standard or model-local) run as their
-    // bodies; graft's fused ops keep their kernels.
-    ir::inline_functions(*model_, [&](const ir::Node& n, int since) {
-      return std::any_of(chosen.begin(), chosen.end(), [&](const ExecutionProvider* p) {
-        return p->registry().has_op(n.domain, n.op_type, since);
-      });
-    });
-    model_->graph.topological_sort();
-    ir::optimize(*model_, options.graph_optimization_level);
-    insert_device_copies(*model_, chosen);
-    if (!options.optimized_model_filepath.empty())
-      ir::save_model(*model_, options.optimized_model_filepath);
-    plan_ = std::make_unique<GraphPlan>(model_->graph, PlanContext{*model_, chosen},
-                                        std::vector<std::string>{});
+    plan_ = plan_model(*model_, names, options).plan;
   }
 
   // Runs with `feeds` and the state, whose tensors are moved into the run: on success the

@@ -105,6 +105,11 @@ bool Graph::is_graph_input(const std::string& value) const {
                      [&](const ValueInfo& v) { return v.name == value; });
 }
 
+bool Graph::is_graph_output(const std::string& value) const {
+  return std::any_of(outputs.begin(), outputs.end(),
+                     [&](const ValueInfo& v) { return v.name == value; });
+}
+
 Node* Graph::producer(const std::string& value) const {
   for (const auto& n : nodes) {
     if (std::find(n->outputs.begin(), n->outputs.end(), value) != n->outputs.end()) return n.get();

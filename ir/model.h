@@ -81,6 +81,7 @@ class GRAFT_API Graph {
   // --- queries ---
   const onnx::TensorProto* find_initializer(const std::string& value) const;
   bool is_graph_input(const std::string& value) const;
+  bool is_graph_output(const std::string& value) const;
   // The node producing `value`, or nullptr for inputs, initializers and outer-scope values.
   Node* producer(const std::string& value) const;
   std::vector<Node*> consumers(const std::string& value) const;

@@ -60,8 +60,7 @@ inline TrainedState train_relu_regression(std::vector<std::string> providers,
   TrainedState out;
   if (!profile_prefix.empty()) out.trace = session.end_profiling();
   for (const auto& [name, t] : session.state()) {
-    const Allocator* memory = t.buffer()->allocator();
-    out.on_host[name] = memory == nullptr || memory->on_host();
+    out.on_host[name] = t.buffer()->on_host();
     if (t.dtype() == DType::Float)
       out.values[name].assign(t.data<float>(), t.data<float>() + t.size());
   }

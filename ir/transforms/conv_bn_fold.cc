@@ -105,9 +105,7 @@ void drop_unused_initializers(Graph& g) {
       kept.push_back(t);
       continue;
     }
-    bool is_output = false;
-    for (const auto& o : g.outputs) is_output = is_output || o.name == t->name();
-    if (is_output) kept.push_back(t);
+    if (g.is_graph_output(t->name())) kept.push_back(t);
   }
   g.initializers = std::move(kept);
 }

@@ -7,11 +7,6 @@
 namespace graft::ir {
 namespace {
 
-bool is_graph_output(const Graph& g, const std::string& name) {
-  return std::any_of(g.outputs.begin(), g.outputs.end(),
-                     [&](const ValueInfo& v) { return v.name == name; });
-}
-
 bool removable(const Graph& g, const Node& n) {
   if (!n.domain.empty() || n.inputs.empty() || n.inputs[0].empty() || n.outputs.empty())
     return false;
@@ -19,7 +14,7 @@ bool removable(const Graph& g, const Node& n) {
   if (n.op_type != "Dropout") return false;
   // The mask output must be absent or unread, and training mode must not be requested.
   if (n.outputs.size() > 1 && !n.outputs[1].empty()) {
-    if (!g.consumers(n.outputs[1]).empty() || is_graph_output(g, n.outputs[1])) return false;
+    if (!g.consumers(n.outputs[1]).empty() || g.is_graph_output(n.outputs[1])) return false;
   }
   return n.inputs.size() < 3 || n.inputs[2].empty();
 }
@@ -31,7 +26,7 @@ int eliminate_identity(Graph& graph) {
   for (size_t i = 0; i < graph.nodes.size();) {
     Node& n = *graph.nodes[i];
     // A graph output keeps its name, so an Identity that produces one stays.
-    if (!removable(graph, n) || is_graph_output(graph, n.outputs[0])) {
+    if (!removable(graph, n) || graph.is_graph_output(n.outputs[0])) {
       ++i;
       continue;
     }

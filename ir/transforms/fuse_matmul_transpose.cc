@@ -12,18 +12,13 @@
 namespace graft::ir {
 namespace {
 
-bool is_graph_output(const Graph& g, const std::string& value) {
-  return std::any_of(g.outputs.begin(), g.outputs.end(),
-                     [&](const ValueInfo& v) { return v.name == value; });
-}
-
 // The Transpose feeding `value` when it only swaps the last two axes and nothing else reads
 // its output; nullptr otherwise.
 const Node* swap_last_two(const Graph& g, const std::string& value) {
   const Node* t = g.producer(value);
   if (!t || t->op_type != "Transpose" || !t->domain.empty() || g.consumers(value).size() != 1)
     return nullptr;
-  if (is_graph_output(g, value)) return nullptr;
+  if (g.is_graph_output(value)) return nullptr;
   const Attribute* perm = t->find_attr("perm");
   if (!perm) return nullptr;
   const auto& p = perm->proto->ints();
@@ -41,7 +36,7 @@ const Node* swap_last_two(const Graph& g, const std::string& value) {
 bool fold_into_gemm(Graph& graph, Node& transpose, Node& gemm) {
   if (gemm.op_type != "Gemm" || !gemm.domain.empty() || gemm.inputs.size() != 2 ||
       gemm.outputs.size() != 1 || graph.consumers(gemm.outputs[0]).size() != 1 ||
-      is_graph_output(graph, gemm.outputs[0]))
+      graph.is_graph_output(gemm.outputs[0]))
     return false;
   const Attribute* perm = transpose.find_attr("perm");
   if (!perm || perm->proto->ints_size() != 2 || perm->proto->ints(0) != 1) return false;
@@ -96,7 +91,7 @@ int fold_transposes(Graph& graph) {
       identity = identity && composed.back() == j;
     }
     const std::string source = inner->inputs[0];
-    if (identity && !is_graph_output(graph, outer.outputs[0])) {
+    if (identity && !graph.is_graph_output(outer.outputs[0])) {
       const std::string out = outer.outputs[0];
       graph.remove_node(&outer);
       graph.replace_uses(out, source);
@@ -113,8 +108,7 @@ int fold_transposes(Graph& graph) {
   for (size_t i = 0; i < graph.nodes.size();) {
     const Node& n = *graph.nodes[i];
     const bool dead = n.op_type == "Transpose" && n.domain.empty() &&
-                      graph.consumers(n.outputs[0]).empty() &&
-                      !is_graph_output(graph, n.outputs[0]);
+                      graph.consumers(n.outputs[0]).empty() && !graph.is_graph_output(n.outputs[0]);
     if (!dead) {
       ++i;
       continue;
@@ -146,7 +140,7 @@ int fuse_bias(Graph& graph) {
     if ((!matmul && !fused_mm) || mm.inputs.size() != 2 || mm.outputs.size() != 1) continue;
     const std::string product = mm.outputs[0];
     const auto readers = graph.consumers(product);
-    if (readers.size() != 1 || is_graph_output(graph, product)) continue;
+    if (readers.size() != 1 || graph.is_graph_output(product)) continue;
     Node& add = *readers[0];
     if (add.op_type != "Add" || !add.domain.empty() || add.inputs.size() != 2 ||
         add.inputs[0] == add.inputs[1])

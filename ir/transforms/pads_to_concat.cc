@@ -36,9 +36,7 @@ bool zero_pad_piece(const Graph& g, const std::string& value, const Node& sum, P
   if (!pad || pad->op_type != "Pad" || !pad->domain.empty() || pad->inputs.size() < 2) return false;
   const auto consumers = g.consumers(value);
   if (consumers.size() != 1 || consumers[0] != &sum) return false;
-  if (std::any_of(g.outputs.begin(), g.outputs.end(),
-                  [&](const ValueInfo& v) { return v.name == value; }))
-    return false;
+  if (g.is_graph_output(value)) return false;
   if (const Attribute* mode = pad->find_attr("mode"); mode && mode->proto->s() != "constant")
     return false;
   // A constant_value other than absent, and an axes input, are not handled.

@@ -16,15 +16,11 @@
 namespace graft::ir {
 namespace {
 
-bool is_output(const Graph& g, const std::string& value) {
-  return std::any_of(g.outputs.begin(), g.outputs.end(),
-                     [&](const ValueInfo& v) { return v.name == value; });
-}
-
 // The node producing `value` when it is a default-domain `op` whose output only `reader` reads.
 Node* sole_producer(const Graph& g, const std::string& value, const char* op, const Node* reader) {
   Node* n = g.producer(value);
-  if (!n || n->op_type != op || !n->domain.empty() || n->outputs.size() != 1 || is_output(g, value))
+  if (!n || n->op_type != op || !n->domain.empty() || n->outputs.size() != 1 ||
+      g.is_graph_output(value))
     return nullptr;
   const auto readers = g.consumers(value);
   if (readers.size() != 1 || readers[0] != reader) return nullptr;
@@ -202,7 +198,7 @@ int simplify_layout(Graph& graph) {
     const Node& n = *graph.nodes[i];
     if ((n.op_type == "Transpose" || n.op_type == "Identity") && n.domain.empty() &&
         n.outputs.size() == 1 && graph.consumers(n.outputs[0]).empty() &&
-        !is_output(graph, n.outputs[0])) {
+        !graph.is_graph_output(n.outputs[0])) {
       graph.value_info.erase(n.outputs[0]);
       graph.remove_node(&n);
       i = 0;  // a removed node may leave its producer unread

@@ -1,8 +1,8 @@
 // com.graft AllReduce, Broadcast, AllGather and ReduceScatter on device tensors, over the NCCL
 // communicator of the CUDA device (semantics as the CPU kernels in providers/cpu/distributed).
 // AllReduce and Broadcast pack their inputs into one device buffer with one batched-copy launch
-// (distributed::pack_layout), run one NCCL collective per dtype on it in place, and hand out
-// views of it as their outputs.
+// (distributed::pack_layout, pack_into), run one NCCL collective per dtype on it in place, and hand
+// out views of it as their outputs.
 #include <vector>
 
 #include "distributed/packing.h"
@@ -20,28 +20,17 @@ using distributed::PackedGroup;
 std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed) {
   size_t total = 0;
   std::vector<PackedGroup> groups = distributed::pack_layout(ctx, total);
-  packed = empty_on_device(DType::UInt8, {static_cast<int64_t>(total)});
-  char* base = static_cast<char*>(packed.raw());
-  std::vector<CopySegment> segments;
-  for (const auto& g : groups) {
-    size_t offset = g.offset;
-    for (int i : g.members) {
-      const Tensor& x = ctx.input(i);
-      segments.push_back({x.raw(), base + offset, x.nbytes()});
-      ctx.set_output(i, Value(Tensor(x.dtype(), x.shape(), packed.buffer(), offset)));
-      offset += x.nbytes();
-    }
-  }
   Device& device = Device::get();
+  packed = Tensor::empty(DType::UInt8, {static_cast<int64_t>(total)}, device.allocator());
+  std::vector<CopySegment> segments;
+  distributed::pack_into(ctx, groups, packed, [&](const Tensor& x, char* to) {
+    segments.push_back({x.raw(), to, x.nbytes()});
+  });
   check(batched_copy(segments.data(), segments.size(), device.stream()),
         ctx.describe() + ": packing the inputs");
   // NCCL reads the buffer on its own stream.
   device.synchronize();
   return groups;
-}
-
-int64_t elements(const PackedGroup& g) {
-  return static_cast<int64_t>(g.bytes / dtype_size(g.dtype));
 }
 
 class AllReduce final : public Kernel {
@@ -54,7 +43,7 @@ class AllReduce final : public Kernel {
     const auto groups = pack_inputs(ctx, packed);
     const distributed::CollectiveLabel label(ctx.describe());
     for (const auto& g : groups)
-      comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset, elements(g), g.dtype, op_);
+      comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset, g.count(), g.dtype, op_);
   }
 
  private:
@@ -76,7 +65,7 @@ class Broadcast final : public Kernel {
     const auto groups = pack_inputs(ctx, packed);
     const distributed::CollectiveLabel label(ctx.describe());
     for (const auto& g : groups) {
-      comm.broadcast(static_cast<char*>(packed.raw()) + g.offset, elements(g), g.dtype,
+      comm.broadcast(static_cast<char*>(packed.raw()) + g.offset, g.count(), g.dtype,
                      static_cast<int>(root_));
     }
   }
@@ -92,7 +81,8 @@ class AllGather final : public Kernel {
     Device& device = Device::get();
     distributed::Communicator& comm = device.communicator();
     const Tensor& x = ctx.input(0);
-    Tensor y = empty_on_device(x.dtype(), distributed::gathered_shape(ctx, x, comm.size()));
+    Tensor y = Tensor::empty(x.dtype(), distributed::gathered_shape(ctx, x, comm.size()),
+                             device.allocator());
     device.synchronize();
     const distributed::CollectiveLabel label(ctx.describe());
     comm.all_gather(x.raw(), y.raw(), x.size(), x.dtype());
@@ -108,7 +98,8 @@ class ReduceScatter final : public Kernel {
     Device& device = Device::get();
     distributed::Communicator& comm = device.communicator();
     const Tensor& x = ctx.input(0);
-    Tensor y = empty_on_device(x.dtype(), distributed::scattered_shape(ctx, x, comm.size()));
+    Tensor y = Tensor::empty(x.dtype(), distributed::scattered_shape(ctx, x, comm.size()),
+                             device.allocator());
     device.synchronize();
     const distributed::CollectiveLabel label(ctx.describe());
     comm.reduce_scatter(x.raw(), y.raw(), y.size(), x.dtype(), op_);

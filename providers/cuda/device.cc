@@ -73,10 +73,4 @@ distributed::Communicator& Device::communicator() {
   return *communicator_;
 }
 
-Tensor empty_on_device(DType dtype, const Shape& shape) {
-  return Tensor(dtype, shape,
-                std::make_shared<Buffer>(dtype, shape_size(shape), Device::get().allocator(),
-                                         Buffer::Init::Unspecified));
-}
-
 }  // namespace graft::cuda

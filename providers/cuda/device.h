@@ -12,7 +12,6 @@
 
 #include "distributed/communicator.h"
 #include "exec/allocator.h"
-#include "exec/tensor.h"
 
 namespace graft::cuda {
 
@@ -59,8 +58,5 @@ class Device {
   std::mutex mutex_;
   std::unique_ptr<distributed::Communicator> communicator_;
 };
-
-// A tensor in device memory whose elements are unspecified until written.
-Tensor empty_on_device(DType dtype, const Shape& shape);
 
 }  // namespace graft::cuda

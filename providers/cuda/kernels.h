@@ -5,7 +5,8 @@
 
 namespace graft::cuda {
 
-// com.graft MemcpyFromHost / MemcpyToHost: the copies the planner inserts at device boundaries.
+// com.graft MemcpyFromHost / MemcpyToHost: the copies insert_device_copies puts at device
+// boundaries.
 void register_memcpy_kernels(KernelRegistry& reg);
 // com.graft AllReduce, Broadcast, AllGather, ReduceScatter over NCCL.
 void register_collective_kernels(KernelRegistry& reg);

@@ -1,5 +1,6 @@
 // com.graft MemcpyFromHost (host tensor -> device tensor) and MemcpyToHost (device -> host), the
-// copies the planner puts where a value crosses between host and device memory. Tensors only.
+// copies insert_device_copies puts where a value crosses between host and device memory.
+// Tensors only.
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels.h"
 
@@ -14,7 +15,7 @@ class MemcpyFromHost final : public Kernel {
     const Tensor& x = ctx.input(0);
     if (x.dtype() == DType::String) ctx.fail("string tensors cannot be copied to a CUDA device");
     Device& device = Device::get();
-    Tensor y = empty_on_device(x.dtype(), x.shape());
+    Tensor y = Tensor::empty(x.dtype(), x.shape(), device.allocator());
     // From pageable memory the call returns once the bytes are staged, so the host buffer may
     // be released afterwards.
     if (x.nbytes() > 0) {

@@ -1,5 +1,6 @@
 // The CUDA execution provider: claims the nodes its kernel registry can run (the collectives and
-// the host/device copies); the planner copies values in and out of device memory around them.
+// the host/device copies); insert_device_copies moves values in and out of device memory around
+// them.
 // A session uses it only where the user names it (providers=["CUDAExecutionProvider", ...]).
 #include "exec/provider.h"
 #include "ir/model.h"

@@ -1,7 +1,8 @@
-// The planner's copies at device boundaries, checked without a GPU: a test provider whose
-// allocator reports device memory (host memory underneath) runs Relu, and its own MemcpyFromHost
-// and MemcpyToHost kernels record every crossing. Each of its kernels checks that its inputs are
-// in its memory; the CPU's checks are that host nodes and the caller only ever see host memory.
+// The copies at device boundaries (insert_device_copies), checked without a GPU: a test provider
+// whose allocator reports device memory (host memory underneath) runs Relu, and its own
+// MemcpyFromHost and MemcpyToHost kernels record every crossing. Each of its kernels checks that
+// its inputs are in its memory; the CPU's checks are that host nodes and the caller only ever see
+// host memory.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -45,9 +46,7 @@ int copies_out = 0;
 bool on_device(const Tensor& t) { return t.buffer()->allocator() == &device_memory(); }
 
 Tensor device_tensor(DType dtype, const Shape& shape) {
-  return Tensor(dtype, shape,
-                std::make_shared<Buffer>(dtype, shape_size(shape), device_memory(),
-                                         Buffer::Init::Unspecified));
+  return Tensor::empty(dtype, shape, device_memory());
 }
 
 class DeviceRelu final : public Kernel {
@@ -133,7 +132,7 @@ ir::Model chain() {
   return m.build();
 }
 
-TEST(DeviceCopies, PlannerCopiesAtEveryHostDeviceBoundary) {
+TEST(DeviceCopies, CopiesAtEveryHostDeviceBoundary) {
   SessionOptions options;
   options.graph_optimization_level = 0;
   InferenceSession session(chain(), options, {"FakeDeviceProvider", "CPUExecutionProvider"});
@@ -168,7 +167,7 @@ TEST(DeviceCopies, TheCopiesAreNodesOfTheSavedOptimizedModel) {
   std::memcpy(x.raw(), xs, sizeof(xs));
   copies_in = copies_out = 0;
   std::vector<Value> on_device = session.run({}, {{"x", x}});
-  // The planner added nothing of its own: every crossing is one of the graph's copy nodes.
+  // Every crossing is one of the graph's copy nodes.
   EXPECT_EQ(copies_in, 3);
   EXPECT_EQ(copies_out, 3);
   // The saved model passes ONNX's checker (load_model runs it), declares the copies as
@@ -191,8 +190,9 @@ TEST(DeviceCopies, TheCopiesAreNodesOfTheSavedOptimizedModel) {
   }
 }
 
-// r1 = Relu(x) on the device; an If whose branches read r1 from the outer scope on the host.
-TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedByThePlanner) {
+// r1 = Relu(x) on the device; an If whose branches read r1 from the outer scope: one copy to the
+// host before the If, read by both branches.
+TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedToTheHost) {
   onnx::ModelProto m;
   m.set_ir_version(10);
   m.add_opset_import()->set_version(18);

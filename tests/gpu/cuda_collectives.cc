@@ -118,7 +118,7 @@ void run_case(int64_t n) {
   const Tensor& c2 = out[2].tensor();
   const Tensor& gathered = out[3].tensor();
   bool host = true;
-  for (const auto& v : out) host = host && v.tensor().buffer()->allocator()->on_host();
+  for (const auto& v : out) host = host && v.tensor().buffer()->on_host();
   check(host, "every output is handed back in host memory");
   double worst = 0;
   bool gathered_ok = true;

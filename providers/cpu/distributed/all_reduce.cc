@@ -28,9 +28,8 @@ class AllReduce final : public Kernel {
     auto reduce = [&comm, op = op_, prescale](const std::vector<PackedGroup>& groups,
                                               Tensor& packed) {
       for (const auto& g : groups) {
-        const bool scaled = prescale && (g.dtype == DType::Float || g.dtype == DType::Double);
-        comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset,
-                        static_cast<int64_t>(g.bytes / dtype_size(g.dtype)), g.dtype,
+        const bool scaled = prescale && scaled_when_packed(g.dtype);
+        comm.all_reduce(static_cast<char*>(packed.raw()) + g.offset, g.count(), g.dtype,
                         scaled ? distributed::ReduceOp::Sum : op);
       }
     };

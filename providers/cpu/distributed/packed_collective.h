@@ -13,22 +13,27 @@ namespace graft {
 
 using distributed::PackedGroup;
 
+// Whether pack_inputs scales a group of this dtype (float and double; other dtypes are copied
+// as they are).
+inline bool scaled_when_packed(DType dtype) {
+  return dtype == DType::Float || dtype == DType::Double;
+}
+
 // Packs every input into one new buffer, `packed` (laid out by distributed::pack_layout), and
 // makes output i the view of input i's copy there. A collective that works on the groups in
 // place so leaves its results in the outputs, with no copy back. Inputs and outputs correspond
 // one to one.
 //
-// With `scale` other than 1, float and double inputs are multiplied by it on the way in (one
+// With `scale` other than 1, scaled_when_packed inputs are multiplied by it on the way in (one
 // pass over the bytes either way): an average over N ranks becomes a sum of inputs scaled by
 // 1/N, with no division pass after the collective. (For N a power of two the two agree
-// exactly; otherwise to rounding.) Groups of other dtypes are copied as they are.
+// exactly; otherwise to rounding.)
 inline std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed,
                                             double scale = 1.0) {
   size_t total = 0;
   std::vector<PackedGroup> groups = distributed::pack_layout(ctx, total);
   packed = Tensor::empty(DType::UInt8, {static_cast<int64_t>(total)});
-  char* base = static_cast<char*>(packed.raw());
-  auto copy = [scale](const Tensor& x, char* to) {
+  distributed::pack_into(ctx, groups, packed, [scale](const Tensor& x, char* to) {
     const int64_t n = x.size();
     if (scale != 1.0 && x.dtype() == DType::Float) {
       const float* in = x.data<float>();
@@ -42,16 +47,7 @@ inline std::vector<PackedGroup> pack_inputs(KernelContext& ctx, Tensor& packed,
     } else if (x.nbytes() > 0) {
       std::memcpy(to, x.raw(), x.nbytes());
     }
-  };
-  for (const auto& g : groups) {
-    size_t offset = g.offset;
-    for (int i : g.members) {
-      const Tensor& x = ctx.input(i);
-      copy(x, base + offset);
-      ctx.set_output(i, Value(Tensor(x.dtype(), x.shape(), packed.buffer(), offset)));
-      offset += x.nbytes();
-    }
-  }
+  });
   return groups;
 }
 
@@ -61,8 +57,7 @@ inline void run_packed_collective(KernelContext& ctx,
   Tensor packed;
   const auto groups = pack_inputs(ctx, packed);
   for (const auto& g : groups) {
-    collective(static_cast<char*>(packed.raw()) + g.offset,
-               static_cast<int64_t>(g.bytes / dtype_size(g.dtype)), g.dtype);
+    collective(static_cast<char*>(packed.raw()) + g.offset, g.count(), g.dtype);
   }
 }
 
