@@ -19,12 +19,36 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 // The forward pass is direct convolution: its outputs are what inference returns, and Winograd's
-// rounding (about 1e-5 of the output scale) would set graft apart from other runtimes. oneDNN
-// may choose Winograd for the backward-data pass, where it pays off for 3x3 stride-1 layers;
-// its Winograd backward-weights pass measured slower than the direct one here.
+// rounding (about 1e-5 of the output scale) would set graft apart from other runtimes. The
+// backward-data pass may use Winograd (see prefers_winograd); its backward-weights pass measured
+// slower than the direct one here.
 constexpr auto kForwardAlgorithm = dnnl::algorithm::convolution_direct;
-constexpr auto kDataAlgorithm = dnnl::algorithm::convolution_auto;
 constexpr auto kWeightsAlgorithm = dnnl::algorithm::convolution_direct;
+
+// oneDNN's Winograd backward-data pass computes 4x4 output tiles and transforms the whole weight
+// tensor and every tile of dY on each call. It pays off for 3x3 stride-1 layers with enough
+// tiles and channels to amortize those transforms; below, the direct pass is faster. The rule was
+// read off single-threaded measurements on AVX-512 (Winograd time over direct time, 3x3 layers
+// with C = M channels): at 2x2 outputs a tile is mostly padding and Winograd loses at every
+// batch (2.3 to 15 times slower); at 4x4, 512 channels give 1.37 at batch 8 (8 tiles) and 0.63
+// at batch 32, 64 channels 1.01 at batch 16 and 0.78 at batch 32; at 8x8, 512 channels give 1.13
+// at batch 2 and 0.73 at batch 4; 16 channels hover about 1 everywhere. oneDNN's own choice
+// (convolution_auto) looks at the batch only and picks Winograd for 2x2 outputs.
+constexpr int64_t kWinogradTile = 4;
+constexpr int64_t kWinogradMinTiles = 16;
+constexpr int64_t kWinogradMinChannels = 32;
+constexpr int64_t kWinogradMinTileChannels = 2048;
+
+bool prefers_winograd(const DnnlConvShape& s) {
+  const bool geometry = s.group == 1 && s.kernel[0] == 3 && s.kernel[1] == 3 && s.strides[0] == 1 &&
+                        s.strides[1] == 1 && s.dilations[0] == 1 && s.dilations[1] == 1;
+  if (!geometry || s.out[0] < kWinogradTile || s.out[1] < kWinogradTile) return false;
+  const int64_t tiles = s.batch * ((s.out[0] + kWinogradTile - 1) / kWinogradTile) *
+                        ((s.out[1] + kWinogradTile - 1) / kWinogradTile);
+  const int64_t channels = std::min(s.channels, s.maps);
+  return tiles >= kWinogradMinTiles && channels >= kWinogradMinChannels &&
+         tiles * channels >= kWinogradMinTileChannels;
+}
 
 dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -100,10 +124,20 @@ std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
     e->layouts[DNNL_ARG_DST] = {fwd.dst_desc(), plain.dst};
     if (bias) e->layouts[DNNL_ARG_BIAS] = {fwd.bias_desc(), plain.bias};
   } else if (pass == Pass::BackwardData) {
-    dnnl::convolution_backward_data::primitive_desc pd(
-        {kDataAlgorithm, any.src, any.weights, any.dst, any.strides, any.dilates, any.pad_l,
-         any.pad_r},
-        user_scratchpad(), engine(), fwd);
+    auto make = [&](dnnl::algorithm algorithm) {
+      return dnnl::convolution_backward_data::primitive_desc(
+          {algorithm, any.src, any.weights, any.dst, any.strides, any.dilates, any.pad_l,
+           any.pad_r},
+          user_scratchpad(), engine(), fwd);
+    };
+    dnnl::convolution_backward_data::primitive_desc pd;
+    // Winograd kernels exist for some instruction sets only: elsewhere the direct pass runs.
+    try {
+      pd = make(prefers_winograd(s) ? dnnl::algorithm::convolution_winograd
+                                    : dnnl::algorithm::convolution_direct);
+    } catch (const dnnl::error&) {
+      pd = make(dnnl::algorithm::convolution_direct);
+    }
     e->primitive = dnnl::convolution_backward_data(pd);
     e->scratchpad = pd.scratchpad_desc();
     e->layouts[DNNL_ARG_DIFF_DST] = {pd.diff_dst_desc(), plain.dst};

@@ -34,6 +34,19 @@ class CNN(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class ConvStack(nn.Module):
+    """Two 3x3 stride-1 convolutions: the second one's input gradient is the backward-data pass,
+    which graft runs as Winograd for enough 4x4 output tiles (64 tiles of 32 channels here) and
+    directly for small ones (2x2 outputs); MODELS holds one geometry of each."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(4, 32, 3, padding=1), nn.Conv2d(32, 32, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
 class DataDependentIf(nn.Module):
     """torch.cond on the input's sign: exported as an ONNX If with two branch graphs."""
 
@@ -96,6 +109,8 @@ MODELS = {
     "mlp": (MLP, (6, 10)),
     "lstm": (LSTMHead, (2, 5, 6)),
     "cnn": (CNN, (2, 3, 16, 16)),
+    "conv3x3_direct": (ConvStack, (2, 4, 2, 2)),
+    "conv3x3_winograd": (ConvStack, (4, 4, 16, 16)),
     "encoder_layer": (encoder_layer, (2, 8, 32)),
     "mse_loss": (lambda: WithLoss("mse"), (5, 6)),
     "l1_loss": (lambda: WithLoss("l1"), (5, 6)),
