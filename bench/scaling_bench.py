@@ -2,11 +2,14 @@
 
     PYTHONPATH=python python bench/scaling_bench.py [--models mlp,resnet18] [--steps 15]
                                                     [--repeat 3] [--overlap auto|on|off]
-                                                    [--batch mlp=512,resnet18=64] [--zero 1]
+                                                    [--batch mlp=64,resnet18=16] [--zero 1]
 
 For each model (the training benchmark's, bench/train_bench.py) and the same global batch, runs
 `mpirun -np 1` and `mpirun -np 2` with OMP_NUM_THREADS=1; each rank trains on its shard of every
-global batch (TrainingSession, data-parallel under mpirun, SGD-momentum). Printed: the median
+global batch (TrainingSession, data-parallel under mpirun, SGD-momentum). The global batches are
+those of data-parallel training, SCALING_BATCH: at 2 ranks, 64 images per rank for ResNet-18 (the
+per-device batch of Horovod's published ResNet benchmarks) and 512 rows per rank for the MLP;
+--batch sets others (e.g. the training benchmark's own, mlp=64,resnet18=16). Printed: the median
 step time and images per second at each size, the scaling efficiency (images/s at 2 ranks over
 twice those at 1), and the share of the 2-rank step spent waiting in collectives, measured as the
 difference from the same ranks stepping on their shards without the gradient all-reduce; the
@@ -29,6 +32,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SCALING_BATCH = {"mlp": 1024, "resnet18": 128, "transformer": 32}
 
 
 def worker(name: str, path: str, steps: int, data_parallel: bool, global_batch: int, zero: int) -> None:
@@ -81,15 +85,14 @@ def main() -> None:
     parser.add_argument("--local", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="turns of each configuration")
     parser.add_argument("--batch", default="",
-                        help="global batch per model, e.g. mlp=512,resnet18=64 (default: the training benchmark's)")
+                        help="global batch per model, e.g. mlp=64,resnet18=16 (default: SCALING_BATCH)")
     parser.add_argument("--zero", type=int, choices=[0, 1], default=0, help="ZeRO stage of the 2-rank runs")
     parser.add_argument("--overlap", choices=["auto", "on", "off"], default="auto",
                         help="all-reduce on the collective stream, overlapping backward (auto: graft decides)")
     args = parser.parse_args()
     overlap = {"auto": "", "on": "1", "off": "0"}[args.overlap]
     sys.path.insert(0, HERE)
-    from train_bench import BATCH
-    batches = dict(BATCH)
+    batches = dict(SCALING_BATCH)
     for item in filter(None, args.batch.split(",")):
         model, _, size = item.partition("=")
         batches[model] = int(size)
@@ -102,6 +105,8 @@ def main() -> None:
 
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; 1 thread per rank; {args.steps} timed steps (+3 warm-up); "
           f"collective overlap: {args.overlap}; ZeRO stage {args.zero} at 2 ranks")
+    print("global batch: " + ", ".join(f"{m} {batches[m]} ({batches[m] // 2} per rank at 2 ranks)"
+                                       for m in args.models.split(",")))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
