@@ -136,8 +136,8 @@ def main() -> None:
           f"{'2 ranks img/s':>14} {'efficiency':>10} {'collective share':>17} {'no-collective efficiency':>25} "
           f"{'shard-batch efficiency':>23}")
     for name, g, t1, t2, i1, i2, eff, share, ceiling, alone in rows:
-        print(f"{name:<12} {g:5d} {t1:10.2f} {t2:10.2f} {i1:13.1f} {i2:14.1f} {eff:10.2f} {share:17.2f} "
-              f"{ceiling:25.2f} {alone:23.2f}")
+        print(f"{name:<12} {g:5d} {t1:10.2f} {t2:10.2f} {i1:13.1f} {i2:14.1f} {eff:10.3f} {share:17.3f} "
+              f"{ceiling:25.3f} {alone:23.3f}")
     print("\nno-collective efficiency: the same 2 ranks stepping on their shards without the all-reduce, over "
           "twice 1 rank;\nthe efficiency data parallelism could reach here if communication cost nothing.\n"
           "shard-batch efficiency: 1 rank stepping alone on one shard (half the global batch), over twice 1 rank "
