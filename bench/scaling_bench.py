@@ -1,7 +1,7 @@
 """Data-parallel scaling of graft's training step: 1 rank against 2 ranks, one thread each.
 
     PYTHONPATH=python python bench/scaling_bench.py [--models mlp,resnet18] [--steps 15]
-                                                    [--repeat 3] [--overlap auto|on|off]
+                                                    [--repeat 5] [--overlap auto|on|off]
                                                     [--batch mlp=64,resnet18=16] [--zero 1]
 
 For each model (the training benchmark's, bench/train_bench.py) and the same global batch, runs
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--worker")
     parser.add_argument("--onnx")
     parser.add_argument("--local", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="turns of each configuration")
+    parser.add_argument("--repeat", type=int, default=5, help="turns of each configuration (the machine is noisy: medians of 5)")
     parser.add_argument("--batch", default="",
                         help="global batch per model, e.g. mlp=64,resnet18=16 (default: SCALING_BATCH)")
     parser.add_argument("--zero", type=int, choices=[0, 1], default=0, help="ZeRO stage of the 2-rank runs")
