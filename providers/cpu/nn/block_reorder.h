@@ -1,7 +1,7 @@
 // Copies between a plain 4-D float tensor [A, B, H, W] and the layouts with 16x16 blocks over A
 // and B, b-major within a block, that oneDNN's convolutions keep weights and weight gradients in
 // (OIhw16i16o, IOhw16i16o). They are AVX2 8x8 transposes; oneDNN 2.6's reorders for these
-// layouts measured 1.2 (to) and 2.6 (from) times slower on 512x512x3x3 weights.
+// layouts measured 1.2 (to) and 2.5 (from) times slower on 512x512x3x3 weights.
 #pragma once
 
 #include <cstdint>
