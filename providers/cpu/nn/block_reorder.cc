@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <type_traits>
 #include <vector>
 
 namespace graft::cpu {
@@ -59,8 +60,10 @@ void transpose(int64_t rows, int64_t cols, Src src, Dst dst) {
 // One pass over the (A / 16, B / 16) block pairs. In the plain tensor a pair is 16 rows (one per
 // index into A) of 16 * H * W contiguous floats, ordered (b, h, w); in the blocked layout each
 // (h, w) holds a 16x16 block ordered (b, a). Each pair is one 16 x 16HW transpose.
-template <bool kToBlocked>
-void copy_blocks(const Blocked16& l, float* plain, float* blocked) {
+// Plain and Blocked are const float* on the side read and float* on the side written.
+template <class Plain, class Blocked>
+void copy_blocks(const Blocked16& l, Plain plain, Blocked blocked) {
+  constexpr bool kToBlocked = std::is_const_v<std::remove_pointer_t<Plain>>;
   const int64_t a_blocks = l.dims[0] / kBlock, b_blocks = l.dims[1] / kBlock;
   const int64_t w = l.dims[3], hw = l.dims[2] * w, plain_row = l.dims[1] * hw;
   const int64_t total = l.dims[0] * plain_row;
@@ -76,8 +79,8 @@ void copy_blocks(const Blocked16& l, float* plain, float* blocked) {
 #pragma omp parallel for collapse(2) if (total > (1 << 18) && !omp_in_parallel())
   for (int64_t ab = 0; ab < a_blocks; ++ab) {
     for (int64_t bb = 0; bb < b_blocks; ++bb) {
-      float* rows = plain + ab * kBlock * plain_row + bb * kBlock * hw;
-      float* base = blocked + ab * l.strides[0] + bb * l.strides[1];
+      Plain rows = plain + ab * kBlock * plain_row + bb * kBlock * hw;
+      Blocked base = blocked + ab * l.strides[0] + bb * l.strides[1];
       // a rows of (b, h, w) in the plain tensor; (h, w, b) rows of 16 (over a) in the blocked.
       auto plain_at = [&](int64_t a) { return rows + a * plain_row; };
       auto column_at = [&](int64_t j) { return base + columns[j]; };
@@ -92,11 +95,11 @@ void copy_blocks(const Blocked16& l, float* plain, float* blocked) {
 }  // namespace
 
 void copy_to_blocked(const Blocked16& layout, const float* plain, float* blocked) {
-  copy_blocks<true>(layout, const_cast<float*>(plain), blocked);
+  copy_blocks(layout, plain, blocked);
 }
 
 void copy_from_blocked(const Blocked16& layout, const float* blocked, float* plain) {
-  copy_blocks<false>(layout, plain, const_cast<float*>(blocked));
+  copy_blocks(layout, plain, blocked);
 }
 
 }  // namespace graft::cpu

@@ -82,19 +82,6 @@ Descs descs(const DnnlConvShape& s, Tag tag) {
   return d;
 }
 
-// One cached primitive with the layouts it wants and the plain layouts graft holds.
-struct Entry {
-  dnnl::primitive primitive;
-  memory::desc scratchpad;
-  // Per argument: oneDNN's layout and graft's plain one (equal when no reorder is needed).
-  std::map<int, std::pair<memory::desc, memory::desc>> layouts;
-  // Per argument whose layouts differ: the reorders into oneDNN's layout and back, built once
-  // (making a reorder primitive per call costs a lookup in oneDNN's primitive cache and more).
-  std::map<int, std::pair<dnnl::reorder, dnnl::reorder>> reorders;
-  // Per argument in a 16x16-blocked weight layout: graft's copies, used instead of `reorders`.
-  std::map<int, Blocked16> blocked16;
-};
-
 // The 16x16-blocked layout `inner` as block_reorder.h takes it, when `plain` is dense [A, B, H, W]
 // and `inner` blocks A and B by 16, b-major, with no padding; nullopt otherwise (oneDNN's reorder
 // then runs: for the a-major blocks of the backward-data weights it measured faster).
@@ -116,6 +103,53 @@ std::optional<Blocked16> blocked16(const memory::desc& plain, const memory::desc
   if (l.dims[0] % 16 != 0 || l.dims[1] % 16 != 0) return std::nullopt;
   return l;
 }
+
+// How one argument moves between graft's plain layout and oneDNN's, built once: graft's copies
+// for the 16x16-blocked weight layouts (block_reorder.h), oneDNN's reorders otherwise (making a
+// reorder primitive per call costs a lookup in oneDNN's primitive cache and more).
+class LayoutCopy {
+ public:
+  LayoutCopy(const memory::desc& plain, const memory::desc& inner)
+      : blocked_(blocked16(plain, inner)) {
+    if (!blocked_) {
+      into_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), plain, engine(), inner));
+      back_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), inner, engine(), plain));
+    }
+  }
+
+  void to_inner(dnnl::stream& stream, memory& user, memory& internal) const {
+    if (blocked_)
+      copy_to_blocked(*blocked_, static_cast<const float*>(user.get_data_handle()),
+                      static_cast<float*>(internal.get_data_handle()));
+    else
+      into_.execute(stream, user, internal);
+  }
+
+  // After the primitive that wrote `internal`: graft's copy waits for the stream first.
+  void to_plain(dnnl::stream& stream, memory& internal, memory& user) const {
+    if (blocked_) {
+      stream.wait();
+      copy_from_blocked(*blocked_, static_cast<const float*>(internal.get_data_handle()),
+                        static_cast<float*>(user.get_data_handle()));
+    } else {
+      back_.execute(stream, internal, user);
+    }
+  }
+
+ private:
+  std::optional<Blocked16> blocked_;
+  dnnl::reorder into_, back_;
+};
+
+// One cached primitive with the layouts it wants and the plain layouts graft holds.
+struct Entry {
+  dnnl::primitive primitive;
+  memory::desc scratchpad;
+  // Per argument: oneDNN's layout and graft's plain one (equal when no reorder is needed).
+  std::map<int, std::pair<memory::desc, memory::desc>> layouts;
+  // Per argument whose layouts differ: how it moves between them.
+  std::map<int, LayoutCopy> copies;
+};
 
 dnnl::primitive_attr user_scratchpad() {
   dnnl::primitive_attr attr;
@@ -195,13 +229,7 @@ std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
   for (const auto& [arg, layout] : e->layouts) {
     const auto& [inner, outer] = layout;
     if (inner == outer) continue;
-    if (const auto fast = blocked16(outer, inner)) {
-      e->blocked16[arg] = *fast;
-      continue;
-    }
-    e->reorders[arg] = {
-        dnnl::reorder(dnnl::reorder::primitive_desc(engine(), outer, engine(), inner)),
-        dnnl::reorder(dnnl::reorder::primitive_desc(engine(), inner, engine(), outer))};
+    e->copies.emplace(arg, LayoutCopy(outer, inner));
   }
   return e;
 }
@@ -251,8 +279,7 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
              std::vector<Reordered>& shared) {
   dnnl::stream stream(engine());
   std::unordered_map<int, memory> args;
-  std::vector<std::tuple<const dnnl::reorder*, memory, memory>> copy_back;
-  std::vector<std::tuple<const Blocked16*, memory, float*>> blocked_back;
+  std::vector<std::tuple<const LayoutCopy*, memory, memory>> copy_back;
   for (const auto& [arg, layout] : e.layouts) {
     const auto& [inner, plain] = layout;
     auto in = inputs.find(arg);
@@ -272,29 +299,19 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
       }
     }
     memory internal = scratch(inner, keep);
-    const auto fast = e.blocked16.find(arg);
-    if (fast != e.blocked16.end()) {
-      if (in != inputs.end()) {
-        copy_to_blocked(fast->second, in->second, static_cast<float*>(internal.get_data_handle()));
-        shared.push_back({in->second, inner, internal});
-      } else {
-        blocked_back.emplace_back(&fast->second, internal, ptr);
-      }
-    } else if (in != inputs.end()) {
-      const auto& [to_inner, to_plain] = e.reorders.at(arg);
-      to_inner.execute(stream, user, internal);
+    const LayoutCopy& copy = e.copies.at(arg);
+    if (in != inputs.end()) {
+      copy.to_inner(stream, user, internal);
       shared.push_back({in->second, inner, internal});
     } else {
-      copy_back.emplace_back(&e.reorders.at(arg).second, internal, user);
+      copy_back.emplace_back(&copy, internal, user);
     }
     args[arg] = internal;
   }
   if (e.scratchpad.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(e.scratchpad, keep);
   e.primitive.execute(stream, args);
-  for (auto& [to_plain, internal, user] : copy_back) to_plain->execute(stream, internal, user);
+  for (auto& [copy, internal, user] : copy_back) copy->to_plain(stream, internal, user);
   stream.wait();
-  for (auto& [layout, internal, plain] : blocked_back)
-    copy_from_blocked(*layout, static_cast<const float*>(internal.get_data_handle()), plain);
 }
 
 }  // namespace
