@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 #include "exec/error.h"
 #include "exec/tensor.h"
 #include "providers/cpu/nn/block_reorder.h"
+#include "providers/cpu/nn/primitive_cache.h"
 
 namespace graft::cpu {
 namespace {
@@ -234,26 +234,26 @@ std::shared_ptr<Entry> build(const DnnlConvShape& s, Pass pass, bool bias) {
   return e;
 }
 
+using ConvKey = std::vector<int64_t>;
+
+PrimitiveCache<ConvKey, Entry>& cache() {
+  static PrimitiveCache<ConvKey, Entry> c;
+  return c;
+}
+
 std::shared_ptr<Entry> cached(const DnnlConvShape& s, Pass pass, bool bias) {
-  static std::mutex mutex;
-  static std::map<std::vector<int64_t>, std::shared_ptr<Entry>> cache;
-  std::vector<int64_t> key = {
-      static_cast<int64_t>(pass), bias, s.batch, s.channels, s.maps, s.group};
+  ConvKey key = {static_cast<int64_t>(pass), bias, s.batch, s.channels, s.maps, s.group};
   for (int i = 0; i < 2; ++i) {
     key.insert(key.end(), {s.in[i], s.kernel[i], s.out[i], s.strides[i], s.dilations[i], s.pads[i],
                            s.pads[i + 2]});
   }
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[key];
-  if (!slot) {
+  return cache().find_or_build(key, [&] {
     try {
-      slot = build(s, pass, bias);
+      return build(s, pass, bias);
     } catch (const dnnl::error& e) {
-      cache.erase(key);
       throw Fail(std::string("oneDNN could not build a convolution: ") + e.what());
     }
-  }
-  return slot;
+  });
 }
 
 // Scratch memory of oneDNN's layout for one call, from graft's caching allocator.
@@ -315,6 +315,8 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
 }
 
 }  // namespace
+
+std::size_t dnnl_conv_cached_primitives() { return cache().size(); }
 
 bool dnnl_conv_supported(const DnnlConvShape& s) {
   return s.group >= 1 && s.channels % s.group == 0 && s.maps % s.group == 0 && s.batch > 0;

@@ -1,8 +1,10 @@
 // 2-D float convolutions through oneDNN's primitives: forward, backward data and backward
 // weights. oneDNN picks its own (blocked) layouts; operands are reordered from and to graft's
-// plain NCHW / OIHW tensors around each call. Primitives are built once per geometry and cached.
+// plain NCHW / OIHW tensors around each call. Primitives are built once per geometry and kept in
+// a least-recently-used cache of primitive_cache_capacity() entries (primitive_cache.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -27,5 +29,9 @@ void dnnl_conv_forward(const DnnlConvShape& s, const float* x, const float* w, c
 // not computed (db needs dw). dy is brought into oneDNN's layout once for both passes.
 void dnnl_conv_backward(const DnnlConvShape& s, const float* x, const float* w, const float* dy,
                         float* dx, float* dw, float* db);
+
+// How many primitives (one per geometry and pass) the cache holds now, at most
+// primitive_cache_capacity().
+std::size_t dnnl_conv_cached_primitives();
 
 }  // namespace graft::cpu

@@ -1,0 +1,179 @@
+// A least-recently-used cache of shared values, and the capacity that graft's caches of oneDNN
+// primitives follow.
+//
+// GRAFT_DNNL_CACHE_CAPACITY: how many oneDNN primitives each of graft's primitive caches keeps
+// (one cache per kind of primitive: the convolutions' holds one entry per geometry and pass). A
+// non-negative integer, read once; 0 keeps none (every call builds its primitive). Default 1024,
+// the default of oneDNN's own DNNL_PRIMITIVE_CACHE_CAPACITY.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cstddef>
+#include <cstdlib>
+#include <limits>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "exec/error.h"
+
+namespace graft::cpu {
+
+// Maps keys to shared values, keeping at most `capacity` of them: inserting past it drops the
+// entry used least recently. A dropped value lives on for as long as a caller holds it. Every
+// method may be called from several threads at once.
+template <typename Key, typename Value>
+class LruCache {
+ public:
+  explicit LruCache(std::size_t capacity) : capacity_(capacity) {}
+
+  // The value under `key`, now the most recently used; null when there is none.
+  std::shared_ptr<Value> find(const Key& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return find_locked(key);
+  }
+
+  // Stores `value` under `key` (replacing any value there) as the most recently used, dropping
+  // the least recently used entries past the capacity. Returns `value`.
+  std::shared_ptr<Value> insert(const Key& key, std::shared_ptr<Value> value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return insert_locked(key, std::move(value));
+  }
+
+  // The value under `key`, or else the one `build()` returns (a std::shared_ptr<Value>), stored.
+  // `build` runs under the cache's lock, so each key is built once however many threads ask; an
+  // exception from it propagates and stores nothing.
+  template <typename Build>
+  std::shared_ptr<Value> find_or_build(const Key& key, Build&& build) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto found = find_locked(key)) return found;
+    return insert_locked(key, build());
+  }
+
+  // Drops the least recently used entries past the new capacity at once.
+  void set_capacity(std::size_t capacity) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    capacity_ = capacity;
+    evict_past_capacity();
+  }
+
+  std::size_t capacity() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return capacity_;
+  }
+
+  std::size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return entries_.size();
+  }
+
+ private:
+  using Entries = std::list<std::pair<Key, std::shared_ptr<Value>>>;
+
+  std::shared_ptr<Value> find_locked(const Key& key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    entries_.splice(entries_.begin(), entries_, it->second);
+    return it->second->second;
+  }
+
+  std::shared_ptr<Value> insert_locked(const Key& key, std::shared_ptr<Value> value) {
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      entries_.erase(it->second);
+      index_.erase(it);
+    }
+    entries_.emplace_front(key, value);
+    index_.emplace(key, entries_.begin());
+    evict_past_capacity();
+    return value;
+  }
+
+  void evict_past_capacity() {
+    while (entries_.size() > capacity_) {
+      index_.erase(entries_.back().first);
+      entries_.pop_back();
+    }
+  }
+
+  mutable std::mutex mutex_;
+  std::size_t capacity_;
+  Entries entries_;  // the most recently used first
+  std::map<Key, typename Entries::iterator> index_;
+};
+
+// The capacity that `text` (GRAFT_DNNL_CACHE_CAPACITY's value) gives. Throws InvalidArgument
+// naming the variable when it is not a non-negative integer.
+inline std::size_t parse_primitive_cache_capacity(const std::string& text) {
+  std::size_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end)
+    throw InvalidArgument("GRAFT_DNNL_CACHE_CAPACITY is '" + text +
+                          "': expected a non-negative integer, the number of oneDNN primitives "
+                          "each cache keeps (default 1024)");
+  return value;
+}
+
+namespace detail {
+
+constexpr std::size_t kDefaultPrimitiveCacheCapacity = 1024;
+// What set_primitive_cache_capacity stored; kCapacityFromEnvironment until it is called (a set
+// capacity is clamped one below it, still more primitives than any process builds).
+constexpr std::size_t kCapacityFromEnvironment = std::numeric_limits<std::size_t>::max();
+
+inline std::atomic<std::size_t>& primitive_cache_capacity_setting() {
+  static std::atomic<std::size_t> setting{kCapacityFromEnvironment};
+  return setting;
+}
+
+}  // namespace detail
+
+// The capacity of graft's primitive caches: the last set_primitive_cache_capacity, else
+// GRAFT_DNNL_CACHE_CAPACITY (read on the first call), else 1024. Throws InvalidArgument when the
+// variable holds no valid capacity and none was set.
+inline std::size_t primitive_cache_capacity() {
+  const std::size_t set = detail::primitive_cache_capacity_setting().load();
+  if (set != detail::kCapacityFromEnvironment) return set;
+  static const std::size_t from_environment = [] {
+    const char* text = std::getenv("GRAFT_DNNL_CACHE_CAPACITY");
+    return text ? parse_primitive_cache_capacity(text) : detail::kDefaultPrimitiveCacheCapacity;
+  }();
+  return from_environment;
+}
+
+// Overrides GRAFT_DNNL_CACHE_CAPACITY for the whole process; each primitive cache drops its
+// least recently used entries past `capacity` on its next use.
+inline void set_primitive_cache_capacity(std::size_t capacity) {
+  detail::primitive_cache_capacity_setting().store(
+      std::min(capacity, detail::kCapacityFromEnvironment - 1));
+}
+
+// A cache of oneDNN primitives: an LruCache whose capacity follows primitive_cache_capacity().
+template <typename Key, typename Value>
+class PrimitiveCache {
+ public:
+  // LruCache::find_or_build, after bringing the capacity up to date.
+  template <typename Build>
+  std::shared_ptr<Value> find_or_build(const Key& key, Build&& build) {
+    cache_.set_capacity(primitive_cache_capacity());
+    return cache_.find_or_build(key, std::forward<Build>(build));
+  }
+
+  // The number of primitives held, after bringing the capacity up to date.
+  std::size_t size() {
+    cache_.set_capacity(primitive_cache_capacity());
+    return cache_.size();
+  }
+
+ private:
+  LruCache<Key, Value> cache_{0};
+};
+
+}  // namespace graft::cpu
