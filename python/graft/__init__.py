@@ -1,7 +1,11 @@
 """graft: train and serve neural networks with ONNX as the native format.
 
 The inference interface mirrors onnxruntime's, so existing code switches by changing the import.
+The subpackages (graft.autodiff, graft.training, graft.distributed, graft.torch, ...) are loaded
+on first use, so `import graft` stays fast and never imports PyTorch.
 """
+
+import importlib as _importlib
 
 from ._C import Fail, InvalidArgument, NotImplemented, get_rng_state, seed, set_rng_state
 from .session import (
@@ -35,3 +39,29 @@ __all__ = [
     "seed",
     "set_rng_state",
 ]
+
+# Submodules imported when first touched (PEP 562): graft.torch imports torch, graft.training and
+# graft.autodiff import onnx; a plain `import graft` needs none of them.
+_SUBMODULES = (
+    "autodiff",
+    "backend",
+    "checkpoint",
+    "distributed",
+    "lr_scheduler",
+    "optim",
+    "session",
+    "torch",
+    "training",
+)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        # import_module also binds the submodule as an attribute of the package, so this runs
+        # once per submodule.
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULES))
