@@ -9,8 +9,13 @@ export CCACHE_NOHASHDIR=1
 # One build of a clone at a time: concurrent ninja runs on one build folder corrupt its state.
 exec 9>"$ROOT/build.lock"
 flock 9
+# A build configured against another ONNX library (another cache folder) starts over.
+if [ -f "$ROOT/build/build.ninja" ] && [ "$(cat "$ROOT/build/.onnx_root" 2>/dev/null)" != "$ONNX_ROOT" ]; then
+  rm -rf "$ROOT/build"
+fi
 if [ ! -f "$ROOT/build/build.ninja" ]; then
   cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DONNX_ROOT="$ONNX_ROOT" \
     -DPython3_EXECUTABLE="$VIRTUAL_ENV/bin/python" >/dev/null
+  echo "$ONNX_ROOT" >"$ROOT/build/.onnx_root"
 fi
 ninja -C "$ROOT/build" -j"${GRAFT_JOBS:-2}" "$@"

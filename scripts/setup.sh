@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything graft needs on Debian 12: Debian packages, a pinned Python virtual
-# environment and ONNX's C++ library built from the sdist of the pinned `onnx` package.
+# Installs everything graft needs on Debian 12: Debian packages, a Python virtual environment
+# that holds exactly the lock file (python/requirements.lock: every package, transitive ones
+# included, at one version with its hashes) and ONNX's C++ library built from the sdist of the
+# locked `onnx` package.
 # Everything lands in $GRAFT_CACHE (default ~/.cache/graft), outside the clone, so a second run
 # takes seconds. Prints the environment to source on its last line.
 set -euo pipefail
@@ -8,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GRAFT_CACHE="${GRAFT_CACHE:-$HOME/.cache/graft}"
 VENV="$GRAFT_CACHE/venv"
-REQ="$ROOT/python/requirements.txt"
+LOCK="$ROOT/python/requirements.lock"
 mkdir -p "$GRAFT_CACHE"
 
 log() { echo "[setup] $*" >&2; }
@@ -30,15 +32,20 @@ if ((${#missing[@]})); then
 fi
 
 # --- Python virtual environment ---------------------------------------------------------------
+# The environment is keyed on the lock: a different lock builds a new environment from nothing,
+# so no package of an earlier lock survives. pip downloads into the cache folder too.
 PY="${GRAFT_PYTHON:-python3}"
-req_hash="$(sha256sum "$REQ" | cut -c1-16)"
-if [ ! -f "$VENV/.stamp-$req_hash" ]; then
-  log "creating the Python environment in $VENV"
-  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -r "$REQ" >&2
-  rm -f "$VENV"/.stamp-*
-  touch "$VENV/.stamp-$req_hash"
+export PIP_CACHE_DIR="$GRAFT_CACHE/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
+lock_hash="$(sha256sum "$LOCK" | cut -c1-16)"
+if [ ! -f "$VENV/.stamp-$lock_hash" ]; then
+  log "creating the Python environment in $VENV from $(basename "$LOCK")"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$LOCK" >&2
+  # Verify before anything builds on it: dependencies consistent, versions exactly the lock's.
+  "$VENV/bin/python" -m pip check >&2
+  "$VENV/bin/python" "$ROOT/scripts/check_lock.py" "$LOCK"
+  touch "$VENV/.stamp-$lock_hash"
 fi
 
 # --- ONNX C++ library, same version as the Python package ------------------------------------
@@ -49,8 +56,10 @@ if [ ! -f "$ONNX_PREFIX/.stamp" ]; then
   src="$GRAFT_CACHE/src"
   mkdir -p "$src"
   if [ ! -d "$src/onnx-$ONNX_VERSION" ]; then
+    # The source distribution is checked against the lock's hashes like every wheel.
+    awk '/^onnx==/{p=1} p&&/^[a-z]/&&!/^onnx==/{p=0} p' "$LOCK" >"$src/onnx.lock"
     "$VENV/bin/python" -m pip download -q --no-deps --no-binary onnx --no-build-isolation \
-      "onnx==$ONNX_VERSION" -d "$src" >&2
+      --require-hashes -r "$src/onnx.lock" -d "$src" >&2
     tar -xzf "$src/onnx-$ONNX_VERSION.tar.gz" -C "$src"
   fi
   rm -rf "$ONNX_PREFIX" "$src/build-$ONNX_VERSION"

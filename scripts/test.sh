@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, then runs the C++ unit tests
 # (ctest), the ONNX backend conformance suite and the Python tests (pytest, last).
+#
+#   --fresh   installs and builds everything into a new, empty temporary cache folder (Python
+#             environment from the lock, ONNX's library, ccache) and rebuilds build/ from
+#             nothing, as on a new machine: what a warm cache hides (an unpinned package, a
+#             stale object) fails here. The folder is removed at the end.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+for arg in "$@"; do
+  case "$arg" in
+    --fresh)
+      GRAFT_CACHE="$(mktemp -d "${TMPDIR:-/tmp}/graft-fresh.XXXXXX")"
+      export GRAFT_CACHE
+      trap 'rm -rf "$GRAFT_CACHE"' EXIT
+      rm -rf "$ROOT/build"
+      echo "== fresh: empty cache folder $GRAFT_CACHE, build/ from nothing"
+      ;;
+    *)
+      echo "usage: bash scripts/test.sh [--fresh]" >&2
+      exit 2
+      ;;
+  esac
+done
 env_line="$(bash scripts/setup.sh | tail -1)" || { echo "setup failed"; exit 1; }
 eval "$env_line"
 bash scripts/build.sh || { echo "build failed"; exit 1; }
