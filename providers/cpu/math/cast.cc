@@ -3,8 +3,9 @@
 //
 // Numbers convert directly, type pair by type pair. The byte-sized formats go through a
 // wider type: small floats decode to float and encode from float (exec/dtype.h), small
-// integers widen to int8/uint8 and narrow from int64 by wrapping. Strings go through double
-// (parsing) or through each number's shortest round-trip digits (formatting).
+// integers widen to int8/uint8 and narrow from int64 by wrapping (floats rounded half to even
+// first). Strings go through double (parsing) or through each number's shortest round-trip
+// digits (formatting).
 #include <bit>
 #include <cctype>
 #include <cmath>
@@ -151,15 +152,34 @@ class CastKernel : public Kernel {
             y, x, [&](T v) { return encode_small_float(to, static_cast<float>(v)); });
       });
     } else if (is_small_int(to)) {
-      Tensor wide(DType::Int64, x.shape());
-      cast(ctx, x, wide);
       const int bits = small_int_bits(to);
       const bool sign = dtype_is_signed(to);
-      elementwise::map_unary<uint8_t, int64_t>(y, wide, [bits, sign](int64_t v) {
+      const auto narrow = [bits, sign](int64_t v) {
         // Keep the low bits; signed types hold their value sign-extended to the byte.
         const auto low = static_cast<uint8_t>(v & ((1 << bits) - 1));
         const bool negative = sign && (low >> (bits - 1)) != 0;
         return negative ? static_cast<uint8_t>(low | (0xff << bits)) : low;
+      };
+      if (!dtype_is_float(from)) {
+        // The Cast schema for integer sources: "when OOR, discard higher bits and reinterpret".
+        Tensor wide(DType::Int64, x.shape());
+        cast(ctx, x, wide);
+        return elementwise::map_unary<uint8_t, int64_t>(y, wide, narrow);
+      }
+      // ONNX's int4.md (int2.md alike): "Cast to a 4 bit type is done by rounding to the
+      // nearest-integer (with ties to even) nearest-even integer and truncating." The rounding
+      // is defined. "Truncating" does not say whether high bits are dropped or the value is
+      // clamped, and the Cast schema leaves it open: "Casting from floating point to: [...]
+      // fixed point: undefined if OOR." So a float whose rounded value does not fit the type
+      // has no defined result; graft keeps the low bits of the rounded value, as for integer
+      // sources (NaN, infinities and values beyond int64 give 0).
+      dispatch_float(from, what.c_str(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        elementwise::map_unary<uint8_t, T>(y, x, [&narrow](T v) {
+          // nearbyint in the default rounding mode rounds halves to even.
+          const double rounded = std::nearbyint(static_cast<double>(static_cast<compute_t<T>>(v)));
+          return narrow(float_to_int<int64_t>(rounded));
+        });
       });
     } else {
       dispatch_numeric(from, what.c_str(), [&](auto from_tag) {

@@ -378,14 +378,18 @@ NUMBERS = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16, np.int8, np.i
            np.int64, np.uint8, np.uint16, np.uint32, np.uint64, bool]
 
 
-def cast_check(x, to, attrs=None, opset=21, like=False):
+def cast_model(x, to, attrs=None, opset=21, like=False):
+    """A Cast (or CastLike) of `x` to the NumPy dtype `to`, and its inputs."""
     to_code = helper.np_dtype_to_tensor_dtype(np.dtype(to))
     if like:
         inputs = {"x": x, "t": np.zeros((1,), to)}
-        model = make_model("CastLike", inputs, attrs, opset, to_code)
-    else:
-        inputs = {"x": x}
-        model = make_model("Cast", inputs, {"to": to_code, **(attrs or {})}, opset, to_code)
+        return make_model("CastLike", inputs, attrs, opset, to_code), inputs
+    inputs = {"x": x}
+    return make_model("Cast", inputs, {"to": to_code, **(attrs or {})}, opset, to_code), inputs
+
+
+def cast_check(x, to, attrs=None, opset=21, like=False):
+    model, inputs = cast_model(x, to, attrs, opset, like)
     expected = run_reference(model, inputs)
     actual = np.asarray(run_graft(model, inputs))
     assert actual.dtype == expected.dtype
@@ -432,16 +436,63 @@ def test_cast_float8(to, saturate, src):
     cast_check(y, np.float32, like=True, opset=21)
 
 
+SMALL_INTS = [(ml_dtypes.int4, 21), (ml_dtypes.uint4, 21), (ml_dtypes.int2, 25),
+              (ml_dtypes.uint2, 25)]  # with the first opset that has the type
+# Per type: values whose nearest integer (ties to even) fits, most of them ties.
+SMALL_INT_IN_RANGE = {
+    ml_dtypes.int4: [-8.5, -7.5, -2.5, -0.5, 0.5, 1.5, 2.5, 6.5, -8.4, 7.4, -8, 7, 0, 3.7, -3.7],
+    ml_dtypes.uint4: [-0.5, 0.5, 1.5, 2.5, 7.5, 8.5, 14.5, 15.4, 0, 15, 3.7, 9.2],
+    ml_dtypes.int2: [-2.5, -1.5, -0.5, 0.5, -2.4, 1.4, -2, 1, 0, 0.7, -1.2],
+    ml_dtypes.uint2: [-0.5, 0.5, 1.5, 2.5, 3.4, 0, 3, 0.7, 1.2],
+}
+
+
+def run_cast(x, to, opset, like=False):
+    y = np.asarray(run_graft(*cast_model(x, to, opset=opset, like=like)))
+    assert y.dtype == np.dtype(to)
+    assert y.shape == x.shape
+    return y
+
+
 def test_cast_4bit_and_2bit():
-    x = np.arange(-9, 16).astype(np.float32).reshape(5, 5)
-    for to in (ml_dtypes.int4, ml_dtypes.uint4):
-        cast_check(x, to)
-        cast_check(x.astype(to), np.float32)
-        cast_check(x.astype(to), np.int8 if to == ml_dtypes.int4 else np.uint8)
-    x2 = np.arange(-3, 4).astype(np.float32).reshape(7, 1)
-    for to in (ml_dtypes.int2, ml_dtypes.uint2):
-        cast_check(x2, to, opset=25)
-        cast_check(x2.astype(to), np.float16, opset=25)
+    """Cast to and from INT4, UINT4, INT2 and UINT2, against what the ONNX spec defines, computed
+    with NumPy: the ONNX reference goes through ml_dtypes, whose conversions from float have
+    changed between versions (0.7.0 truncates toward zero and gives 0 out of range)."""
+    for to, opset in SMALL_INTS:
+        info = ml_dtypes.iinfo(to)
+        # int4.md and int2.md, section Cast: "Cast to a 4 bit type is done by rounding to the
+        # nearest-integer (with ties to even) nearest-even integer and truncating."
+        for src in (np.float32, np.float64, np.float16, ml_dtypes.bfloat16):
+            x = np.array(SMALL_INT_IN_RANGE[to], src)
+            expected = np.rint(x.astype(np.float64))
+            assert ((expected >= info.min) & (expected <= info.max)).all()
+            for like in (False, True):
+                y = run_cast(x, to, opset, like)
+                np.testing.assert_array_equal(y.astype(np.float64), expected)
+
+        # The same, section Cast: "Cast from 4 bit to any higher precision type is exact."
+        values = np.arange(info.min, info.max + 1)
+        for wide in (np.float32, np.float16, np.int8 if info.min < 0 else np.uint8):
+            np.testing.assert_array_equal(run_cast(values.astype(to), wide, opset),
+                                          values.astype(wide))
+
+        # The Cast schema: "Casting from floating point to: [...] fixed point: undefined if
+        # OOR." Out of range, only that the result is a value of the type, not which.
+        for src in (np.float32, np.float16):
+            x = np.array([info.max + 0.5, info.max + 1, info.max + 9, info.min - 0.6,
+                          info.min - 1, info.min - 9, 100, -100, 6e4, -6e4, np.nan, np.inf,
+                          -np.inf], src)
+            y = run_cast(x, to, opset).astype(np.int64)
+            assert ((y >= info.min) & (y <= info.max)).all()
+
+        # The Cast schema, fixed point to fixed point: "when OOR, discard higher bits and
+        # reinterpret (with respect to two's complement representation for signed types)".
+        n = np.array([-9, -8, -1, 0, 1, 7, 8, 15, 16, 17, 100], np.int32)
+        bits = 4 if to in (ml_dtypes.int4, ml_dtypes.uint4) else 2
+        low = n & ((1 << bits) - 1)
+        wrapped = np.where((info.min < 0) & (low >= 1 << (bits - 1)), low - (1 << bits), low)
+        np.testing.assert_array_equal(run_cast(n, to, opset).astype(np.int64), wrapped)
+
     f4 = np.array([0.48, 0.25, 1.05, -3.5, -8, 9, 1e6, 1e-7, np.nan, np.inf, -np.inf, -4, 0.01,
                    -0.0, 2.5], np.float32)
     cast_check(f4, ml_dtypes.float4_e2m1fn, opset=23)
