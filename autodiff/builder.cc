@@ -10,6 +10,7 @@
 #include "autodiff/gradient_graph.h"
 #include "autodiff/rule.h"
 #include "ir/error.h"
+#include "ir/names.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
 #include "ir/transforms/optimize.h"
@@ -275,7 +276,7 @@ ir::Model build_gradient_graph(const ir::Model& forward, const std::string& loss
   for (auto& e : tail.emitted()) emitted.push_back(std::move(e));
   for (auto& e : emitted) g.add_node(std::move(e));
   for (const auto& [w, gv] : finals) {
-    std::string out = w + "_grad";
+    std::string out = w + names::kGradSuffix;
     ir::Node id;
     id.op_type = "Identity";
     id.name = out + "/Identity";

@@ -10,6 +10,7 @@
 #include "autodiff/gradient_graph.h"
 #include "ir/constants.h"
 #include "ir/error.h"
+#include "ir/names.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
 #include "onnx/defs/parser.h"
@@ -69,7 +70,7 @@ void GradientGraph::declare_function(const std::string& op_type, const char* bod
     return;
   }
   for (const auto& f : model_.functions) {
-    if (f->name() == op_type && f->domain() == kGraftDomain) return;
+    if (f->name() == op_type && f->domain() == names::kDomain) return;
   }
   auto f = std::make_shared<onnx::FunctionProto>();
   onnx::OnnxParser parser(body);
@@ -84,7 +85,7 @@ void GradientGraph::declare_function(const std::string& op_type, const char* bod
     if (imp.domain().empty()) imp.set_version(model_.opset(""));
   }
   model_.functions.push_back(f);
-  model_.opset_imports[kGraftDomain] = 1;
+  model_.opset_imports[names::kDomain] = 1;
 }
 
 void GradientGraph::add_contribution(const std::string& value, const std::string& grad) {
@@ -263,7 +264,7 @@ std::string RuleContext::emit_fused(const std::string& op_type,
                                     const std::vector<std::string>& inputs,
                                     const std::vector<Attr>& attrs, const char* body) {
   graph_.declare_function(op_type, body);
-  return emit1(op_type, inputs, attrs, kGraftDomain);
+  return emit1(op_type, inputs, attrs, names::kDomain);
 }
 
 std::vector<std::string> RuleContext::emit_fused(const std::string& op_type,
@@ -272,7 +273,7 @@ std::vector<std::string> RuleContext::emit_fused(const std::string& op_type,
                                                  const std::vector<Attr>& attrs, const char* body) {
   graph_.declare_function(op_type, body);
   std::vector<std::string> names =
-      emit(op_type, inputs, static_cast<int>(wanted.size()), attrs, kGraftDomain);
+      emit(op_type, inputs, static_cast<int>(wanted.size()), attrs, names::kDomain);
   ir::Node& node = graph_.emitted().back();
   for (size_t i = 0; i < wanted.size(); ++i) {
     if (!wanted[i]) names[i] = node.outputs[i] = "";

@@ -10,11 +10,9 @@
 #include <vector>
 
 #include "autodiff/rule.h"
+#include "ir/names.h"
 
 namespace graft::autodiff {
-
-// graft's own op domain: fused gradient and optimizer ops, each with a function body.
-inline constexpr const char* kGraftDomain = "com.graft";
 
 class GradientGraph {
  public:

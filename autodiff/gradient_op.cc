@@ -4,6 +4,7 @@
 
 #include "autodiff/gradient.h"
 #include "ir/error.h"
+#include "ir/names.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft::autodiff {
@@ -58,7 +59,7 @@ ir::Model expand_gradient_ops(const ir::Model& model) {
       ir::Node id;
       id.op_type = "Identity";
       id.name = grad_node.name.empty() ? grad_node.outputs[i] : grad_node.name + "/" + xs[i];
-      id.inputs = {xs[i] + "_grad"};
+      id.inputs = {xs[i] + names::kGradSuffix};
       id.outputs = {grad_node.outputs[i]};
       expanded.graph.add_node(std::move(id));
     }

@@ -5,7 +5,9 @@
 
 Each model is built in PyTorch with a fixed seed and exported to ONNX with its loss; graft trains
 the exported model (TrainingSession: forward, backward, SGD-momentum update), PyTorch trains the
-same module from the same initial weights on the same batches. Each framework runs in a process
+same module from the same initial weights on the same batches. graft's onnxruntime-style API
+("graft-api": generate_artifacts' models run by CheckpointState, Module and Optimizer) trains the
+same network, exported without its loss, with the same loss and update. Each framework runs in a process
 of its own that loads only that framework; the two step in turn (so load on the machine hits
 both alike) with the same number of threads. --pairs such pairs of fresh processes run one after
 the other, and the medians pool their steps. Printed: each pair's medians, the pooled median
@@ -107,11 +109,17 @@ def build_torch(name: str):
     return model
 
 
-def export(model, batch: dict[str, np.ndarray], path: str) -> None:
+def export(model, batch: dict[str, np.ndarray], path: str, with_loss: bool = True) -> None:
+    """The module with its loss (inputs x and labels, output loss) or, with_loss=False, its network
+    alone (input x, output logits)."""
     import torch
 
-    args = (torch.from_numpy(batch["x"]), torch.from_numpy(batch["labels"]))
-    torch.onnx.export(model, args, path, input_names=["x", "labels"], output_names=["loss"], dynamo=True,
+    if with_loss:
+        args = (torch.from_numpy(batch["x"]), torch.from_numpy(batch["labels"]))
+        names, outputs = ["x", "labels"], ["loss"]
+    else:
+        model, args, names, outputs = model.net, (torch.from_numpy(batch["x"]),), ["x"], ["logits"]
+    torch.onnx.export(model, args, path, input_names=names, output_names=outputs, dynamo=True,
                       external_data=False, optimize=False, verbose=False)
     # The exporter writes a training-mode BatchNorm as the inference op (running statistics);
     # PyTorch trains with batch statistics, so the graph is switched to training mode too. (The
@@ -163,6 +171,34 @@ class GraftStep:
         return self.sess.train_step(batch)
 
 
+class GraftApiStep:
+    """The onnxruntime-style training API: generate_artifacts (cross-entropy, SGD-momentum), then
+    Module and Optimizer steps."""
+
+    def __init__(self, path: str, threads: int) -> None:
+        import onnx
+
+        from graft.training import LossType, OptimType, generate_artifacts
+        from graft.training.api import CheckpointState, Module, Optimizer
+
+        folder = tempfile.mkdtemp(prefix="graft_api_bench_")
+        generate_artifacts(onnx.load(path), loss=LossType.CrossEntropyLoss, optimizer=OptimType.SGD,
+                           artifact_directory=folder, momentum=MOMENTUM)
+        self.state = CheckpointState.load_checkpoint(os.path.join(folder, "checkpoint"))
+        self.module = Module(os.path.join(folder, "training_model.onnx"), self.state)
+        self.optimizer = Optimizer(os.path.join(folder, "optimizer_model.onnx"), self.module)
+        self.optimizer.set_learning_rate(LR)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> float:
+        loss = float(self.module(batch["x"], batch["labels"]))
+        self.optimizer.step()
+        self.module.lazy_reset_grad()
+        return loss
+
+
+FRAMEWORKS = ("graft", "graft-api", "torch")
+
+
 def step_worker(framework: str, name: str, path: str, steps: int, threads: int) -> None:
     """One framework in a process of its own: builds its step, then runs one step per "step"
     line on stdin and answers with the step's time and loss; "quit" answers with its memory."""
@@ -172,6 +208,8 @@ def step_worker(framework: str, name: str, path: str, steps: int, threads: int) 
 
         torch.set_num_threads(threads)
         step = TorchStep(build_torch(name))
+    elif framework == "graft-api":
+        step = GraftApiStep(path.replace(".onnx", ".logits.onnx"), threads)
     else:
         step = GraftStep(path, threads)
     before = status_kib("VmRSS")
@@ -218,16 +256,17 @@ class Worker:
 def bench(name: str, steps: int, warmup: int, threads: int, pairs: int, folder: str) -> dict:
     path = os.path.join(folder, f"{name}.onnx")
     export(build_torch(name), make_batches(name, 1)[0], path)
+    export(build_torch(name), make_batches(name, 1)[0], path.replace(".onnx", ".logits.onnx"), with_loss=False)
     # Each framework runs in a process of its own (as users run them: no shared OpenMP pool, BLAS
     # or allocator), the two stepping in turn. A process's speed on a shared machine depends on
     # where it lands (this VM has shown whole processes 30-40 % slower than the next), so `pairs`
     # fresh pairs of processes run one after the other and the medians pool all their steps.
-    times: dict[str, list[float]] = {"graft": [], "torch": []}
-    per_pair: dict[str, list[float]] = {"graft": [], "torch": []}
+    times: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
+    per_pair: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
     first, last, mem = {}, {}, {}
     for pair in range(pairs):
-        workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in ("graft", "torch")}
-        pair_times: dict[str, list[float]] = {"graft": [], "torch": []}
+        workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in FRAMEWORKS}
+        pair_times: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
         for i in range(warmup + steps):
             for fw, worker in workers.items():
                 r = worker.send(f"step {i}")
@@ -245,9 +284,9 @@ def bench(name: str, steps: int, warmup: int, threads: int, pairs: int, folder: 
             times[fw] += pair_times[fw]
             per_pair[fw].append(statistics.median(pair_times[fw]) * 1e3)
     med = {fw: statistics.median(v) for fw, v in times.items()}
-    return {"model": name, "graft_ms": med["graft"] * 1e3, "torch_ms": med["torch"] * 1e3,
-            "ratio": med["graft"] / med["torch"], "first_loss": first, "last_loss": last, "mem": mem,
-            "per_pair": per_pair}
+    return {"model": name, "ms": {fw: v * 1e3 for fw, v in med.items()},
+            "ratio": {fw: med[fw] / med["torch"] for fw in FRAMEWORKS}, "first_loss": first, "last_loss": last,
+            "mem": mem, "per_pair": per_pair}
 
 
 def main() -> None:
@@ -257,7 +296,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--pairs", type=int, default=3, help="fresh pairs of processes per model, one after another")
-    parser.add_argument("--worker", choices=["graft", "torch"])
+    parser.add_argument("--worker", choices=FRAMEWORKS)
     parser.add_argument("--onnx")
     args = parser.parse_args()
     if args.worker:
@@ -279,21 +318,22 @@ def main() -> None:
         for name in args.models.split(","):
             r = bench(name, args.steps, args.warmup, args.threads, args.pairs, folder)
             rows.append(r)
-            print(f"  {name}: median of each pair of processes, graft "
-                  f"{' / '.join(f'{v:.2f}' for v in r['per_pair']['graft'])} ms, torch "
-                  f"{' / '.join(f'{v:.2f}' for v in r['per_pair']['torch'])} ms", flush=True)
+            print(f"  {name}: median of each pair of processes, " + ", ".join(
+                f"{fw} {' / '.join(f'{v:.2f}' for v in r['per_pair'][fw])} ms" for fw in FRAMEWORKS), flush=True)
             for which in ("first", "last"):
-                g, t = r[f"{which}_loss"]["graft"], r[f"{which}_loss"]["torch"]
-                print(f"  {name}: {which}-step loss graft {g:.6f} torch {t:.6f} (rel. diff {abs(g - t) / abs(t):.1e})",
-                      flush=True)
+                t = r[f"{which}_loss"]["torch"]
+                print(f"  {name}: {which}-step loss torch {t:.6f}, " + ", ".join(
+                    f"{fw} {r[f'{which}_loss'][fw]:.6f} (rel. diff {abs(r[f'{which}_loss'][fw] - t) / abs(t):.1e})"
+                    for fw in FRAMEWORKS if fw != "torch"), flush=True)
     print()
-    print(f"{'model':<12} {'graft ms':>9} {'torch ms':>9} {'ratio':>6} {'graft peak MiB':>15} {'torch peak MiB':>15} "
-          f"{'graft growth MiB':>17} {'torch growth MiB':>17}")
+    print("ratio: step time / PyTorch's (below 1: faster); graft = TrainingSession, graft-api = Module + Optimizer")
+    print(f"{'model':<12} " + " ".join(f"{fw + ' ms':>13}" for fw in FRAMEWORKS) + " " +
+          " ".join(f"{fw + ' ratio':>16}" for fw in FRAMEWORKS if fw != "torch") + " " +
+          " ".join(f"{fw + ' peak MiB':>19}" for fw in FRAMEWORKS))
     for r in rows:
-        g, t = r["mem"]["graft"], r["mem"]["torch"]
-        print(f"{r['model']:<12} {r['graft_ms']:9.2f} {r['torch_ms']:9.2f} {r['ratio']:6.2f} "
-              f"{g['peak_kib'] / 1024:15.1f} {t['peak_kib'] / 1024:15.1f} "
-              f"{g['growth_kib'] / 1024:17.1f} {t['growth_kib'] / 1024:17.1f}")
+        print(f"{r['model']:<12} " + " ".join(f"{r['ms'][fw]:13.2f}" for fw in FRAMEWORKS) + " " +
+              " ".join(f"{r['ratio'][fw]:16.2f}" for fw in FRAMEWORKS if fw != "torch") + " " +
+              " ".join(f"{r['mem'][fw]['peak_kib'] / 1024:19.1f}" for fw in FRAMEWORKS))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@
 
 #include "autodiff/rule.h"
 #include "ir/error.h"
+#include "ir/names.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft::distributed {
 namespace {
-
-const std::string kGraftDomain = "com.graft";
 
 size_t element_bytes(int32_t dtype) {
   switch (dtype) {
@@ -81,7 +80,7 @@ GradientBuckets add_gradient_all_reduce(ir::Model& step, const std::vector<std::
   graph.renumber();
   std::vector<Gradient> grads;
   for (const auto& p : params) {
-    const std::string g = p + "_grad";
+    const std::string g = p + names::kGradSuffix;
     ir::Node* producer = graph.producer(g);
     if (!producer) {
       const bool defined = graph.find_initializer(g) || graph.is_graph_input(g);
@@ -122,7 +121,7 @@ GradientBuckets add_gradient_all_reduce(ir::Model& step, const std::vector<std::
     const size_t last = buckets[b].back()->producer;
     ir::Node reduce;
     reduce.op_type = "AllReduce";
-    reduce.domain = kGraftDomain;
+    reduce.domain = names::kDomain;
     reduce.name = "distributed/AllReduce_" + std::to_string(b);
     reduce.attributes.push_back({"reduction", autodiff::Attr::s("reduction", "average").proto, {}});
     for (const Gradient* g : buckets[b]) {
@@ -150,7 +149,7 @@ GradientBuckets add_gradient_all_reduce(ir::Model& step, const std::vector<std::
   for (const auto& g : grads) {
     if (g.rename) graph.remove_node(g.rename);
   }
-  if (!buckets.empty()) step.opset_imports[kGraftDomain] = 1;
+  if (!buckets.empty()) step.opset_imports[names::kDomain] = 1;
   graph.renumber();
   return result;
 }
@@ -192,7 +191,7 @@ void add_gradient_clipping(ir::Model& step, const std::vector<std::string>& para
     const onnx::TensorProto* init = graph.find_initializer(p);
     if (!init || init->data_type() != onnx::TensorProto::FLOAT)
       throw InvalidArgument("gradient clipping: parameter '" + p + "' is not a float initializer");
-    grads.push_back(p + "_grad");
+    grads.push_back(p + names::kGradSuffix);
     for (const ir::Node* n : graph.consumers(grads.back()))
       first_reader = std::min(first_reader, n->index);
   }
@@ -240,13 +239,13 @@ void add_parameter_broadcast(ir::Model& step, const std::vector<std::string>& pa
   for (int root = 0; root < ranks; ++root) {
     ir::Node cast;
     cast.op_type = "Broadcast";
-    cast.domain = kGraftDomain;
+    cast.domain = names::kDomain;
     cast.name = "distributed/Broadcast_" + std::to_string(root);
     cast.attributes.push_back({"root", autodiff::Attr::i("root", root).proto, {}});
     for (size_t i = 0; i < params.size(); ++i) {
       if (owners[i] != root) continue;
       const std::string& p = params[i];
-      const std::string next = p + ".new";
+      const std::string next = p + names::kNewSuffix;
       const onnx::TensorProto* init = graph.find_initializer(p);
       if (!init) throw InvalidArgument("ZeRO: parameter '" + p + "' is not an initializer");
       if (root == rank) {
@@ -265,7 +264,7 @@ void add_parameter_broadcast(ir::Model& step, const std::vector<std::string>& pa
     }
     if (!cast.inputs.empty()) graph.add_node(std::move(cast));
   }
-  step.opset_imports[kGraftDomain] = 1;
+  step.opset_imports[names::kDomain] = 1;
   graph.renumber();
 }
 

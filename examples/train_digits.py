@@ -143,10 +143,12 @@ def run(epochs: int, lr: float, momentum: float, plot: str | None) -> dict:
         accuracy = float((ours.argmax(1) == y_test).mean())
         print(f"test accuracy (graft): {accuracy:.4f}; onnxruntime agrees on "
               f"{float((theirs.argmax(1) == ours.argmax(1)).mean()):.4f} of predictions, "
-              f"max |graft - onnxruntime| = {np.abs(ours - theirs).max():.2e}")
+              f"max |graft - onnxruntime| = {np.abs(ours - theirs).max():.2e} "
+              f"(relative to the largest logit: {np.abs(ours - theirs).max() / np.abs(theirs).max():.2e})")
 
     figures = {"accuracy": accuracy, "curve_rel_diff": float(rel.max()),
                "max_diff_vs_onnxruntime": float(np.abs(ours - theirs).max()),
+               "max_rel_diff_vs_onnxruntime": float(np.abs(ours - theirs).max() / np.abs(theirs).max()),
                "agreement": float((theirs.argmax(1) == ours.argmax(1)).mean())}
     if not plot:
         return figures

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "ir/model.h"
+#include "ir/names.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft {
@@ -22,7 +23,7 @@ std::vector<int> partition(const ir::Model& model, const ir::Graph& graph,
 
 namespace {
 
-constexpr const char* kCopyDomain = "com.graft";
+constexpr const char* kCopyDomain = names::kDomain;
 
 bool is_op(const ir::Node& n, const char* op_type) {
   return n.domain == kCopyDomain && n.op_type == op_type;

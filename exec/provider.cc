@@ -77,10 +77,9 @@ std::unique_ptr<ExecutionProvider> create_provider(const std::string& name) {
   if (name == "CUDAExecutionProvider") {
     throw NotImplemented("graft was built without CUDA: rebuild with -DGRAFT_USE_CUDA=ON");
   }
-  if (name == "DnnlExecutionProvider") {
-    throw NotImplemented("graft was built without oneDNN: rebuild with -DGRAFT_USE_DNNL=ON");
-  }
-  throw InvalidArgument("unknown execution provider '" + name + "'");
+  std::string known;
+  for (const auto& e : provider_table()) known += (known.empty() ? "" : ", ") + e.name;
+  throw InvalidArgument("unknown execution provider '" + name + "' (this build has " + known + ")");
 }
 
 }  // namespace graft

@@ -74,34 +74,30 @@ std::string describe_value(const Value& v) {
   }
 }
 
-// Checks a feed against the declared input type. Throws InvalidArgument naming the input.
-void check_feed(const IOInfo& info, const Value& v) {
-  if (info.type.empty()) return;
+}  // namespace
+
+std::string feed_mismatch(const IOInfo& info, const Value& v) {
+  if (info.type.empty() || info.type.rfind("tensor(", 0) != 0) return "";
   auto bad = [&](const std::string& why) {
-    throw InvalidArgument("input '" + info.name + "': " + why + " (expected " + info.type +
-                          ", got " + describe_value(v) + ")");
+    return why + " (expected " + info.type + ", got " + describe_value(v) + ")";
   };
-  bool want_tensor = info.type.rfind("tensor(", 0) == 0;
-  if (want_tensor) {
-    if (!v.is_tensor()) bad("wrong kind of value");
-    const Tensor& t = v.tensor();
-    if (info.dtype != DType::Undefined && t.dtype() != info.dtype) bad("wrong element type");
-    if (info.has_shape) {
-      if (t.rank() != static_cast<int64_t>(info.dims.size())) {
-        bad("rank " + std::to_string(t.rank()) + " instead of " + std::to_string(info.dims.size()));
-      }
-      for (size_t i = 0; i < info.dims.size(); ++i) {
-        if (info.dims[i] >= 0 && t.dim(static_cast<int64_t>(i)) != info.dims[i]) {
-          bad("dimension " + std::to_string(i) + " is " +
-              std::to_string(t.dim(static_cast<int64_t>(i))) + ", the model requires " +
-              std::to_string(info.dims[i]));
-        }
-      }
+  if (!v.is_tensor()) return bad("wrong kind of value");
+  const Tensor& t = v.tensor();
+  if (info.dtype != DType::Undefined && t.dtype() != info.dtype) return bad("wrong element type");
+  if (!info.has_shape) return "";
+  if (t.rank() != static_cast<int64_t>(info.dims.size())) {
+    return bad("rank " + std::to_string(t.rank()) + " instead of " +
+               std::to_string(info.dims.size()));
+  }
+  for (size_t i = 0; i < info.dims.size(); ++i) {
+    if (info.dims[i] >= 0 && t.dim(static_cast<int64_t>(i)) != info.dims[i]) {
+      return bad("dimension " + std::to_string(i) + " is " +
+                 std::to_string(t.dim(static_cast<int64_t>(i))) + ", the model requires " +
+                 std::to_string(info.dims[i]));
     }
   }
+  return "";
 }
-
-}  // namespace
 
 InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
                                    std::vector<std::string> providers)
@@ -139,25 +135,55 @@ InferenceSession::~InferenceSession() = default;
 
 std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_names,
                                          const std::map<std::string, Value>& feeds) {
+  return run_impl(output_names, feeds, nullptr);
+}
+
+std::vector<Value> InferenceSession::run_donating(const std::vector<std::string>& output_names,
+                                                  const std::map<std::string, Value>& feeds,
+                                                  std::map<std::string, Tensor>& donated) {
+  return run_impl(output_names, feeds, &donated);
+}
+
+std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& output_names,
+                                              const std::map<std::string, Value>& feeds,
+                                              std::map<std::string, Tensor>* donated) {
   const auto& names = plan_->input_names();
+  auto slot_of = [&](const std::string& name) {
+    size_t i = 0;
+    while (i < names.size() && names[i] != name) ++i;
+    return i;
+  };
+  auto check = [&](const std::string& name, const Value& value) {
+    for (const auto* list : {&inputs_, &overridable_}) {
+      for (const auto& info : *list) {
+        if (info.name != name) continue;
+        if (std::string why = feed_mismatch(info, value); !why.empty())
+          throw InvalidArgument("input '" + name + "': " + why);
+      }
+    }
+  };
   std::vector<Value> inputs(names.size());
   std::set<std::string> fed;
   for (const auto& [name, value] : feeds) {
-    size_t i = 0;
-    while (i < names.size() && names[i] != name) ++i;
+    const size_t i = slot_of(name);
     if (i == names.size()) {
       std::string known;
       for (const auto& in : inputs_) known += (known.empty() ? "" : ", ") + in.name;
       throw InvalidArgument("invalid input name '" + name + "'; the model's inputs are: " + known);
     }
-    for (const auto& info : inputs_) {
-      if (info.name == name) check_feed(info, value);
-    }
-    for (const auto& info : overridable_) {
-      if (info.name == name) check_feed(info, value);
-    }
+    check(name, value);
     inputs[i] = value;
     fed.insert(name);
+  }
+  std::vector<bool> moved(names.size(), false);
+  if (donated) {
+    for (const auto& [name, t] : *donated) {
+      const size_t i = slot_of(name);
+      if (i == names.size()) continue;  // not read by this model: stays with the caller
+      check(name, Value(t));
+      moved[i] = true;
+      fed.insert(name);
+    }
   }
   for (const auto& info : inputs_) {
     bool optional_type = info.type.rfind("optional(", 0) == 0;
@@ -166,22 +192,39 @@ std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_
                             ") is missing from the feeds");
     }
   }
-  // The OpenMP thread count belongs to the calling thread, not the session: set it every run so
-  // sessions with different settings can take turns on one thread.
-  static const int default_threads = omp_get_max_threads();
-  omp_set_num_threads(options_.intra_op_num_threads > 0 ? options_.intra_op_num_threads
-                                                        : default_threads);
-  std::vector<Value> all = plan_->run(inputs, {}, profiler_.get());
-  if (output_names.empty()) return all;
-  std::vector<Value> selected;
+  std::vector<size_t> selected;
   for (const auto& want : output_names) {
     const auto& outs = plan_->output_names();
     size_t i = 0;
     while (i < outs.size() && outs[i] != want) ++i;
     if (i == outs.size()) throw InvalidArgument("invalid output name '" + want + "'");
-    selected.push_back(all[i]);
+    selected.push_back(i);
   }
-  return selected;
+  // The OpenMP thread count belongs to the calling thread, not the session: set it every run so
+  // sessions with different settings can take turns on one thread.
+  static const int default_threads = omp_get_max_threads();
+  omp_set_num_threads(options_.intra_op_num_threads > 0 ? options_.intra_op_num_threads
+                                                        : default_threads);
+  std::vector<Value> all;
+  if (!donated) {
+    all = plan_->run(inputs, {}, profiler_.get());
+  } else {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (moved[i]) inputs[i] = Value(std::move(donated->at(names[i])));
+    }
+    try {
+      all = plan_->run_donated(inputs, moved, profiler_.get());
+    } catch (...) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (moved[i] && inputs[i].is_tensor()) (*donated)[names[i]] = inputs[i].tensor();
+      }
+      throw;
+    }
+  }
+  if (output_names.empty()) return all;
+  std::vector<Value> result;
+  for (size_t i : selected) result.push_back(all[i]);
+  return result;
 }
 
 std::string InferenceSession::end_profiling() {

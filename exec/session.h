@@ -39,6 +39,10 @@ struct IOInfo {
   bool has_shape = false;
 };
 
+// Why `value` cannot be fed as the input `info` describes (another kind of value, element type,
+// rank or fixed dimension), or "" when it can. Every feed check of a run goes through it.
+GRAFT_API std::string feed_mismatch(const IOInfo& info, const Value& value);
+
 class GRAFT_API InferenceSession {
  public:
   // Builds a session from a model: inlines functions that have no kernel, optimizes, assigns
@@ -60,15 +64,28 @@ class GRAFT_API InferenceSession {
   std::vector<Value> run(const std::vector<std::string>& output_names,
                          const std::map<std::string, Value>& feeds);
 
+  // run() with the tensors of `donated` that are inputs of the model moved into the run, so an
+  // in-place kernel may update their buffers (the state of a training step; entries the model
+  // does not read stay as they are). A buffer is updated in place only when nothing else holds
+  // it. On success the moved entries are left empty, for the caller to refill from the outputs;
+  // if the run throws they hold their tensors again. Throws as run() does.
+  std::vector<Value> run_donating(const std::vector<std::string>& output_names,
+                                  const std::map<std::string, Value>& feeds,
+                                  std::map<std::string, Tensor>& donated);
+
   const std::vector<IOInfo>& inputs() const { return inputs_; }
   const std::vector<IOInfo>& outputs() const { return outputs_; }
   const std::vector<IOInfo>& overridable_initializers() const { return overridable_; }
   const std::vector<std::string>& providers() const { return providers_; }
   const ir::Model& model() const { return *model_; }
-  // Stops profiling and writes the trace (Chrome trace-event JSON); returns its path.
+  // Stops profiling and writes the trace (Chrome trace-event JSON); returns its path ("" when
+  // profiling is off).
   std::string end_profiling();
 
  private:
+  std::vector<Value> run_impl(const std::vector<std::string>& output_names,
+                              const std::map<std::string, Value>& feeds,
+                              std::map<std::string, Tensor>* donated);
   std::unique_ptr<ir::Model> model_;
   SessionOptions options_;
   std::vector<std::string> providers_;

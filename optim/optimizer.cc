@@ -4,6 +4,7 @@
 
 #include "autodiff/gradient_graph.h"
 #include "ir/error.h"
+#include "ir/names.h"
 #include "onnx/onnx_pb.h"
 #include "optim/update_ops.h"
 
@@ -58,16 +59,16 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
   };
   const UpdateOp op = update_op(config);
   for (const auto& f : model.functions) {
-    if (f->name() == op.op_type && f->domain() == autodiff::kGraftDomain)
+    if (f->name() == op.op_type && f->domain() == names::kDomain)
       throw InvalidArgument("the model already declares the function com.graft." + op.op_type);
   }
-  const std::string lr = "graft.lr", step = "graft.step";
+  const std::string lr = names::kLearningRate, step = names::kStep;
   graph.inputs.push_back({lr, scalar_type(onnx::TensorProto::FLOAT), ""});
   graph.inputs.push_back({step, scalar_type(onnx::TensorProto::INT64), ""});
 
   ir::Node update;
   update.op_type = op.op_type;
-  update.domain = autodiff::kGraftDomain;
+  update.domain = names::kDomain;
   update.name = "optim/" + op.op_type;
   update.inputs = {lr, step};
   std::vector<ir::ValueInfo> new_outputs;
@@ -80,15 +81,15 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       throw InvalidArgument("parameter '" + p +
                             "' is not float or double, the types the optimizer updates");
     }
-    if (!has_output(p + "_grad"))
+    if (!has_output(p + names::kGradSuffix))
       throw InvalidArgument("the model has no gradient output '" + p + "_grad'");
     if (!graph.is_graph_input(p)) graph.inputs.push_back({p, ir::tensor_type(*init), ""});
     inits.push_back(init);
     update.inputs.push_back(p);
-    update.outputs.push_back(p + ".new");
-    new_outputs.push_back({p + ".new", ir::tensor_type(*init), ""});
+    update.outputs.push_back(p + names::kNewSuffix);
+    new_outputs.push_back({p + names::kNewSuffix, ir::tensor_type(*init), ""});
   }
-  for (const auto& p : params) update.inputs.push_back(p + "_grad");
+  for (const auto& p : params) update.inputs.push_back(p + names::kGradSuffix);
   const std::string opt = kind_name(config.kind);
   for (const auto& slot : op.slots) {
     for (size_t i = 0; i < params.size(); ++i) {
@@ -108,14 +109,14 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       graph.initializers.push_back(zeros);
       graph.inputs.push_back({name, ir::tensor_type(init), ""});
       update.inputs.push_back(name);
-      update.outputs.push_back(name + ".new");
-      new_outputs.push_back({name + ".new", ir::tensor_type(init), ""});
+      update.outputs.push_back(name + names::kNewSuffix);
+      new_outputs.push_back({name + names::kNewSuffix, ir::tensor_type(init), ""});
     }
   }
   for (const auto& a : op.attrs) update.attributes.push_back({a.proto->name(), a.proto, {}});
   if (!params.empty()) {
     model.functions.push_back(update_function(op, params.size(), model.opset("")));
-    model.opset_imports[autodiff::kGraftDomain] = 1;
+    model.opset_imports[names::kDomain] = 1;
     graph.add_node(std::move(update));
   }
 
@@ -131,8 +132,9 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
       emit("Constant", {}, {Attr::scalar_tensor("value", onnx::TensorProto::INT64, 1)}, "");
   std::string next = emit("Add", {step, one}, {}, "");
   std::string shape = emit("Constant", {}, {Attr::ints("value_ints", {})}, "");
-  emit("Reshape", {next, shape}, {}, "graft.step.new");
-  new_outputs.push_back({"graft.step.new", scalar_type(onnx::TensorProto::INT64), ""});
+  emit("Reshape", {next, shape}, {}, std::string(names::kStep) + names::kNewSuffix);
+  new_outputs.push_back(
+      {std::string(names::kStep) + names::kNewSuffix, scalar_type(onnx::TensorProto::INT64), ""});
   for (auto& n : counter.emitted()) graph.add_node(std::move(n));
   for (auto& o : new_outputs) graph.outputs.push_back(o);
   graph.renumber();

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "autodiff/gradient_graph.h"
+#include "ir/names.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft::optim {
@@ -265,7 +266,7 @@ UpdateOp update_op(const OptimizerConfig& config) {
 std::shared_ptr<onnx::FunctionProto> update_function(const UpdateOp& op, size_t n, int64_t opset) {
   auto f = std::make_shared<onnx::FunctionProto>();
   f->set_name(op.op_type);
-  f->set_domain(autodiff::kGraftDomain);
+  f->set_domain(names::kDomain);
   f->set_doc_string("graft's fused " + op.op_type + " for " + std::to_string(n) +
                     " tensors (optim/update_ops.h), written with standard ops.");
   auto* imp = f->add_opset_import();

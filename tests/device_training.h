@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "exec/training_session.h"
 #include "tests/model_builder.h"
+#include "train/training_session.h"
 
 namespace graft::test_util {
 

@@ -11,7 +11,7 @@
 // Launched by `mpirun -np N` it trains data-parallel: each batch is split across the ranks
 // (B must be a multiple of N; a last, incomplete batch is left out) and rank 0 prints and writes.
 //
-// The data file (GRAFTDS1, exec/dataset.h; graft.training.write_dataset writes it) holds one array
+// The data file (GRAFTDS1, train/dataset.h; graft.training.write_dataset writes it) holds one array
 // per training-model input other than the parameters (for example "input" and "labels").
 #include <algorithm>
 #include <chrono>
@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "distributed/communicator.h"
-#include "exec/dataset.h"
-#include "exec/training_api.h"
+#include "train/dataset.h"
+#include "train/training_api.h"
 
 namespace {
 

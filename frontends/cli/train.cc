@@ -1,5 +1,5 @@
 // graft train: trains a forward ONNX model with a loss output on a GRAFTDS1 data file
-// (exec/dataset.h). Launched by mpirun with several ranks it trains data-parallel: each rank
+// (train/dataset.h). Launched by mpirun with several ranks it trains data-parallel: each rank
 // takes its share of every global batch, gradients are averaged across ranks inside the training
 // graph, only rank 0 prints and writes files.
 #include <algorithm>
@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "distributed/communicator.h"
-#include "exec/dataset.h"
 #include "exec/error.h"
-#include "exec/training_session.h"
 #include "frontends/cli/commands.h"
 #include "ir/serialize.h"
+#include "train/dataset.h"
+#include "train/training_session.h"
 
 namespace graft::cli {
 namespace {

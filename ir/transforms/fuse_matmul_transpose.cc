@@ -6,6 +6,7 @@
 // accumulates onto instead of a second pass over the product.
 #include <algorithm>
 
+#include "ir/names.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/onnx_pb.h"
 
@@ -136,7 +137,7 @@ int fuse_bias(Graph& graph) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& mm = *graph.nodes[i];
     const bool matmul = mm.op_type == "MatMul" && mm.domain.empty();
-    const bool fused_mm = mm.op_type == "FusedMatMul" && mm.domain == "com.graft";
+    const bool fused_mm = mm.op_type == "FusedMatMul" && mm.domain == names::kDomain;
     if ((!matmul && !fused_mm) || mm.inputs.size() != 2 || mm.outputs.size() != 1) continue;
     const std::string product = mm.outputs[0];
     const auto readers = graph.consumers(product);
@@ -151,7 +152,7 @@ int fuse_bias(Graph& graph) {
       continue;
     if (matmul) {
       mm.op_type = "FusedMatMul";
-      mm.domain = "com.graft";
+      mm.domain = names::kDomain;
       mm.attributes = {int_attribute("transA", 0), int_attribute("transB", 0)};
     }
     mm.inputs.push_back(bias);
@@ -181,7 +182,7 @@ int fuse_matmul_transpose(Graph& graph) {
     if (ta) dead.push_back(ta);
     if (tb) dead.push_back(tb);
     mm.op_type = "FusedMatMul";
-    mm.domain = "com.graft";
+    mm.domain = names::kDomain;
     mm.inputs = {a, b};
     mm.attributes = {int_attribute("transA", ta != nullptr),
                      int_attribute("transB", tb != nullptr)};

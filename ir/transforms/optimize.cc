@@ -1,4 +1,5 @@
 #include "ir/transforms/optimize.h"
+#include "ir/names.h"
 
 namespace graft::ir {
 namespace {
@@ -28,8 +29,8 @@ int optimize(Model& model, int level) {
   if (level <= 0) return 0;
   bool uses_graft_domain = false;
   const int changes = optimize_graph(model.graph, level, &uses_graft_domain);
-  if (uses_graft_domain && !model.opset_imports.count("com.graft"))
-    model.opset_imports["com.graft"] = 1;
+  if (uses_graft_domain && !model.opset_imports.count(names::kDomain))
+    model.opset_imports[names::kDomain] = 1;
   return changes;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "distributed/packing.h"
+#include "ir/names.h"
 #include "providers/cuda/batched_copy.h"
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels.h"
@@ -113,10 +114,10 @@ class ReduceScatter final : public Kernel {
 }  // namespace
 
 void register_collective_kernels(KernelRegistry& reg) {
-  reg.add({"com.graft", "AllReduce", 1, 1 << 30, kNumberTypes, 0, make<AllReduce>});
-  reg.add({"com.graft", "Broadcast", 1, 1 << 30, {}, 0, make<Broadcast>});
-  reg.add({"com.graft", "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
-  reg.add({"com.graft", "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
+  reg.add({names::kDomain, "AllReduce", 1, 1 << 30, kNumberTypes, 0, make<AllReduce>});
+  reg.add({names::kDomain, "Broadcast", 1, 1 << 30, {}, 0, make<Broadcast>});
+  reg.add({names::kDomain, "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
+  reg.add({names::kDomain, "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
 }
 
 }  // namespace graft::cuda

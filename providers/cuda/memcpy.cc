@@ -1,6 +1,7 @@
 // com.graft MemcpyFromHost (host tensor -> device tensor) and MemcpyToHost (device -> host), the
 // copies insert_device_copies puts where a value crosses between host and device memory.
 // Tensors only.
+#include "ir/names.h"
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels.h"
 
@@ -44,8 +45,8 @@ class MemcpyToHost final : public Kernel {
 }  // namespace
 
 void register_memcpy_kernels(KernelRegistry& reg) {
-  reg.add({"com.graft", "MemcpyFromHost", 1, 1 << 30, {}, 0, make<MemcpyFromHost>});
-  reg.add({"com.graft", "MemcpyToHost", 1, 1 << 30, {}, 0, make<MemcpyToHost>});
+  reg.add({names::kDomain, "MemcpyFromHost", 1, 1 << 30, {}, 0, make<MemcpyFromHost>});
+  reg.add({names::kDomain, "MemcpyToHost", 1, 1 << 30, {}, 0, make<MemcpyToHost>});
 }
 
 }  // namespace graft::cuda

@@ -39,8 +39,11 @@ import numpy as np
 import torch
 from torch.utils import _pytree
 
+from . import _C
 from . import _torch_export as tx
 from .session import InferenceSession, SessionOptions
+
+_GRAD = _C.names.GRAD_SUFFIX
 
 ExportError = tx.ExportError
 
@@ -173,7 +176,7 @@ class _GraftFunction(torch.autograd.Function):
             sess, out_names = c.gradient_session(True, wrt)
             values = dict(zip(out_names, sess.run(None, c.feeds(owner, inputs, params))))
             c.update_buffers(owner, values)
-            ctx.grads = [_torch(values[f"{n}_grad"]) if k else None for n, k in zip(names, need)]
+            ctx.grads = [_torch(values[n + _GRAD]) if k else None for n, k in zip(names, need)]
             outs = [_torch(values[g.outputs[0]])]
         else:
             outs, ctx.masks = c.forward(owner, inputs, params, with_masks=True)
@@ -197,8 +200,8 @@ class _GraftFunction(torch.autograd.Function):
             for out, go in zip(c.graph.outputs, grad_outputs):
                 if out in diff:
                     feeds[tx.seed_name(out)] = _numpy(go.contiguous())
-            wanted = [f"{n}_grad" for n in ctx.wrt]
+            wanted = [n + _GRAD for n in ctx.wrt]
             values = dict(zip(wanted, sess.run(wanted, feeds)))
             names = list(c.graph.inputs) + list(c.graph.params)
-            grads = [_torch(values[f"{n}_grad"]) if k else None for n, k in zip(names, ctx.need)]
+            grads = [_torch(values[n + _GRAD]) if k else None for n, k in zip(names, ctx.need)]
         return (None, None, None, *grads)

@@ -1,8 +1,8 @@
 // Binding of checkpoint save/load.
 #include <pybind11/stl.h>
 
-#include "exec/checkpoint.h"
 #include "python/src/convert.h"
+#include "train/checkpoint.h"
 
 namespace graft::python {
 

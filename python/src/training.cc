@@ -5,10 +5,10 @@
 #include <optional>
 
 #include "exec/generator.h"
-#include "exec/training_api.h"
-#include "exec/training_session.h"
 #include "ir/serialize.h"
 #include "python/src/convert.h"
+#include "train/training_api.h"
+#include "train/training_session.h"
 
 namespace graft::python {
 

@@ -11,12 +11,12 @@
 
 #include "exec/provider.h"
 #include "exec/session.h"
-#include "exec/training_session.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 #include "tests/device_training.h"
 #include "tests/model_builder.h"
+#include "train/training_session.h"
 
 namespace graft {
 namespace {

@@ -4,6 +4,7 @@
 #include "distributed/communicator.h"
 #include "distributed/packing.h"
 #include "exec/kernel.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -24,7 +25,7 @@ class AllGather final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(distributed_all_gather) {
-  reg.add({"com.graft", "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
+  reg.add({names::kDomain, "AllGather", 1, 1 << 30, {}, 0, make<AllGather>});
 }
 
 }  // namespace graft

@@ -10,6 +10,7 @@
 
 #include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
+#include "ir/names.h"
 #include "providers/cpu/distributed/packed_collective.h"
 
 namespace graft {
@@ -58,7 +59,7 @@ class AllReduce final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(distributed_all_reduce) {
-  reg.add({"com.graft", "AllReduce", 1, 1 << 30, kNumberTypes, 0, make<AllReduce>});
+  reg.add({names::kDomain, "AllReduce", 1, 1 << 30, kNumberTypes, 0, make<AllReduce>});
 }
 
 }  // namespace graft

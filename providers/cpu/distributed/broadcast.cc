@@ -3,6 +3,7 @@
 // are packed so the node is one collective per dtype.
 #include "distributed/collective_stream.h"
 #include "distributed/communicator.h"
+#include "ir/names.h"
 #include "providers/cpu/distributed/packed_collective.h"
 
 namespace graft {
@@ -34,7 +35,7 @@ class Broadcast final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(distributed_broadcast) {
-  reg.add({"com.graft", "Broadcast", 1, 1 << 30, {}, 0, make<Broadcast>});
+  reg.add({names::kDomain, "Broadcast", 1, 1 << 30, {}, 0, make<Broadcast>});
 }
 
 }  // namespace graft

@@ -4,6 +4,7 @@
 #include "distributed/communicator.h"
 #include "distributed/packing.h"
 #include "exec/kernel.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -29,7 +30,7 @@ class ReduceScatter final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(distributed_reduce_scatter) {
-  reg.add({"com.graft", "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
+  reg.add({names::kDomain, "ReduceScatter", 1, 1 << 30, kNumberTypes, 0, make<ReduceScatter>});
 }
 
 }  // namespace graft

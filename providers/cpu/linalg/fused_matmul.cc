@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "exec/kernel.h"
+#include "ir/names.h"
 #include "providers/cpu/linalg/gemm_util.h"
 
 namespace graft {
@@ -88,7 +89,7 @@ class FusedMatMul : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(fused_matmul) {
-  reg.add({"com.graft", "FusedMatMul", 1, 1 << 30, kFloatTypes, 0, make<FusedMatMul>});
+  reg.add({names::kDomain, "FusedMatMul", 1, 1 << 30, kFloatTypes, 0, make<FusedMatMul>});
 }
 
 }  // namespace graft

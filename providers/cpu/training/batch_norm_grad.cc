@@ -7,6 +7,7 @@
 
 #include "exec/kernel.h"
 #include "exec/plan.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -125,7 +126,7 @@ class BatchNormGrad : public Kernel, public InPlaceKernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(batch_norm_grad) {
-  reg.add({"com.graft", "BatchNormGrad", 1, 1 << 30, kFloatTypes, 0, make<BatchNormGrad>});
+  reg.add({names::kDomain, "BatchNormGrad", 1, 1 << 30, kFloatTypes, 0, make<BatchNormGrad>});
 }
 
 }  // namespace graft

@@ -1,6 +1,7 @@
 // com.graft.ConvGrad: dX, dW and dB of a float 2-D convolution without groups, each computed only
 // when its output is named, through oneDNN's backward-data and backward-weights primitives.
 #include "exec/kernel.h"
+#include "ir/names.h"
 #include "providers/cpu/nn/dnnl_conv.h"
 
 namespace graft {
@@ -59,7 +60,7 @@ class ConvGrad : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(conv_grad) {
-  reg.add({"com.graft", "ConvGrad", 1, 1 << 30, {DType::Float}, 0, make<ConvGrad>});
+  reg.add({names::kDomain, "ConvGrad", 1, 1 << 30, {DType::Float}, 0, make<ConvGrad>});
 }
 
 }  // namespace graft

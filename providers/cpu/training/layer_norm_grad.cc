@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "exec/kernel.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -123,7 +124,7 @@ class LayerNormGrad : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(layer_norm_grad) {
-  reg.add({"com.graft", "LayerNormGrad", 1, 1 << 30, kFloatTypes, 0, make<LayerNormGrad>});
+  reg.add({names::kDomain, "LayerNormGrad", 1, 1 << 30, kFloatTypes, 0, make<LayerNormGrad>});
 }
 
 }  // namespace graft

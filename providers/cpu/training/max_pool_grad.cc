@@ -2,6 +2,7 @@
 // (the first one on ties, as MaxPool reports it) and receives the window's dY; overlapping
 // windows add up.
 #include "exec/kernel.h"
+#include "ir/names.h"
 #include "providers/cpu/nn/conv_util.h"
 
 namespace graft {
@@ -87,7 +88,7 @@ class MaxPoolGrad : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(max_pool_grad) {
-  reg.add({"com.graft", "MaxPoolGrad", 1, 1 << 30, kFloatTypes, 0, make<MaxPoolGrad>});
+  reg.add({names::kDomain, "MaxPoolGrad", 1, 1 << 30, kFloatTypes, 0, make<MaxPoolGrad>});
 }
 
 }  // namespace graft

@@ -11,6 +11,7 @@
 
 #include "exec/kernel.h"
 #include "exec/plan.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -438,11 +439,13 @@ class MultiTensorUpdate : public Kernel, public InPlaceKernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(optimizer_updates) {
-  reg.add({"com.graft", "SGDUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<SGDRule>>});
-  reg.add({"com.graft", "AdamUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<AdamRule>>});
-  reg.add({"com.graft", "AdagradUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<AdagradRule>>});
-  reg.add({"com.graft", "RMSpropUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<RMSpropRule>>});
-  reg.add({"com.graft", "LAMBUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<LAMBRule>>});
+  reg.add({names::kDomain, "SGDUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<SGDRule>>});
+  reg.add({names::kDomain, "AdamUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<AdamRule>>});
+  reg.add(
+      {names::kDomain, "AdagradUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<AdagradRule>>});
+  reg.add(
+      {names::kDomain, "RMSpropUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<RMSpropRule>>});
+  reg.add({names::kDomain, "LAMBUpdate", 1, 1 << 30, {}, 0, make<MultiTensorUpdate<LAMBRule>>});
 }
 
 }  // namespace graft

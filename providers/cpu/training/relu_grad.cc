@@ -3,6 +3,7 @@
 
 #include "exec/kernel.h"
 #include "exec/plan.h"
+#include "ir/names.h"
 #include "providers/cpu/math/elementwise.h"
 
 namespace graft {
@@ -58,7 +59,7 @@ class ReluGrad : public Kernel, public InPlaceKernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(relu_grad) {
-  reg.add({"com.graft", "ReluGrad", 1, 1 << 30, kFloatTypes, 0, make<ReluGrad>});
+  reg.add({names::kDomain, "ReluGrad", 1, 1 << 30, kFloatTypes, 0, make<ReluGrad>});
 }
 
 }  // namespace graft

@@ -1,6 +1,7 @@
 // com.graft.SoftmaxGrad: dX = Y * (dY - sum(dY * Y, axis)) in one pass per row, the fused form
 // of the gradient graft emits for Softmax (its function body is the unfused standard-op form).
 #include "exec/kernel.h"
+#include "ir/names.h"
 
 namespace graft {
 namespace {
@@ -56,7 +57,7 @@ class SoftmaxGrad : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(softmax_grad) {
-  reg.add({"com.graft", "SoftmaxGrad", 1, 1 << 30, kFloatTypes, 0, make<SoftmaxGrad>});
+  reg.add({names::kDomain, "SoftmaxGrad", 1, 1 << 30, kFloatTypes, 0, make<SoftmaxGrad>});
 }
 
 }  // namespace graft

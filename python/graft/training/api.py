@@ -1,8 +1,10 @@
 """onnxruntime's on-device training interface (onnxruntime.training.api: CheckpointState, Module,
 Optimizer, LinearLRScheduler) over the artifacts of graft.training.generate_artifacts.
 
-graft's torch-style schedules (ConstantLR, LinearLR, StepLR, CosineAnnealingLR from
-graft.lr_scheduler) also drive an Optimizer here, through its `learning_rate` property."""
+The objects are graft's C++ training API (train/training_api.h) bound to Python; this module
+only converts between NumPy and graft's values. graft's torch-style schedules (ConstantLR,
+LinearLR, StepLR, CosineAnnealingLR from graft.lr_scheduler) also drive an Optimizer here,
+through its `learning_rate` property."""
 
 from __future__ import annotations
 
@@ -10,20 +12,17 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
-import onnx
 
-from .. import distributed as dist
-from .._C import get_rng_state, set_rng_state
-from ..checkpoint import load_checkpoint, save_checkpoint
+from .. import _C
 from ..lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, StepLR
-from ..session import InferenceSession
-from .artifacts import STATISTIC_SUFFIX
+from ..session import _from_native, _to_native
 
 __all__ = ["CheckpointState", "ConstantLR", "CosineAnnealingLR", "LRScheduler", "LinearLR", "LinearLRScheduler",
            "Module", "Optimizer", "StepLR"]
 
 
-_RNG = "graft.rng"
+def _arrays(native: dict) -> dict[str, np.ndarray]:
+    return {name: _from_native(value) for name, value in native.items()}
 
 
 class CheckpointState:
@@ -32,33 +31,56 @@ class CheckpointState:
     which loading restores, so a resumed run draws the masks an uninterrupted one would."""
 
     def __init__(self, tensors: dict[str, np.ndarray], step: int = 0, properties: dict | None = None) -> None:
-        self.tensors = dict(tensors)
-        self.step = step
-        self.properties = dict(properties or {})
+        self._state = _C.CheckpointState({k: _to_native(v, None) for k, v in tensors.items()}, int(step),
+                                         dict(properties or {}))
+
+    @classmethod
+    def _wrap(cls, native: "_C.CheckpointState") -> "CheckpointState":
+        state = cls.__new__(cls)
+        state._state = native
+        return state
 
     @classmethod
     def load_checkpoint(cls, path: str | os.PathLike) -> "CheckpointState":
-        tensors, step, properties = load_checkpoint(path)
-        if _RNG in properties:
-            set_rng_state(properties.pop(_RNG))
-        return cls(tensors, step, properties)
+        return cls._wrap(_C.CheckpointState.load(os.fspath(path)))
 
     @classmethod
-    def save_checkpoint(cls, state: "CheckpointState", path: str | os.PathLike) -> None:
-        """Writes the checkpoint atomically. Launched with several ranks (where the state is the
-        same on all of them after data-parallel steps), rank 0 writes and every rank returns once
-        the file is complete, so all ranks call it."""
-        if dist.size() > 1:
-            failed, error = np.zeros(1, np.int32), None
-            if dist.rank() == 0:
-                try:
-                    save_checkpoint(path, state.tensors, state.step, {**state.properties, _RNG: get_rng_state()})
-                except Exception as e:  # every rank learns of it, rather than wait forever
-                    failed[0], error = 1, e
-            if dist.broadcast(failed, root=0)[0]:
-                raise error or RuntimeError(f"rank 0 could not write the checkpoint '{os.fspath(path)}'")
-            return
-        save_checkpoint(path, state.tensors, state.step, {**state.properties, _RNG: get_rng_state()})
+    def save_checkpoint(cls, state: "CheckpointState", path: str | os.PathLike,
+                        include_optimizer_state: bool = False) -> None:
+        """Writes the checkpoint atomically: the parameters and properties, and with
+        include_optimizer_state also the optimizer state, step and learning rate (what resuming
+        needs), as onnxruntime does. Launched with several ranks, rank 0 writes and every rank
+        returns once the file is complete, or raises rank 0's error, so all ranks call it."""
+        state._state.save(os.fspath(path), include_optimizer_state)
+
+    @property
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Parameters and optimizer state by name (a snapshot: assign to change them)."""
+        return {**_arrays(self._state.parameters()), **_arrays(self._state.optimizer_state())}
+
+    @tensors.setter
+    def tensors(self, values: dict[str, np.ndarray]) -> None:
+        for name, value in values.items():
+            self._state.set_tensor(name, _to_native(np.ascontiguousarray(value), None))
+
+    @property
+    def parameters(self) -> dict[str, np.ndarray]:
+        return _arrays(self._state.parameters())
+
+    @property
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return _arrays(self._state.optimizer_state())
+
+    @property
+    def step(self) -> int:
+        return self._state.step
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._state.properties())
+
+    def add_property(self, name: str, value: Any) -> None:
+        self._state.add_property(name, str(value))
 
 
 class Module:
@@ -80,32 +102,10 @@ class Module:
                  eval_model: str | os.PathLike | None = None, *, data_parallel: bool | None = None,
                  bucket_mb: float = 25.0) -> None:
         self._state = state
-        self.data_parallel = dist.size() > 1 if data_parallel is None else bool(data_parallel)
-        if self.data_parallel:
-            model = onnx.load(os.fspath(training_model))
-            params = [o.name[: -len("_grad")] for o in model.graph.output if o.name.endswith("_grad")]
-            self._train = InferenceSession(
-                dist._D.add_gradient_all_reduce(model.SerializeToString(), params, bucket_mb))
-            for p in params:
-                state.tensors[p] = dist.broadcast(np.ascontiguousarray(state.tensors[p]), root=0)
-        else:
-            self._train = InferenceSession(training_model)
-        self._eval = InferenceSession(eval_model) if eval_model else None
-        self._eval_inputs = ({i.name for i in self._eval.get_inputs() + self._eval.get_overridable_initializers()}
-                             if self._eval else set())
-        self._eval_path = eval_model
-        self._outputs = [o.name for o in self._train.get_outputs()]
-        self._params = [n[: -len("_grad")] for n in self._outputs if n.endswith("_grad")]
-        names = {i.name for i in self._train.get_inputs() + self._train.get_overridable_initializers()}
-        self._stats = [n[: -len(STATISTIC_SUFFIX)] for n in self._outputs
-                       if n.endswith(STATISTIC_SUFFIX) and n[: -len(STATISTIC_SUFFIX)] in names]
-        for stat in self._stats:
-            if stat not in state.tensors:
-                raise ValueError(f"the checkpoint state has no '{stat}', a running statistic of "
-                                 f"training model '{os.fspath(training_model)}'")
-        self._inputs = [i.name for i in self._train.get_inputs() if i.name not in self._params + self._stats]
-        self.grads: dict[str, np.ndarray] = {}
-        self._reset = True
+        self._module = _C.Module(state._state, os.fspath(training_model), os.fspath(eval_model or ""),
+                                 data_parallel, bucket_mb)
+        self._train_inputs = self._module.input_names(True)
+        self._eval_inputs = self._module.input_names(False)
         self.training = True
 
     def train(self, mode: bool = True) -> "Module":
@@ -116,94 +116,60 @@ class Module:
         return self.train(False)
 
     def lazy_reset_grad(self) -> None:
-        self._reset = True
+        self._module.lazy_reset_grad()
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """The accumulated gradients by parameter name."""
+        return _arrays(self._module.gradients())
+
+    @property
+    def data_parallel(self) -> bool:
+        return self._module.data_parallel
+
+    def parameters(self) -> list[str]:
+        return list(self._module.parameter_names())
 
     def __call__(self, *inputs: Any) -> Any:
-        feeds = dict(zip(self._inputs, inputs))
-        feeds.update({p: self._state.tensors[p] for p in self._params + self._stats})
-        if not self.training:
-            feeds = {k: v for k, v in feeds.items() if k in self._eval_inputs}
-            return self._eval.run(None, feeds)[-1]  # the loss is the eval model's last output
-        outs = dict(zip(self._outputs, self._train.run(None, feeds)))
-        for p in self._params:
-            g = outs[f"{p}_grad"]
-            self.grads[p] = g.copy() if self._reset or p not in self.grads else self.grads[p] + g
-        for stat in self._stats:
-            new = outs[stat + STATISTIC_SUFFIX]
-            self._state.tensors[stat] = dist.all_reduce(new, op="average") if self.data_parallel else new
-        self._reset = False
-        return outs["loss"]
+        """Feeds `inputs` in the model's input order; returns the loss (training) or the eval
+        model's last output, its loss (eval)."""
+        names = self._train_inputs if self.training else self._eval_inputs
+        feeds = {n: _to_native(v, None) for n, v in zip(names, inputs)}
+        if self.training:
+            outs = self._module.train_step(feeds)
+            names = self._module.output_names(True)
+            return _from_native(outs[names.index("loss")] if "loss" in names else outs[-1])
+        return _from_native(self._module.eval_step(feeds)[-1])
 
     def export_model_for_inferencing(self, path: str | os.PathLike, graph_output_names: Sequence[str]) -> None:
         """The eval model with the current parameters, pruned to `graph_output_names`."""
-        model = onnx.load(self._eval_path)
-        inits = {i.name: i for i in model.graph.initializer}
-        for p in self._params + self._stats:
-            inits[p].CopyFrom(onnx.numpy_helper.from_array(self._state.tensors[p], p))
-        model.graph.ClearField("output")
-        value_infos = {v.name: v for v in list(model.graph.value_info)}
-        needed = set(graph_output_names)
-        kept = []
-        for node in reversed(model.graph.node):
-            if any(o in needed for o in node.output):
-                kept.append(node)
-                needed.update(node.input)
-        del model.graph.node[:]
-        model.graph.node.extend(reversed(kept))
-        inferred = onnx.shape_inference.infer_shapes(model)
-        types = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
-        types.update(value_infos)
-        for name in graph_output_names:
-            model.graph.output.append(types.get(name) or onnx.helper.make_empty_tensor_value_info(name))
-        keep_inputs = [i for i in model.graph.input if i.name in needed and i.name not in self._params + self._stats]
-        del model.graph.input[:]
-        model.graph.input.extend(keep_inputs)
-        keep_inits = [i for i in model.graph.initializer if i.name in needed]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(keep_inits)
-        onnx.save(model, path)
+        self._module.export_model_for_inferencing(os.fspath(path), list(graph_output_names))
 
 
 class Optimizer:
-    """Applies the module's accumulated gradients with the optimizer model."""
+    """Applies the module's accumulated gradients with the optimizer model. The learning rate is
+    the checkpoint's when it holds one (saved with its optimizer state), else 1e-3."""
 
     def __init__(self, optimizer_model: str | os.PathLike, module: Module) -> None:
         self._module = module
-        self._sess = InferenceSession(optimizer_model)
-        self._outputs = [o.name for o in self._sess.get_outputs()]
-        self.lr = 1e-3
+        self._optimizer = _C.Optimizer(module._module, os.fspath(optimizer_model))
 
     def set_learning_rate(self, lr: float) -> None:
-        self.lr = float(lr)
+        self._optimizer.set_learning_rate(float(lr))
 
     def get_learning_rate(self) -> float:
-        return self.lr
+        return self._optimizer.learning_rate
 
     @property
     def learning_rate(self) -> float:
-        return self.lr
+        return self._optimizer.learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self.lr = float(value)
+        self._optimizer.set_learning_rate(float(value))
 
     def step(self) -> None:
-        m = self._module
-        state = m._state
-        feeds = {"graft.lr": np.array(self.lr, np.float32), "graft.step": np.array(state.step, np.int64)}
-        # Parameters and optimizer state have initializers (their first-step values): they are
-        # overridable initializers, not plain inputs.
-        for inp in self._sess.get_inputs() + self._sess.get_overridable_initializers():
-            if inp.name.startswith("gradient/"):
-                feeds[inp.name] = m.grads[inp.name[len("gradient/"):]]
-            elif inp.name in state.tensors:
-                feeds[inp.name] = state.tensors[inp.name]
-        outs = dict(zip(self._outputs, self._sess.run(None, feeds)))
-        for name, value in outs.items():
-            if name == "graft.step.new":
-                state.step = int(value)
-            elif name.endswith(".new"):
-                state.tensors[name[: -len(".new")]] = value
+        self._optimizer.step()
 
 
 class LinearLRScheduler:
@@ -213,19 +179,25 @@ class LinearLRScheduler:
 
     def __init__(self, optimizer: Optimizer, warmup_step_count: int, total_step_count: int,
                  initial_lr: float) -> None:
-        if warmup_step_count < 0 or total_step_count < warmup_step_count:
-            raise ValueError(f"LinearLRScheduler: need 0 <= warmup_step_count ({warmup_step_count}) <= "
-                             f"total_step_count ({total_step_count})")
         self._optimizer = optimizer
-        self.warmup_step_count, self.total_step_count = warmup_step_count, total_step_count
-        self.initial_lr = float(initial_lr)
-        optimizer.set_learning_rate(self.initial_lr)
+        self._scheduler = _C.LinearLRScheduler(optimizer._optimizer, int(warmup_step_count), int(total_step_count),
+                                               float(initial_lr))
+
+    @property
+    def warmup_step_count(self) -> int:
+        return self._scheduler.warmup_step_count
+
+    @property
+    def total_step_count(self) -> int:
+        return self._scheduler.total_step_count
+
+    @property
+    def initial_lr(self) -> float:
+        return self._scheduler.initial_lr
 
     def factor(self, step: int) -> float:
         """The multiplier of initial_lr after `step` optimizer steps."""
-        if step < self.warmup_step_count:
-            return step / max(1, self.warmup_step_count)
-        return max(0.0, (self.total_step_count - step) / max(1, self.total_step_count - self.warmup_step_count))
+        return self._scheduler.factor(int(step))
 
     def step(self) -> None:
-        self._optimizer.set_learning_rate(self.initial_lr * self.factor(self._optimizer._module._state.step))
+        self._scheduler.step()

@@ -71,7 +71,7 @@ def _with_parameter_inputs(model: onnx.ModelProto, params: Sequence[str]) -> onn
 
 # The suffix of the graph output that carries a running statistic's new value in the training
 # model (as TrainingSession names it).
-STATISTIC_SUFFIX = ".new"
+STATISTIC_SUFFIX = _C.names.NEW_SUFFIX
 
 
 def _native(fn, model: onnx.ModelProto, *args) -> onnx.ModelProto:
@@ -110,9 +110,10 @@ def generate_artifacts(model: onnx.ModelProto, requires_grad: Sequence[str] | No
     nodes, inputs, outputs = [], [], []
     for p in params:
         t = inits[p]
-        inputs.append(helper.make_tensor_value_info(f"gradient/{p}", t.data_type, list(t.dims)))
-        nodes.append(helper.make_node("Identity", [f"gradient/{p}"], [f"{p}_grad"]))
-        outputs.append(helper.make_tensor_value_info(f"{p}_grad", t.data_type, list(t.dims)))
+        gradient, grad = _C.names.GRADIENT_PREFIX + p, p + _C.names.GRAD_SUFFIX
+        inputs.append(helper.make_tensor_value_info(gradient, t.data_type, list(t.dims)))
+        nodes.append(helper.make_node("Identity", [gradient], [grad]))
+        outputs.append(helper.make_tensor_value_info(grad, t.data_type, list(t.dims)))
     opset = max(18, next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
     update = helper.make_model(helper.make_graph(nodes, "optimizer_step", inputs, outputs, [inits[p] for p in params]),
                                opset_imports=[helper.make_opsetid("", opset)])

@@ -1,5 +1,5 @@
 """The GRAFTDS1 data file that the C++ training programs read (`graft train`, the C++ training
-API's examples; exec/dataset.h documents the layout): named arrays sharing their first
+API's examples; train/dataset.h documents the layout): named arrays sharing their first
 dimension, the sample axis."""
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def main(artifacts: str, out: str) -> None:
         module(x[begin:begin + share], y[begin:begin + share])
         optimizer.step()
         module.lazy_reset_grad()
-    CheckpointState.save_checkpoint(state, os.path.join(out, "checkpoint"))
+    CheckpointState.save_checkpoint(state, os.path.join(out, "checkpoint"), include_optimizer_state=True)
     np.savez(os.path.join(out, f"state.rank{rank}.npz"), **state.tensors)
 
 

@@ -15,5 +15,7 @@ def test_digits_demo(tmp_path):
     print(figures)
     assert figures["accuracy"] >= 0.97
     assert figures["curve_rel_diff"] < 1e-4
-    assert figures["agreement"] == 1.0 and figures["max_diff_vs_onnxruntime"] < 1e-5
+    # The two engines sum in different orders (and pick kernels by the CPU's instruction set): the
+    # logits agree to a few float32 ulps of the largest, not to an absolute figure.
+    assert figures["agreement"] == 1.0 and figures["max_rel_diff_vs_onnxruntime"] < 1e-6
     assert (tmp_path / "loss.png").stat().st_size > 1000

@@ -1,31 +1,30 @@
-#include "exec/training_session.h"
-
-#include <omp.h>
+#include "train/training_session.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <functional>
 #include <set>
 
 #include "autodiff/gradient.h"
 #include "distributed/communicator.h"
-#include "exec/checkpoint.h"
 #include "exec/generator.h"
 #include "exec/partition.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
-#include "exec/training_api.h"
 #include "ir/model.h"
+#include "ir/names.h"
 #include "ir/serialize.h"
 #include "ir/transforms/inline_functions.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/onnx_pb.h"
 #include "optim/update_ops.h"
+#include "train/checkpoint.h"
+#include "train/training_api.h"
 
 namespace graft {
 namespace {
-
-const std::string kNew = ".new";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -42,109 +41,17 @@ ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std:
   return m;
 }
 
-// Throws InvalidArgument when `v` does not fit the declared type of input `info`.
-void check_feed(const ir::ValueInfo& info, const Value& v) {
-  if (!info.type || !info.type->has_tensor_type()) return;
-  const auto& declared = info.type->tensor_type();
-  if (!v.is_tensor()) throw InvalidArgument("input '" + info.name + "': expected a tensor");
-  const Tensor& t = v.tensor();
-  if (t.dtype() != static_cast<DType>(declared.elem_type())) {
-    throw InvalidArgument("input '" + info.name + "': expected tensor(" +
-                          dtype_name(static_cast<DType>(declared.elem_type())) + "), got tensor(" +
-                          dtype_name(t.dtype()) + ")");
-  }
-  if (!declared.has_shape()) return;
-  const auto& dims = declared.shape().dim();
-  bool fits = t.rank() == dims.size();
-  for (int i = 0; fits && i < dims.size(); ++i)
-    fits = !dims[i].has_dim_value() || dims[i].dim_value() == t.dim(i);
-  if (!fits) {
-    throw InvalidArgument("input '" + info.name + "': shape " + shape_to_string(t.shape()) +
-                          " does not fit the model's");
-  }
+// `model` run by a session whose caller supplies the tensors named in `state` at every run
+// (InferenceSession::run_donating): their initializers are dropped, the caller holds the values.
+std::unique_ptr<InferenceSession> state_session(ir::Model model, const SessionOptions& options,
+                                                const std::map<std::string, Tensor>& state,
+                                                const std::vector<std::string>& providers) {
+  std::erase_if(model.graph.initializers,
+                [&](const auto& t) { return state.count(t->name()) > 0; });
+  return std::make_unique<InferenceSession>(std::move(model), options, providers);
 }
 
 }  // namespace
-
-// A training-step model planned like an InferenceSession's, run with the session's state
-// donated (GraphPlan::run_donated) so that the optimizer's kernel updates it in place.
-class TrainingSession::StateRunner {
- public:
-  // `state` names the inputs that every run supplies from the session's state; their
-  // initializers are dropped, the session holds the values.
-  StateRunner(ir::Model model, const SessionOptions& options,
-              const std::map<std::string, Tensor>& state, const std::vector<std::string>& names)
-      : model_(std::make_unique<ir::Model>(std::move(model))),
-        threads_(options.intra_op_num_threads) {
-    if (options.enable_profiling) profiler_ = std::make_unique<Profiler>();
-    std::erase_if(model_->graph.initializers,
-                  [&](const auto& t) { return state.count(t->name()) > 0; });
-    plan_ = plan_model(*model_, names, options).plan;
-  }
-
-  // Runs with `feeds` and the state, whose tensors are moved into the run: on success the
-  // entries are left empty for the caller to refill from the outputs; if the run throws they
-  // are moved back. Returns the outputs named `outputs`, in order.
-  std::vector<Value> run(const std::vector<std::string>& outputs,
-                         const std::map<std::string, Value>& feeds,
-                         std::map<std::string, Tensor>& state) {
-    const auto& names = plan_->input_names();
-    const ir::Graph& g = model_->graph;
-    for (const auto& [name, value] : feeds) {
-      if (std::find(names.begin(), names.end(), name) == names.end())
-        throw InvalidArgument("invalid input name '" + name + "'");
-    }
-    std::vector<Value> inputs(names.size());
-    std::vector<bool> donated(names.size(), false);
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (state.count(names[i])) continue;
-      auto it = feeds.find(names[i]);
-      if (it != feeds.end()) {
-        check_feed(g.inputs[i], it->second);
-        inputs[i] = it->second;
-      } else if (!g.find_initializer(names[i])) {
-        throw InvalidArgument("input '" + names[i] + "' is missing from the feeds");
-      }
-    }
-    std::vector<size_t> selected;
-    for (const auto& want : outputs) {
-      const auto& outs = plan_->output_names();
-      auto it = std::find(outs.begin(), outs.end(), want);
-      if (it == outs.end()) throw InvalidArgument("invalid output name '" + want + "'");
-      selected.push_back(static_cast<size_t>(it - outs.begin()));
-    }
-    for (size_t i = 0; i < names.size(); ++i) {
-      auto it = state.find(names[i]);
-      if (it == state.end()) continue;
-      inputs[i] = Value(std::move(it->second));
-      donated[i] = true;
-    }
-    static const int default_threads = omp_get_max_threads();
-    omp_set_num_threads(threads_ > 0 ? threads_ : default_threads);
-    std::vector<Value> all;
-    try {
-      all = plan_->run_donated(inputs, donated, profiler_.get());
-    } catch (...) {
-      for (size_t i = 0; i < names.size(); ++i) {
-        if (donated[i] && inputs[i].is_tensor()) state[names[i]] = inputs[i].tensor();
-      }
-      throw;
-    }
-    std::vector<Value> result;
-    for (size_t i : selected) result.push_back(all[i]);
-    return result;
-  }
-
-  const std::vector<std::string>& output_names() const { return plan_->output_names(); }
-  // The timings of every node run since the session began, or nullptr when profiling is off.
-  Profiler* profiler() const { return profiler_.get(); }
-
- private:
-  std::unique_ptr<ir::Model> model_;
-  std::unique_ptr<GraphPlan> plan_;
-  std::unique_ptr<Profiler> profiler_;
-  int threads_;
-};
 
 TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions options)
     : loss_(options.loss), learning_rate_(options.learning_rate) {
@@ -186,14 +93,14 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   // Initial state: the parameters and the optimizer's zero-initialized slots.
   for (const auto& t : step.graph.initializers) {
     const bool is_param = std::find(params_.begin(), params_.end(), t->name()) != params_.end();
-    const bool is_slot =
-        std::any_of(step.graph.outputs.begin(), step.graph.outputs.end(),
-                    [&](const ir::ValueInfo& v) { return v.name == t->name() + kNew; });
+    const bool is_slot = std::any_of(
+        step.graph.outputs.begin(), step.graph.outputs.end(),
+        [&](const ir::ValueInfo& v) { return v.name == t->name() + names::kNewSuffix; });
     if (is_param || is_slot) state_[t->name()] = tensor_from_proto(*t);
   }
   train_outputs_.push_back(loss_);
   for (const auto& o : step.graph.outputs) {
-    if (ends_with(o.name, kNew)) train_outputs_.push_back(o.name);
+    if (ends_with(o.name, names::kNewSuffix)) train_outputs_.push_back(o.name);
   }
   // Every rank starts from rank 0's parameters and optimizer state (std::map: the same order
   // on every rank). Under ZeRO each rank holds the (zero) state of its own parameters only.
@@ -206,8 +113,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   forward_ = std::make_unique<ir::Model>(forward.clone());
   session_options_ = options.session;
   providers_ = options.providers;
-  options_profile_prefix_ = options.session.profile_file_prefix;
-  train_ = std::make_unique<StateRunner>(std::move(step), options.session, state_, providers_);
+  train_ = state_session(std::move(step), options.session, state_, providers_);
   // optimized_model_filepath and profiling are the training step's; the other sessions have
   // neither.
   session_options_.optimized_model_filepath.clear();
@@ -253,23 +159,23 @@ double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
   return outs[0].tensor().scalar_as_double(0);
 }
 
-std::vector<Value> TrainingSession::run_step(StateRunner& runner,
+std::vector<Value> TrainingSession::run_step(InferenceSession& session,
                                              const std::vector<std::string>& outputs,
                                              std::map<std::string, Value> feeds) {
   Tensor lr(DType::Float, {});
   lr.data<float>()[0] = learning_rate_;
   Tensor step(DType::Int64, {});
   step.data<int64_t>()[0] = step_;
-  feeds["graft.lr"] = lr;
-  feeds["graft.step"] = step;
+  feeds[names::kLearningRate] = lr;
+  feeds[names::kStep] = step;
   if (world_size_ > 1) distributed::world().set_step(step_);
-  std::vector<Value> outs = runner.run(outputs, feeds, state_);
+  std::vector<Value> outs = session.run_donating(outputs, feeds, state_);
   // The run took the state; every tensor of it comes back among the ".new" outputs.
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = outputs[i];
-    if (!ends_with(name, kNew)) continue;
-    const std::string base = name.substr(0, name.size() - kNew.size());
-    if (base == "graft.step") {
+    if (!ends_with(name, names::kNewSuffix)) continue;
+    const std::string base = name.substr(0, name.size() - std::strlen(names::kNewSuffix));
+    if (base == names::kStep) {
       step_ = outs[i].tensor().scalar_as_int(0);
     } else {
       state_[base] = outs[i].tensor();
@@ -295,16 +201,16 @@ void TrainingSession::build_split_sessions() {
     const onnx::TensorProto* t = forward_->graph.find_initializer(p);
     m.graph.initializers.push_back(std::make_shared<onnx::TensorProto>(*t));
     auto type = ir::tensor_type(*t);
-    m.graph.inputs.push_back({"gradient/" + p, type, ""});
+    m.graph.inputs.push_back({names::kGradientPrefix + p, type, ""});
     ir::Node id;
     id.op_type = "Identity";
     id.name = p + "_grad/Identity";
-    id.inputs = {"gradient/" + p};
-    id.outputs = {p + "_grad"};
+    id.inputs = {names::kGradientPrefix + p};
+    id.outputs = {p + names::kGradSuffix};
     m.graph.add_node(std::move(id));
-    m.graph.outputs.push_back({p + "_grad", type, ""});
+    m.graph.outputs.push_back({p + names::kGradSuffix, type, ""});
   }
-  update_ = std::make_unique<StateRunner>(build_update(m), session_options_, state_, providers_);
+  update_ = state_session(build_update(m), session_options_, state_, providers_);
 }
 
 ir::Model TrainingSession::build_update(const ir::Model& gradients) const {
@@ -335,10 +241,10 @@ double TrainingSession::forward_backward(const std::map<std::string, Value>& fee
   std::map<std::string, Value> all = feeds;
   for (const auto& p : params_) all[p] = state_.at(p);
   for (const auto& s : stats_) all[s] = state_.at(s);
-  std::vector<std::string> names = {loss_};
-  for (const auto& p : params_) names.push_back(p + "_grad");
-  for (const auto& s : stats_) names.push_back(s + kNew);
-  std::vector<Value> outs = grad_->run(names, all);
+  std::vector<std::string> wanted = {loss_};
+  for (const auto& p : params_) wanted.push_back(p + names::kGradSuffix);
+  for (const auto& s : stats_) wanted.push_back(s + names::kNewSuffix);
+  std::vector<Value> outs = grad_->run(wanted, all);
   training::store_running_statistics(stats_, outs, 1 + params_.size(), data_parallel_, state_);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& g = outs[i + 1].tensor();
@@ -358,12 +264,12 @@ void TrainingSession::optimizer_step() {
   if (accumulated_.empty())
     throw InvalidArgument("optimizer_step: no gradients yet (call forward_backward first)");
   std::map<std::string, Value> feeds;
-  for (const auto& [name, g] : accumulated_) feeds["gradient/" + name] = g;
-  std::vector<std::string> names;
-  for (const auto& o : update_->output_names()) {
-    if (ends_with(o, kNew)) names.push_back(o);
+  for (const auto& [name, g] : accumulated_) feeds[names::kGradientPrefix + name] = g;
+  std::vector<std::string> wanted;
+  for (const auto& o : update_->outputs()) {
+    if (ends_with(o.name, names::kNewSuffix)) wanted.push_back(o.name);
   }
-  run_step(*update_, names, std::move(feeds));
+  run_step(*update_, wanted, std::move(feeds));
 }
 
 std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>& feeds) {
@@ -390,23 +296,13 @@ void TrainingSession::save_checkpoint(const std::string& path) const {
       }
     }
   }
-  // Data-parallel ranks hold the same state: rank 0 writes it, the others wait until it has.
-  if (world_size_ > 1 && distributed::world().rank() != 0) {
-    distributed::world().barrier();
-    return;
-  }
   c.step = step_;
-  c.properties["graft.lr"] = std::to_string(learning_rate_);
+  c.properties[names::kLearningRate] = format_float(learning_rate_);
   // The default generator drives unseeded Dropout: a resumed run must draw the same masks.
-  c.properties["graft.rng"] = default_generator().state();
-  c.properties["graft.world_size"] = std::to_string(world_size_);
-  try {
-    graft::save_checkpoint(c, path);
-  } catch (...) {
-    if (world_size_ > 1) distributed::world().barrier();
-    throw;
-  }
-  if (world_size_ > 1) distributed::world().barrier();
+  c.properties[names::kRngProperty] = default_generator().state();
+  c.properties[names::kWorldSizeProperty] = std::to_string(world_size_);
+  // Data-parallel ranks hold the same state: rank 0 writes it, the others wait until it has.
+  save_checkpoint_on_rank0(c, path, world_size_);
 }
 
 std::vector<std::string> TrainingSession::slot_suffixes() const {
@@ -419,41 +315,52 @@ std::vector<std::string> TrainingSession::slot_suffixes() const {
 
 void TrainingSession::load_checkpoint(const std::string& path) {
   Checkpoint c = graft::load_checkpoint(path);
-  // Checkpoints from before the world size was recorded come from single-process runs.
+  const std::string where = "checkpoint '" + path + "'";
+  // Everything is checked before anything changes: a refused checkpoint leaves the session as
+  // it was. Checkpoints from before the world size was recorded come from single-process runs.
   int saved_world = 1;
-  if (auto it = c.properties.find("graft.world_size"); it != c.properties.end())
-    saved_world = std::stoi(it->second);
+  if (auto it = c.properties.find(names::kWorldSizeProperty); it != c.properties.end()) {
+    const std::string& text = it->second;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), saved_world);
+    if (ec != std::errc() || end != text.data() + text.size() || saved_world < 1) {
+      throw InvalidArgument(where + ": property '" + names::kWorldSizeProperty + "' holds '" +
+                            text + "', which is not a rank count");
+    }
+  }
   if (saved_world != world_size_) {
-    throw InvalidArgument(
-        "checkpoint '" + path + "' was written by a run of " + std::to_string(saved_world) +
-        " data-parallel rank(s); this one has " + std::to_string(world_size_) +
-        ": resume with the same world size (mpirun -np " + std::to_string(saved_world) + ")");
+    throw InvalidArgument(where + " was written by a run of " + std::to_string(saved_world) +
+                          " data-parallel rank(s); this one has " + std::to_string(world_size_) +
+                          ": resume with the same world size (mpirun -np " +
+                          std::to_string(saved_world) + ")");
   }
   for (const auto& [name, t] : state_) {
     auto it = c.tensors.find(name);
-    if (it == c.tensors.end())
-      throw InvalidArgument("checkpoint '" + path + "' has no tensor '" + name + "'");
+    if (it == c.tensors.end()) throw InvalidArgument(where + " has no tensor '" + name + "'");
     if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype()) {
-      throw InvalidArgument("checkpoint '" + path + "': tensor '" + name + "' is " +
+      throw InvalidArgument(where + ": tensor '" + name + "' is " +
                             shape_to_string(it->second.shape()) + ", the session expects " +
                             shape_to_string(t.shape()));
     }
   }
+  float learning_rate = learning_rate_;
+  if (auto it = c.properties.find(names::kLearningRate); it != c.properties.end()) {
+    learning_rate = parse_float(it->second, where + ": property '" + names::kLearningRate + "'");
+  }
+  auto rng = c.properties.find(names::kRngProperty);
+  if (rng != c.properties.end()) {
+    try {
+      Generator().set_state(rng->second);
+    } catch (const std::exception& e) {
+      throw InvalidArgument(where + ": property '" + names::kRngProperty + "': " + e.what());
+    }
+  }
   for (auto& [name, t] : state_) t = c.tensors.at(name);
   step_ = c.step;
-  if (auto it = c.properties.find("graft.lr"); it != c.properties.end())
-    learning_rate_ = std::stof(it->second);
-  if (auto it = c.properties.find("graft.rng"); it != c.properties.end())
-    default_generator().set_state(it->second);
+  learning_rate_ = learning_rate;
+  if (rng != c.properties.end()) default_generator().set_state(rng->second);
 }
 
-std::string TrainingSession::end_profiling() {
-  Profiler* profiler = train_->profiler();
-  if (profiler == nullptr) return "";
-  std::string path = profiler->write_trace(options_profile_prefix_);
-  *profiler = Profiler();
-  return path;
-}
+std::string TrainingSession::end_profiling() { return train_->end_profiling(); }
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,
                                                    const std::vector<std::string>& outputs) const {

@@ -1,4 +1,4 @@
-#include "exec/dataset.h"
+#include "train/dataset.h"
 
 #include <cstring>
 #include <fstream>

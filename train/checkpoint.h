@@ -26,4 +26,18 @@ GRAFT_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& 
 // mismatch of a named tensor).
 GRAFT_API Checkpoint load_checkpoint(const std::string& path);
 
+// save_checkpoint by rank 0 of a data-parallel run of `world_size` ranks (1: this process alone
+// writes): a collective that every rank calls. The other ranks wait until the file is complete;
+// when rank 0 cannot write it, every rank throws InvalidArgument with rank 0's message, so no
+// rank goes on to wait in a later collective for a peer that failed.
+GRAFT_API void save_checkpoint_on_rank0(const Checkpoint& checkpoint, const std::string& path,
+                                        int world_size);
+
+// A float as the shortest text that reads back as the same bits (subnormals, 1e-45 included), as
+// checkpoints store learning rates.
+GRAFT_API std::string format_float(float value);
+// The float `text` holds (all of it, as format_float writes it). Throws InvalidArgument naming
+// `what` (for example "checkpoint 'ckpt': property 'graft.lr'") when it is not a number.
+GRAFT_API float parse_float(const std::string& text, const std::string& what);
+
 }  // namespace graft

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/data_parallel.h"
 #include "exec/session.h"
 #include "exec/tensor.h"
 
@@ -42,20 +43,26 @@ struct GRAFT_API ArtifactPaths {
 
 // Parameters (what the Module trains), optimizer state (what the Optimizer keeps between steps),
 // the optimizer's step count and string properties. The file format is graft's checkpoint
-// (exec/checkpoint.h), so graft.checkpoint.load_checkpoint in Python reads it too.
+// (train/checkpoint.h), so graft.checkpoint.load_checkpoint in Python reads it too.
 class GRAFT_API CheckpointState {
  public:
+  // A state in memory: `parameters`, no optimizer state, `step` steps taken, user `properties`.
+  // Throws InvalidArgument for a property name graft reserves.
+  explicit CheckpointState(std::map<std::string, Tensor> parameters = {}, int64_t step = 0,
+                           const std::map<std::string, std::string>& properties = {});
   // Reads a checkpoint written by generate_artifacts, CheckpointState::save or
   // TrainingSession::save_checkpoint. Tensors listed in the "graft.optimizer_state" property
-  // are optimizer state, the rest parameters. Throws InvalidArgument naming the file when it is
-  // missing or damaged.
+  // are optimizer state, the rest parameters. A saved random-generator state ("graft.rng")
+  // becomes the default generator's (exec/generator.h). Throws InvalidArgument naming the file
+  // when it is missing or damaged.
   static CheckpointState load(const std::string& path);
   // Writes the parameters and properties atomically (an existing file is replaced only once the
   // new one is complete). Launched with several ranks, rank 0 writes and every rank returns once
   // the file is complete (a collective: all ranks call it). With include_optimizer_state, also the
   // optimizer state, the step and the learning rate, so training resumes exactly; without, the step
-  // is written as 0 (the parameters alone start a new training run, as in onnxruntime). Throws
-  // InvalidArgument if the file cannot be written.
+  // is written as 0 (the parameters alone start a new training run, as in onnxruntime). The
+  // default random generator's state is saved too. Throws InvalidArgument if the file cannot be
+  // written (on every rank, with rank 0's message).
   void save(const std::string& path, bool include_optimizer_state = false) const;
 
   // The parameter called `name`. Throws InvalidArgument naming it when the state has none.
@@ -63,6 +70,10 @@ class GRAFT_API CheckpointState {
   // Replaces a parameter's value with a copy of `value`. Throws InvalidArgument naming the
   // parameter when there is none, or when `value` has another shape or element type.
   void update_parameter(const std::string& name, const Tensor& value);
+  // Replaces the parameter or optimizer-state tensor `name` with a copy of `value`, or adds a
+  // parameter when the state holds no tensor of that name. Throws InvalidArgument naming it when
+  // `value` has another shape or element type than the tensor it replaces.
+  void set_tensor(const std::string& name, const Tensor& value);
   // Every parameter by name.
   const std::map<std::string, Tensor>& parameters() const { return parameters_; }
   // Optimizer moments and the like, by name ("fc.weight.adamw.m"); empty before the first step.
@@ -83,7 +94,6 @@ class GRAFT_API CheckpointState {
  private:
   friend class Module;
   friend class Optimizer;
-  CheckpointState() = default;
   std::map<std::string, Tensor> parameters_;
   std::map<std::string, Tensor> optimizer_state_;
   int64_t step_ = 0;
@@ -107,10 +117,11 @@ class GRAFT_API Module {
   // the state takes rank 0's parameters (a broadcast: every rank constructs its Module alike),
   // and the training model's gradients are averaged across ranks by com.graft.AllReduce nodes
   // (distributed::add_gradient_all_reduce), so each rank feeds its share of the batch and every
-  // rank's Optimizer applies the same update.
+  // rank's Optimizer applies the same update; `data_parallel_options` sets their buckets.
   Module(CheckpointState& state, const std::string& training_model_path,
          const std::string& eval_model_path = "", SessionOptions options = {},
-         std::optional<bool> data_parallel = std::nullopt);
+         std::optional<bool> data_parallel = std::nullopt,
+         const distributed::DataParallelOptions& data_parallel_options = {});
   Module(Module&&) noexcept;
   ~Module();
 
@@ -199,6 +210,8 @@ class GRAFT_API Optimizer {
   // in the state's "graft.lr" property. Throws InvalidArgument for a negative or non-finite rate.
   void set_learning_rate(float learning_rate);
   float learning_rate() const { return learning_rate_; }
+  // The module whose gradients step() applies.
+  Module& module() { return *module_; }
 
  private:
   Module* module_;
@@ -206,6 +219,29 @@ class GRAFT_API Optimizer {
   std::unique_ptr<InferenceSession> session_;
   std::vector<std::string> outputs_;  // the "<name>.new" outputs
   float learning_rate_;
+};
+
+// onnxruntime's linear schedule: the learning rate rises linearly from 0 to `initial_lr` over
+// `warmup_step_count` optimizer steps, then falls linearly to 0 at `total_step_count`.
+class GRAFT_API LinearLRScheduler {
+ public:
+  // Sets the optimizer's rate to `initial_lr`; `optimizer` must outlive the scheduler. Throws
+  // InvalidArgument unless 0 <= warmup_step_count <= total_step_count and initial_lr is finite
+  // and not negative.
+  LinearLRScheduler(Optimizer& optimizer, int64_t warmup_step_count, int64_t total_step_count,
+                    float initial_lr);
+  // Sets the optimizer's rate for the state's current step; call it after each Optimizer::step.
+  void step();
+  // The multiplier of initial_lr after `step` optimizer steps.
+  double factor(int64_t step) const;
+  int64_t warmup_step_count() const { return warmup_; }
+  int64_t total_step_count() const { return total_; }
+  float initial_lr() const { return initial_lr_; }
+
+ private:
+  Optimizer* optimizer_;
+  int64_t warmup_, total_;
+  float initial_lr_;
 };
 
 // Adds `addend` into `sum` element by element (the gradient accumulation of train_step). Throws

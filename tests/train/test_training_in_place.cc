@@ -9,13 +9,13 @@
 
 #include "autodiff/gradient.h"
 #include "exec/session.h"
-#include "exec/training_session.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "ir/transforms/inline_functions.h"
 #include "onnx/onnx_pb.h"
 #include "optim/optimizer.h"
 #include "tests/model_builder.h"
+#include "train/training_session.h"
 
 namespace graft {
 namespace {

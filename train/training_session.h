@@ -92,23 +92,23 @@ class GRAFT_API TrainingSession {
 
   // With SessionOptions::enable_profiling: writes the timing of every node that train_step ran
   // (Chrome trace-event JSON, "<profile_file_prefix>_<timestamp>.json") and returns its path;
-  // "" when profiling is off. Timing goes on with a fresh trace.
+  // "" when profiling is off. Profiling stops, as InferenceSession::end_profiling.
   std::string end_profiling();
 
  private:
-  class StateRunner;
-  std::unique_ptr<StateRunner> train_;
+  // The training step, and the split-step update below, run with the state donated
+  // (InferenceSession::run_donating) so that the optimizer's kernel updates it in place.
+  std::unique_ptr<InferenceSession> train_;
   std::unique_ptr<InferenceSession> eval_;
   std::unique_ptr<ir::Model> forward_;
   // Split-step sessions, built on first use: gradients only, and the update from given gradients.
   std::unique_ptr<InferenceSession> grad_;
-  std::unique_ptr<StateRunner> update_;
+  std::unique_ptr<InferenceSession> update_;
   std::map<std::string, Tensor> accumulated_;
   bool reset_grad_ = true;
   optim::OptimizerConfig optimizer_;
   SessionOptions session_options_;
   std::vector<std::string> providers_;
-  std::string options_profile_prefix_;
   void build_split_sessions();
   // The optimizer update over `gradients` (a model outputting "<p>_grad"), with the
   // data-parallel all-reduce and ZeRO-1 broadcasts when they are on.
@@ -118,9 +118,9 @@ class GRAFT_API TrainingSession {
   void check_ranks_agree(const ir::Model& forward) const;
   // The optimizer's state names after the parameter name (".adamw.m", ".adamw.v").
   std::vector<std::string> slot_suffixes() const;
-  // Runs `runner` with `feeds` plus the learning rate, the step and the state, then takes the
+  // Runs `session` with `feeds` plus the learning rate, the step and the state, then takes the
   // new state and step from its ".new" outputs. Returns the outputs named `outputs`.
-  std::vector<Value> run_step(StateRunner& runner, const std::vector<std::string>& outputs,
+  std::vector<Value> run_step(InferenceSession& session, const std::vector<std::string>& outputs,
                               std::map<std::string, Value> feeds);
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;

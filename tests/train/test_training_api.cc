@@ -8,12 +8,12 @@
 #include <tuple>
 
 #include "autodiff/gradient.h"
-#include "exec/checkpoint.h"
-#include "exec/training_api.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 #include "optim/optimizer.h"
+#include "train/checkpoint.h"
+#include "train/training_api.h"
 
 namespace graft::training {
 namespace {
@@ -187,7 +187,7 @@ TEST_F(TrainingApi, CheckpointLackingAParameterIsRefused) {
       [&] {
         Module{wrong, paths_.training_model};
       },
-      {"wrong_shape", "'b'", "shape [3]", "declares [2]"});
+      {"wrong_shape", "'b'", "shape [3]", "the model requires 2"});
 }
 
 TEST_F(TrainingApi, WrongFeedsNameTheInputAndLeaveGradientsAlone) {

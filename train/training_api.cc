@@ -1,4 +1,4 @@
-#include "exec/training_api.h"
+#include "train/training_api.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,23 +10,16 @@
 
 #include "distributed/communicator.h"
 #include "distributed/data_parallel.h"
-#include "exec/checkpoint.h"
+#include "exec/generator.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
+#include "ir/names.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
+#include "train/checkpoint.h"
 
 namespace graft::training {
 namespace {
-
-const std::string kGradSuffix = "_grad";
-const std::string kNewSuffix = ".new";
-const std::string kGradientPrefix = "gradient/";
-const std::string kStep = "graft.step";
-const std::string kLearningRate = "graft.lr";
-// Names the optimizer-state tensors of a checkpoint, one a line, so load() can tell them from
-// parameters without the models.
-const std::string kOptimizerStateProperty = "graft.optimizer_state";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -50,32 +43,11 @@ ir::Model load_artifact(const std::string& path, const std::string& role) {
 }
 
 // What is wrong with feeding `t` as input `name` (an input or an overridable initializer) of
-// `session`: "has element type ..." or "has shape ..." or "is not an input"; empty when nothing.
+// `session` (exec's feed check), or "is not an input ..."; empty when nothing.
 std::string mismatch(const InferenceSession& session, const std::string& name, const Tensor& t) {
   for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
     for (const IOInfo& info : *list) {
-      if (info.name != name) continue;
-      if (info.dtype != DType::Undefined && info.dtype != t.dtype())
-        return std::string("has element type ") + dtype_name(t.dtype()) + ", the model declares " +
-               dtype_name(info.dtype);
-      if (!info.has_shape) return "";
-      bool same = t.rank() == static_cast<int64_t>(info.dims.size());
-      for (size_t i = 0; same && i < info.dims.size(); ++i)
-        same = info.dims[i] < 0 || info.dims[i] == t.dim(static_cast<int64_t>(i));
-      if (!same) {
-        std::string declared;
-        for (size_t i = 0; i < info.dims.size(); ++i) {
-          if (i > 0) declared += ", ";
-          if (info.dims[i] >= 0) {
-            declared += std::to_string(info.dims[i]);
-          } else {
-            declared += info.dim_params[i].empty() ? "?" : info.dim_params[i];
-          }
-        }
-        return "has shape " + shape_to_string(t.shape()) + ", the model declares [" + declared +
-               "]";
-      }
-      return "";
+      if (info.name == name) return feed_mismatch(info, Value(t));
     }
   }
   return "is not an input of the model, so it cannot be fed";
@@ -84,13 +56,6 @@ std::string mismatch(const InferenceSession& session, const std::string& name, c
 // "checkpoint 'path'" for messages, or "checkpoint state" for one not read from a file.
 std::string checkpoint_name(const std::string& path) {
   return path.empty() ? "checkpoint state" : "checkpoint '" + path + "'";
-}
-
-std::string format_float(float x) {
-  std::ostringstream out;
-  out.precision(std::numeric_limits<float>::max_digits10);
-  out << x;
-  return out.str();
 }
 
 // BatchNormalization that normalizes with batch statistics and outputs new running ones.
@@ -110,10 +75,16 @@ ArtifactPaths ArtifactPaths::in_directory(const std::string& dir) {
 
 // --- CheckpointState ---
 
+CheckpointState::CheckpointState(std::map<std::string, Tensor> parameters, int64_t step,
+                                 const std::map<std::string, std::string>& properties)
+    : parameters_(std::move(parameters)), step_(step) {
+  for (const auto& [name, value] : properties) add_property(name, value);
+}
+
 CheckpointState CheckpointState::load(const std::string& path) {
   Checkpoint c = load_checkpoint(path);
   std::set<std::string> optimizer_names;
-  if (auto it = c.properties.find(kOptimizerStateProperty); it != c.properties.end()) {
+  if (auto it = c.properties.find(names::kOptimizerStateProperty); it != c.properties.end()) {
     std::istringstream lines(it->second);
     for (std::string line; std::getline(lines, line);) optimizer_names.insert(line);
     c.properties.erase(it);
@@ -121,6 +92,12 @@ CheckpointState CheckpointState::load(const std::string& path) {
   CheckpointState state;
   for (auto& [name, t] : c.tensors) {
     (optimizer_names.count(name) ? state.optimizer_state_ : state.parameters_)[name] = t;
+  }
+  // The default generator drives unseeded Dropout: loading restores it, so a resumed run draws
+  // the masks an uninterrupted one would.
+  if (auto it = c.properties.find(names::kRngProperty); it != c.properties.end()) {
+    default_generator().set_state(it->second);
+    c.properties.erase(it);
   }
   state.step_ = c.step;
   state.properties_ = std::move(c.properties);
@@ -138,32 +115,14 @@ void CheckpointState::save(const std::string& path, bool include_optimizer_state
       c.tensors[name] = t;
       names += name + "\n";
     }
-    if (!names.empty()) c.properties[kOptimizerStateProperty] = names;
+    if (!names.empty()) c.properties[names::kOptimizerStateProperty] = names;
     c.step = step_;
   } else {
-    c.properties.erase(kLearningRate);
+    c.properties.erase(names::kLearningRate);
   }
-  distributed::Communicator& world = distributed::world();
-  if (world.size() == 1) {
-    save_checkpoint(c, path);
-    return;
-  }
-  // Rank 0 writes; the others wait for it, and learn whether it failed.
-  int32_t failed = 0;
-  std::string error;
-  if (world.rank() == 0) {
-    try {
-      save_checkpoint(c, path);
-    } catch (const std::exception& e) {
-      failed = 1;
-      error = e.what();
-    }
-  }
-  world.broadcast(&failed, 1, DType::Int32, 0);
-  if (failed) {
-    throw InvalidArgument(
-        world.rank() == 0 ? error : "rank 0 could not write the checkpoint '" + path + "'");
-  }
+  c.properties[names::kRngProperty] = default_generator().state();
+  // Data-parallel ranks hold the same state: rank 0 writes it, the others wait until it has.
+  save_checkpoint_on_rank0(c, path, distributed::world().size());
 }
 
 const Tensor& CheckpointState::parameter(const std::string& name) const {
@@ -183,8 +142,22 @@ void CheckpointState::update_parameter(const std::string& name, const Tensor& va
   parameters_[name] = value.clone();
 }
 
+void CheckpointState::set_tensor(const std::string& name, const Tensor& value) {
+  for (auto* held : {&parameters_, &optimizer_state_}) {
+    auto it = held->find(name);
+    if (it == held->end()) continue;
+    if (it->second.dtype() != value.dtype() || it->second.shape() != value.shape()) {
+      throw InvalidArgument("set_tensor: '" + name + "' is " + describe(it->second) +
+                            ", the new value is " + describe(value));
+    }
+    it->second = value.clone();
+    return;
+  }
+  parameters_[name] = value.clone();
+}
+
 void CheckpointState::add_property(const std::string& name, const std::string& value) {
-  if (name == kOptimizerStateProperty)
+  if (name == names::kOptimizerStateProperty || name == names::kRngProperty)
     throw InvalidArgument("property '" + name + "' is reserved for graft's checkpoint format");
   properties_[name] = value;
 }
@@ -236,7 +209,7 @@ void expose_running_statistics(ir::Model& m, const std::vector<std::string>& sta
       if (std::find(stats.begin(), stats.end(), stat) == stats.end() || running.count(stat))
         continue;
       std::string& out = n->outputs[i - 2];
-      if (out.empty()) out = stat + kNewSuffix + "/running";
+      if (out.empty()) out = stat + names::kNewSuffix + "/running";
       running[stat] = out;
     }
   }
@@ -245,20 +218,20 @@ void expose_running_statistics(ir::Model& m, const std::vector<std::string>& sta
     const onnx::TensorProto* t = g.find_initializer(stat);
     auto type = ir::tensor_type(*t);
     if (!g.is_graph_input(stat)) g.inputs.push_back({stat, type, ""});
-    g.outputs.push_back({stat + kNewSuffix, type, ""});
+    g.outputs.push_back({stat + names::kNewSuffix, type, ""});
     local.push_back(running.at(stat));
-    fresh.push_back(stat + kNewSuffix);
+    fresh.push_back(stat + names::kNewSuffix);
   }
   ir::Node node;
   if (data_parallel) {
     node.op_type = "AllReduce";
-    node.domain = "com.graft";
+    node.domain = names::kDomain;
     node.name = "running_statistics/AllReduce";
     node.attributes.push_back(ir::string_attribute("reduction", "average"));
     node.inputs = local;
     node.outputs = fresh;
     g.add_node(std::move(node));
-    if (!m.opset_imports.count("com.graft")) m.opset_imports["com.graft"] = 1;
+    if (!m.opset_imports.count(names::kDomain)) m.opset_imports[names::kDomain] = 1;
     return;
   }
   for (size_t i = 0; i < local.size(); ++i) {
@@ -300,19 +273,20 @@ void store_running_statistics(const std::vector<std::string>& stats, const std::
 
 Module::Module(CheckpointState& state, const std::string& training_model_path,
                const std::string& eval_model_path, SessionOptions options,
-               std::optional<bool> data_parallel)
+               std::optional<bool> data_parallel,
+               const distributed::DataParallelOptions& data_parallel_options)
     : state_(&state), training_path_(training_model_path), eval_path_(eval_model_path) {
   ir::Model training = load_artifact(training_model_path, "training model");
   std::vector<std::string> grad_outputs, stat_outputs;
   for (const auto& o : training.graph.outputs) {
-    if (ends_with(o.name, kGradSuffix) &&
-        (training.graph.is_graph_input(strip(o.name, kGradSuffix)) ||
-         training.graph.find_initializer(strip(o.name, kGradSuffix)))) {
-      params_.push_back(strip(o.name, kGradSuffix));
+    if (ends_with(o.name, names::kGradSuffix) &&
+        (training.graph.is_graph_input(strip(o.name, names::kGradSuffix)) ||
+         training.graph.find_initializer(strip(o.name, names::kGradSuffix)))) {
+      params_.push_back(strip(o.name, names::kGradSuffix));
       grad_outputs.push_back(o.name);
-    } else if (ends_with(o.name, kNewSuffix) &&
-               training.graph.is_graph_input(strip(o.name, kNewSuffix))) {
-      stats_.push_back(strip(o.name, kNewSuffix));
+    } else if (ends_with(o.name, names::kNewSuffix) &&
+               training.graph.is_graph_input(strip(o.name, names::kNewSuffix))) {
+      stats_.push_back(strip(o.name, names::kNewSuffix));
       stat_outputs.push_back(o.name);
     } else {
       train_outputs_.push_back(o.name);
@@ -334,7 +308,8 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
   }
   distributed::Communicator& world = distributed::world();
   data_parallel_ = data_parallel.value_or(world.size() > 1);
-  if (data_parallel_) distributed::add_gradient_all_reduce(training, params_);
+  if (data_parallel_)
+    distributed::add_gradient_all_reduce(training, params_, data_parallel_options);
   train_ = std::make_unique<InferenceSession>(std::move(training), options);
   for (const auto& p : params_) {
     auto it = state.parameters_.find(p);
@@ -469,14 +444,15 @@ Optimizer::Optimizer(Module& module, const std::string& optimizer_model_path, fl
     : module_(&module), path_(optimizer_model_path), learning_rate_(learning_rate) {
   ir::Model model = load_artifact(optimizer_model_path, "optimizer model");
   for (const auto& o : model.graph.outputs) {
-    if (ends_with(o.name, kNewSuffix)) outputs_.push_back(o.name);
+    if (ends_with(o.name, names::kNewSuffix)) outputs_.push_back(o.name);
   }
   for (const auto& p : module.parameter_names()) {
-    if (!model.graph.is_graph_input(kGradientPrefix + p) ||
-        std::find(outputs_.begin(), outputs_.end(), p + kNewSuffix) == outputs_.end()) {
+    if (!model.graph.is_graph_input(names::kGradientPrefix + p) ||
+        std::find(outputs_.begin(), outputs_.end(), p + names::kNewSuffix) == outputs_.end()) {
       throw InvalidArgument("optimizer model '" + optimizer_model_path +
                             "' does not update parameter '" + p + "' (no input '" +
-                            kGradientPrefix + p + "' or output '" + p + kNewSuffix + "')");
+                            names::kGradientPrefix + p + "' or output '" + p + names::kNewSuffix +
+                            "')");
     }
   }
   session_ = std::make_unique<InferenceSession>(std::move(model), options);
@@ -484,16 +460,19 @@ Optimizer::Optimizer(Module& module, const std::string& optimizer_model_path, fl
   // claim this optimizer's state tensors from the parameters.
   CheckpointState& state = module.state();
   for (const auto& o : outputs_) {
-    const std::string name = strip(o, kNewSuffix);
+    const std::string name = strip(o, names::kNewSuffix);
     const auto& params = module.parameter_names();
-    if (name == kStep || std::find(params.begin(), params.end(), name) != params.end()) continue;
+    if (name == names::kStep || std::find(params.begin(), params.end(), name) != params.end())
+      continue;
     if (auto it = state.parameters_.find(name); it != state.parameters_.end()) {
       state.optimizer_state_[name] = it->second;
       state.parameters_.erase(it);
     }
   }
-  if (state.has_property(kLearningRate)) {
-    learning_rate_ = std::stof(state.property(kLearningRate));
+  if (state.has_property(names::kLearningRate)) {
+    learning_rate_ =
+        parse_float(state.property(names::kLearningRate),
+                    checkpoint_name(state.path()) + ": property '" + names::kLearningRate + "'");
   } else {
     set_learning_rate(learning_rate);
   }
@@ -511,8 +490,8 @@ void Optimizer::step() {
   lr.data<float>()[0] = learning_rate_;
   Tensor step(DType::Int64, {});
   step.data<int64_t>()[0] = state.step_;
-  std::map<std::string, Value> feeds = {{kLearningRate, lr}, {kStep, step}};
-  for (const auto& [p, g] : gradients) feeds[kGradientPrefix + p] = g;
+  std::map<std::string, Value> feeds = {{names::kLearningRate, lr}, {names::kStep, step}};
+  for (const auto& [p, g] : gradients) feeds[names::kGradientPrefix + p] = g;
   for (const auto* list : {&session_->inputs(), &session_->overridable_initializers()}) {
     for (const IOInfo& info : *list) {
       if (auto it = state.parameters_.find(info.name); it != state.parameters_.end()) {
@@ -527,8 +506,8 @@ void Optimizer::step() {
   std::vector<Value> outs = session_->run(outputs_, feeds);
   const auto& params = module_->parameter_names();
   for (size_t i = 0; i < outputs_.size(); ++i) {
-    const std::string name = strip(outputs_[i], kNewSuffix);
-    if (name == kStep) {
+    const std::string name = strip(outputs_[i], names::kNewSuffix);
+    if (name == names::kStep) {
       state.step_ = outs[i].tensor().scalar_as_int(0);
     } else if (std::find(params.begin(), params.end(), name) != params.end()) {
       state.parameters_[name] = outs[i].tensor();
@@ -544,7 +523,35 @@ void Optimizer::set_learning_rate(float learning_rate) {
                           std::string("got ") + format_float(learning_rate));
   }
   learning_rate_ = learning_rate;
-  module_->state().properties_[kLearningRate] = format_float(learning_rate);
+  module_->state().properties_[names::kLearningRate] = format_float(learning_rate);
+}
+
+// --- LinearLRScheduler ---
+
+LinearLRScheduler::LinearLRScheduler(Optimizer& optimizer, int64_t warmup_step_count,
+                                     int64_t total_step_count, float initial_lr)
+    : optimizer_(&optimizer),
+      warmup_(warmup_step_count),
+      total_(total_step_count),
+      initial_lr_(initial_lr) {
+  if (warmup_step_count < 0 || total_step_count < warmup_step_count) {
+    throw InvalidArgument("LinearLRScheduler: need 0 <= warmup_step_count (" +
+                          std::to_string(warmup_step_count) + ") <= total_step_count (" +
+                          std::to_string(total_step_count) + ")");
+  }
+  optimizer.set_learning_rate(initial_lr);
+}
+
+double LinearLRScheduler::factor(int64_t step) const {
+  if (step < warmup_)
+    return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_));
+  return std::max(0.0, static_cast<double>(total_ - step) /
+                           static_cast<double>(std::max<int64_t>(1, total_ - warmup_)));
+}
+
+void LinearLRScheduler::step() {
+  optimizer_->set_learning_rate(
+      static_cast<float>(initial_lr_ * factor(optimizer_->module().state().step())));
 }
 
 // --- shared helpers ---

@@ -1,14 +1,16 @@
-#include "exec/checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "distributed/communicator.h"
 #include "exec/tensor_proto.h"
 #include "onnx/onnx_pb.h"
 
@@ -173,6 +175,47 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
   if (r.pos != body.size()) throw InvalidArgument("checkpoint '" + path + "' has trailing bytes");
   return ckpt;
+}
+
+void save_checkpoint_on_rank0(const Checkpoint& checkpoint, const std::string& path,
+                              int world_size) {
+  if (world_size <= 1) {
+    save_checkpoint(checkpoint, path);
+    return;
+  }
+  distributed::Communicator& world = distributed::world();
+  std::string error;
+  if (world.rank() == 0) {
+    try {
+      save_checkpoint(checkpoint, path);
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "rank 0 could not write the checkpoint '" + path + "'";
+    }
+  }
+  // Rank 0's message (empty: written) reaches every rank: its length, then its bytes.
+  int64_t length = static_cast<int64_t>(error.size());
+  world.broadcast(&length, 1, DType::Int64, 0);
+  if (length == 0) return;
+  error.resize(static_cast<size_t>(length));
+  world.broadcast(error.data(), length, DType::UInt8, 0);
+  throw InvalidArgument(error);
+}
+
+std::string format_float(float value) {
+  char text[64];
+  auto [end, ec] = std::to_chars(text, text + sizeof(text), value);
+  return std::string(text, end);
+}
+
+float parse_float(const std::string& text, const std::string& what) {
+  float value = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || stop != end || ec != std::errc()) {
+    throw InvalidArgument(what + " holds '" + text + "', which is not a float");
+  }
+  return value;
 }
 
 }  // namespace graft

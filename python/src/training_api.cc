@@ -1,0 +1,137 @@
+// Binding of the on-device-training objects (train/training_api.h): graft.training.api is a thin
+// layer of names and conversions over these classes.
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "python/src/convert.h"
+#include "train/training_api.h"
+
+namespace graft::python {
+namespace {
+
+std::map<std::string, Value> feeds_from_py(const py::dict& feeds) {
+  std::map<std::string, Value> values;
+  for (auto item : feeds) values[item.first.cast<std::string>()] = value_from_py(item.second);
+  return values;
+}
+
+py::list values_to_py(const std::vector<Value>& values) {
+  py::list out;
+  for (const auto& v : values) out.append(value_to_py(v));
+  return out;
+}
+
+py::dict tensors_to_py(const std::map<std::string, Tensor>& tensors) {
+  py::dict out;
+  for (const auto& [name, t] : tensors) out[py::str(name)] = value_to_py(Value(t));
+  return out;
+}
+
+}  // namespace
+
+void init_training_api(py::module_& m) {
+  using training::CheckpointState;
+  using training::LinearLRScheduler;
+  using training::Module;
+  using training::Optimizer;
+  py::class_<CheckpointState>(m, "CheckpointState")
+      .def(py::init([](const py::dict& tensors, int64_t step,
+                       const std::map<std::string, std::string>& properties) {
+             std::map<std::string, Tensor> parameters;
+             for (auto item : tensors) {
+               parameters[item.first.cast<std::string>()] =
+                   value_from_py(item.second).tensor().clone();
+             }
+             return CheckpointState(std::move(parameters), step, properties);
+           }),
+           py::arg("tensors"), py::arg("step") = 0,
+           py::arg("properties") = std::map<std::string, std::string>{})
+      .def_static("load", &CheckpointState::load, py::arg("path"),
+                  py::call_guard<py::gil_scoped_release>())
+      .def("save", &CheckpointState::save, py::arg("path"),
+           py::arg("include_optimizer_state") = false, py::call_guard<py::gil_scoped_release>())
+      .def("parameters", [](const CheckpointState& s) { return tensors_to_py(s.parameters()); })
+      .def("optimizer_state",
+           [](const CheckpointState& s) { return tensors_to_py(s.optimizer_state()); })
+      .def(
+          "set_tensor",
+          [](CheckpointState& s, const std::string& name, const py::object& value) {
+            s.set_tensor(name, value_from_py(value).tensor());
+          },
+          py::arg("name"), py::arg("value"))
+      .def_property_readonly("step", &CheckpointState::step)
+      .def("properties", &CheckpointState::properties)
+      .def("add_property", &CheckpointState::add_property, py::arg("name"), py::arg("value"));
+
+  // keep_alive: the Module reads the state at every step, the Optimizer the Module, the
+  // scheduler the Optimizer; each keeps what it reads alive.
+  py::class_<Module>(m, "Module")
+      .def(py::init([](CheckpointState& state, const std::string& training_model,
+                       const std::string& eval_model, std::optional<bool> data_parallel,
+                       double bucket_mb) {
+             if (!(bucket_mb > 0))
+               throw InvalidArgument("bucket_mb must be > 0, got " + std::to_string(bucket_mb));
+             distributed::DataParallelOptions options;
+             options.bucket_bytes =
+                 std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
+             py::gil_scoped_release release;
+             return std::make_unique<Module>(state, training_model, eval_model, SessionOptions{},
+                                             data_parallel, options);
+           }),
+           py::arg("state"), py::arg("training_model"), py::arg("eval_model") = "",
+           py::arg("data_parallel") = std::nullopt, py::arg("bucket_mb") = 25.0,
+           py::keep_alive<1, 2>())
+      .def("train_step",
+           [](Module& module, const py::dict& feeds) {
+             auto values = feeds_from_py(feeds);
+             std::vector<Value> outs;
+             {
+               py::gil_scoped_release release;
+               outs = module.train_step(values);
+             }
+             return values_to_py(outs);
+           })
+      .def("eval_step",
+           [](Module& module, const py::dict& feeds) {
+             auto values = feeds_from_py(feeds);
+             std::vector<Value> outs;
+             {
+               py::gil_scoped_release release;
+               outs = module.eval_step(values);
+             }
+             return values_to_py(outs);
+           })
+      .def("lazy_reset_grad", &Module::lazy_reset_grad)
+      .def("gradients", [](const Module& module) { return tensors_to_py(module.gradients()); })
+      .def("parameter_names", &Module::parameter_names)
+      .def("input_names", &Module::input_names, py::arg("training"))
+      .def("output_names", &Module::output_names, py::arg("training"))
+      .def_property_readonly("data_parallel", &Module::data_parallel)
+      .def("export_model_for_inferencing", &Module::export_model_for_inferencing, py::arg("path"),
+           py::arg("output_names"), py::call_guard<py::gil_scoped_release>());
+
+  py::class_<Optimizer>(m, "Optimizer")
+      .def(py::init([](Module& module, const std::string& optimizer_model, float learning_rate) {
+             py::gil_scoped_release release;
+             return std::make_unique<Optimizer>(module, optimizer_model, learning_rate);
+           }),
+           py::arg("module"), py::arg("optimizer_model"), py::arg("learning_rate") = 1e-3f,
+           py::keep_alive<1, 2>())
+      .def("step", &Optimizer::step, py::call_guard<py::gil_scoped_release>())
+      .def("set_learning_rate", &Optimizer::set_learning_rate, py::arg("learning_rate"))
+      .def_property_readonly("learning_rate", &Optimizer::learning_rate);
+
+  py::class_<LinearLRScheduler>(m, "LinearLRScheduler")
+      .def(py::init<Optimizer&, int64_t, int64_t, float>(), py::arg("optimizer"),
+           py::arg("warmup_step_count"), py::arg("total_step_count"), py::arg("initial_lr"),
+           py::keep_alive<1, 2>())
+      .def("step", &LinearLRScheduler::step)
+      .def("factor", &LinearLRScheduler::factor, py::arg("step"))
+      .def_property_readonly("warmup_step_count", &LinearLRScheduler::warmup_step_count)
+      .def_property_readonly("total_step_count", &LinearLRScheduler::total_step_count)
+      .def_property_readonly("initial_lr", &LinearLRScheduler::initial_lr);
+}
+
+}  // namespace graft::python
