@@ -141,4 +141,28 @@ ir::Model add_optimizer(const ir::Model& gradient_model, const std::vector<std::
   return model;
 }
 
+ir::Model gradients_as_inputs(const ir::Model& forward, const std::vector<std::string>& params) {
+  ir::Model m;
+  m.ir_version = forward.ir_version;
+  m.opset_imports = forward.opset_imports;
+  if (m.opset("") < 18) m.opset_imports[""] = 18;
+  m.graph.name = "optimizer_step";
+  for (const auto& p : params) {
+    const onnx::TensorProto* t = forward.graph.find_initializer(p);
+    if (!t) throw InvalidArgument("parameter '" + p + "' is not an initializer of the model");
+    m.graph.initializers.push_back(std::make_shared<onnx::TensorProto>(*t));
+    auto type = ir::tensor_type(*t);
+    const std::string gradient = names::kGradientPrefix + p, grad = p + names::kGradSuffix;
+    m.graph.inputs.push_back({gradient, type, ""});
+    ir::Node id;
+    id.op_type = "Identity";
+    id.name = grad + "/Identity";
+    id.inputs = {gradient};
+    id.outputs = {grad};
+    m.graph.add_node(std::move(id));
+    m.graph.outputs.push_back({grad, type, ""});
+  }
+  return m;
+}
+
 }  // namespace graft::optim

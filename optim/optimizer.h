@@ -48,4 +48,12 @@ GRAFT_API ir::Model add_optimizer(const ir::Model& gradient_model,
                                   const std::vector<std::string>& params,
                                   const OptimizerConfig& config);
 
+// The gradient model of an optimizer that runs apart from backward: inputs "gradient/<p>" (each
+// with parameter p's type and shape) passed through as outputs "<p>_grad", with the parameters'
+// initializers of `forward` and its opset (at least 18). add_optimizer turns it into the update
+// alone, as generate_artifacts' optimizer model and TrainingSession's optimizer_step run it.
+// Throws InvalidArgument for a parameter that is not an initializer of `forward`.
+GRAFT_API ir::Model gradients_as_inputs(const ir::Model& forward,
+                                        const std::vector<std::string>& params);
+
 }  // namespace graft::optim

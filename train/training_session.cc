@@ -192,24 +192,7 @@ void TrainingSession::build_split_sessions() {
   training::expose_running_statistics(gradients, stats_, false);
   grad_ = std::make_unique<InferenceSession>(std::move(gradients), session_options_, providers_);
   // The update alone: a model whose "gradients" are inputs, then the same optimizer nodes.
-  ir::Model m;
-  m.ir_version = forward_->ir_version;
-  m.opset_imports = forward_->opset_imports;
-  if (m.opset("") < 18) m.opset_imports[""] = 18;
-  m.graph.name = "optimizer_step";
-  for (const auto& p : params_) {
-    const onnx::TensorProto* t = forward_->graph.find_initializer(p);
-    m.graph.initializers.push_back(std::make_shared<onnx::TensorProto>(*t));
-    auto type = ir::tensor_type(*t);
-    m.graph.inputs.push_back({names::kGradientPrefix + p, type, ""});
-    ir::Node id;
-    id.op_type = "Identity";
-    id.name = p + "_grad/Identity";
-    id.inputs = {names::kGradientPrefix + p};
-    id.outputs = {p + names::kGradSuffix};
-    m.graph.add_node(std::move(id));
-    m.graph.outputs.push_back({p + names::kGradSuffix, type, ""});
-  }
+  ir::Model m = optim::gradients_as_inputs(*forward_, params_);
   update_ = state_session(build_update(m), session_options_, state_, providers_);
 }
 

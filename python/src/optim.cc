@@ -39,6 +39,15 @@ void init_optim(py::module_& m) {
       py::arg("nesterov"), py::arg("weight_decay"), py::arg("beta1"), py::arg("beta2"),
       py::arg("epsilon"), py::arg("lr_decay"), py::arg("alpha"), py::arg("centered"),
       py::arg("max_grad_norm") = 0.0f);
+  m.def(
+      "gradients_as_inputs",
+      [](const py::bytes& data, const std::vector<std::string>& params) {
+        return py::bytes(ir::serialize_model(
+            optim::gradients_as_inputs(ir::load_model_from_bytes(std::string(data)), params)));
+      },
+      py::arg("model"), py::arg("params"),
+      "The gradient model of an optimizer apart from backward: inputs \"gradient/<p>\" passed "
+      "through as \"<p>_grad\", with the parameters' initializers.");
 }
 
 }  // namespace graft::python

@@ -106,18 +106,8 @@ def generate_artifacts(model: onnx.ModelProto, requires_grad: Sequence[str] | No
     training = autodiff.gradient_model(_native(_C.expose_running_statistics, state_inputs, stats), loss="loss",
                                        wrt=params)
     # The update alone: gradients come in as "gradient/<p>".
+    update = onnx.load_from_string(_C.gradients_as_inputs(model.SerializeToString(), params))
     inits = {i.name: i for i in model.graph.initializer}
-    nodes, inputs, outputs = [], [], []
-    for p in params:
-        t = inits[p]
-        gradient, grad = _C.names.GRADIENT_PREFIX + p, p + _C.names.GRAD_SUFFIX
-        inputs.append(helper.make_tensor_value_info(gradient, t.data_type, list(t.dims)))
-        nodes.append(helper.make_node("Identity", [gradient], [grad]))
-        outputs.append(helper.make_tensor_value_info(grad, t.data_type, list(t.dims)))
-    opset = max(18, next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
-    update = helper.make_model(helper.make_graph(nodes, "optimizer_step", inputs, outputs, [inits[p] for p in params]),
-                               opset_imports=[helper.make_opsetid("", opset)])
-    update.ir_version = model.ir_version
     optimizer_model = optim.add_optimizer(update, params, optimizer.value, **optimizer_options)
     onnx.save(training, os.path.join(artifact_directory, "training_model.onnx"))
     onnx.save(eval_model, os.path.join(artifact_directory, "eval_model.onnx"))
