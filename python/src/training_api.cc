@@ -29,6 +29,18 @@ py::dict tensors_to_py(const std::map<std::string, Tensor>& tensors) {
   return out;
 }
 
+// `step` (a Module's train or eval step) on `feeds`, without the GIL while it runs.
+template <typename Step>
+py::list run_step(const py::dict& feeds, Step&& step) {
+  auto values = feeds_from_py(feeds);
+  std::vector<Value> outs;
+  {
+    py::gil_scoped_release release;
+    outs = step(values);
+  }
+  return values_to_py(outs);
+}
+
 }  // namespace
 
 void init_training_api(py::module_& m) {
@@ -85,23 +97,11 @@ void init_training_api(py::module_& m) {
            py::keep_alive<1, 2>())
       .def("train_step",
            [](Module& module, const py::dict& feeds) {
-             auto values = feeds_from_py(feeds);
-             std::vector<Value> outs;
-             {
-               py::gil_scoped_release release;
-               outs = module.train_step(values);
-             }
-             return values_to_py(outs);
+             return run_step(feeds, [&](const auto& values) { return module.train_step(values); });
            })
       .def("eval_step",
            [](Module& module, const py::dict& feeds) {
-             auto values = feeds_from_py(feeds);
-             std::vector<Value> outs;
-             {
-               py::gil_scoped_release release;
-               outs = module.eval_step(values);
-             }
-             return values_to_py(outs);
+             return run_step(feeds, [&](const auto& values) { return module.eval_step(values); });
            })
       .def("lazy_reset_grad", &Module::lazy_reset_grad)
       .def("gradients", [](const Module& module) { return tensors_to_py(module.gradients()); })
