@@ -41,12 +41,12 @@ def layers() -> dict[str, tuple[set[str], set[str]]]:
 
 
 def public_closure(target: str, graph: dict) -> set[str]:
-    seen, todo = {target}, [target]
-    while todo:
-        for dep in graph[todo.pop()][0]:
+    seen, pending = {target}, [target]
+    while pending:
+        for dep in graph[pending.pop()][0]:
             if dep not in seen:
                 seen.add(dep)
-                todo.append(dep)
+                pending.append(dep)
     return seen
 
 

@@ -22,7 +22,8 @@ __all__ = ["CheckpointState", "ConstantLR", "CosineAnnealingLR", "LRScheduler", 
 
 
 def _arrays(native: dict) -> dict[str, np.ndarray]:
-    return {name: _from_native(value) for name, value in native.items()}
+    """Copies: writing into a returned array never changes the state behind it."""
+    return {name: np.array(_from_native(value)) for name, value in native.items()}
 
 
 class CheckpointState:

@@ -166,3 +166,14 @@ def test_damaged_learning_rate_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.ckpt.*'graft\.lr'.*'abc'"):
         Optimizer(tmp_path / "artifacts" / "optimizer_model.onnx",
                   Module(tmp_path / "artifacts" / "training_model.onnx", loaded))
+
+
+def test_state_snapshots_do_not_alias_the_state():
+    state = CheckpointState({"w": np.ones(3, np.float32)})
+    snapshot = state.tensors["w"]
+    snapshot[:] = 5
+    np.testing.assert_array_equal(state.tensors["w"], np.ones(3, np.float32))
+    state.tensors = {"w": np.full(3, 2, np.float32)}
+    np.testing.assert_array_equal(state.parameters["w"], np.full(3, 2, np.float32))
+    with pytest.raises(ValueError, match="'w'"):
+        state.tensors = {"w": np.ones(4, np.float32)}
