@@ -21,11 +21,6 @@
 namespace graft::training {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string strip(const std::string& s, const std::string& suffix) {
   return s.substr(0, s.size() - suffix.size());
 }
@@ -279,12 +274,12 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
   ir::Model training = load_artifact(training_model_path, "training model");
   std::vector<std::string> grad_outputs, stat_outputs;
   for (const auto& o : training.graph.outputs) {
-    if (ends_with(o.name, names::kGradSuffix) &&
+    if (o.name.ends_with(names::kGradSuffix) &&
         (training.graph.is_graph_input(strip(o.name, names::kGradSuffix)) ||
          training.graph.find_initializer(strip(o.name, names::kGradSuffix)))) {
       params_.push_back(strip(o.name, names::kGradSuffix));
       grad_outputs.push_back(o.name);
-    } else if (ends_with(o.name, names::kNewSuffix) &&
+    } else if (o.name.ends_with(names::kNewSuffix) &&
                training.graph.is_graph_input(strip(o.name, names::kNewSuffix))) {
       stats_.push_back(strip(o.name, names::kNewSuffix));
       stat_outputs.push_back(o.name);
@@ -444,7 +439,7 @@ Optimizer::Optimizer(Module& module, const std::string& optimizer_model_path, fl
     : module_(&module), path_(optimizer_model_path), learning_rate_(learning_rate) {
   ir::Model model = load_artifact(optimizer_model_path, "optimizer model");
   for (const auto& o : model.graph.outputs) {
-    if (ends_with(o.name, names::kNewSuffix)) outputs_.push_back(o.name);
+    if (o.name.ends_with(names::kNewSuffix)) outputs_.push_back(o.name);
   }
   for (const auto& p : module.parameter_names()) {
     if (!model.graph.is_graph_input(names::kGradientPrefix + p) ||

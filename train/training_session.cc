@@ -26,11 +26,6 @@
 namespace graft {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The forward model with each parameter also a graph input, so runs can feed current values.
 ir::Model with_parameter_inputs(const ir::Model& forward, const std::vector<std::string>& params) {
   ir::Model m = forward.clone();
@@ -100,7 +95,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   }
   train_outputs_.push_back(loss_);
   for (const auto& o : step.graph.outputs) {
-    if (ends_with(o.name, names::kNewSuffix)) train_outputs_.push_back(o.name);
+    if (o.name.ends_with(names::kNewSuffix)) train_outputs_.push_back(o.name);
   }
   // Every rank starts from rank 0's parameters and optimizer state (std::map: the same order
   // on every rank). Under ZeRO each rank holds the (zero) state of its own parameters only.
@@ -173,7 +168,7 @@ std::vector<Value> TrainingSession::run_step(InferenceSession& session,
   // The run took the state; every tensor of it comes back among the ".new" outputs.
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = outputs[i];
-    if (!ends_with(name, names::kNewSuffix)) continue;
+    if (!name.ends_with(names::kNewSuffix)) continue;
     const std::string base = name.substr(0, name.size() - std::strlen(names::kNewSuffix));
     if (base == names::kStep) {
       step_ = outs[i].tensor().scalar_as_int(0);
@@ -250,7 +245,7 @@ void TrainingSession::optimizer_step() {
   for (const auto& [name, g] : accumulated_) feeds[names::kGradientPrefix + name] = g;
   std::vector<std::string> wanted;
   for (const auto& o : update_->outputs()) {
-    if (ends_with(o.name, names::kNewSuffix)) wanted.push_back(o.name);
+    if (o.name.ends_with(names::kNewSuffix)) wanted.push_back(o.name);
   }
   run_step(*update_, wanted, std::move(feeds));
 }
