@@ -12,11 +12,13 @@ namespace graft {
 // KernelInfo
 
 KernelInfo::KernelInfo(const ir::Node& node, int since_version, std::vector<DType> input_dtypes,
-                       std::vector<const Tensor*> constant_inputs)
+                       std::vector<const Tensor*> constant_inputs,
+                       const ExecutionProvider* provider)
     : node_(node),
       since_version_(since_version),
       input_dtypes_(std::move(input_dtypes)),
-      constant_inputs_(std::move(constant_inputs)) {}
+      constant_inputs_(std::move(constant_inputs)),
+      provider_(provider) {}
 
 const std::string& KernelInfo::op_type() const { return node_.op_type; }
 
@@ -120,11 +122,13 @@ int64_t KernelInfo::required_int(const std::string& name) const {
 
 KernelContext::KernelContext(const std::string& node_desc, std::vector<const Value*> inputs,
                              std::vector<Value*> outputs,
-                             std::function<SubgraphRunner&(const std::string&)> subgraphs)
+                             std::function<SubgraphRunner&(const std::string&)> subgraphs,
+                             Allocator& allocator)
     : node_desc_(node_desc),
       inputs_(std::move(inputs)),
       outputs_(std::move(outputs)),
-      subgraphs_(std::move(subgraphs)) {}
+      subgraphs_(std::move(subgraphs)),
+      allocator_(allocator) {}
 
 bool KernelContext::has_input(int i) const {
   return i >= 0 && i < num_inputs() && inputs_[static_cast<size_t>(i)] != nullptr &&
@@ -152,7 +156,7 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
   if (!has_output(i)) {
     // The graph does not use this output: hand back scratch space the kernel may fill.
     if (i < 0 || i >= num_outputs()) fail("output " + std::to_string(i) + " does not exist");
-    scratch_.emplace_back(Tensor::empty(dtype, shape));
+    scratch_.emplace_back(Tensor::empty(dtype, shape, allocator_));
     return scratch_.back().tensor();
   }
   for (int64_t d : shape) {
@@ -160,13 +164,13 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
       fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
   }
   Value* out = outputs_[static_cast<size_t>(i)];
-  *out = Value(Tensor::empty(dtype, shape));
+  *out = Value(Tensor::empty(dtype, shape, allocator_));
   return out->tensor();
 }
 
 Tensor& KernelContext::output_zeroed(int i, DType dtype, const Shape& shape) {
   Tensor& out = output(i, dtype, shape);
-  if (out.nbytes() > 0 && dtype != DType::String) std::memset(out.raw(), 0, out.nbytes());
+  if (out.nbytes() > 0 && dtype != DType::String) allocator_.fill(out.raw(), 0, out.nbytes());
   return out;
 }
 

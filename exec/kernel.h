@@ -19,10 +19,13 @@ class Graph;
 }  // namespace ir
 
 // What a kernel may look at while it is being built. Lives only during construction.
+class ExecutionProvider;
+
 class KernelInfo {
  public:
   KernelInfo(const ir::Node& node, int since_version, std::vector<DType> input_dtypes,
-             std::vector<const Tensor*> constant_inputs);
+             std::vector<const Tensor*> constant_inputs,
+             const ExecutionProvider* provider = nullptr);
 
   const ir::Node& node() const { return node_; }
   const std::string& op_type() const;
@@ -56,12 +59,16 @@ class KernelInfo {
   const ir::Graph* attr_graph(const std::string& name) const;
   // Required attribute variants: fail() when absent.
   int64_t required_int(const std::string& name) const;
+  // The provider whose registry the kernel comes from (its device, streams and library
+  // handles); nullptr for a kernel built outside a session.
+  const ExecutionProvider* provider() const { return provider_; }
 
  private:
   const ir::Node& node_;
   int since_version_;
   std::vector<DType> input_dtypes_;
   std::vector<const Tensor*> constant_inputs_;
+  const ExecutionProvider* provider_;
 };
 
 class Kernel;
@@ -80,9 +87,11 @@ class SubgraphRunner {
 // What a kernel sees during one run: its inputs, a way to allocate outputs, and nested graphs.
 class KernelContext {
  public:
+  // Outputs are allocated from `allocator`: the memory of the provider running the node.
   KernelContext(const std::string& node_desc, std::vector<const Value*> inputs,
                 std::vector<Value*> outputs,
-                std::function<SubgraphRunner&(const std::string&)> subgraphs);
+                std::function<SubgraphRunner&(const std::string&)> subgraphs,
+                Allocator& allocator = cpu_allocator());
 
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   int num_outputs() const { return static_cast<int>(outputs_.size()); }
@@ -107,6 +116,8 @@ class KernelContext {
   SubgraphRunner& subgraph(const std::string& attr);
   [[noreturn]] void fail(const std::string& message) const;  // throws Fail with the node named
   const std::string& describe() const { return node_desc_; }
+  // Where output() allocates.
+  Allocator& allocator() const { return allocator_; }
 
   // For a kernel whose work goes on in the background after compute returns (a collective that
   // overlaps the rest of the graph): the outputs are allocated, and `finish` blocks until they
@@ -121,6 +132,7 @@ class KernelContext {
   std::vector<Value*> outputs_;
   std::function<SubgraphRunner&(const std::string&)> subgraphs_;
   std::function<void()> finish_;
+  Allocator& allocator_;
   std::deque<Value> scratch_;  // outputs the graph does not read
 };
 
@@ -144,6 +156,9 @@ struct KernelDef {
   std::vector<DType> dtypes;
   int type_input = 0;
   KernelFactory factory;
+  // Inputs a device provider's kernel reads on the host (shapes, axes, indices of a Reshape,
+  // Slice, Expand...): insert_device_copies leaves them in host memory.
+  std::vector<int> host_inputs = {};
 };
 
 class KernelRegistry {

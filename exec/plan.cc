@@ -30,6 +30,7 @@ struct GraphPlan::Step {
   std::vector<int> release;                     // slots dropped after this step
   InPlaceKernel* in_place_kernel = nullptr;
   std::vector<std::pair<int, int>> in_place;  // (output, input) pairs the plan allows
+  Allocator* allocator = nullptr;             // the memory of the provider running the node
 };
 
 namespace {
@@ -181,8 +182,10 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
                            std::to_string(opset) + ") with input type " +
                            dtype_name(in_dtypes.empty() ? DType::Undefined : in_dtypes[0]));
     }
-    KernelInfo info(n, since, std::move(in_dtypes), std::move(constants));
+    const ExecutionProvider* provider = ctx.providers[static_cast<size_t>(owner)];
+    KernelInfo info(n, since, std::move(in_dtypes), std::move(constants), provider);
     step->kernel = def->factory(info);
+    step->allocator = &provider->allocator();
     for (const auto& name : n.outputs) step->outputs.push_back(name.empty() ? -1 : new_slot(name));
     steps_.push_back(std::move(step));
   }
@@ -238,13 +241,20 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
 
 GraphPlan::~GraphPlan() = default;
 
+void GraphPlan::own_providers(std::vector<std::unique_ptr<ExecutionProvider>> providers) {
+  providers_ = std::move(providers);
+}
+
 PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
                         const SessionOptions& options) {
   PlannedModel planned;
   std::vector<std::unique_ptr<ExecutionProvider>> providers;
   std::vector<const ExecutionProvider*> chosen;
   for (const auto& name : names.empty() ? default_providers() : names) {
-    providers.push_back(create_provider(name));
+    auto options_of = options.provider_options.find(name);
+    providers.push_back(create_provider(name, options_of == options.provider_options.end()
+                                                  ? ProviderOptions{}
+                                                  : options_of->second));
     chosen.push_back(providers.back().get());
     planned.providers.push_back(chosen.back()->name());
   }
@@ -263,6 +273,8 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
     ir::save_model(model, options.optimized_model_filepath);
   planned.plan = std::make_unique<GraphPlan>(model.graph, PlanContext{model, chosen},
                                              std::vector<std::string>{});
+  // The kernels keep their providers (streams, library handles): the plan owns them.
+  planned.plan->own_providers(std::move(providers));
   return planned;
 }
 
@@ -396,7 +408,8 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
           throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
         };
       }
-      KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub));
+      KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub),
+                        *step->allocator);
       if (!step->in_place.empty()) {
         reuse.assign(step->outputs.size(), -1);
         for (const auto& [o, j] : step->in_place) {

@@ -69,12 +69,17 @@ class GraphPlan {
   std::vector<Value> run_donated(std::vector<Value>& inputs, const std::vector<bool>& donated,
                                  Profiler* profiler = nullptr) const;
 
+  // Keeps the providers the plan's kernels were made by alive as long as the plan.
+  void own_providers(std::vector<std::unique_ptr<ExecutionProvider>> providers);
+
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
   size_t num_slots() const { return num_slots_; }
 
  private:
   struct Step;
+  // Declared first, destroyed last: every kernel goes before its provider.
+  std::vector<std::unique_ptr<ExecutionProvider>> providers_;
   std::vector<std::string> input_names_;
   std::vector<std::string> output_names_;
   std::vector<int> input_slots_;

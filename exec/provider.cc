@@ -70,9 +70,21 @@ std::vector<std::string> available_providers() { return providers_where(false); 
 
 std::vector<std::string> default_providers() { return providers_where(true); }
 
-std::unique_ptr<ExecutionProvider> create_provider(const std::string& name) {
+void check_provider_options(const std::string& provider, const ProviderOptions& options,
+                            const std::vector<std::string>& known) {
+  for (const auto& [key, value] : options) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string names;
+    for (const auto& k : known) names += (names.empty() ? "" : ", ") + k;
+    throw InvalidArgument(provider + ": unknown provider option '" + key + "' (it takes " +
+                          (names.empty() ? std::string("none") : names) + ")");
+  }
+}
+
+std::unique_ptr<ExecutionProvider> create_provider(const std::string& name,
+                                                   const ProviderOptions& options) {
   for (const auto& e : provider_table()) {
-    if (e.name == name) return e.factory();
+    if (e.name == name) return e.factory(options);
   }
   if (name == "CUDAExecutionProvider") {
     throw NotImplemented("graft was built without CUDA: rebuild with -DGRAFT_USE_CUDA=ON");

@@ -5,6 +5,7 @@
 
 #include "ir/api.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,7 +34,11 @@ class ExecutionProvider {
   virtual Allocator& allocator() const = 0;
 };
 
-using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)();
+// Settings of one provider as the user gives them: onnxruntime's provider_options
+// ({"device_id": "1"} for CUDA). A provider rejects a key it does not know with InvalidArgument.
+using ProviderOptions = std::map<std::string, std::string>;
+
+using ProviderFactory = std::unique_ptr<ExecutionProvider> (*)(const ProviderOptions& options);
 // Whether a provider can run on this machine (a device is present); asked when the list of
 // available providers is made, never at static-init time.
 using ProviderProbe = bool (*)();
@@ -48,9 +53,13 @@ GRAFT_API void register_provider(const std::string& name, int rank, ProviderFact
 GRAFT_API std::vector<std::string> available_providers();
 // The available providers a session uses when it is given none.
 GRAFT_API std::vector<std::string> default_providers();
-// Creates a provider by name. Throws NotImplemented naming the provider and the build option
-// when graft was built without it, InvalidArgument for an unknown name.
-std::unique_ptr<ExecutionProvider> create_provider(const std::string& name);
+// Creates a provider by name with its options. Throws NotImplemented naming the provider and the
+// build option when graft was built without it, InvalidArgument for an unknown name or option.
+std::unique_ptr<ExecutionProvider> create_provider(const std::string& name,
+                                                   const ProviderOptions& options = {});
+// Throws InvalidArgument naming `provider` and the first key of `options` not in `known`.
+GRAFT_API void check_provider_options(const std::string& provider, const ProviderOptions& options,
+                                      const std::vector<std::string>& known);
 
 // Whether `registry` has a kernel for node `n` of `graph` (op, resolved schema version, and the
 // type of its typed input when known).

@@ -27,6 +27,9 @@ struct SessionOptions {
   std::string optimized_model_filepath;  // when set, the optimized model is saved there
   bool enable_profiling = false;
   std::string profile_file_prefix = "graft_profile";
+  // Per provider name, its options (onnxruntime's provider_options): {"CUDAExecutionProvider":
+  // {{"device_id", "1"}}}.
+  std::map<std::string, std::map<std::string, std::string>> provider_options;
 };
 
 // What an input or output of the model looks like, as onnxruntime's NodeArg reports it.

@@ -1,5 +1,6 @@
 #include "exec/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -22,6 +23,30 @@ std::string shape_to_string(const Shape& shape) {
   for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
   out << "]";
   return out.str();
+}
+
+Shape broadcast_shapes(const std::vector<Shape>& shapes, const std::string& who) {
+  size_t rank = 0;
+  for (const Shape& s : shapes) rank = std::max(rank, s.size());
+  Shape out(rank, 1);
+  for (const Shape& s : shapes) {
+    const size_t lead = rank - s.size();
+    for (size_t d = 0; d < s.size(); ++d) {
+      int64_t& o = out[lead + d];
+      if (s[d] == o || s[d] == 1) continue;
+      if (o != 1) {
+        std::string listed;
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          if (i > 0) listed += i + 1 == shapes.size() ? " and " : ", ";
+          listed += shape_to_string(shapes[i]);
+        }
+        throw InvalidArgument((who.empty() ? "" : who + ": ") + "shapes " + listed +
+                              " cannot be broadcast");
+      }
+      o = s[d];
+    }
+  }
+  return out;
 }
 
 namespace {

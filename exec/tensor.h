@@ -18,6 +18,10 @@ using Shape = std::vector<int64_t>;
 
 GRAFT_API int64_t shape_size(const Shape& shape);           // product of dims; 1 for a scalar
 GRAFT_API std::string shape_to_string(const Shape& shape);  // "[2, 3, 4]"
+// The NumPy broadcast shape of `shapes` (ranks right-aligned, each dim equal or 1). Throws
+// InvalidArgument "<who>: shapes [2, 3] and [4] cannot be broadcast" when they do not agree;
+// `who` is usually ctx.describe() and may be empty.
+GRAFT_API Shape broadcast_shapes(const std::vector<Shape>& shapes, const std::string& who = "");
 
 // A block of memory (host memory unless its allocator says otherwise) that knows how to destroy
 // what it holds (std::string elements need their destructors run).

@@ -6,35 +6,7 @@ namespace {
 
 std::string prefix(const std::string& who) { return who.empty() ? "" : who + ": "; }
 
-std::string list_shapes(const std::vector<Shape>& shapes) {
-  std::string s;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    if (i > 0) s += i + 1 == shapes.size() ? " and " : ", ";
-    s += shape_to_string(shapes[i]);
-  }
-  return s;
-}
-
 }  // namespace
-
-Shape broadcast_shapes(const std::vector<Shape>& shapes, const std::string& who) {
-  size_t rank = 0;
-  for (const Shape& s : shapes) rank = std::max(rank, s.size());
-  Shape out(rank, 1);
-  for (const Shape& s : shapes) {
-    const size_t lead = rank - s.size();
-    for (size_t d = 0; d < s.size(); ++d) {
-      int64_t& o = out[lead + d];
-      if (s[d] == o || s[d] == 1) continue;
-      if (o != 1) {
-        throw InvalidArgument(prefix(who) + "shapes " + list_shapes(shapes) +
-                              " cannot be broadcast");
-      }
-      o = s[d];
-    }
-  }
-  return out;
-}
 
 BroadcastPlan::BroadcastPlan(const std::vector<Shape>& inputs, const Shape& output,
                              const std::string& who)

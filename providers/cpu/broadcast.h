@@ -20,11 +20,6 @@
 
 namespace graft {
 
-// The broadcast shape of `shapes` (ranks right-aligned, each dim equal or 1). Throws
-// InvalidArgument "<who>: shapes [2, 3] and [4] cannot be broadcast" when they do not agree;
-// `who` is usually ctx.describe() and may be empty.
-Shape broadcast_shapes(const std::vector<Shape>& shapes, const std::string& who = "");
-
 class BroadcastPlan {
  public:
   // Plans reading each of `inputs` broadcast to `output` (which must be their broadcast shape,

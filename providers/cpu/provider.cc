@@ -15,7 +15,10 @@ class CpuProvider : public ExecutionProvider {
   Allocator& allocator() const override { return cpu_allocator(); }
 };
 
-std::unique_ptr<ExecutionProvider> make_cpu_provider() { return std::make_unique<CpuProvider>(); }
+std::unique_ptr<ExecutionProvider> make_cpu_provider(const ProviderOptions& options) {
+  check_provider_options("CPUExecutionProvider", options, {});
+  return std::make_unique<CpuProvider>();
+}
 
 struct CpuProviderRegistrar {
   CpuProviderRegistrar() { register_provider("CPUExecutionProvider", 100, &make_cpu_provider); }

@@ -10,5 +10,7 @@ namespace graft::cuda {
 void register_memcpy_kernels(KernelRegistry& reg);
 // com.graft AllReduce, Broadcast, AllGather, ReduceScatter over NCCL.
 void register_collective_kernels(KernelRegistry& reg);
+// Each family of kernels/*.h, instantiated for the device (providers/cuda/<family>.cu).
+void register_elementwise_kernels(KernelRegistry& reg);
 
 }  // namespace graft::cuda

@@ -109,7 +109,9 @@ class FakeDeviceProvider : public ExecutionProvider {
   Allocator& allocator() const override { return device_memory(); }
 };
 
-std::unique_ptr<ExecutionProvider> make_fake() { return std::make_unique<FakeDeviceProvider>(); }
+std::unique_ptr<ExecutionProvider> make_fake(const ProviderOptions&) {
+  return std::make_unique<FakeDeviceProvider>();
+}
 
 struct Registrar {
   Registrar() { register_provider("FakeDeviceProvider", 200, &make_fake, /*by_default=*/false); }

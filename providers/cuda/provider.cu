@@ -4,6 +4,7 @@
 // A session uses it only where the user names it (providers=["CUDAExecutionProvider", ...]).
 #include "exec/provider.h"
 #include "ir/model.h"
+#include "providers/cuda/cuda_backend.cuh"
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels.h"
 
@@ -15,26 +16,32 @@ const KernelRegistry& cuda_kernel_registry() {
     KernelRegistry reg;
     register_memcpy_kernels(reg);
     register_collective_kernels(reg);
+    register_elementwise_kernels(reg);
     return reg;
   }();
   return registry;
 }
 
-class CudaProvider : public ExecutionProvider {
+class CudaProvider : public BackendProvider<CudaBackend> {
  public:
-  CudaProvider() : device_(Device::get()) {}
+  CudaProvider() : device_(Device::get()), backend_(device_.stream(), device_.allocator()) {}
   const char* name() const override { return "CUDAExecutionProvider"; }
   std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
     return supported_nodes(registry(), model, graph);
   }
   const KernelRegistry& registry() const override { return cuda_kernel_registry(); }
   Allocator& allocator() const override { return device_.allocator(); }
+  CudaBackend& backend() const override { return backend_; }
 
  private:
   Device& device_;
+  mutable CudaBackend backend_;
 };
 
-std::unique_ptr<ExecutionProvider> make_cuda_provider() { return std::make_unique<CudaProvider>(); }
+std::unique_ptr<ExecutionProvider> make_cuda_provider(const ProviderOptions& options) {
+  check_provider_options("CUDAExecutionProvider", options, {});
+  return std::make_unique<CudaProvider>();
+}
 
 bool cuda_device_present() { return device_count() > 0; }
 

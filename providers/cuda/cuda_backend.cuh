@@ -1,0 +1,107 @@
+// CudaBackend: the device side of the kernel templates in providers/cuda/kernels (backend.h lists
+// what a backend offers). Every call is enqueued on the compute stream of the provider that owns
+// the backend; nothing here waits for the device.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "providers/cuda/device.h"
+#include "providers/cuda/kernels/backend.h"
+
+namespace graft::cuda {
+
+inline constexpr int kThreadsPerBlock = 256;
+// Grid-stride loops stop growing the grid here; each thread then takes several elements.
+inline constexpr int64_t kMaxBlocks = 65535LL * 8;
+
+template <class F>
+__global__ void for_each_kernel(int64_t n, F f) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    f(i);
+}
+
+// One block per row (rows strided over the grid): each thread folds a strided share of the row,
+// then the block combines the partial results in shared memory.
+template <class Op>
+__global__ void reduce_rows_kernel(int64_t rows, int64_t cols, Op op) {
+  using A = typename Op::Acc;
+  extern __shared__ unsigned char shared_bytes[];
+  A* partial = reinterpret_cast<A*>(shared_bytes);
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    A acc = op.identity();
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) acc = op.combine(acc, op.load(r, j));
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+      if (threadIdx.x < s)
+        partial[threadIdx.x] = op.combine(partial[threadIdx.x], partial[threadIdx.x + s]);
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) op.store(r, partial[0]);
+    __syncthreads();
+  }
+}
+
+// Short rows: one thread per row.
+template <class Op>
+__global__ void reduce_short_rows_kernel(int64_t rows, int64_t cols, Op op) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; r < rows;
+       r += stride) {
+    typename Op::Acc acc = op.identity();
+    for (int64_t j = 0; j < cols; ++j) acc = op.combine(acc, op.load(r, j));
+    op.store(r, acc);
+  }
+}
+
+class CudaBackend {
+ public:
+  CudaBackend(cudaStream_t stream, Allocator& allocator) : stream_(stream), allocator_(allocator) {}
+
+  Allocator& allocator() const { return allocator_; }
+  cudaStream_t stream() const { return stream_; }
+
+  template <class F>
+  void for_each(int64_t n, const F& f) const {
+    if (n <= 0) return;
+    const int64_t blocks = std::min((n + kThreadsPerBlock - 1) / kThreadsPerBlock, kMaxBlocks);
+    for_each_kernel<<<static_cast<unsigned>(blocks), kThreadsPerBlock, 0, stream_>>>(n, f);
+    check(cudaGetLastError(), "launching an elementwise kernel");
+  }
+
+  template <class Op>
+  void reduce_rows(int64_t rows, int64_t cols, const Op& op) const {
+    if (rows <= 0) return;
+    if (cols <= 32) {
+      const int64_t blocks = std::min((rows + kThreadsPerBlock - 1) / kThreadsPerBlock, kMaxBlocks);
+      reduce_short_rows_kernel<<<static_cast<unsigned>(blocks), kThreadsPerBlock, 0, stream_>>>(
+          rows, cols, op);
+    } else {
+      const int threads = cols >= 1024 ? 512 : (cols >= 256 ? 256 : 64);
+      const int64_t blocks = std::min(rows, kMaxBlocks);
+      reduce_rows_kernel<<<static_cast<unsigned>(blocks), threads,
+                           threads * sizeof(typename Op::Acc), stream_>>>(rows, cols, op);
+    }
+    check(cudaGetLastError(), "launching a reduction kernel");
+  }
+
+  void copy(void* dst, const void* src, size_t bytes) const {
+    if (bytes > 0)
+      check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "cudaMemcpyAsync");
+  }
+  void fill(void* dst, int byte, size_t bytes) const {
+    if (bytes > 0) check(cudaMemsetAsync(dst, byte, bytes, stream_), "cudaMemsetAsync");
+  }
+  uint64_t next_seed() { return seed_++; }
+
+ private:
+  cudaStream_t stream_;
+  Allocator& allocator_;
+  uint64_t seed_ = 0x5eed;
+};
+
+}  // namespace graft::cuda
