@@ -33,7 +33,7 @@ class FusedMatMul : public Kernel {
     Shape as = a.shape(), bs = b.shape();
     if (trans_a_) std::swap(as[as.size() - 1], as[as.size() - 2]);
     if (trans_b_) std::swap(bs[bs.size() - 1], bs[bs.size() - 2]);
-    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, as, bs);
+    const MatMulShape plan = plan_matmul(ctx, as, bs);
     const int64_t m = plan.m, k = plan.k, n = plan.n;
     Tensor& y = ctx.output(0, a.dtype(), plan.out);
     const int64_t batch_count = shape_size(plan.batch);

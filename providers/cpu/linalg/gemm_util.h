@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "exec/kernel.h"
+#include "exec/matmul_shape.h"
 #include "exec/tensor.h"
 
 namespace graft::cpu {
@@ -68,26 +69,6 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
     }
   }
 }
-
-// Batch broadcasting for MatMul-like ops. `a` and `b` are the batch dims (all but the last two).
-// Sets `out` to their NumPy broadcast and returns, for every output batch index, the batch index
-// into `a` and into `b`. Returns false when the dims do not broadcast.
-bool broadcast_batch(const Shape& a, const Shape& b, Shape& out, std::vector<int64_t>& a_index,
-                     std::vector<int64_t>& b_index);
-
-// The shapes of a MatMul-like product with NumPy's rules: 1-D operands promoted to matrices (`a`
-// gains a leading 1, `b` a trailing 1), batch axes broadcast, and the result shape with the
-// promoted axes dropped again.
-struct MatMulShape {
-  Shape a, b;  // promoted operand shapes (rank >= 2)
-  int64_t m = 0, k = 0, n = 0;
-  Shape batch;
-  std::vector<int64_t> a_index, b_index;  // per output batch: batch index into a and into b
-  Shape out;
-};
-// Fails through `ctx` (naming both shapes) when the inner dimensions differ or the batch axes do
-// not broadcast.
-MatMulShape plan_matmul(const KernelContext& ctx, const Shape& a, const Shape& b);
 
 // A float copy of a float16/bfloat16/double tensor (a view of a float one).
 Tensor to_float_tensor(const Tensor& t);

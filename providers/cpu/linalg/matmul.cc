@@ -16,7 +16,7 @@ class MatMul : public Kernel {
     const Tensor& b = ctx.input(1);
     if (a.dtype() != b.dtype())
       ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
-    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const MatMulShape plan = plan_matmul(ctx, a.shape(), b.shape());
     const Shape &as = plan.a, &batch = plan.batch;
     const int64_t m = plan.m, k = plan.k, n = plan.n;
     const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;

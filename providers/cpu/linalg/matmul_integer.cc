@@ -26,7 +26,7 @@ class MatMulInteger : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
-    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const MatMulShape plan = plan_matmul(ctx, a.shape(), b.shape());
     const Shape& batch = plan.batch;
     const int64_t m = plan.m, k = plan.k, n = plan.n;
     const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;

@@ -77,7 +77,7 @@ class QLinearMatMul : public Kernel {
     if (!is_8bit(out) && !is_small_float(out))
       ctx.fail(std::string("y_zero_point must be 8-bit or float8, got ") + dtype_name(out));
 
-    const cpu::MatMulShape plan = cpu::plan_matmul(ctx, a.shape(), b.shape());
+    const MatMulShape plan = plan_matmul(ctx, a.shape(), b.shape());
     const Shape &as = plan.a, &bs = plan.b, &batch = plan.batch;
     const int64_t m = plan.m, k = plan.k, n = plan.n;
     const std::vector<int64_t>&a_index = plan.a_index, &b_index = plan.b_index;
