@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,19 +29,10 @@ import time
 import numpy as np
 
 from machine import cpu_name  # bench/ is the script's folder
+from workers import Worker, status_kib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LR, MOMENTUM = 0.01, 0.9
-
-
-def status_kib(field: str) -> int:
-    """A memory figure of this process from /proc (VmRSS: now, VmHWM: peak). The peak is read
-    there rather than from getrusage, whose maximum carries over from the parent across exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 BATCH = {"mlp": 64, "resnet18": 16, "transformer": 8}
@@ -225,34 +215,6 @@ def step_worker(framework: str, name: str, path: str, steps: int, threads: int) 
     print(json.dumps({"peak_kib": peak, "growth_kib": peak - before}), flush=True)
 
 
-class Worker:
-    """A step_worker process driven over its stdin and stdout."""
-
-    def __init__(self, framework: str, name: str, path: str, steps: int, threads: int) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", framework, "--models", name, "--onnx", path,
-             "--steps", str(steps), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.read()
-
-    def read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        raise RuntimeError(f"benchmark worker exited with status {self.proc.wait()}")
-
-    def send(self, text: str) -> dict:
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> dict:
-        result = self.send("quit")
-        self.proc.wait()
-        return result
-
-
 def bench(name: str, steps: int, warmup: int, threads: int, pairs: int, folder: str) -> dict:
     path = os.path.join(folder, f"{name}.onnx")
     export(build_torch(name), make_batches(name, 1)[0], path)
@@ -265,7 +227,9 @@ def bench(name: str, steps: int, warmup: int, threads: int, pairs: int, folder: 
     per_pair: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
     first, last, mem = {}, {}, {}
     for pair in range(pairs):
-        workers = {fw: Worker(fw, name, path, warmup + steps, threads) for fw in FRAMEWORKS}
+        workers = {fw: Worker([os.path.abspath(__file__), "--worker", fw, "--models", name, "--onnx", path,
+                               "--steps", str(warmup + steps), "--threads", str(threads)],
+                              {"OMP_NUM_THREADS": str(threads)}) for fw in FRAMEWORKS}
         pair_times: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
         for i in range(warmup + steps):
             for fw, worker in workers.items():
