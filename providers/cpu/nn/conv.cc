@@ -15,13 +15,13 @@ namespace {
 
 struct ConvProblem {
   int64_t batch, channels, maps, group;
-  cpu::WindowGeometry g;
+  WindowGeometry g;
 };
 
 // y[N, M, out...] = conv(x[N, C, in...], w[M, C/G, k...]) + b[M].
 template <typename T>
 void run_conv(const ConvProblem& p, const T* x, const T* w, const T* b, T* y) {
-  const cpu::WindowGeometry& g = p.g;
+  const WindowGeometry& g = p.g;
   const int64_t cg = p.channels / p.group, mg = p.maps / p.group;
   const int64_t kernel_size = shape_size(g.kernel), in_size = shape_size(g.in);
   const int64_t out_size = shape_size(g.out), depth = cg * kernel_size;
@@ -72,8 +72,8 @@ class Conv : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);
-    const Shape in = cpu::spatial_dims(x, ctx);
-    if (in.size() > cpu::kMaxSpatialDims) ctx.fail("too many spatial dims");
+    const Shape in = spatial_dims(x, ctx);
+    if (in.size() > kMaxSpatialDims) ctx.fail("too many spatial dims");
     if (w.rank() != x.rank())
       ctx.fail("W " + shape_to_string(w.shape()) + " must have the rank of X " +
                shape_to_string(x.shape()));
@@ -120,7 +120,7 @@ class Conv : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
   int64_t group_;
 };
 

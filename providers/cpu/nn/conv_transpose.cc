@@ -12,18 +12,16 @@
 namespace graft {
 namespace {
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 struct TransposeProblem {
   int64_t batch, channels, maps, group;
   // Geometry of the forward conv from the output (g.in) to the input (g.out).
-  cpu::WindowGeometry g;
+  WindowGeometry g;
 };
 
 // y[N, M, out...] = conv_transpose(x[N, C, in...], w[C, M/G, k...]) + b[M].
 template <typename T>
 void run_conv_transpose(const TransposeProblem& p, const T* x, const T* w, const T* b, T* y) {
-  const cpu::WindowGeometry& g = p.g;
+  const WindowGeometry& g = p.g;
   const int64_t cg = p.channels / p.group, mg = p.maps / p.group;
   const int64_t kernel_size = shape_size(g.kernel), x_size = shape_size(g.out);
   const int64_t y_size = shape_size(g.in), depth = mg * kernel_size;
@@ -69,9 +67,9 @@ class ConvTranspose : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);
-    const Shape in = cpu::spatial_dims(x, ctx);
+    const Shape in = spatial_dims(x, ctx);
     const size_t n = in.size();
-    if (n > cpu::kMaxSpatialDims) ctx.fail("too many spatial dims");
+    if (n > kMaxSpatialDims) ctx.fail("too many spatial dims");
     if (w.rank() != x.rank() || w.dtype() != x.dtype())
       ctx.fail("W " + shape_to_string(w.shape()) + " must have the rank and dtype of X " +
                shape_to_string(x.shape()));
@@ -83,38 +81,8 @@ class ConvTranspose : public Kernel {
     if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel)
       ctx.fail("kernel_shape does not match W's spatial dims");
 
-    cpu::WindowGeometry& g = p.g;
-    g.kernel = kernel;
-    g.out = in;
-    g.strides = attrs_.strides.empty() ? Shape(n, 1) : attrs_.strides;
-    g.dilations = attrs_.dilations.empty() ? Shape(n, 1) : attrs_.dilations;
-    g.pads = attrs_.pads.empty() ? Shape(2 * n, 0) : attrs_.pads;
-    const Shape out_pad = output_padding_.empty() ? Shape(n, 0) : output_padding_;
-    Shape requested = output_shape_;
-    if (requested.size() == n + 2) requested.erase(requested.begin(), requested.begin() + 2);
-    if (g.strides.size() != n || g.dilations.size() != n || g.pads.size() != 2 * n ||
-        out_pad.size() != n || (!requested.empty() && requested.size() != n))
-      ctx.fail("strides, dilations, pads, output_padding or output_shape do not match the " +
-               std::to_string(n) + " spatial dims of X");
-    const bool same = attrs_.auto_pad == "SAME_UPPER" || attrs_.auto_pad == "SAME_LOWER";
-    g.in.assign(n, 0);
-    for (size_t i = 0; i < n; ++i) {
-      if (g.strides[i] <= 0 || g.dilations[i] <= 0 || kernel[i] <= 0)
-        ctx.fail("kernel, strides and dilations must be positive");
-      const int64_t full =
-          g.strides[i] * (in[i] - 1) + out_pad[i] + (kernel[i] - 1) * g.dilations[i] + 1;
-      if (same) {
-        g.in[i] = requested.empty() ? in[i] * g.strides[i] : requested[i];
-        const int64_t total = full - g.in[i];
-        const int64_t half = floor_div(total, 2);
-        g.pads[i] = attrs_.auto_pad == "SAME_UPPER" ? half : total - half;
-        g.pads[n + i] = total - g.pads[i];
-      } else {
-        if (attrs_.auto_pad == "VALID") g.pads[i] = g.pads[n + i] = 0;
-        g.in[i] = requested.empty() ? full - g.pads[i] - g.pads[n + i] : requested[i];
-      }
-      if (g.in[i] < 0) ctx.fail("the output would have a negative size");
-    }
+    p.g = attrs_.resolve_transposed(in, kernel, output_padding_, output_shape_, ctx);
+    const WindowGeometry& g = p.g;
     const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
     if (b != nullptr && (b->rank() != 1 || b->dim(0) != p.maps || b->dtype() != x.dtype()))
       ctx.fail("B must be a 1-D tensor of " + std::to_string(p.maps) + " elements of X's dtype");
@@ -131,7 +99,7 @@ class ConvTranspose : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
   int64_t group_;
   Shape output_padding_;
   Shape output_shape_;

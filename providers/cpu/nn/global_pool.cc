@@ -23,7 +23,7 @@ class GlobalPool : public Kernel {
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
-    const Shape in = cpu::spatial_dims(x, ctx);
+    const Shape in = spatial_dims(x, ctx);
     Shape out_shape = {x.dim(0), x.dim(1)};
     out_shape.insert(out_shape.end(), in.size(), 1);
     Tensor& y = ctx.output(0, x.dtype(), out_shape);

@@ -21,7 +21,7 @@ struct Geometry3 {
   int64_t in[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3], out[3];
 };
 
-Geometry3 to_3d(const cpu::WindowGeometry& g) {
+Geometry3 to_3d(const WindowGeometry& g) {
   Geometry3 r;
   const size_t lead = 3 - g.rank();
   for (size_t i = 0; i < 3; ++i) {
@@ -225,9 +225,9 @@ class Pool : public Kernel {
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
-    const Shape in = cpu::spatial_dims(x, ctx);
+    const Shape in = spatial_dims(x, ctx);
     if (in.size() > 3) ctx.fail("pooling supports 1 to 3 spatial dims");
-    const cpu::WindowGeometry g = attrs_.resolve(in, attrs_.kernel_shape, ctx);
+    const WindowGeometry g = attrs_.resolve(in, attrs_.kernel_shape, ctx);
     Shape out_shape = {x.dim(0), x.dim(1)};
     out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
     Tensor& y = ctx.output(0, x.dtype(), out_shape);
@@ -254,7 +254,7 @@ class Pool : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
   PoolParams params_;
 };
 

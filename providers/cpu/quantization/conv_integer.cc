@@ -45,7 +45,7 @@ class ConvInteger : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
   int64_t group_;
 };
 
@@ -120,7 +120,7 @@ class QLinearConv : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
   int64_t group_;
 };
 

@@ -19,8 +19,8 @@ class MaxPoolGrad : public Kernel {
     const Tensor& x = ctx.input(1);
     if (x.rank() != 4) ctx.fail("X " + shape_to_string(x.shape()) + " must have rank 4");
     if (dy.dtype() != x.dtype()) ctx.fail("dY and X must share a type");
-    const Shape in = cpu::spatial_dims(x, ctx);
-    const cpu::WindowGeometry g = attrs_.resolve(in, attrs_.kernel_shape, ctx);
+    const Shape in = spatial_dims(x, ctx);
+    const WindowGeometry g = attrs_.resolve(in, attrs_.kernel_shape, ctx);
     const Shape expected = {x.dim(0), x.dim(1), g.out[0], g.out[1]};
     if (dy.shape() != expected)
       ctx.fail("dY " + shape_to_string(dy.shape()) + " is not the pooled shape " +
@@ -82,7 +82,7 @@ class MaxPoolGrad : public Kernel {
   }
 
  private:
-  cpu::WindowAttrs attrs_;
+  WindowAttrs attrs_;
 };
 
 }  // namespace

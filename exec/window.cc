@@ -1,8 +1,13 @@
-#include "providers/cpu/nn/conv_util.h"
+#include "exec/window.h"
 
 #include <algorithm>
 
-namespace graft::cpu {
+namespace graft {
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
 
 WindowAttrs::WindowAttrs(const KernelInfo& info)
     : auto_pad(info.attr_string("auto_pad", "NOTSET")),
@@ -67,4 +72,45 @@ WindowGeometry WindowAttrs::resolve(const Shape& in, const Shape& kernel,
   return g;
 }
 
-}  // namespace graft::cpu
+WindowGeometry WindowAttrs::resolve_transposed(const Shape& in, const Shape& kernel,
+                                               const Shape& output_padding,
+                                               const Shape& output_shape,
+                                               const KernelContext& ctx) const {
+  const size_t n = in.size();
+  WindowGeometry g;
+  g.kernel = kernel;
+  g.out = in;
+  g.strides = strides.empty() ? Shape(n, 1) : strides;
+  g.dilations = dilations.empty() ? Shape(n, 1) : dilations;
+  g.pads = pads.empty() ? Shape(2 * n, 0) : pads;
+  const Shape out_pad = output_padding.empty() ? Shape(n, 0) : output_padding;
+  Shape requested = output_shape;
+  if (requested.size() == n + 2) requested.erase(requested.begin(), requested.begin() + 2);
+  if (g.kernel.size() != n || g.strides.size() != n || g.dilations.size() != n ||
+      g.pads.size() != 2 * n || out_pad.size() != n ||
+      (!requested.empty() && requested.size() != n))
+    ctx.fail("strides, dilations, pads, output_padding or output_shape do not match the " +
+             std::to_string(n) + " spatial dims of X");
+  const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+  g.in.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (g.strides[i] <= 0 || g.dilations[i] <= 0 || kernel[i] <= 0)
+      ctx.fail("kernel, strides and dilations must be positive");
+    const int64_t full =
+        g.strides[i] * (in[i] - 1) + out_pad[i] + (kernel[i] - 1) * g.dilations[i] + 1;
+    if (same) {
+      g.in[i] = requested.empty() ? in[i] * g.strides[i] : requested[i];
+      const int64_t total = full - g.in[i];
+      const int64_t half = floor_div(total, 2);
+      g.pads[i] = auto_pad == "SAME_UPPER" ? half : total - half;
+      g.pads[n + i] = total - g.pads[i];
+    } else {
+      if (auto_pad == "VALID") g.pads[i] = g.pads[n + i] = 0;
+      g.in[i] = requested.empty() ? full - g.pads[i] - g.pads[n + i] : requested[i];
+    }
+    if (g.in[i] < 0) ctx.fail("the output would have a negative size");
+  }
+  return g;
+}
+
+}  // namespace graft
