@@ -54,6 +54,26 @@ class GRAFT_API Communicator {
   // r * count .. (r + 1) * count) in rank r's `recv`. `send` and `recv` must not overlap.
   virtual void reduce_scatter(const void* send, void* recv, int64_t count, DType dtype,
                               ReduceOp op) = 0;
+  // The collectives above, enqueued without waiting for them, for device backends (NCCL): each is
+  // enqueued on the backend's stream (the one it was made with) and this returns at once; the
+  // caller orders its own streams around it with events on that stream and keeps the buffers
+  // alive until it has run. The backend watches what it enqueued: a collective that fails or
+  // outlives the timeout (counted from when it was enqueued) ends the process with itself, the
+  // rank and the step named, as a stream waiting for it could not go on. Host backends (single,
+  // MPI) run the blocking call.
+  virtual void enqueue_all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+    all_reduce(data, count, dtype, op);
+  }
+  virtual void enqueue_broadcast(void* data, int64_t count, DType dtype, int root) {
+    broadcast(data, count, dtype, root);
+  }
+  virtual void enqueue_all_gather(const void* send, void* recv, int64_t count, DType dtype) {
+    all_gather(send, recv, count, dtype);
+  }
+  virtual void enqueue_reduce_scatter(const void* send, void* recv, int64_t count, DType dtype,
+                                      ReduceOp op) {
+    reduce_scatter(send, recv, count, dtype, op);
+  }
   // Returns once every rank has entered the barrier.
   virtual void barrier() = 0;
   // Ends this process with `code` and asks the launcher to end the other ranks (MPI_Abort), for

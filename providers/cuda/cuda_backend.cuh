@@ -60,10 +60,16 @@ __global__ void reduce_short_rows_kernel(int64_t rows, int64_t cols, Op op) {
 
 class CudaBackend {
  public:
-  CudaBackend(cudaStream_t stream, Allocator& allocator) : stream_(stream), allocator_(allocator) {}
+  // Launches on `stream` (the compute stream of a provider on CUDA device `device`), allocates
+  // from `allocator` (device memory ordered on that stream); `use_tf32`: the provider option
+  // letting float32 matrix products round their inputs to TF32.
+  CudaBackend(int device, cudaStream_t stream, Allocator& allocator, bool use_tf32)
+      : device_(device), stream_(stream), allocator_(allocator), use_tf32_(use_tf32) {}
 
   Allocator& allocator() const { return allocator_; }
   cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
+  bool use_tf32() const { return use_tf32_; }
 
   template <class F>
   void for_each(int64_t n, const F& f) const {
@@ -99,8 +105,10 @@ class CudaBackend {
   uint64_t next_seed() { return seed_++; }
 
  private:
+  int device_;
   cudaStream_t stream_;
   Allocator& allocator_;
+  bool use_tf32_;
   uint64_t seed_ = 0x5eed;
 };
 

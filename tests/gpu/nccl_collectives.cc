@@ -1,7 +1,8 @@
 // The NCCL communicator (libgraft_nccl.so) on a CUDA device: every collective on device buffers
-// against values computed on the host, 1 rank and, where the machine allows it, 2 ranks (two
-// threads of this process, one NCCL rank each). Exits 77 (skipped) with the reason printed when
-// no CUDA device is present, 0 when every check passes, 1 otherwise.
+// against values computed on the host, blocking and enqueued (the enqueue_ calls, then a blocking
+// barrier on the same stream before the host reads), 1 rank and, where the machine allows it, 2
+// ranks (two threads of this process, one NCCL rank each). Exits 77 (skipped) with the reason
+// printed when no CUDA device is present, 0 when every check passes, 1 otherwise.
 //
 //   graft_nccl_collectives              the checks
 //   graft_nccl_collectives --hang S     child mode: rank 0 of 2 whose peer never joins, timeout
@@ -130,13 +131,24 @@ bool near(const std::vector<float>& got, const std::vector<float>& want) {
 }
 
 // Every collective of `comm` (rank r of size s), checked against host arithmetic over the
-// pattern each rank contributes. Returns the log lines' prefix.
-void run_collectives(Communicator& comm, size_t n, std::vector<std::string>* log) {
+// pattern each rank contributes; with `enqueued`, through the enqueue_ calls, each followed by a
+// barrier (a blocking collective on the same stream) before the host reads the result.
+void run_collectives(Communicator& comm, size_t n, bool enqueued, std::vector<std::string>* log) {
   const int r = comm.rank();
   const int s = comm.size();
   auto report = [&](bool ok, const std::string& what) {
     log->push_back("rank " + std::to_string(r) + "/" + std::to_string(s) +
-                   " n=" + std::to_string(n) + " " + what + (ok ? "|ok" : "|FAILED"));
+                   " n=" + std::to_string(n) + (enqueued ? " enqueued " : " ") + what +
+                   (ok ? "|ok" : "|FAILED"));
+  };
+  const auto count = static_cast<int64_t>(n);
+  auto all_reduce = [&](float* data, ReduceOp op) {
+    if (enqueued) {
+      comm.enqueue_all_reduce(data, count, DType::Float, op);
+      comm.barrier();
+    } else {
+      comm.all_reduce(data, count, DType::Float, op);
+    }
   };
   std::vector<float> sum(n, 0.0f);
   for (int q = 0; q < s; ++q) {
@@ -148,20 +160,30 @@ void run_collectives(Communicator& comm, size_t n, std::vector<std::string>* log
 
   DeviceFloats buf(n);
   buf.put(pattern(n, r));
-  comm.all_reduce(buf.data, static_cast<int64_t>(n), DType::Float, ReduceOp::Sum);
+  all_reduce(buf.data, ReduceOp::Sum);
   report(near(buf.get(), sum), "all_reduce sum");
 
   buf.put(pattern(n, r));
-  comm.all_reduce(buf.data, static_cast<int64_t>(n), DType::Float, ReduceOp::Average);
+  all_reduce(buf.data, ReduceOp::Average);
   report(near(buf.get(), avg), "all_reduce average");
 
   buf.put(pattern(n, r));
-  comm.broadcast(buf.data, static_cast<int64_t>(n), DType::Float, s - 1);
+  if (enqueued) {
+    comm.enqueue_broadcast(buf.data, count, DType::Float, s - 1);
+    comm.barrier();
+  } else {
+    comm.broadcast(buf.data, count, DType::Float, s - 1);
+  }
   report(near(buf.get(), pattern(n, s - 1)), "broadcast from the last rank");
 
   DeviceFloats gathered(n * static_cast<size_t>(s));
   buf.put(pattern(n, r));
-  comm.all_gather(buf.data, gathered.data, static_cast<int64_t>(n), DType::Float);
+  if (enqueued) {
+    comm.enqueue_all_gather(buf.data, gathered.data, count, DType::Float);
+    comm.barrier();
+  } else {
+    comm.all_gather(buf.data, gathered.data, count, DType::Float);
+  }
   std::vector<float> want_gather;
   for (int q = 0; q < s; ++q) {
     const auto p = pattern(n, q);
@@ -178,7 +200,12 @@ void run_collectives(Communicator& comm, size_t n, std::vector<std::string>* log
     mine.insert(mine.end(), p.begin(), p.end());
   }
   send.put(mine);
-  comm.reduce_scatter(send.data, buf.data, static_cast<int64_t>(n), DType::Float, ReduceOp::Sum);
+  if (enqueued) {
+    comm.enqueue_reduce_scatter(send.data, buf.data, count, DType::Float, ReduceOp::Sum);
+    comm.barrier();
+  } else {
+    comm.reduce_scatter(send.data, buf.data, count, DType::Float, ReduceOp::Sum);
+  }
   std::vector<float> want_block(sum);
   for (float& x : want_block) x += static_cast<float>(r) * 1000.0f * static_cast<float>(s);
   report(near(buf.get(), want_block), "reduce_scatter sum");
@@ -259,10 +286,12 @@ int run(const char* self) {
     check(comm != nullptr, "NCCL communicator of 1 rank " + error);
     if (comm) {
       check(std::string(comm->backend()) == "nccl", "backend() is nccl");
-      for (size_t n : {size_t{1}, size_t{1000}, size_t{1} << 20, size_t{25} << 18}) {
-        std::vector<std::string> log;
-        run_collectives(*comm, n, &log);
-        print_log(log);
+      for (bool enqueued : {false, true}) {
+        for (size_t n : {size_t{1}, size_t{1000}, size_t{1} << 20, size_t{25} << 18}) {
+          std::vector<std::string> log;
+          run_collectives(*comm, n, enqueued, &log);
+          print_log(log);
+        }
       }
     }
   }
@@ -281,7 +310,10 @@ int run(const char* self) {
         try {
           auto comm = make_nccl(bootstrap, &errors[r]);
           if (!comm) return;
-          for (size_t n : {size_t{1000}, size_t{1} << 20}) run_collectives(*comm, n, &logs[r]);
+          for (bool enqueued : {false, true}) {
+            for (size_t n : {size_t{1000}, size_t{1} << 20})
+              run_collectives(*comm, n, enqueued, &logs[r]);
+          }
         } catch (const std::exception& e) {
           errors[r] = e.what();
         }
