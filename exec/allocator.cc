@@ -8,12 +8,25 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "exec/error.h"
 
 namespace graft {
 
 void Allocator::fill(void* ptr, int byte, size_t bytes) { std::memset(ptr, byte, bytes); }
+
+void Allocator::copy_from_host(void* dst, const void* src, size_t bytes) {
+  if (!on_host()) throw NotImplemented(std::string(name()) + " memory has no copy from the host");
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void Allocator::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (!on_host()) throw NotImplemented(std::string(name()) + " memory has no copy to the host");
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
 
 void Allocator::note_allocate(size_t bytes) {
   size_t now = in_use_ += bytes;

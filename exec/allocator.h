@@ -24,6 +24,12 @@ class GRAFT_API Allocator {
   virtual bool on_host() const { return true; }
   // Sets `bytes` bytes at `ptr` (from allocate()) to `byte`; device allocators override it.
   virtual void fill(void* ptr, int byte, size_t bytes);
+  // Copies `bytes` bytes from host memory at `src` into this allocator's memory at `dst`, and
+  // from this allocator's memory at `src` into host memory at `dst`; each returns once the bytes
+  // are in place. Host allocators copy with memcpy; a device allocator overrides both (for one
+  // that does not, they throw NotImplemented naming it).
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes);
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes);
   // Bytes currently handed out and the most ever handed out at once.
   size_t bytes_in_use() const { return in_use_.load(); }
   size_t peak_bytes() const { return peak_.load(); }

@@ -197,11 +197,12 @@ void KernelRegistry::add(KernelDef def) {
 }
 
 const KernelDef* KernelRegistry::find(const std::string& domain, const std::string& op_type,
-                                      int since_version,
-                                      const std::vector<DType>& input_dtypes) const {
+                                      int since_version, const std::vector<DType>& input_dtypes,
+                                      const ir::Node* node) const {
   for (const auto& d : defs_) {
     if (d.op_type != op_type || d.domain != domain) continue;
     if (since_version < d.since || since_version > d.until) continue;
+    if (node != nullptr && d.accepts && !d.accepts(*node)) continue;
     const auto k = static_cast<size_t>(d.type_input);
     const DType dtype = k < input_dtypes.size() ? input_dtypes[k] : DType::Undefined;
     if (dtype == DType::Undefined || d.dtypes.empty()) return &d;
@@ -212,9 +213,14 @@ const KernelDef* KernelRegistry::find(const std::string& domain, const std::stri
   return nullptr;
 }
 
+const KernelDef* KernelRegistry::find_op(const std::string& domain, const std::string& op_type,
+                                         int since_version, const ir::Node* node) const {
+  return find(domain, op_type, since_version, {}, node);
+}
+
 bool KernelRegistry::has_op(const std::string& domain, const std::string& op_type,
                             int since_version) const {
-  return find(domain, op_type, since_version, {}) != nullptr;
+  return find_op(domain, op_type, since_version) != nullptr;
 }
 
 KernelRegistry& cpu_kernel_registry() {

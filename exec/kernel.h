@@ -42,7 +42,8 @@ class KernelInfo {
   bool has_output(int i) const;  // present and not the empty name
   // Input dtype from type inference; Undefined when not known before running.
   DType input_dtype(int i) const;
-  // The input's value when it is an initializer (a weight), else nullptr. Valid for the life of
+  // The input's value when it is an initializer (a weight), else nullptr: in host memory, or for
+  // a device kernel the device copy made once when the session was built. Valid for the life of
   // the session, so a kernel may keep the pointer.
   const Tensor* constant_input(int i) const;
 
@@ -157,18 +158,31 @@ struct KernelDef {
   int type_input = 0;
   KernelFactory factory;
   // Inputs a device provider's kernel reads on the host (shapes, axes, indices of a Reshape,
-  // Slice, Expand...): insert_device_copies leaves them in host memory.
+  // Slice, Expand...): insert_device_copies leaves them in host memory, or copies them back there.
   std::vector<int> host_inputs = {};
+  // Inputs whose elements the kernel never reads, only their dtype and shape (Shape, Size):
+  // insert_device_copies hands them over wherever they live, without a copy.
+  std::vector<int> metadata_inputs = {};
+  // Whether the kernel can run this node (Cast to a type it cannot make, an attribute value it
+  // lacks); empty accepts every node of the op. A declined node goes to the next provider that
+  // can run it, with copies at the boundaries.
+  std::function<bool(const ir::Node&)> accepts = nullptr;
 };
 
 class KernelRegistry {
  public:
   void add(KernelDef def);
-  // The kernel for (domain, op_type, since_version) whose type constraint admits the dtype of its
-  // own typed input (KernelDef::type_input) in `input_dtypes`; an Undefined or missing dtype (not
-  // known before running) is admitted by any. nullptr when none.
+  // The first kernel for (domain, op_type, since_version) whose type constraint admits the dtype
+  // of its own typed input (KernelDef::type_input) in `input_dtypes` and, when `node` is given,
+  // that accepts it (KernelDef::accepts); an Undefined or missing dtype (not known before
+  // running) is admitted by any. nullptr when none.
   const KernelDef* find(const std::string& domain, const std::string& op_type, int since_version,
-                        const std::vector<DType>& input_dtypes) const;
+                        const std::vector<DType>& input_dtypes,
+                        const ir::Node* node = nullptr) const;
+  // find() without dtypes: the first kernel for the op at that version (that accepts `node`
+  // when given), whatever the type.
+  const KernelDef* find_op(const std::string& domain, const std::string& op_type, int since_version,
+                           const ir::Node* node = nullptr) const;
   // Whether any kernel exists for the op at that version, whatever the type.
   bool has_op(const std::string& domain, const std::string& op_type, int since_version) const;
   size_t size() const { return defs_.size(); }

@@ -8,6 +8,7 @@
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
 #include "ir/model.h"
+#include "ir/names.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
 #include "ir/transforms/inline_functions.h"
@@ -58,6 +59,50 @@ class PlanRunner : public SubgraphRunner {
   Profiler* profiler_;
 };
 
+bool is_copy(const ir::Node& n, const char* op_type) {
+  return n.domain == names::kDomain && n.op_type == op_type;
+}
+
+bool contains(const std::vector<int>& list, int i) {
+  return std::find(list.begin(), list.end(), i) != list.end();
+}
+
+// The plan whose current run on this thread leaves its device outputs where they are
+// (RunOptions::outputs_on_device); set by GraphPlan::run and run_donated for the length of a run.
+thread_local const GraphPlan* outputs_stay_on_device = nullptr;
+
+class OutputsOnDevice {
+ public:
+  OutputsOnDevice(const GraphPlan* plan, bool on) : previous_(outputs_stay_on_device) {
+    outputs_stay_on_device = on ? plan : nullptr;
+  }
+  ~OutputsOnDevice() { outputs_stay_on_device = previous_; }
+  OutputsOnDevice(const OutputsOnDevice&) = delete;
+  OutputsOnDevice& operator=(const OutputsOnDevice&) = delete;
+
+ private:
+  const GraphPlan* previous_;
+};
+
+// A MemcpyToHost that only returns a graph output: in a run of `plan` that keeps outputs on
+// the device, the device value is handed on instead of copied.
+class OutputCopy final : public Kernel {
+ public:
+  OutputCopy(std::unique_ptr<Kernel> copy, const GraphPlan* plan)
+      : copy_(std::move(copy)), plan_(plan) {}
+  void compute(KernelContext& ctx) override {
+    if (outputs_stay_on_device == plan_) {
+      ctx.set_output(0, ctx.input_value(0));
+      return;
+    }
+    copy_->compute(ctx);
+  }
+
+ private:
+  std::unique_ptr<Kernel> copy_;
+  const GraphPlan* plan_;
+};
+
 // Adds the buffers `v` holds (a tensor, sequence elements, map keys and values) to `out`.
 void collect_buffers(const Value& v, std::vector<const Buffer*>& out) {
   switch (v.kind()) {
@@ -91,7 +136,13 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     input_names_.push_back(v.name);
     input_slots_.push_back(new_slot(v.name));
   }
-  // Initializers that are also inputs keep the input's slot and act as its default.
+  // Initializers that are also inputs keep the input's slot and act as its default. The device
+  // copies of constants join them later: reserved, so no pointer into constants_ moves.
+  constants_.reserve(
+      graph.initializers.size() +
+      static_cast<size_t>(std::count_if(graph.nodes.begin(), graph.nodes.end(), [](const auto& n) {
+        return is_copy(*n, "MemcpyFromHost");
+      })));
   for (const auto& t : graph.initializers) {
     auto it = slot_of_.find(t->name());
     bool is_input = graph.is_graph_input(t->name());
@@ -115,13 +166,9 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     return it->second;
   };
-  auto dtype_of = [&](const std::string& name) {
-    if (name.empty()) return DType::Undefined;
-    if (const onnx::TypeProto* t = graph.type_of(name)) return elem_dtype_of(*t);
-    if (const onnx::TensorProto* init = graph.find_initializer(name))
-      return static_cast<DType>(init->data_type());
-    return DType::Undefined;
-  };
+  // Slots whose elements a host node reads (a host kernel's data input, a device kernel's host
+  // input, a nested graph's outer value).
+  std::unordered_set<int> read_on_host;
 
   const std::vector<int> owners = partition(ctx.model, graph, ctx.providers);
   size_t step_index = 0;
@@ -131,12 +178,11 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     auto step = std::make_unique<Step>();
     step->node = &n;
     step->desc = n.describe();
-    std::vector<DType> in_dtypes;
+    std::vector<DType> in_dtypes = input_dtypes_of(graph, n);
     std::vector<const Tensor*> constants;
     for (const auto& name : n.inputs) {
       int s = name.empty() ? -1 : lookup(n, name);
       step->inputs.push_back(s);
-      in_dtypes.push_back(dtype_of(name));
       auto c = constant_of.find(s);
       constants.push_back(c == constant_of.end() ? nullptr : c->second);
     }
@@ -163,8 +209,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
       throw InvalidArgument(step->desc + ": the model imports no opset for domain '" + domain_name +
                             "'");
     }
-    const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
-    int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
+    const int since = since_version_of(ctx.model, n);
     if (owner < 0) {
       std::string names;
       for (const auto* p : ctx.providers)
@@ -174,7 +219,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
                            names + "]");
     }
     const KernelDef* def = ctx.providers[static_cast<size_t>(owner)]->registry().find(
-        n.domain, n.op_type, since, in_dtypes);
+        n.domain, n.op_type, since, in_dtypes, &n);
     if (!def) {
       throw NotImplemented(step->desc + ": no " +
                            ctx.providers[static_cast<size_t>(owner)]->name() + " kernel for op " +
@@ -185,8 +230,30 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     const ExecutionProvider* provider = ctx.providers[static_cast<size_t>(owner)];
     KernelInfo info(n, since, std::move(in_dtypes), std::move(constants), provider);
     step->kernel = def->factory(info);
-    step->allocator = &provider->allocator();
+    // A copy to the host runs on the device's provider and puts its output in host memory.
+    step->allocator = is_copy(n, "MemcpyToHost") ? &cpu_allocator() : &provider->allocator();
+    const bool on_host = provider->allocator().on_host();
+    for (size_t k = 0; k < step->inputs.size(); ++k) {
+      const int i = static_cast<int>(k);
+      const bool host_read =
+          on_host ? !contains(def->metadata_inputs, i) : contains(def->host_inputs, i);
+      if (step->inputs[k] >= 0 && host_read && !is_copy(n, "MemcpyFromHost"))
+        read_on_host.insert(step->inputs[k]);
+    }
+    read_on_host.insert(step->implicit.begin(), step->implicit.end());
     for (const auto& name : n.outputs) step->outputs.push_back(name.empty() ? -1 : new_slot(name));
+    // A constant bound for the device is copied once, now, and its copy is a constant too.
+    if (is_copy(n, "MemcpyFromHost") && !step->inputs.empty() && step->outputs.size() == 1 &&
+        step->outputs[0] >= 0 && constant_of.count(step->inputs[0])) {
+      const Value host(*constant_of.at(step->inputs[0]));
+      Value device;
+      KernelContext copy(step->desc, {&host}, {&device}, nullptr, *step->allocator);
+      step->kernel->compute(copy);
+      if (auto finish = copy.take_finish()) finish();
+      constants_.emplace_back(step->outputs[0], std::move(device));
+      constant_of[step->outputs[0]] = &constants_.back().second.tensor();
+      continue;
+    }
     steps_.push_back(std::move(step));
   }
   for (const auto& v : graph.outputs) {
@@ -197,6 +264,21 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
                             "' is not produced by any node");
     }
     output_slots_.push_back(it->second);
+  }
+  for (int s : input_slots_) {
+    input_read_on_host_.push_back(read_on_host.count(s) > 0 || contains(output_slots_, s));
+  }
+  // The copies that only return an output may leave it on the device (RunOptions).
+  std::unordered_set<int> read;
+  for (const auto& step : steps_) {
+    read.insert(step->inputs.begin(), step->inputs.end());
+    read.insert(step->implicit.begin(), step->implicit.end());
+  }
+  for (auto& step : steps_) {
+    if (!is_copy(*step->node, "MemcpyToHost") || step->outputs.size() != 1) continue;
+    const int s = step->outputs[0];
+    if (s >= 0 && contains(output_slots_, s) && !read.count(s))
+      step->kernel = std::make_unique<OutputCopy>(std::move(step->kernel), this);
   }
   // Lifetimes: a slot is dropped after the last step that reads it, unless it is an output.
   std::unordered_set<int> keep(output_slots_.begin(), output_slots_.end());
@@ -263,7 +345,7 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
   // bodies; graft's fused ops keep their kernels.
   ir::inline_functions(model, [&](const ir::Node& n, int since) {
     return std::any_of(chosen.begin(), chosen.end(), [&](const ExecutionProvider* p) {
-      return p->registry().has_op(n.domain, n.op_type, since);
+      return p->registry().find_op(n.domain, n.op_type, since, &n) != nullptr;
     });
   });
   model.graph.topological_sort();
@@ -278,9 +360,15 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
   return planned;
 }
 
+Value GraphPlan::host_readable(size_t i, const Value& v) const {
+  if (!input_read_on_host_[i] || !v.is_tensor() || v.tensor().on_host()) return v;
+  return Value(v.tensor().to_host());
+}
+
 std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
-                                  const std::vector<const Value*>& outer,
-                                  Profiler* profiler) const {
+                                  const std::vector<const Value*>& outer, Profiler* profiler,
+                                  const RunOptions& options) const {
+  const OutputsOnDevice outputs_on_device(this, options.outputs_on_device);
   std::vector<Value> slots(num_slots_);
   for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
   std::vector<const Buffer*> foreign;
@@ -291,15 +379,17 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
   }
   for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
     if (inputs[i].is_none()) continue;
-    slots[static_cast<size_t>(input_slots_[i])] = inputs[i];
-    if (has_in_place_) collect_buffers(inputs[i], foreign);
+    Value& slot = slots[static_cast<size_t>(input_slots_[i])];
+    slot = host_readable(i, inputs[i]);
+    if (has_in_place_) collect_buffers(slot, foreign);
   }
   return execute(slots, foreign, {}, profiler);
 }
 
 std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
-                                          const std::vector<bool>& donated,
-                                          Profiler* profiler) const {
+                                          const std::vector<bool>& donated, Profiler* profiler,
+                                          const RunOptions& options) const {
+  const OutputsOnDevice outputs_on_device(this, options.outputs_on_device);
   std::vector<Value> slots(num_slots_);
   for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
   std::vector<const Buffer*> foreign;
@@ -310,12 +400,12 @@ std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
     if (inputs[i].is_none()) continue;
     const auto s = static_cast<size_t>(input_slots_[i]);
     if (is_donated(i)) {
-      slots[s] = std::move(inputs[i]);
+      slots[s] = host_readable(i, inputs[i]);
       inputs[i] = Value();
       held[s] = true;
     } else {
-      slots[s] = inputs[i];
-      if (has_in_place_) collect_buffers(inputs[i], foreign);
+      slots[s] = host_readable(i, inputs[i]);
+      if (has_in_place_) collect_buffers(slots[s], foreign);
     }
   }
   try {

@@ -57,17 +57,20 @@ class GraphPlan {
   ~GraphPlan();
 
   // Runs the graph. `inputs` are the graph's formal inputs in order (None values allowed for
-  // inputs the caller leaves out, which then keep their initializer); `outer` the outer-scope
-  // values in the order of outer_names. Returns the graph outputs in order.
+  // inputs the caller leaves out, which then keep their initializer), in host memory or already in
+  // a device provider's (an input a host node reads is then copied to the host first); `outer`
+  // the outer-scope values in the order of outer_names. Returns the graph outputs in order, in
+  // host memory unless `options.outputs_on_device`.
   std::vector<Value> run(const std::vector<Value>& inputs, const std::vector<const Value*>& outer,
-                         Profiler* profiler = nullptr) const;
+                         Profiler* profiler = nullptr, const RunOptions& options = {}) const;
   // Runs a top-level graph with inputs handed over: each inputs[i] with donated[i] set is moved
   // into the run, so an in-place kernel may update its buffer when the caller kept no other
   // reference to it. On success the donated entries of `inputs` are left None; if the run
   // throws, they are moved back before the exception propagates, holding the values they had
   // unless the failing node came after the one that updated them in place.
   std::vector<Value> run_donated(std::vector<Value>& inputs, const std::vector<bool>& donated,
-                                 Profiler* profiler = nullptr) const;
+                                 Profiler* profiler = nullptr,
+                                 const RunOptions& options = {}) const;
 
   // Keeps the providers the plan's kernels were made by alive as long as the plan.
   void own_providers(std::vector<std::unique_ptr<ExecutionProvider>> providers);
@@ -85,11 +88,19 @@ class GraphPlan {
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;
   std::vector<int> outer_slots_;
-  std::vector<std::pair<int, Value>> constants_;  // initializers
+  // Per input: whether a host node reads its elements (a feed in device memory is then copied to
+  // the host before the run).
+  std::vector<bool> input_read_on_host_;
+  // Initializers, and the device copies of those that device kernels read (made once, when the
+  // plan is built).
+  std::vector<std::pair<int, Value>> constants_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
   size_t num_slots_ = 0;
   bool has_in_place_ = false;  // some step may write into an input's buffer
+  // Input `i` as a host node may read it: `v`, or its copy in host memory when `v` is a device
+  // tensor a host node reads.
+  Value host_readable(size_t i, const Value& v) const;
   // Walks the steps over `slots` (inputs already placed). `foreign` lists buffers the run does
   // not own (inputs that were not donated, outer values); `held` marks slots never released.
   std::vector<Value> execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,

@@ -31,13 +31,36 @@ void register_provider(const std::string& name, int rank, ProviderFactory factor
   provider_table().push_back({name, rank, factory, by_default, probe});
 }
 
+int since_version_of(const ir::Model& model, const ir::Node& n) {
+  const int64_t opset = model.opset(n.domain);
+  if (opset == 0) return 0;
+  const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
+  return schema ? schema->SinceVersion() : static_cast<int>(opset);
+}
+
+std::vector<DType> input_dtypes_of(const ir::Graph& graph, const ir::Node& n) {
+  std::vector<DType> dtypes;
+  dtypes.reserve(n.inputs.size());
+  for (const auto& name : n.inputs) {
+    const onnx::TypeProto* type = name.empty() ? nullptr : graph.type_of(name);
+    const onnx::TensorProto* init = name.empty() ? nullptr : graph.find_initializer(name);
+    dtypes.push_back(type   ? elem_dtype_of(*type)
+                     : init ? static_cast<DType>(init->data_type())
+                            : DType::Undefined);
+  }
+  return dtypes;
+}
+
+const KernelDef* find_kernel(const KernelRegistry& registry, const ir::Model& model,
+                             const ir::Graph& graph, const ir::Node& n) {
+  const int since = since_version_of(model, n);
+  if (since == 0) return nullptr;
+  return registry.find(n.domain, n.op_type, since, input_dtypes_of(graph, n), &n);
+}
+
 bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
                        const ir::Graph& graph, const ir::Node& n) {
-  int64_t opset = model.opset(n.domain);
-  if (opset == 0) return false;
-  const onnx::OpSchema* schema = ir::find_schema(n.domain, n.op_type, opset);
-  int since = schema ? schema->SinceVersion() : static_cast<int>(opset);
-  return registry.has_op(n.domain, n.op_type, since);
+  return find_kernel(registry, model, graph, n) != nullptr;
 }
 
 namespace {

@@ -61,8 +61,19 @@ std::unique_ptr<ExecutionProvider> create_provider(const std::string& name,
 GRAFT_API void check_provider_options(const std::string& provider, const ProviderOptions& options,
                                       const std::vector<std::string>& known);
 
-// Whether `registry` has a kernel for node `n` of `graph` (op, resolved schema version, and the
-// type of its typed input when known).
+// The since_version of the schema node `n` resolves to under the model's opset imports (the
+// imported version for an op without a schema); 0 when the model imports no opset for its
+// domain.
+GRAFT_API int since_version_of(const ir::Model& model, const ir::Node& n);
+// The element types of `n`'s inputs as `graph` declares or infers them (an initializer's own),
+// Undefined where not known before running or for an omitted input.
+GRAFT_API std::vector<DType> input_dtypes_of(const ir::Graph& graph, const ir::Node& n);
+// The kernel of `registry` that runs node `n` of `graph`: KernelRegistry::find for its op,
+// resolved schema version and known input types, among the kernels that accept it
+// (KernelDef::accepts). nullptr when none.
+GRAFT_API const KernelDef* find_kernel(const KernelRegistry& registry, const ir::Model& model,
+                                       const ir::Graph& graph, const ir::Node& n);
+// Whether `registry` has a kernel for node `n` of `graph` (find_kernel is not nullptr).
 GRAFT_API bool registry_supports(const KernelRegistry& registry, const ir::Model& model,
                                  const ir::Graph& graph, const ir::Node& n);
 // Indices of the nodes of `graph` that `registry` supports: the capability of a provider that

@@ -134,19 +134,22 @@ InferenceSession::InferenceSession(InferenceSession&&) noexcept = default;
 InferenceSession::~InferenceSession() = default;
 
 std::vector<Value> InferenceSession::run(const std::vector<std::string>& output_names,
-                                         const std::map<std::string, Value>& feeds) {
-  return run_impl(output_names, feeds, nullptr);
+                                         const std::map<std::string, Value>& feeds,
+                                         const RunOptions& options) {
+  return run_impl(output_names, feeds, nullptr, options);
 }
 
 std::vector<Value> InferenceSession::run_donating(const std::vector<std::string>& output_names,
                                                   const std::map<std::string, Value>& feeds,
-                                                  std::map<std::string, Tensor>& donated) {
-  return run_impl(output_names, feeds, &donated);
+                                                  std::map<std::string, Tensor>& donated,
+                                                  const RunOptions& options) {
+  return run_impl(output_names, feeds, &donated, options);
 }
 
 std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& output_names,
                                               const std::map<std::string, Value>& feeds,
-                                              std::map<std::string, Tensor>* donated) {
+                                              std::map<std::string, Tensor>* donated,
+                                              const RunOptions& options) {
   const auto& names = plan_->input_names();
   auto slot_of = [&](const std::string& name) {
     size_t i = 0;
@@ -207,13 +210,13 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
                                                         : default_threads);
   std::vector<Value> all;
   if (!donated) {
-    all = plan_->run(inputs, {}, profiler_.get());
+    all = plan_->run(inputs, {}, profiler_.get(), options);
   } else {
     for (size_t i = 0; i < names.size(); ++i) {
       if (moved[i]) inputs[i] = Value(std::move(donated->at(names[i])));
     }
     try {
-      all = plan_->run_donated(inputs, moved, profiler_.get());
+      all = plan_->run_donated(inputs, moved, profiler_.get(), options);
     } catch (...) {
       for (size_t i = 0; i < names.size(); ++i) {
         if (moved[i] && inputs[i].is_tensor()) (*donated)[names[i]] = inputs[i].tensor();

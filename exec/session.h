@@ -32,6 +32,15 @@ struct SessionOptions {
   std::map<std::string, std::map<std::string, std::string>> provider_options;
 };
 
+// Settings of one run (onnxruntime's RunOptions).
+struct RunOptions {
+  // Outputs made on a device stay in its memory instead of being copied to the host (the
+  // tensors of an I/O binding; training state kept on the device between steps). Only the copies
+  // that merely return an output are skipped: an output a host node also reads comes back in host
+  // memory. Tensor::to_host() brings a device output to the host.
+  bool outputs_on_device = false;
+};
+
 // What an input or output of the model looks like, as onnxruntime's NodeArg reports it.
 struct IOInfo {
   std::string name;
@@ -63,9 +72,11 @@ class GRAFT_API InferenceSession {
 
   // Runs the model. `output_names` empty means every output. Feeds are checked against the
   // declared inputs (name, element type, rank and fixed dimensions): a mismatch throws
-  // InvalidArgument naming the input.
+  // InvalidArgument naming the input. A feed may be in host memory or already in the memory of
+  // one of the session's providers (the device copy is then skipped). Outputs are in host memory
+  // unless `options` says otherwise.
   std::vector<Value> run(const std::vector<std::string>& output_names,
-                         const std::map<std::string, Value>& feeds);
+                         const std::map<std::string, Value>& feeds, const RunOptions& options = {});
 
   // run() with the tensors of `donated` that are inputs of the model moved into the run, so an
   // in-place kernel may update their buffers (the state of a training step; entries the model
@@ -74,7 +85,8 @@ class GRAFT_API InferenceSession {
   // if the run throws they hold their tensors again. Throws as run() does.
   std::vector<Value> run_donating(const std::vector<std::string>& output_names,
                                   const std::map<std::string, Value>& feeds,
-                                  std::map<std::string, Tensor>& donated);
+                                  std::map<std::string, Tensor>& donated,
+                                  const RunOptions& options = {});
 
   const std::vector<IOInfo>& inputs() const { return inputs_; }
   const std::vector<IOInfo>& outputs() const { return outputs_; }
@@ -88,7 +100,7 @@ class GRAFT_API InferenceSession {
  private:
   std::vector<Value> run_impl(const std::vector<std::string>& output_names,
                               const std::map<std::string, Value>& feeds,
-                              std::map<std::string, Tensor>* donated);
+                              std::map<std::string, Tensor>* donated, const RunOptions& options);
   std::unique_ptr<ir::Model> model_;
   SessionOptions options_;
   std::vector<std::string> providers_;

@@ -143,6 +143,27 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+Tensor Tensor::to(Allocator& allocator) const {
+  if (!buffer_ || buffer_->allocator() == &allocator) return *this;
+  if (dtype_ == DType::String && on_host() && allocator.on_host()) {
+    Tensor out = empty(dtype_, shape_, allocator);
+    auto src = span<std::string>();
+    auto dst = out.span<std::string>();
+    for (size_t i = 0; i < src.size(); ++i) dst[i] = src[i];
+    return out;
+  }
+  if (!on_host() && !allocator.on_host()) return to_host().to(allocator);
+  Tensor out = empty(dtype_, shape_, allocator);
+  if (on_host()) {
+    allocator.copy_from_host(out.raw(), raw(), nbytes());
+  } else {
+    buffer_->allocator()->copy_to_host(out.raw(), raw(), nbytes());
+  }
+  return out;
+}
+
+Tensor Tensor::to_host() const { return on_host() ? *this : to(cpu_allocator()); }
+
 double Tensor::scalar_as_double(int64_t i) const {
   if (i < 0 || i >= size()) throw InvalidArgument("element index out of range");
   return dispatch_numeric(dtype_, "scalar read", [&](auto tag) -> double {

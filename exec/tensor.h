@@ -87,8 +87,21 @@ class GRAFT_API Tensor {
 
   // Same buffer, new shape of the same element count. Throws std::invalid_argument otherwise.
   Tensor reshaped(Shape shape) const;
-  // Deep copy into a fresh buffer.
+  // Deep copy into a fresh host buffer; throws InvalidArgument for a tensor in device memory
+  // (to_host() copies one out).
   Tensor clone() const;
+  // The tensor in `allocator`'s memory: itself (sharing the buffer) when it is already there,
+  // else a copy made through the allocators' copy_from_host / copy_to_host (between two devices,
+  // by way of the host). Library code moves tensors with it without knowing the device. Throws
+  // InvalidArgument for a string tensor bound for device memory, NotImplemented when a device
+  // allocator has no copies.
+  Tensor to(Allocator& allocator) const;
+  // The tensor in host memory: itself when the CPU may already read it, else a copy in
+  // cpu_allocator()'s memory. Throws as to() does.
+  Tensor to_host() const;
+  // Whether the CPU may read and write the elements (no buffer, wrapped memory, or a host
+  // allocator's).
+  bool on_host() const { return !buffer_ || buffer_->on_host(); }
   const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
 
   // Reads element `i` of any numeric or bool tensor as double / int64 (used for shape inputs,

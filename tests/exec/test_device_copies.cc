@@ -1,12 +1,9 @@
-// The copies at device boundaries (insert_device_copies), checked without a GPU: a test provider
-// whose allocator reports device memory (host memory underneath) runs Relu, and its own
-// MemcpyFromHost and MemcpyToHost kernels record every crossing. Each of its kernels checks that
-// its inputs are in its memory; the CPU's checks are that host nodes and the caller only ever see
-// host memory.
+// The copies at device boundaries (insert_device_copies), checked without a GPU on the fake
+// device of tests/exec/fake_device.h, which counts every crossing and whose memory the CPU cannot
+// touch: a host node or a caller handed a device value crashes the test.
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "exec/provider.h"
@@ -15,113 +12,32 @@
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
 #include "tests/device_training.h"
+#include "tests/exec/fake_device.h"
 #include "tests/model_builder.h"
 #include "train/training_session.h"
 
 namespace graft {
 namespace {
 
-class FakeDeviceMemory final : public Allocator {
- public:
-  const char* name() const override { return "FakeDevice"; }
-  void* allocate(size_t bytes) override {
-    note_allocate(bytes);
-    return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-  }
-  void release(void* ptr, size_t bytes) override {
-    note_release(bytes);
-    std::free(ptr);
-  }
-  bool on_host() const override { return false; }
-};
+using test_util::fake_device_log;
+using test_util::fake_device_memory;
+using test_util::kFakeDevice;
+using test_util::on_fake_device;
+using test_util::reset_fake_device;
 
-FakeDeviceMemory& device_memory() {
-  static FakeDeviceMemory* memory = new FakeDeviceMemory();
-  return *memory;
+Tensor floats(const Shape& shape, const std::vector<float>& values) {
+  Tensor t(DType::Float, shape);
+  std::memcpy(t.raw(), values.data(), values.size() * sizeof(float));
+  return t;
 }
-
-int copies_in = 0;
-int copies_out = 0;
-
-bool on_device(const Tensor& t) { return t.buffer()->allocator() == &device_memory(); }
-
-Tensor device_tensor(DType dtype, const Shape& shape) {
-  return Tensor::empty(dtype, shape, device_memory());
-}
-
-class DeviceRelu final : public Kernel {
- public:
-  explicit DeviceRelu(const KernelInfo& info) {
-    if (info.constant_input(0)) info.fail("was handed a host constant");
-  }
-  void compute(KernelContext& ctx) override {
-    const Tensor& x = ctx.input(0);
-    if (!on_device(x)) ctx.fail("input is not in device memory");
-    Tensor y = device_tensor(x.dtype(), x.shape());
-    for (int64_t i = 0; i < x.size(); ++i) y.data<float>()[i] = std::max(0.0f, x.data<float>()[i]);
-    ctx.set_output(0, Value(std::move(y)));
-  }
-};
-
-class FromHost final : public Kernel {
- public:
-  explicit FromHost(const KernelInfo&) {}
-  void compute(KernelContext& ctx) override {
-    const Tensor& x = ctx.input(0);
-    if (on_device(x)) ctx.fail("copies a value that is already on the device");
-    Tensor y = device_tensor(x.dtype(), x.shape());
-    std::memcpy(y.raw(), x.raw(), x.nbytes());
-    ++copies_in;
-    ctx.set_output(0, Value(std::move(y)));
-  }
-};
-
-class ToHost final : public Kernel {
- public:
-  explicit ToHost(const KernelInfo&) {}
-  void compute(KernelContext& ctx) override {
-    const Tensor& x = ctx.input(0);
-    if (!on_device(x)) ctx.fail("copies a value that is not on the device");
-    Tensor& y = ctx.output(0, x.dtype(), x.shape());
-    std::memcpy(y.raw(), x.raw(), x.nbytes());
-    ++copies_out;
-  }
-};
-
-const KernelRegistry& fake_registry() {
-  static const KernelRegistry registry = [] {
-    KernelRegistry reg;
-    reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<DeviceRelu>});
-    reg.add({"com.graft", "MemcpyFromHost", 1, 1 << 30, {}, 0, make<FromHost>});
-    reg.add({"com.graft", "MemcpyToHost", 1, 1 << 30, {}, 0, make<ToHost>});
-    return reg;
-  }();
-  return registry;
-}
-
-class FakeDeviceProvider : public ExecutionProvider {
- public:
-  const char* name() const override { return "FakeDeviceProvider"; }
-  std::vector<size_t> capability(const ir::Model& model, const ir::Graph& graph) const override {
-    return supported_nodes(registry(), model, graph);
-  }
-  const KernelRegistry& registry() const override { return fake_registry(); }
-  Allocator& allocator() const override { return device_memory(); }
-};
-
-std::unique_ptr<ExecutionProvider> make_fake(const ProviderOptions&) {
-  return std::make_unique<FakeDeviceProvider>();
-}
-
-struct Registrar {
-  Registrar() { register_provider("FakeDeviceProvider", 200, &make_fake, /*by_default=*/false); }
-} registrar;
 
 // r1 = Relu(x) [device]; s = r1 + b [CPU]; r2 = Relu(s) [device]; r3 = Relu(b) [device];
-// t = r2 + r3 [CPU]. Outputs t, r2 (a device value) and r1 (read by the CPU too).
-ir::Model chain() {
+// t = r2 + r3 [CPU]. Outputs t, r2 (a device value) and r1 (read by the CPU too). With
+// `overridable_b` the initializer b is also an input, which a run may feed.
+ir::Model chain(bool overridable_b = false) {
   test_util::ModelBuilder m("chain");
   m.input("x", std::vector<std::string>{"4"});
+  if (overridable_b) m.input("b", std::vector<std::string>{"4"});
   m.initializer("b", {4}, [](int64_t i) { return static_cast<float>(i) - 1.5f; });
   m.node("Relu", {"x"}, "r1");
   m.node("Add", {"r1", "b"}, "s");
@@ -134,44 +50,54 @@ ir::Model chain() {
   return m.build();
 }
 
-TEST(DeviceCopies, CopiesAtEveryHostDeviceBoundary) {
+const std::vector<std::string> kOnDevice = {kFakeDevice, "CPUExecutionProvider"};
+
+SessionOptions unoptimized() {
   SessionOptions options;
   options.graph_optimization_level = 0;
-  InferenceSession session(chain(), options, {"FakeDeviceProvider", "CPUExecutionProvider"});
-  copies_in = copies_out = 0;
-  Tensor x(DType::Float, {4});
-  const float xs[] = {-2.0f, -0.5f, 0.5f, 2.0f};
-  std::memcpy(x.raw(), xs, sizeof(xs));
-  std::vector<Value> out = session.run({}, {{"x", x}});
-  // In: x, s, the initializer b. Out: r1 (for Add and as an output, one copy), r2 (for Add and
-  // as an output, one copy), r3.
-  EXPECT_EQ(copies_in, 3);
-  EXPECT_EQ(copies_out, 3);
-  const float b[] = {-1.5f, -0.5f, 0.5f, 1.5f};
+  return options;
+}
+
+// The outputs of chain() for x, computed here.
+void expect_chain_outputs(const std::vector<Value>& out, const std::vector<float>& xs) {
+  ASSERT_EQ(out.size(), 3u);
   for (int i = 0; i < 4; ++i) {
-    const float r1 = std::max(0.0f, xs[i]);
-    const float r2 = std::max(0.0f, r1 + b[i]);
-    EXPECT_EQ(out[0].tensor().data<float>()[i], r2 + std::max(0.0f, b[i])) << i;
+    const float b = static_cast<float>(i) - 1.5f;
+    const float r1 = std::max(0.0f, xs[static_cast<size_t>(i)]);
+    const float r2 = std::max(0.0f, r1 + b);
+    EXPECT_EQ(out[0].tensor().data<float>()[i], r2 + std::max(0.0f, b)) << i;
     EXPECT_EQ(out[1].tensor().data<float>()[i], r2) << i;
     EXPECT_EQ(out[2].tensor().data<float>()[i], r1) << i;
   }
-  for (const auto& v : out) EXPECT_FALSE(on_device(v.tensor()));
+}
+
+const std::vector<float> kXs = {-2.0f, -0.5f, 0.5f, 2.0f};
+
+TEST(DeviceCopies, CopiesAtEveryHostDeviceBoundary) {
+  InferenceSession session(chain(), unoptimized(), kOnDevice);
+  reset_fake_device();
+  std::vector<Value> out = session.run({}, {{"x", floats({4}, kXs)}});
+  // In: x and s (the initializer b went once, when the session was made). Out: r1 (for Add and as
+  // an output, one copy), r2 (for Add and as an output, one copy), r3.
+  EXPECT_EQ(fake_device_log().copies_in, 2);
+  EXPECT_EQ(fake_device_log().copies_out, 3);
+  EXPECT_EQ(fake_device_log().ran["Relu"], 3);
+  expect_chain_outputs(out, kXs);
+  for (const auto& v : out) EXPECT_TRUE(v.tensor().on_host());
 }
 
 TEST(DeviceCopies, TheCopiesAreNodesOfTheSavedOptimizedModel) {
   const std::string path = ::testing::TempDir() + "/device_copies_optimized.onnx";
-  SessionOptions options;
-  options.graph_optimization_level = 0;
+  SessionOptions options = unoptimized();
   options.optimized_model_filepath = path;
-  InferenceSession session(chain(), options, {"FakeDeviceProvider", "CPUExecutionProvider"});
-  Tensor x(DType::Float, {4});
-  const float xs[] = {-2.0f, -0.5f, 0.5f, 2.0f};
-  std::memcpy(x.raw(), xs, sizeof(xs));
-  copies_in = copies_out = 0;
+  reset_fake_device();
+  InferenceSession session(chain(), options, kOnDevice);
+  const Tensor x = floats({4}, kXs);
   std::vector<Value> on_device = session.run({}, {{"x", x}});
-  // Every crossing is one of the graph's copy nodes.
-  EXPECT_EQ(copies_in, 3);
-  EXPECT_EQ(copies_out, 3);
+  // Every crossing is one of the graph's copy nodes: b's when the session was made, x's and s's
+  // in the run.
+  EXPECT_EQ(fake_device_log().copies_in, 3);
+  EXPECT_EQ(fake_device_log().copies_out, 3);
   // The saved model passes ONNX's checker (load_model runs it), declares the copies as
   // functions, and runs on the CPU alone, where each copy is its Identity body.
   ir::Model saved = ir::load_model(path);
@@ -190,6 +116,24 @@ TEST(DeviceCopies, TheCopiesAreNodesOfTheSavedOptimizedModel) {
     for (int i = 0; i < 4; ++i)
       EXPECT_EQ(out[k].tensor().data<float>()[i], on_device[k].tensor().data<float>()[i]);
   }
+}
+
+// b is a weight the device reads: it is copied when the session is made, never in a run. An
+// initializer that is also an input may be fed per run, so its copy stays in the run.
+TEST(DeviceCopies, ConstantsAreCopiedToTheDeviceOnce) {
+  reset_fake_device();
+  InferenceSession session(chain(), unoptimized(), kOnDevice);
+  EXPECT_EQ(fake_device_log().copies_in, 1);
+  for (int run = 0; run < 2; ++run)
+    expect_chain_outputs(session.run({}, {{"x", floats({4}, kXs)}}), kXs);
+  EXPECT_EQ(fake_device_log().copies_in, 1 + 2 * 2);
+
+  reset_fake_device();
+  InferenceSession overridable(chain(/*overridable_b=*/true), unoptimized(), kOnDevice);
+  EXPECT_EQ(fake_device_log().copies_in, 0);
+  for (int run = 0; run < 2; ++run)
+    expect_chain_outputs(overridable.run({}, {{"x", floats({4}, kXs)}}), kXs);
+  EXPECT_EQ(fake_device_log().copies_in, 2 * 3);
 }
 
 // r1 = Relu(x) on the device; an If whose branches read r1 from the outer scope: one copy to the
@@ -231,17 +175,14 @@ TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedToTheHost) {
   branch("then_branch", "Add");
   branch("else_branch", "Mul");
   declare(g->add_output(), "y", onnx::TensorProto::FLOAT);
-  InferenceSession session(ir::load_model_from_bytes(m.SerializeAsString()), {},
-                           {"FakeDeviceProvider", "CPUExecutionProvider"});
-  Tensor x(DType::Float, {3});
+  InferenceSession session(ir::load_model_from_bytes(m.SerializeAsString()), {}, kOnDevice);
   const float xs[] = {-1.0f, 2.0f, 3.0f};
-  std::memcpy(x.raw(), xs, sizeof(xs));
   Tensor c(DType::Bool, {});
   *c.data<bool>() = false;
-  copies_in = copies_out = 0;
-  std::vector<Value> out = session.run({}, {{"x", x}, {"c", c}});
-  EXPECT_EQ(copies_in, 1);
-  EXPECT_EQ(copies_out, 1);
+  reset_fake_device();
+  std::vector<Value> out = session.run({}, {{"x", floats({3}, {xs[0], xs[1], xs[2]})}, {"c", c}});
+  EXPECT_EQ(fake_device_log().copies_in, 1);
+  EXPECT_EQ(fake_device_log().copies_out, 1);
   for (int i = 0; i < 3; ++i) {
     const float r = std::max(0.0f, xs[i]);
     EXPECT_EQ(out[0].tensor().data<float>()[i], r * r) << i;
@@ -253,11 +194,10 @@ TEST(DeviceCopies, ValuesNestedGraphsReadAreCopiedToTheHost) {
 // updated in place on the host. The state after 5 steps equals host-only training's, bit for bit.
 TEST(DeviceCopies, TrainingCrossesTheDeviceAndMatchesHostTraining) {
   const auto on_host = test_util::train_relu_regression({});
-  copies_in = copies_out = 0;
-  const auto crossing =
-      test_util::train_relu_regression({"FakeDeviceProvider", "CPUExecutionProvider"});
-  EXPECT_GT(copies_in, 0);
-  EXPECT_GT(copies_out, 0);
+  reset_fake_device();
+  const auto crossing = test_util::train_relu_regression(kOnDevice);
+  EXPECT_GT(fake_device_log().copies_in, 0);
+  EXPECT_GT(fake_device_log().copies_out, 0);
   for (const auto& [name, host] : crossing.on_host) EXPECT_TRUE(host) << name;
   EXPECT_EQ(on_host.values, crossing.values);
   EXPECT_TRUE(on_host.values.count("w") && on_host.values.count("bias"));
@@ -268,16 +208,132 @@ TEST(DeviceCopies, ProvidersThatAreNotDefaultAreListedButNotUsedUnasked) {
   const auto defaults = default_providers();
   EXPECT_NE(std::find(available.begin(), available.end(), "FakeDeviceProvider"), available.end());
   EXPECT_EQ(std::find(defaults.begin(), defaults.end(), "FakeDeviceProvider"), defaults.end());
+  reset_fake_device();
   InferenceSession session(chain());
-  copies_in = copies_out = 0;
   session.run({}, {{"x", Tensor(DType::Float, {4})}});
-  EXPECT_EQ(copies_in + copies_out, 0);
+  EXPECT_EQ(fake_device_log().copies_in + fake_device_log().copies_out, 0);
+  EXPECT_TRUE(fake_device_log().ran.empty());
 }
 
 TEST(DeviceCopies, DeviceBuffersRefuseHostOnlyOperations) {
-  Tensor t = device_tensor(DType::Float, {3});
+  Tensor t = Tensor::empty(DType::Float, {3}, fake_device_memory());
   EXPECT_THROW(t.clone(), InvalidArgument);
-  EXPECT_THROW(Buffer(DType::String, 2, device_memory()), InvalidArgument);
+  EXPECT_THROW(Buffer(DType::String, 2, fake_device_memory()), InvalidArgument);
+  Tensor words(DType::String, {1});
+  EXPECT_THROW(words.to(fake_device_memory()), InvalidArgument);
+}
+
+// Tensor::to and to_host move a tensor through the allocators' copies, and hand back the tensor
+// itself where it already is.
+TEST(DeviceCopies, TensorsMoveBetweenHostAndDeviceMemory) {
+  const Tensor host = floats({2, 2}, {1.5f, -2.0f, 3.25f, 0.0f});
+  const Tensor device = host.to(fake_device_memory());
+  EXPECT_TRUE(on_fake_device(device));
+  EXPECT_FALSE(device.on_host());
+  EXPECT_EQ(device.shape(), host.shape());
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(test_util::device_elements<float>(device)[i], host.data<float>()[i]);
+  EXPECT_EQ(device.to(fake_device_memory()).buffer(), device.buffer());
+  EXPECT_EQ(host.to_host().buffer(), host.buffer());
+  EXPECT_EQ(host.to(cpu_allocator()).buffer(), host.buffer());
+  const Tensor back = device.to_host();
+  EXPECT_TRUE(back.on_host());
+  EXPECT_NE(back.buffer(), host.buffer());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(back.data<float>()[i], host.data<float>()[i]);
+}
+
+// Device memory whose allocator has no copies: moving a tensor there says so.
+class MemoryWithoutCopies final : public Allocator {
+ public:
+  const char* name() const override { return "Uncopyable"; }
+  void* allocate(size_t bytes) override { return cpu_allocator().allocate(bytes); }
+  void release(void* ptr, size_t bytes) override { cpu_allocator().release(ptr, bytes); }
+  bool on_host() const override { return false; }
+};
+
+TEST(DeviceCopies, AnAllocatorWithoutCopiesIsNamed) {
+  MemoryWithoutCopies memory;
+  try {
+    (void)floats({1}, {1.0f}).to(memory);
+    FAIL() << "the copy went through";
+  } catch (const NotImplemented& e) {
+    EXPECT_NE(std::string(e.what()).find("Uncopyable"), std::string::npos) << e.what();
+  }
+}
+
+// A feed already in device memory goes to the device kernels as it is; where a host node reads
+// it, the run starts from a host copy.
+TEST(DeviceCopies, FeedsAlreadyOnTheDeviceAreNotCopiedIn) {
+  InferenceSession session(chain(), unoptimized(), kOnDevice);
+  reset_fake_device();
+  std::vector<Value> out = session.run({}, {{"x", floats({4}, kXs).to(fake_device_memory())}});
+  EXPECT_EQ(fake_device_log().copies_in, 1);  // s
+  expect_chain_outputs(out, kXs);
+
+  // y = x + b on the host, z = Relu(x) on the device.
+  test_util::ModelBuilder m("shared_feed");
+  m.input("x", std::vector<std::string>{"4"});
+  m.initializer("b", {4}, [](int64_t i) { return static_cast<float>(i); });
+  m.node("Add", {"x", "b"}, "y");
+  m.node("Relu", {"x"}, "z");
+  m.output("y", std::vector<std::string>{"4"});
+  m.output("z", std::vector<std::string>{"4"});
+  InferenceSession shared(m.build(), unoptimized(), kOnDevice);
+  reset_fake_device();
+  out = shared.run({}, {{"x", floats({4}, kXs).to(fake_device_memory())}});
+  // The Add reads x in host memory, which the Relu's copy then takes in again.
+  EXPECT_EQ(fake_device_log().copies_in, 1);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(out[0].tensor().data<float>()[i],
+              kXs[static_cast<size_t>(i)] + static_cast<float>(i));
+    EXPECT_EQ(out[1].tensor().data<float>()[i], std::max(0.0f, kXs[static_cast<size_t>(i)]));
+  }
+}
+
+// y = Relu(x) is only an output; z = Relu(x) is an output the host's Add reads too. Asked to,
+// a run leaves y on the device; z comes back through the copy the Add needs anyway.
+TEST(DeviceCopies, OutputsStayOnTheDeviceWhenTheRunAsks) {
+  test_util::ModelBuilder m("device_outputs");
+  m.input("x", std::vector<std::string>{"4"});
+  m.node("Relu", {"x"}, "y");
+  m.node("Relu", {"x"}, "z");
+  m.node("Add", {"z", "z"}, "w");
+  m.output("y", std::vector<std::string>{"4"});
+  m.output("z", std::vector<std::string>{"4"});
+  m.output("w", std::vector<std::string>{"4"});
+  InferenceSession session(m.build(), unoptimized(), kOnDevice);
+  const Tensor x = floats({4}, kXs);
+  auto expect_values = [&](const std::vector<Value>& out) {
+    ASSERT_EQ(out.size(), 3u);
+    for (int i = 0; i < 4; ++i) {
+      const float r = std::max(0.0f, kXs[static_cast<size_t>(i)]);
+      EXPECT_EQ(out[0].tensor().to_host().data<float>()[i], r) << i;
+      EXPECT_EQ(out[1].tensor().data<float>()[i], r) << i;
+      EXPECT_EQ(out[2].tensor().data<float>()[i], r + r) << i;
+    }
+  };
+
+  reset_fake_device();
+  std::vector<Value> out = session.run({}, {{"x", x}}, RunOptions{.outputs_on_device = true});
+  EXPECT_TRUE(on_fake_device(out[0].tensor()));
+  EXPECT_TRUE(out[1].tensor().on_host());
+  EXPECT_TRUE(out[2].tensor().on_host());
+  EXPECT_EQ(fake_device_log().copies_out, 1);
+  expect_values(out);
+
+  // The next run without the option is back to host outputs.
+  reset_fake_device();
+  out = session.run({}, {{"x", x}});
+  for (const auto& v : out) EXPECT_TRUE(v.tensor().on_host());
+  EXPECT_EQ(fake_device_log().copies_out, 2);
+  expect_values(out);
+
+  // A device output fed back in goes to the device kernels as it is.
+  reset_fake_device();
+  out = session.run({}, {{"x", session.run({}, {{"x", x}}, {.outputs_on_device = true})[0]}},
+                    {.outputs_on_device = true});
+  EXPECT_EQ(fake_device_log().copies_in, 1);
+  expect_values(out);
 }
 
 TEST(DeviceCopies, AskingForCudaWithoutADeviceNamesTheReason) {

@@ -234,8 +234,8 @@ GRAFT_CPU_KERNELS(misc_random) {
                                           DType::BFloat16};
   reg.add({"", "RandomUniform", 1, 1 << 30, {}, 0, make<RandomUniform>});
   reg.add({"", "RandomNormal", 1, 1 << 30, {}, 0, make<RandomNormal>});
-  reg.add({"", "RandomUniformLike", 1, 1 << 30, {}, 0, make<RandomUniform>});
-  reg.add({"", "RandomNormalLike", 1, 1 << 30, {}, 0, make<RandomNormal>});
+  reg.add({"", "RandomUniformLike", 1, 1 << 30, {}, 0, make<RandomUniform>, {}, {0}});
+  reg.add({"", "RandomNormalLike", 1, 1 << 30, {}, 0, make<RandomNormal>, {}, {0}});
   reg.add({"", "Multinomial", 7, 1 << 30, float_types, 0, make<Multinomial>});
   reg.add({"", "Bernoulli", 15, 1 << 30, float_types, 0, make<Bernoulli>});
 }

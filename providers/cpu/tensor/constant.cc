@@ -106,7 +106,7 @@ class EyeLike final : public Kernel {
 GRAFT_CPU_KERNELS(tensor_constant) {
   reg.add({"", "Constant", 1, 1 << 30, {}, 0, make<Constant>});
   reg.add({"", "ConstantOfShape", 9, 1 << 30, {}, 0, make<ConstantOfShape>});
-  reg.add({"", "EyeLike", 9, 1 << 30, {}, 0, make<EyeLike>});
+  reg.add({"", "EyeLike", 9, 1 << 30, {}, 0, make<EyeLike>, {}, {0}});
 }
 
 }  // namespace graft

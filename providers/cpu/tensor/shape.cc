@@ -44,8 +44,8 @@ class Size final : public Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(tensor_shape) {
-  reg.add({"", "Shape", 1, 1 << 30, {}, 0, make<ShapeOp>});
-  reg.add({"", "Size", 1, 1 << 30, {}, 0, make<Size>});
+  reg.add({"", "Shape", 1, 1 << 30, {}, 0, make<ShapeOp>, {}, {0}});
+  reg.add({"", "Size", 1, 1 << 30, {}, 0, make<Size>, {}, {0}});
 }
 
 }  // namespace graft
