@@ -2,8 +2,9 @@
 // (several inputs of two dtypes, packed into one device buffer), Broadcast, AllGather and
 // ReduceScatter placed on CUDAExecutionProvider between CPU nodes, so values cross host -> device
 // -> device -> host. Checked against the same arithmetic done on the host, on one rank (NCCL
-// refuses two ranks on one device). Exits 77 (skipped) with the reason printed when no CUDA
-// device is present, 0 when every check passes, 1 otherwise.
+// refuses two ranks on one device). Each collective is enqueued on the NCCL stream and finishes
+// later (the profile shows the executor's wait for it). Exits 77 (skipped) with the reason printed
+// when no CUDA device is present, 0 when every check passes, 1 otherwise.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -143,6 +144,13 @@ void run_case(int64_t n) {
         "3 host-to-device copies (s, b, c): " + std::to_string(count("MemcpyFromHost")));
   check(count("MemcpyToHost") == 4, "4 device-to-host copies (r for Add; outputs b3, c2, g): " +
                                         std::to_string(count("MemcpyToHost")));
+  // Each collective returned before it completed; the compute stream waited for its event when a
+  // later node read the outputs (the executor profiles those waits as <op>Wait).
+  for (const char* op : {"AllReduce", "Broadcast", "AllGather", "ReduceScatter"}) {
+    check(count(std::string(op) + "Wait") == 1,
+          std::string(op) +
+              " finished later, once: " + std::to_string(count(std::string(op) + "Wait")));
+  }
 }
 
 // Data-parallel training on one rank, the gradients' AllReduce on the device over NCCL: the
@@ -155,6 +163,8 @@ void run_training() {
       {"CUDAExecutionProvider", "CPUExecutionProvider"}, "/tmp/graft_cuda_training");
   const size_t reduces = count_events(on_device.trace, "AllReduce");
   check(reduces >= 5, "AllReduce ran in every step (" + std::to_string(reduces) + " in 5 steps)");
+  check(count_events(on_device.trace, "AllReduceWait") == reduces,
+        "every AllReduce overlapped the nodes after it until its outputs were read");
   check(count_events(on_device.trace, "MemcpyFromHost") > 0 &&
             count_events(on_device.trace, "MemcpyToHost") > 0,
         "the gradients went to the device and back");
