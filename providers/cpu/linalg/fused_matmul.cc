@@ -6,8 +6,6 @@
 // separate pass over the output.
 #include <omp.h>
 
-#include <utility>
-
 #include "exec/kernel.h"
 #include "ir/names.h"
 #include "providers/cpu/linalg/gemm_util.h"
@@ -23,34 +21,13 @@ class FusedMatMul : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
-    if (a.dtype() != b.dtype())
-      ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
-    if ((trans_a_ && a.rank() < 2) || (trans_b_ && b.rank() < 2))
-      ctx.fail("a transposed operand (A " + shape_to_string(a.shape()) + ", B " +
-               shape_to_string(b.shape()) + ") must have rank 2 or more");
-    // The shapes MatMul sees: the stored ones with the last two axes swapped where transposed
-    // (a 1-D operand, never transposed, is promoted and dropped as MatMul does).
-    Shape as = a.shape(), bs = b.shape();
-    if (trans_a_) std::swap(as[as.size() - 1], as[as.size() - 2]);
-    if (trans_b_) std::swap(bs[bs.size() - 1], bs[bs.size() - 2]);
-    const MatMulShape plan = plan_matmul(ctx, as, bs);
+    const bool has_bias = ctx.has_input(2);
+    const MatMulShape plan =
+        plan_fused_matmul(ctx, a, b, has_bias ? &ctx.input(2) : nullptr, trans_a_, trans_b_);
     const int64_t m = plan.m, k = plan.k, n = plan.n;
     Tensor& y = ctx.output(0, a.dtype(), plan.out);
     const int64_t batch_count = shape_size(plan.batch);
     if (y.size() == 0) return;
-    const bool has_bias = ctx.has_input(2);
-    if (has_bias) {
-      const Tensor& c = ctx.input(2);
-      if (c.dtype() != a.dtype())
-        ctx.fail(std::string("C is ") + dtype_name(c.dtype()) + " but A is " +
-                 dtype_name(a.dtype()));
-      if (c.size() != n && c.size() != 1)
-        ctx.fail("C " + shape_to_string(c.shape()) + " is not one value per column of the " +
-                 shape_to_string(plan.out) + " product, nor a single value");
-      if (y.rank() < 1 || (c.rank() > 1 && c.size() != 1) || (k == 0))
-        ctx.fail("C " + shape_to_string(c.shape()) + " cannot be added to every row of the " +
-                 shape_to_string(plan.out) + " product");
-    }
     dispatch_float(a.dtype(), "FusedMatMul", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* ap = a.data<T>();

@@ -20,29 +20,9 @@ class Gemm : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
-    if (a.rank() != 2 || b.rank() != 2)
-      ctx.fail("A and B must be 2-D, got " + shape_to_string(a.shape()) + " and " +
-               shape_to_string(b.shape()));
-    if (a.dtype() != b.dtype()) ctx.fail("A and B have different dtypes");
-    const int64_t m = trans_a_ ? a.dim(1) : a.dim(0);
-    const int64_t k = trans_a_ ? a.dim(0) : a.dim(1);
-    const int64_t kb = trans_b_ ? b.dim(1) : b.dim(0);
-    const int64_t n = trans_b_ ? b.dim(0) : b.dim(1);
-    if (k != kb)
-      ctx.fail("inner dimensions differ: A " + shape_to_string(a.shape()) + ", B " +
-               shape_to_string(b.shape()) + (trans_a_ ? " (transA)" : "") +
-               (trans_b_ ? " (transB)" : ""));
     const Tensor* c = ctx.has_input(2) && beta_ != 0.0f ? &ctx.input(2) : nullptr;
-    int64_t c_rows = 1, c_cols = 1;
-    if (c != nullptr) {
-      if (c->dtype() != a.dtype()) ctx.fail("C has a different dtype from A");
-      if (c->rank() > 2) ctx.fail("C must have rank 2 or less, got " + shape_to_string(c->shape()));
-      if (c->rank() >= 1) c_cols = c->dim(c->rank() - 1);
-      if (c->rank() == 2) c_rows = c->dim(0);
-      if ((c_rows != 1 && c_rows != m) || (c_cols != 1 && c_cols != n))
-        ctx.fail("C of shape " + shape_to_string(c->shape()) + " does not broadcast to [" +
-                 std::to_string(m) + ", " + std::to_string(n) + "]");
-    }
+    const GemmShape s = plan_gemm(ctx, a, b, c, trans_a_, trans_b_);
+    const int64_t m = s.m, n = s.n, k = s.k, c_rows = s.c_rows, c_cols = s.c_cols;
     Tensor& y = ctx.output(0, a.dtype(), {m, n});
     if (y.size() == 0) return;
 
