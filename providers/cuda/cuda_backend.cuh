@@ -10,6 +10,7 @@
 
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels/backend.h"
+#include "providers/cuda/kernels/blas.h"
 
 namespace graft::cuda {
 
@@ -103,6 +104,8 @@ class CudaBackend {
     if (bytes > 0) check(cudaMemsetAsync(dst, byte, bytes, stream_), "cudaMemsetAsync");
   }
   uint64_t next_seed() { return seed_++; }
+  void gemm(const GemmDesc& desc, const void* a, const void* b, void* c,
+            const void* bias = nullptr) const;  // blas.h; providers/cuda/blas.cu
 
  private:
   int device_;

@@ -14,6 +14,7 @@
 #include "exec/session.h"
 #include "ir/model.h"
 #include "providers/cuda/kernels/backend.h"
+#include "providers/cuda/kernels/blas.h"
 
 namespace graft::test_util {
 
@@ -58,6 +59,9 @@ class HostBackend {
     if (bytes > 0) std::memset(dst, byte, bytes);
   }
   uint64_t next_seed() { return seed_++; }
+  bool use_tf32() const { return false; }
+  void gemm(const cuda::GemmDesc& desc, const void* a, const void* b, void* c,
+            const void* bias = nullptr) const;  // host_blas.cc
 
  private:
   uint64_t seed_ = 0x5eed;
