@@ -69,7 +69,14 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
     }
   }
   stats_ = training::updated_statistics(forward);
-  ir::Model grads = autodiff::build_gradient_graph(forward, loss_, params_);
+  mixed_ = options.mixed_precision;
+  const bool mixed = mixed_.compute != DType::Undefined;
+  scaled_ = mixed && mixed_.scaled.value_or(mixed_.compute == DType::Float16);
+  loss_scale_ = scaled_ ? mixed_.init_scale : 1.0f;
+  ir::Model source = mixed ? training::autocast(forward, mixed_.compute) : forward.clone();
+  const std::string differentiated = scaled_ ? training::scale_loss(source, loss_) : loss_;
+  ir::Model grads = autodiff::build_gradient_graph(source, differentiated, params_);
+  if (scaled_) training::unscale_gradients(grads, params_);
   distributed::Communicator& world = distributed::world();
   data_parallel_ = options.data_parallel.value_or(world.size() > 1);
   data_parallel_options_ = options.data_parallel_options;
@@ -85,6 +92,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   if (world_size_ > 1) check_ranks_agree(forward);
   ir::Model step = build_update(grads);
   training::expose_running_statistics(step, stats_, data_parallel_);
+  if (mixed) training::guard_update(step, params_);
   // Initial state: the parameters and the optimizer's zero-initialized slots.
   for (const auto& t : step.graph.initializers) {
     const bool is_param = std::find(params_.begin(), params_.end(), t->name()) != params_.end();
@@ -97,6 +105,7 @@ TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions optio
   for (const auto& o : step.graph.outputs) {
     if (o.name.ends_with(names::kNewSuffix)) train_outputs_.push_back(o.name);
   }
+  if (mixed) train_outputs_.push_back(training::kUpdateFinite);
   // Every rank starts from rank 0's parameters and optimizer state (std::map: the same order
   // on every rank). Under ZeRO each rank holds the (zero) state of its own parameters only.
   if (world_size_ > 1) {
@@ -163,6 +172,11 @@ std::vector<Value> TrainingSession::run_step(InferenceSession& session,
   step.data<int64_t>()[0] = step_;
   feeds[names::kLearningRate] = lr;
   feeds[names::kStep] = step;
+  if (scaled_ && &session == train_.get()) {
+    Tensor scale(DType::Float, {});
+    scale.data<float>()[0] = loss_scale_;
+    feeds[training::kLossScale] = scale;
+  }
   if (world_size_ > 1) distributed::world().set_step(step_);
   std::vector<Value> outs = session.run_donating(outputs, feeds, state_);
   // The run took the state; every tensor of it comes back among the ".new" outputs.
@@ -176,10 +190,31 @@ std::vector<Value> TrainingSession::run_step(InferenceSession& session,
       state_[base] = outs[i].tensor();
     }
   }
+  if (!outputs.empty() && outputs.back() == training::kUpdateFinite) update_loss_scale(outs.back());
   return outs;
 }
 
+void TrainingSession::update_loss_scale(const Value& finite) {
+  // torch.amp.GradScaler's rule: back off at once after an overflow, grow after a run of
+  // finite steps. Unscaled (bfloat16) training only counts the skipped steps.
+  if (finite.tensor().scalar_as_int(0) == 0) {
+    ++skipped_steps_;
+    good_steps_ = 0;
+    if (scaled_) loss_scale_ *= mixed_.backoff_factor;
+    return;
+  }
+  if (scaled_ && ++good_steps_ >= mixed_.growth_interval) {
+    loss_scale_ *= mixed_.growth_factor;
+    good_steps_ = 0;
+  }
+}
+
 void TrainingSession::build_split_sessions() {
+  if (mixed_.compute != DType::Undefined) {
+    throw NotImplemented(
+        "mixed precision trains through train_step; forward_backward and optimizer_step run in "
+        "float32 only");
+  }
   if (grad_) return;
   ir::Model gradients =
       autodiff::build_gradient_graph(with_parameter_inputs(*forward_, params_), loss_, params_);

@@ -12,6 +12,7 @@
 #include "distributed/data_parallel.h"
 #include "exec/session.h"
 #include "optim/optimizer.h"
+#include "train/mixed_precision.h"
 
 namespace graft {
 
@@ -36,6 +37,9 @@ struct TrainingOptions {
   // With CUDAExecutionProvider first, the collectives of data-parallel training run over NCCL
   // (the gradients are copied to the device and back).
   std::vector<std::string> providers;
+  // Mixed precision (train/mixed_precision.h): products in float16 or bfloat16 from float32
+  // master weights, with a dynamic loss scale for float16. train_step only.
+  training::MixedPrecision mixed_precision;
 };
 
 class GRAFT_API TrainingSession {
@@ -57,6 +61,11 @@ class GRAFT_API TrainingSession {
   void lazy_reset_grad() { reset_grad_ = true; }
   // The forward model's outputs with the current parameters (no update).
   std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
+
+  // Mixed precision: the loss scale the next step uses, and how many steps were skipped because
+  // their update was not finite.
+  float loss_scale() const { return loss_scale_; }
+  int64_t skipped_steps() const { return skipped_steps_; }
 
   float learning_rate() const { return learning_rate_; }
   void set_learning_rate(float lr) { learning_rate_ = lr; }
@@ -122,6 +131,8 @@ class GRAFT_API TrainingSession {
   // new state and step from its ".new" outputs. Returns the outputs named `outputs`.
   std::vector<Value> run_step(InferenceSession& session, const std::vector<std::string>& outputs,
                               std::map<std::string, Value> feeds);
+  // After a mixed-precision step: the scale and counters from whether its update was finite.
+  void update_loss_scale(const Value& finite);
   std::map<std::string, Tensor> state_;
   std::vector<std::string> params_;
   std::vector<std::string> stats_;
@@ -131,7 +142,12 @@ class GRAFT_API TrainingSession {
   int64_t step_ = 0;
   bool data_parallel_ = false;
   distributed::DataParallelOptions data_parallel_options_;
-  int world_size_ = 1;            // ranks the gradients are averaged over
+  int world_size_ = 1;  // ranks the gradients are averaged over
+  training::MixedPrecision mixed_;
+  bool scaled_ = false;  // the step takes the loss scale
+  float loss_scale_ = 1.0f;
+  int good_steps_ = 0;  // finite steps since the scale last changed
+  int64_t skipped_steps_ = 0;
   std::vector<int> zero_owners_;  // ZeRO-1: the rank updating each parameter; empty: off
 };
 

@@ -55,7 +55,8 @@ void init_training(py::module_& m) {
                        std::optional<bool> data_parallel, double bucket_mb, int zero_stage,
                        const std::string& optimized_model_filepath, bool enable_profiling,
                        const std::string& profile_file_prefix,
-                       const std::vector<std::string>& providers) {
+                       const std::vector<std::string>& providers,
+                       const std::string& mixed_precision, float loss_scale, int growth_interval) {
              if (max_grad_norm < 0)
                throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
                                      std::to_string(max_grad_norm));
@@ -86,6 +87,21 @@ void init_training(py::module_& m) {
              o.data_parallel = data_parallel;
              o.zero_stage = zero_stage;
              o.providers = providers;
+             if (!mixed_precision.empty()) {
+               if (mixed_precision != dtype_name(DType::Float16) &&
+                   mixed_precision != dtype_name(DType::BFloat16))
+                 throw InvalidArgument("mixed_precision must be 'float16' or 'bfloat16', got '" +
+                                       mixed_precision + "'");
+               o.mixed_precision.compute =
+                   mixed_precision == dtype_name(DType::Float16) ? DType::Float16 : DType::BFloat16;
+             }
+             if (!(loss_scale > 0))
+               throw InvalidArgument("loss_scale must be > 0, got " + std::to_string(loss_scale));
+             if (growth_interval < 1)
+               throw InvalidArgument("growth_interval must be >= 1, got " +
+                                     std::to_string(growth_interval));
+             o.mixed_precision.init_scale = loss_scale;
+             o.mixed_precision.growth_interval = growth_interval;
              o.data_parallel_options.bucket_bytes =
                  std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
              std::string bytes = data;
@@ -100,7 +116,8 @@ void init_training(py::module_& m) {
            py::arg("bucket_mb") = 25.0, py::arg("zero_stage") = 0,
            py::arg("optimized_model_filepath") = "", py::arg("enable_profiling") = false,
            py::arg("profile_file_prefix") = "graft_training_profile",
-           py::arg("providers") = std::vector<std::string>{})
+           py::arg("providers") = std::vector<std::string>{}, py::arg("mixed_precision") = "",
+           py::arg("loss_scale") = 65536.0f, py::arg("growth_interval") = 2000)
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;
@@ -149,6 +166,8 @@ void init_training(py::module_& m) {
       .def_property_readonly("data_parallel", &TrainingSession::data_parallel)
       .def_property_readonly("world_size", &TrainingSession::world_size)
       .def_property_readonly("zero_stage", &TrainingSession::zero_stage)
+      .def_property_readonly("loss_scale", &TrainingSession::loss_scale)
+      .def_property_readonly("skipped_steps", &TrainingSession::skipped_steps)
       .def("save_checkpoint", &TrainingSession::save_checkpoint,
            py::call_guard<py::gil_scoped_release>())
       .def("load_checkpoint", &TrainingSession::load_checkpoint,

@@ -52,7 +52,14 @@ class TrainingSession:
 
     providers: execution providers in preference order, as InferenceSession's (default: the
     host's). With ["CUDAExecutionProvider", "CPUExecutionProvider"] on a machine with a GPU the
-    data-parallel collectives run over NCCL on the device, the gradients copied there and back."""
+    data-parallel collectives run over NCCL on the device, the gradients copied there and back.
+
+    mixed_precision="float16" or "bfloat16" computes MatMul, Gemm, Conv and ConvTranspose in that
+    type from float32 master weights (torch.autocast's products), everything else in float32.
+    float16 scales the loss dynamically (torch.amp.GradScaler): it starts at loss_scale, a step
+    whose update is not finite is skipped whole and halves the scale, growth_interval finite steps
+    in a row double it; `loss_scale` and `skipped_steps` report where it stands. bfloat16 trains
+    unscaled, still skipping non-finite updates."""
 
     def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
                  params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,
@@ -63,7 +70,8 @@ class TrainingSession:
                  zero_stage: int = 0,
                  optimized_model_filepath: str | os.PathLike | None = None, enable_profiling: bool = False,
                  profile_file_prefix: str = "graft_training_profile",
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, mixed_precision: str | None = None,
+                 loss_scale: float = 65536.0, growth_interval: int = 2000) -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
         elif isinstance(model, (bytes, bytearray)):
@@ -81,7 +89,9 @@ class TrainingSession:
                                         bucket_mb=bucket_mb, zero_stage=zero_stage,
                                         optimized_model_filepath=os.fspath(optimized_model_filepath or ""),
                                         enable_profiling=enable_profiling, profile_file_prefix=profile_file_prefix,
-                                        providers=_session_providers(providers))
+                                        providers=_session_providers(providers),
+                                        mixed_precision=mixed_precision or "", loss_scale=loss_scale,
+                                        growth_interval=growth_interval)
 
     def train_step(self, feeds: dict[str, Any]) -> float:
         return self._sess.train_step({k: _to_native(v, None) for k, v in feeds.items()})
@@ -143,6 +153,14 @@ class TrainingSession:
     @property
     def zero_stage(self) -> int:
         return self._sess.zero_stage
+
+    @property
+    def loss_scale(self) -> float:
+        return self._sess.loss_scale
+
+    @property
+    def skipped_steps(self) -> int:
+        return self._sess.skipped_steps
 
     @property
     def step(self) -> int:
