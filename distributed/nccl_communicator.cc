@@ -220,6 +220,8 @@ class NcclCommunicator final : public Communicator {
         watched_.pop_front();
         continue;
       }
+      // At exit the runtime may be unloaded while work is still enqueued: nothing to watch then.
+      if (query == cudaErrorCudartUnloading) return;
       if (query != cudaErrorNotReady) exit_on_failure(comm, w.what, cudaGetErrorString(query));
       ncclResult_t state = ncclSuccess;
       const ncclResult_t asked = ncclCommGetAsyncError(comm, &state);
