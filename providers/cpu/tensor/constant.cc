@@ -1,5 +1,6 @@
 // Constant, ConstantOfShape and EyeLike: tensors made from attributes and shapes.
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
@@ -58,11 +59,7 @@ class ConstantOfShape final : public Kernel {
   }
 
   void compute(KernelContext& ctx) override {
-    const Shape shape = ctx.input(0).to_int_vector();
-    for (int64_t d : shape) {
-      if (d < 0) ctx.fail("shape " + shape_to_string(shape) + " has a negative dim");
-    }
-    Tensor& y = ctx.output(0, value_.dtype(), shape);
+    Tensor& y = ctx.output(0, value_.dtype(), shape_from_input(ctx, ctx.input(0)));
     tensor_ops::dispatch_copyable(value_.dtype(), "ConstantOfShape", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T v = value_.data<T>()[0];

@@ -1,6 +1,6 @@
 // Expand and Tile: repeat a tensor's elements by broadcasting or by tiling.
 #include "exec/kernel.h"
-#include "providers/cpu/broadcast.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
@@ -12,23 +12,11 @@ class Expand final : public Kernel {
 
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
-    const Tensor& shape_input = ctx.input(1);
-    if (shape_input.rank() > 1) ctx.fail("shape must be 1-D");
-    const Shape requested = shape_input.to_int_vector();
-    for (int64_t d : requested) {
-      if (d < 0) ctx.fail("shape " + shape_to_string(requested) + " has a negative dim");
-    }
-    const Shape shape = broadcast_shapes({x.shape(), requested}, ctx.describe());
-    const std::vector<int64_t> in_strides = tensor_ops::contiguous_strides(x.shape());
-    const size_t lead = shape.size() - x.shape().size();
-    std::vector<int64_t> strides(shape.size(), 0);
-    for (size_t d = 0; d < x.shape().size(); ++d) {
-      if (x.shape()[d] != 1) strides[lead + d] = in_strides[d];
-    }
-    Tensor& y = ctx.output(0, x.dtype(), shape);
+    const StridedView view = expand_view(ctx, x.shape(), ctx.input(1));
+    Tensor& y = ctx.output(0, x.dtype(), view.shape);
     tensor_ops::dispatch_copyable(x.dtype(), "Expand", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      tensor_ops::strided_copy(y.data<T>(), x.data<T>(), shape, strides);
+      tensor_ops::strided_copy(y.data<T>(), x.data<T>(), view.shape, view.strides);
     });
   }
 };
@@ -50,17 +38,12 @@ class Tile final : public Kernel {
     } else {
       repeats = ctx.input(1).to_int_vector();
     }
-    if (repeats.size() != rank) {
-      ctx.fail("repeats has " + std::to_string(repeats.size()) + " entries for an input of rank " +
-               std::to_string(rank));
-    }
+    const Shape shape = tile_shape(ctx, x.shape(), repeats);
     // Read as [r0, d0, r1, d1, ...] with stride 0 on the repeat dims.
     const std::vector<int64_t> in_strides = tensor_ops::contiguous_strides(x.shape());
-    Shape shape(rank), view;
+    Shape view;
     std::vector<int64_t> strides;
     for (size_t d = 0; d < rank; ++d) {
-      if (repeats[d] < 0) ctx.fail("repeats must be non-negative");
-      shape[d] = x.shape()[d] * repeats[d];
       view.insert(view.end(), {repeats[d], x.shape()[d]});
       strides.insert(strides.end(), {0, in_strides[d]});
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
@@ -35,10 +36,7 @@ class Gather final : public Kernel {
     const int64_t dim = data.dim(axis);
     const std::vector<int64_t> idx = checked_indices(ctx, indices, dim);
     const auto ax = static_cast<size_t>(axis);
-    Shape shape(data.shape().begin(), data.shape().begin() + axis);
-    shape.insert(shape.end(), indices.shape().begin(), indices.shape().end());
-    shape.insert(shape.end(), data.shape().begin() + axis + 1, data.shape().end());
-    Tensor& y = ctx.output(0, data.dtype(), shape);
+    Tensor& y = ctx.output(0, data.dtype(), gather_shape(data.shape(), indices.shape(), axis));
     const int64_t outer = product(data.shape(), 0, ax);
     const int64_t inner = product(data.shape(), ax + 1, data.shape().size());
     const auto n = static_cast<int64_t>(idx.size());
@@ -68,17 +66,8 @@ class GatherElements final : public Kernel {
     const Tensor& data = ctx.input(0);
     const Tensor& indices = ctx.input(1);
     if (data.rank() == 0) ctx.fail("data must have rank >= 1");
-    if (indices.rank() != data.rank()) {
-      ctx.fail("indices rank " + std::to_string(indices.rank()) + " differs from data rank " +
-               std::to_string(data.rank()));
-    }
     const int64_t axis = tensor_ops::normalize_axis(ctx, axis_, data.rank());
-    for (int64_t d = 0; d < data.rank(); ++d) {
-      if (d != axis && indices.dim(d) > data.dim(d)) {
-        ctx.fail("indices shape " + shape_to_string(indices.shape()) + " exceeds data shape " +
-                 shape_to_string(data.shape()));
-      }
-    }
+    check_elements_indices(ctx, data.shape(), indices.shape(), axis);
     const std::vector<int64_t> idx = checked_indices(ctx, indices, data.dim(axis));
     Tensor& y = ctx.output(0, data.dtype(), indices.shape());
     const std::vector<int64_t> strides = tensor_ops::contiguous_strides(data.shape());
@@ -113,31 +102,15 @@ class GatherND final : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& data = ctx.input(0);
     const Tensor& indices = ctx.input(1);
-    const int64_t r = data.rank(), q = indices.rank(), b = batch_dims_;
-    if (r < 1 || q < 1) ctx.fail("data and indices must have rank >= 1");
-    if (b < 0 || b >= q || b >= r) ctx.fail("batch_dims must be less than both ranks");
-    const int64_t k = indices.dim(q - 1);
-    if (k < 1 || k > r - b) {
-      ctx.fail("indices last dim " + std::to_string(k) + " must be in [1, " +
-               std::to_string(r - b) + "]");
-    }
-    for (int64_t d = 0; d < b; ++d) {
-      if (indices.dim(d) != data.dim(d)) ctx.fail("batch dims of data and indices differ");
-    }
-    Shape shape(indices.shape().begin(), indices.shape().end() - 1);
-    shape.insert(shape.end(), data.shape().begin() + b + k, data.shape().end());
-    Tensor& y = ctx.output(0, data.dtype(), shape);
+    const GatherNDGeometry g = gather_nd_geometry(ctx, data.shape(), indices.shape(), batch_dims_);
+    Tensor& y = ctx.output(0, data.dtype(), g.shape);
 
     const std::vector<int64_t> idx = indices.to_int_vector();
     const std::vector<int64_t> strides = tensor_ops::contiguous_strides(data.shape());
-    const auto ub = static_cast<size_t>(b);
-    const int64_t batches = product(data.shape(), 0, ub);
-    const int64_t batch_stride = product(data.shape(), ub, data.shape().size());
-    const int64_t tuples = product(indices.shape(), ub, indices.shape().size() - 1);
-    const int64_t slice = product(data.shape(), ub + static_cast<size_t>(k), data.shape().size());
-    std::vector<int64_t> offsets(static_cast<size_t>(batches * tuples));
-    for (int64_t t = 0; t < batches * tuples; ++t) {
-      int64_t offset = (t / std::max<int64_t>(tuples, 1)) * batch_stride;
+    const int64_t b = batch_dims_, k = g.k, slice = g.slice;
+    std::vector<int64_t> offsets(static_cast<size_t>(g.batches * g.tuples));
+    for (int64_t t = 0; t < g.batches * g.tuples; ++t) {
+      int64_t offset = (t / std::max<int64_t>(g.tuples, 1)) * g.batch_stride;
       for (int64_t j = 0; j < k; ++j) {
         const int64_t dim = data.dim(b + j);
         int64_t i = idx[static_cast<size_t>(t * k + j)];

@@ -3,30 +3,18 @@
 #include <algorithm>
 
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
 namespace {
 
-enum class PadMode { Constant, Reflect, Edge, Wrap };
-
 // Pad-1 and 2 take pads (named paddings in 1) and the value as attributes; 11 moves them to
 // inputs 1 and 2; 18 adds input 3, the axes the pads apply to; 19 adds wrap.
 class Pad final : public Kernel {
  public:
-  explicit Pad(const KernelInfo& info) : attrs_(info.since_version() < 11) {
-    const std::string mode = info.attr_string("mode", "constant");
-    if (mode == "constant") {
-      mode_ = PadMode::Constant;
-    } else if (mode == "reflect") {
-      mode_ = PadMode::Reflect;
-    } else if (mode == "edge") {
-      mode_ = PadMode::Edge;
-    } else if (mode == "wrap" && info.since_version() >= 19) {
-      mode_ = PadMode::Wrap;
-    } else {
-      info.fail("unsupported mode '" + mode + "'");
-    }
+  explicit Pad(const KernelInfo& info)
+      : attrs_(info.since_version() < 11), mode_(parse_pad_mode(info)) {
     if (attrs_) {
       pads_ = info.attr_ints(info.since_version() < 2 ? "paddings" : "pads");
       value_ = info.attr_float("value", 0.0f);
@@ -37,37 +25,20 @@ class Pad final : public Kernel {
     const Tensor& x = ctx.input(0);
     const int64_t rank = x.rank();
     std::vector<int64_t> pads = attrs_ ? pads_ : ctx.input(1).to_int_vector();
-    std::vector<int64_t> axes;
-    if (!attrs_ && ctx.num_inputs() > 3 && ctx.has_input(3)) {
-      axes = ctx.input(3).to_int_vector();
-    } else {
-      for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
-    }
-    if (pads.size() != 2 * axes.size()) {
-      ctx.fail("pads has " + std::to_string(pads.size()) + " entries for " +
-               std::to_string(axes.size()) + " axes");
-    }
-    std::vector<int64_t> begin(static_cast<size_t>(rank), 0), end(static_cast<size_t>(rank), 0);
-    for (size_t i = 0; i < axes.size(); ++i) {
-      const auto axis = static_cast<size_t>(tensor_ops::normalize_axis(ctx, axes[i], rank));
-      begin[axis] = pads[i];
-      end[axis] = pads[axes.size() + i];
-    }
+    std::optional<std::vector<int64_t>> axes;
+    if (!attrs_ && ctx.num_inputs() > 3 && ctx.has_input(3)) axes = ctx.input(3).to_int_vector();
+    const PadGeometry geometry = pad_geometry(ctx, x.shape(), pads, axes, mode_);
+    const Shape& shape = geometry.shape;
+    const std::vector<int64_t>& begin = geometry.begin;
 
     // Per axis, the source index of every output index, or -1 for the constant.
-    Shape shape(static_cast<size_t>(rank));
     std::vector<std::vector<int64_t>> source(static_cast<size_t>(rank));
     for (size_t d = 0; d < shape.size(); ++d) {
       const int64_t dim = x.shape()[d];
-      shape[d] = dim + begin[d] + end[d];
-      if (shape[d] < 0) ctx.fail("pads crop axis " + std::to_string(d) + " below size 0");
-      if (dim == 0 && shape[d] > 0 && mode_ != PadMode::Constant) {
-        ctx.fail("cannot pad the empty axis " + std::to_string(d) + " in this mode");
-      }
       source[d].resize(static_cast<size_t>(shape[d]));
       for (int64_t o = 0; o < shape[d]; ++o) {
         int64_t i = o - begin[d];
-        if (i < 0 || i >= dim) i = outside(i, dim);
+        if (i < 0 || i >= dim) i = pad_source(mode_, i, dim);
         source[d][static_cast<size_t>(o)] = i;
       }
     }
@@ -120,24 +91,6 @@ class Pad final : public Kernel {
   }
 
  private:
-  // The source index for a padded position `i` outside [0, dim), or -1 for the constant.
-  int64_t outside(int64_t i, int64_t dim) const {
-    switch (mode_) {
-      case PadMode::Edge:
-        return i < 0 ? 0 : dim - 1;
-      case PadMode::Wrap:
-        return ((i % dim) + dim) % dim;
-      case PadMode::Reflect: {
-        if (dim == 1) return 0;
-        const int64_t period = 2 * (dim - 1);
-        i = ((i % period) + period) % period;
-        return i < dim ? i : period - i;
-      }
-      default:
-        return -1;
-    }
-  }
-
   // A one-element tensor of x's dtype holding the pad value (zero when not given).
   Tensor constant(const KernelContext& ctx, const Tensor& x) const {
     Tensor value(x.dtype(), {1});
@@ -160,7 +113,7 @@ class Pad final : public Kernel {
   }
 
   bool attrs_;
-  PadMode mode_ = PadMode::Constant;
+  PadMode mode_;
   std::vector<int64_t> pads_;
   float value_ = 0.0f;
 };

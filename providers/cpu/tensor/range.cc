@@ -1,8 +1,8 @@
 // Range: start, start + delta, ... up to limit (exclusive).
-#include <cmath>
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 
 namespace graft {
 namespace {
@@ -16,19 +16,7 @@ void fill_range(KernelContext& ctx, const Tensor& start_t, const Tensor& limit_t
   const C start = static_cast<C>(start_t.data<T>()[0]);
   const C limit = static_cast<C>(limit_t.data<T>()[0]);
   const C delta = static_cast<C>(delta_t.data<T>()[0]);
-  if (delta == C(0)) ctx.fail("delta must not be 0");
-  int64_t count = 0;
-  if constexpr (std::is_integral_v<C>) {
-    const auto diff = static_cast<int64_t>(limit) - static_cast<int64_t>(start);
-    const auto step = static_cast<int64_t>(delta);
-    if ((diff > 0 && step > 0) || (diff < 0 && step < 0)) {
-      count = (diff - (step > 0 ? 1 : -1)) / step + 1;
-    }
-  } else {
-    const C steps = std::ceil((limit - start) / delta);
-    if (!std::isfinite(steps)) ctx.fail("the range is not finite");
-    count = steps > 0 ? static_cast<int64_t>(steps) : 0;
-  }
+  const int64_t count = range_count(ctx, start, limit, delta);
   T* y = ctx.output(0, start_t.dtype(), {count}).data<T>();
   for (int64_t i = 0; i < count; ++i) {
     y[i] = static_cast<T>(static_cast<C>(start + static_cast<C>(i) * delta));

@@ -4,48 +4,37 @@
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
 namespace {
 
-enum class Reduction { None, Add, Mul, Max, Min };
-
-Reduction parse_reduction(const KernelInfo& info) {
-  const std::string r = info.attr_string("reduction", "none");
-  if (r == "none") return Reduction::None;
-  if (r == "add" && info.since_version() >= 16) return Reduction::Add;
-  if (r == "mul" && info.since_version() >= 16) return Reduction::Mul;
-  if (r == "max" && info.since_version() >= 18) return Reduction::Max;
-  if (r == "min" && info.since_version() >= 18) return Reduction::Min;
-  info.fail("unsupported reduction '" + r + "'");
-}
-
 template <typename T>
-T combine(Reduction reduction, T a, T b) {
+T combine(ScatterReduction reduction, T a, T b) {
   if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
     return T(combine<float>(reduction, static_cast<float>(a), static_cast<float>(b)));
   } else if constexpr (std::is_same_v<T, bool>) {
     // As NumPy does for bool: add is or, mul is and.
     switch (reduction) {
-      case Reduction::Add:
-      case Reduction::Max:
+      case ScatterReduction::Add:
+      case ScatterReduction::Max:
         return a || b;
-      case Reduction::Mul:
-      case Reduction::Min:
+      case ScatterReduction::Mul:
+      case ScatterReduction::Min:
         return a && b;
       default:
         return b;
     }
   } else {
     switch (reduction) {
-      case Reduction::Add:
+      case ScatterReduction::Add:
         return static_cast<T>(a + b);
-      case Reduction::Mul:
+      case ScatterReduction::Mul:
         return static_cast<T>(a * b);
-      case Reduction::Max:
+      case ScatterReduction::Max:
         return std::max(a, b);
-      case Reduction::Min:
+      case ScatterReduction::Min:
         return std::min(a, b);
       default:
         return b;
@@ -56,8 +45,8 @@ T combine(Reduction reduction, T a, T b) {
 // Runs `body` with T the element type: a same-size stand-in without reduction, the real
 // numeric type with one.
 template <typename F>
-void dispatch_scatter(Reduction reduction, DType dtype, const char* what, F&& body) {
-  if (reduction == Reduction::None) {
+void dispatch_scatter(ScatterReduction reduction, DType dtype, const char* what, F&& body) {
+  if (reduction == ScatterReduction::None) {
     tensor_ops::dispatch_copyable(dtype, what, body);
   } else {
     dispatch_numeric(dtype, what, body);
@@ -67,7 +56,7 @@ void dispatch_scatter(Reduction reduction, DType dtype, const char* what, F&& bo
 class ScatterElements final : public Kernel {
  public:
   explicit ScatterElements(const KernelInfo& info)
-      : axis_(info.attr_int("axis", 0)), reduction_(parse_reduction(info)) {}
+      : axis_(info.attr_int("axis", 0)), reduction_(parse_scatter_reduction(info)) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& data = ctx.input(0);
@@ -76,14 +65,8 @@ class ScatterElements final : public Kernel {
     if (data.rank() == 0) ctx.fail("data must have rank >= 1");
     if (indices.shape() != updates.shape()) ctx.fail("indices and updates differ in shape");
     if (updates.dtype() != data.dtype()) ctx.fail("updates and data differ in dtype");
-    if (indices.rank() != data.rank()) ctx.fail("indices and data differ in rank");
     const int64_t axis = tensor_ops::normalize_axis(ctx, axis_, data.rank());
-    for (int64_t d = 0; d < data.rank(); ++d) {
-      if (d != axis && indices.dim(d) > data.dim(d)) {
-        ctx.fail("indices shape " + shape_to_string(indices.shape()) + " exceeds data shape " +
-                 shape_to_string(data.shape()));
-      }
-    }
+    check_elements_indices(ctx, data.shape(), indices.shape(), axis);
     const int64_t dim = data.dim(axis);
     std::vector<int64_t> idx = indices.to_int_vector();
     for (int64_t& i : idx) {
@@ -122,32 +105,22 @@ class ScatterElements final : public Kernel {
 
  private:
   int64_t axis_;
-  Reduction reduction_;
+  ScatterReduction reduction_;
 };
 
 class ScatterND final : public Kernel {
  public:
-  explicit ScatterND(const KernelInfo& info) : reduction_(parse_reduction(info)) {}
+  explicit ScatterND(const KernelInfo& info) : reduction_(parse_scatter_reduction(info)) {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& data = ctx.input(0);
     const Tensor& indices = ctx.input(1);
     const Tensor& updates = ctx.input(2);
-    const int64_t r = data.rank(), q = indices.rank();
-    if (r < 1 || q < 1) ctx.fail("data and indices must have rank >= 1");
     if (updates.dtype() != data.dtype()) ctx.fail("updates and data differ in dtype");
-    const int64_t k = indices.dim(q - 1);
-    if (k > r) ctx.fail("indices last dim exceeds the data rank");
-    Shape expected(indices.shape().begin(), indices.shape().end() - 1);
-    expected.insert(expected.end(), data.shape().begin() + k, data.shape().end());
-    if (updates.shape() != expected) {
-      ctx.fail("updates shape " + shape_to_string(updates.shape()) + " should be " +
-               shape_to_string(expected));
-    }
+    const int64_t slice = scatter_nd_slice(ctx, data.shape(), indices.shape(), updates.shape());
+    const int64_t k = indices.dim(indices.rank() - 1);
     const std::vector<int64_t> idx = indices.to_int_vector();
     const std::vector<int64_t> strides = tensor_ops::contiguous_strides(data.shape());
-    const int64_t slice =
-        tensor_ops::product(data.shape(), static_cast<size_t>(k), data.shape().size());
     const int64_t n = tensor_ops::product(indices.shape(), 0, indices.shape().size() - 1);
     std::vector<int64_t> offsets(static_cast<size_t>(n), 0);
     for (int64_t t = 0; t < n; ++t) {
@@ -183,7 +156,7 @@ class ScatterND final : public Kernel {
   }
 
  private:
-  Reduction reduction_;
+  ScatterReduction reduction_;
 };
 
 }  // namespace

@@ -1,7 +1,6 @@
 // Split: cuts a tensor into several outputs along an axis.
-#include <numeric>
-
 #include "exec/kernel.h"
+#include "exec/movement_shapes.h"
 #include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
@@ -38,36 +37,7 @@ class Split final : public Kernel {
     } else if (version_ < 13) {
       sizes = split_attr_;
     }
-    if (sizes.empty()) {
-      const int64_t n = num_outputs_;
-      if (n <= 0) ctx.fail("no outputs");
-      if (dim % n == 0) {
-        sizes.assign(static_cast<size_t>(n), dim / n);
-      } else {
-        if (!uneven_) {
-          ctx.fail("axis dim " + std::to_string(dim) + " does not split evenly into " +
-                   std::to_string(n) + " outputs");
-        }
-        const int64_t chunk = dim / n + 1;
-        sizes.assign(static_cast<size_t>(n), chunk);
-        sizes.back() = dim - chunk * (n - 1);
-        if (sizes.back() < 0) {
-          ctx.fail("axis dim " + std::to_string(dim) + " is too small for " + std::to_string(n) +
-                   " outputs");
-        }
-      }
-    }
-    if (static_cast<int64_t>(sizes.size()) != num_outputs_) {
-      ctx.fail("split has " + std::to_string(sizes.size()) + " entries for " +
-               std::to_string(num_outputs_) + " outputs");
-    }
-    for (int64_t s : sizes) {
-      if (s < 0) ctx.fail("split sizes must be non-negative");
-    }
-    if (std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) != dim) {
-      ctx.fail("split sizes " + shape_to_string(sizes) + " do not add up to the axis dim " +
-               std::to_string(dim));
-    }
+    sizes = split_sizes(ctx, dim, std::move(sizes), num_outputs_, uneven_);
     std::vector<Tensor> pieces = tensor_ops::split_tensor(x, axis, sizes);
     for (int i = 0; i < num_outputs_; ++i) {
       if (ctx.has_output(i)) ctx.set_output(i, std::move(pieces[static_cast<size_t>(i)]));

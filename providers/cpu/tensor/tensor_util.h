@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "exec/dispatch.h"
+#include "exec/movement_shapes.h"
 #include "exec/tensor.h"
 
 namespace graft::tensor_ops {
@@ -26,16 +27,8 @@ decltype(auto) dispatch_copyable(DType dtype, const char* what, F&& f) {
   return dispatch_by_size(dtype, what, std::forward<F>(f));
 }
 
-// Maps `axis` in [-rank, rank - 1] to [0, rank - 1]; ctx.fail() otherwise. `Ctx` is a
-// KernelInfo or a KernelContext.
-template <typename Ctx>
-int64_t normalize_axis(const Ctx& ctx, int64_t axis, int64_t rank, const char* name = "axis") {
-  if (axis < -rank || axis >= rank) {
-    ctx.fail(std::string(name) + " " + std::to_string(axis) + " is out of range for rank " +
-             std::to_string(rank));
-  }
-  return axis < 0 ? axis + rank : axis;
-}
+// Axis normalization is shared with the other providers (exec/movement_shapes.h).
+using ::graft::normalize_axis;
 
 // Row-major strides, in elements.
 inline std::vector<int64_t> contiguous_strides(const Shape& shape) {
@@ -155,31 +148,11 @@ void strided_copy_into(Tensor& out, const Tensor& x, int64_t offset,
 }
 
 // Concatenates `parts` along `axis` (normalized). All parts share the dtype and every dim but
-// `axis`; ctx.fail() otherwise. Returns a fresh tensor.
-template <typename Ctx>
-Tensor concat_tensors(const Ctx& ctx, const std::vector<Tensor>& parts, int64_t axis) {
-  if (parts.empty()) ctx.fail("nothing to concatenate");
+// `axis` (concat_shape); ctx.fail() otherwise. Returns a fresh tensor.
+inline Tensor concat_tensors(const KernelContext& ctx, const std::vector<Tensor>& parts,
+                             int64_t axis) {
+  const Shape out_shape = concat_shape(ctx, parts, axis);
   const Tensor& first = parts[0];
-  Shape out_shape = first.shape();
-  if (axis < 0 || axis >= first.rank()) ctx.fail("axis out of range");
-  out_shape[static_cast<size_t>(axis)] = 0;
-  for (const Tensor& t : parts) {
-    if (t.dtype() != first.dtype()) {
-      ctx.fail(std::string("inputs have different dtypes: ") + dtype_name(first.dtype()) + " and " +
-               dtype_name(t.dtype()));
-    }
-    if (t.rank() != first.rank()) {
-      ctx.fail("inputs have different ranks: " + shape_to_string(first.shape()) + " and " +
-               shape_to_string(t.shape()));
-    }
-    for (int64_t d = 0; d < t.rank(); ++d) {
-      if (d != axis && t.dim(d) != first.dim(d)) {
-        ctx.fail("input shapes " + shape_to_string(first.shape()) + " and " +
-                 shape_to_string(t.shape()) + " differ outside axis " + std::to_string(axis));
-      }
-    }
-    out_shape[static_cast<size_t>(axis)] += t.dim(axis);
-  }
   Tensor out = Tensor::empty(first.dtype(), out_shape);
   const auto ax = static_cast<size_t>(axis);
   const int64_t outer = product(out_shape, 0, ax);
