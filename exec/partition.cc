@@ -69,6 +69,8 @@ void keep_shape_arithmetic_on_host(const ir::Model& model, const ir::Graph& grap
   auto host_provider = [&](int p) {
     return p >= 0 && providers[static_cast<size_t>(p)]->allocator().on_host();
   };
+  if (std::all_of(owner.begin(), owner.end(), [&](int p) { return p < 0 || host_provider(p); }))
+    return;
   auto kernel = [&](size_t i, int p) -> const KernelDef* {
     if (p < 0) return nullptr;
     return find_kernel(providers[static_cast<size_t>(p)]->registry(), model, graph,
