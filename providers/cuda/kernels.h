@@ -12,6 +12,8 @@ void register_memcpy_kernels(KernelRegistry& reg);
 void register_collective_kernels(KernelRegistry& reg);
 // Each family of kernels/*.h, instantiated for the device (providers/cuda/<family>.cu).
 void register_elementwise_kernels(KernelRegistry& reg);
+void register_tensor_kernels(KernelRegistry& reg);
+void register_gather_kernels(KernelRegistry& reg);
 void register_matmul_kernels(KernelRegistry& reg);
 
 }  // namespace graft::cuda

@@ -18,6 +18,8 @@ const KernelRegistry& cuda_kernel_registry() {
     register_memcpy_kernels(reg);
     register_collective_kernels(reg);
     register_elementwise_kernels(reg);
+    register_tensor_kernels(reg);
+    register_gather_kernels(reg);
     register_matmul_kernels(reg);
     return reg;
   }();

@@ -26,6 +26,13 @@ class HostDeviceMemory final : public Allocator {
   void* allocate(size_t bytes) override;
   void release(void* ptr, size_t bytes) override;
   bool on_host() const override { return false; }
+  // What a device allocator's copies do (Allocator's contract), here with memcpy.
+  void copy_from_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes > 0) std::memcpy(dst, src, bytes);
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes > 0) std::memcpy(dst, src, bytes);
+  }
 };
 
 HostDeviceMemory& host_device_memory();
