@@ -15,5 +15,8 @@ void register_elementwise_kernels(KernelRegistry& reg);
 void register_tensor_kernels(KernelRegistry& reg);
 void register_gather_kernels(KernelRegistry& reg);
 void register_matmul_kernels(KernelRegistry& reg);
+void register_training_kernels(KernelRegistry& reg);
+void register_optimizer_kernels(KernelRegistry& reg);
+void register_dropout_kernels(KernelRegistry& reg);
 
 }  // namespace graft::cuda

@@ -21,6 +21,9 @@ const KernelRegistry& cuda_kernel_registry() {
     register_tensor_kernels(reg);
     register_gather_kernels(reg);
     register_matmul_kernels(reg);
+    register_training_kernels(reg);
+    register_optimizer_kernels(reg);
+    register_dropout_kernels(reg);
     return reg;
   }();
   return registry;
