@@ -11,6 +11,7 @@
 #include "ir/names.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
+#include "ir/transforms/fuse_elementwise.h"
 #include "ir/transforms/inline_functions.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
@@ -350,6 +351,15 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
   });
   model.graph.topological_sort();
   ir::optimize(model, options.graph_optimization_level);
+  if (options.graph_optimization_level >= 2) {
+    // Elementwise chains that a device provider with the fused kernel runs become one node each.
+    const std::vector<int> owners = partition(model, model.graph, chosen);
+    ir::fuse_elementwise(model, [&](size_t i) {
+      const ExecutionProvider* p = owners[i] < 0 ? nullptr : chosen[static_cast<size_t>(owners[i])];
+      return p != nullptr && !p->allocator().on_host() &&
+             p->registry().has_op(names::kDomain, ir::fused_elementwise_op(0), 1);
+    });
+  }
   insert_device_copies(model, chosen);
   if (!options.optimized_model_filepath.empty())
     ir::save_model(model, options.optimized_model_filepath);

@@ -18,5 +18,6 @@ void register_matmul_kernels(KernelRegistry& reg);
 void register_training_kernels(KernelRegistry& reg);
 void register_optimizer_kernels(KernelRegistry& reg);
 void register_dropout_kernels(KernelRegistry& reg);
+void register_fused_kernels(KernelRegistry& reg);
 
 }  // namespace graft::cuda

@@ -24,6 +24,7 @@ const KernelRegistry& cuda_kernel_registry() {
     register_training_kernels(reg);
     register_optimizer_kernels(reg);
     register_dropout_kernels(reg);
+    register_fused_kernels(reg);
     return reg;
   }();
   return registry;
