@@ -82,7 +82,8 @@ TEST(CudaHostTrainingOps, ReluGradRejectsMismatchedShapes) {
                      {"in1", Value(random_tensor(DType::Float, {5}))}});
     FAIL() << "expected a failure";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("[com.graft.ReluGrad] node 'node'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[com.graft.ReluGrad] node 'node'"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("must share shape"), std::string::npos) << e.what();
   }
 }
