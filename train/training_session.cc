@@ -160,7 +160,7 @@ void TrainingSession::check_ranks_agree(const ir::Model& forward) const {
 
 double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
   std::vector<Value> outs = run_step(*train_, train_outputs_, feeds);
-  return outs[0].tensor().scalar_as_double(0);
+  return outs[0].tensor().to_host().scalar_as_double(0);
 }
 
 std::vector<Value> TrainingSession::run_step(InferenceSession& session,
@@ -178,14 +178,17 @@ std::vector<Value> TrainingSession::run_step(InferenceSession& session,
     feeds[training::kLossScale] = scale;
   }
   if (world_size_ > 1) distributed::world().set_step(step_);
-  std::vector<Value> outs = session.run_donating(outputs, feeds, state_);
+  // The state stays where the step leaves it (a GPU's memory) for the next step to take.
+  RunOptions options;
+  options.outputs_on_device = true;
+  std::vector<Value> outs = session.run_donating(outputs, feeds, state_, options);
   // The run took the state; every tensor of it comes back among the ".new" outputs.
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string& name = outputs[i];
     if (!name.ends_with(names::kNewSuffix)) continue;
     const std::string base = name.substr(0, name.size() - std::strlen(names::kNewSuffix));
     if (base == names::kStep) {
-      step_ = outs[i].tensor().scalar_as_int(0);
+      step_ = outs[i].tensor().to_host().scalar_as_int(0);
     } else {
       state_[base] = outs[i].tensor();
     }
@@ -197,7 +200,7 @@ std::vector<Value> TrainingSession::run_step(InferenceSession& session,
 void TrainingSession::update_loss_scale(const Value& finite) {
   // torch.amp.GradScaler's rule: back off at once after an overflow, grow after a run of
   // finite steps. Unscaled (bfloat16) training only counts the skipped steps.
-  if (finite.tensor().scalar_as_int(0) == 0) {
+  if (finite.tensor().to_host().scalar_as_int(0) == 0) {
     ++skipped_steps_;
     good_steps_ = 0;
     if (scaled_) loss_scale_ *= mixed_.backoff_factor;
@@ -292,9 +295,15 @@ std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>
   return eval_->run({}, all);
 }
 
+std::map<std::string, Tensor> TrainingSession::host_state() const {
+  std::map<std::string, Tensor> host;
+  for (const auto& [name, t] : state_) host[name] = t.to_host();
+  return host;
+}
+
 void TrainingSession::save_checkpoint(const std::string& path) const {
   Checkpoint c;
-  c.tensors = state_;
+  c.tensors = host_state();
   // ZeRO: each rank holds its own parameters' optimizer state; rank 0 collects it all, slot by
   // slot from each owner.
   if (!zero_owners_.empty() && world_size_ > 1) {
@@ -303,7 +312,8 @@ void TrainingSession::save_checkpoint(const std::string& path) const {
       const Tensor& p = state_.at(params_[i]);
       for (const auto& suffix : slot_suffixes()) {
         const std::string name = params_[i] + suffix;
-        Tensor t = zero_owners_[i] == world.rank() ? state_.at(name) : Tensor(p.dtype(), p.shape());
+        Tensor t =
+            zero_owners_[i] == world.rank() ? c.tensors.at(name) : Tensor(p.dtype(), p.shape());
         world.broadcast(t.raw(), t.size(), t.dtype(), zero_owners_[i]);
         c.tensors[name] = t;
       }
@@ -377,8 +387,9 @@ std::string TrainingSession::end_profiling() { return train_->end_profiling(); }
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,
                                                    const std::vector<std::string>& outputs) const {
-  ir::save_model(training::in_inference_mode(training::inference_model(*forward_, state_, outputs)),
-                 path);
+  ir::save_model(
+      training::in_inference_mode(training::inference_model(*forward_, host_state(), outputs)),
+      path);
 }
 
 }  // namespace graft

@@ -73,7 +73,10 @@ class GRAFT_API TrainingSession {
   // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...). A step
   // updates a tensor in place unless a copy of it (sharing its buffer) is alive elsewhere; the
   // copy then keeps the old values and the state gets a new buffer.
+  // Trained on a device, the tensors stay in its memory between steps (Tensor::to_host copies
+  // one out; host_state() all of them).
   const std::map<std::string, Tensor>& state() const { return state_; }
+  std::map<std::string, Tensor> host_state() const;
   const std::vector<std::string>& parameters() const { return params_; }
   // The BatchNormalization running statistics the steps update (those of nodes in training
   // mode), also in state(): buffers, as PyTorch calls them, never among the parameters. Each

@@ -89,8 +89,10 @@ std::string numpy_format(DType d) {
   }
 }
 
-py::object tensor_to_py(const Tensor& t) {
-  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+py::object tensor_to_py(const Tensor& device_or_host) {
+  // A tensor in a device's memory (training state on a GPU) reaches NumPy as a host copy.
+  const Tensor t = device_or_host.to_host();
+  std::vector<py::ssize_t> shape(device_or_host.shape().begin(), device_or_host.shape().end());
   if (t.dtype() == DType::String) {
     py::array out(py::dtype("O"), shape);
     auto* dst = static_cast<PyObject**>(out.mutable_data());
