@@ -164,7 +164,8 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
       fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
   }
   Value* out = outputs_[static_cast<size_t>(i)];
-  *out = Value(Tensor::empty(dtype, shape, allocator_));
+  *out = Value(memory_ ? memory_->allocate(i, dtype, shape, allocator_)
+                       : Tensor::empty(dtype, shape, allocator_));
   return out->tensor();
 }
 

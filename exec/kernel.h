@@ -85,6 +85,16 @@ class SubgraphRunner {
   virtual size_t num_outputs() const = 0;
 };
 
+// Where a run puts the outputs kernels allocate (exec/memory_plan.h: the planned arenas of a
+// memory pattern). Without one, KernelContext::output allocates each from its provider.
+class OutputMemory {
+ public:
+  virtual ~OutputMemory() = default;
+  // A tensor of `dtype` and `shape` in `allocator`'s memory for output `output` of the node
+  // being run; its elements are unspecified. Throws as Tensor::empty.
+  virtual Tensor allocate(int output, DType dtype, const Shape& shape, Allocator& allocator) = 0;
+};
+
 // What a kernel sees during one run: its inputs, a way to allocate outputs, and nested graphs.
 class KernelContext {
  public:
@@ -119,6 +129,8 @@ class KernelContext {
   const std::string& describe() const { return node_desc_; }
   // Where output() allocates.
   Allocator& allocator() const { return allocator_; }
+  // Makes output() take its tensors from `memory` (not owned; nullptr: the allocator).
+  void set_output_memory(OutputMemory* memory) { memory_ = memory; }
 
   // For a kernel whose work goes on in the background after compute returns (a collective that
   // overlaps the rest of the graph): the outputs are allocated, and `finish` blocks until they
@@ -134,6 +146,7 @@ class KernelContext {
   std::function<SubgraphRunner&(const std::string&)> subgraphs_;
   std::function<void()> finish_;
   Allocator& allocator_;
+  OutputMemory* memory_ = nullptr;
   std::deque<Value> scratch_;  // outputs the graph does not read
 };
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "exec/memory_plan.h"
 #include "exec/partition.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -429,11 +430,28 @@ std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
   }
 }
 
+void GraphPlan::enable_mem_pattern() {
+  if (!patterns_) patterns_ = std::make_unique<MemoryPatterns>();
+}
+
+std::map<std::string, size_t> GraphPlan::planned_peak_bytes() const {
+  return patterns_ ? patterns_->planned_peak_bytes() : std::map<std::string, size_t>{};
+}
+
 std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
                                       const std::vector<bool>& held, Profiler* profiler) const {
   std::sort(foreign.begin(), foreign.end());
+  std::unique_ptr<RunMemory> memory;
+  if (patterns_) {
+    std::vector<const Value*> inputs;
+    for (int s : input_slots_) inputs.push_back(&slots[static_cast<size_t>(s)]);
+    // Outputs left on the device outlive buffers that a run copying them back drops.
+    memory = patterns_->start_run(inputs, static_cast<int>(steps_.size()),
+                                  outputs_stay_on_device == this ? 1 : 0);
+  }
   // An input's buffer may be overwritten when the run owns it (not among `foreign`: a donated
-  // input or a value some kernel allocated) and no other Value shares it.
+  // input or a value some kernel allocated) and no other Value shares it. Each planned output is
+  // a Buffer of its own inside the arena, so the count says the same for it.
   auto writable = [&](const Value& v) {
     if (!v.is_tensor()) return false;
     const std::shared_ptr<Buffer>& buffer = v.tensor().buffer();
@@ -480,7 +498,8 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     }
   };
   try {
-    for (const auto& step : steps_) {
+    for (size_t index = 0; index < steps_.size(); ++index) {
+      const auto& step = steps_[index];
       for (int s : step->inputs) wait_for(s);
       for (int s : step->implicit) wait_for(s);
       std::vector<const Value*> in;
@@ -510,6 +529,10 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       }
       KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub),
                         *step->allocator);
+      if (memory) {
+        ctx.set_output_memory(memory.get());
+        memory->begin_step(static_cast<int>(index));
+      }
       if (!step->in_place.empty()) {
         reuse.assign(step->outputs.size(), -1);
         for (const auto& [o, j] : step->in_place) {
@@ -556,6 +579,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       for (int s : step->release) {
         if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
       }
+      if (memory) memory->end_step(static_cast<int>(index));
     }
     finish_all(false);
   } catch (...) {
@@ -566,6 +590,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
   std::vector<Value> result;
   result.reserve(output_slots_.size());
   for (int s : output_slots_) result.push_back(slots[static_cast<size_t>(s)]);
+  if (memory) memory->finish();
   return result;
 }
 

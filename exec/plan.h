@@ -22,6 +22,7 @@ class Model;
 struct Profiler;
 
 class ExecutionProvider;
+class MemoryPatterns;
 
 // Implemented, besides Kernel, by a kernel that can write some outputs into the buffers of
 // inputs (an optimizer updating parameters and moments in place). The planner allows a pair
@@ -75,6 +76,15 @@ class GraphPlan {
   // Keeps the providers the plan's kernels were made by alive as long as the plan.
   void own_providers(std::vector<std::unique_ptr<ExecutionProvider>> providers);
 
+  // Turns on the memory pattern (SessionOptions::enable_mem_pattern): the first run with a
+  // given set of input shapes records its buffers' lifetimes (exec/memory_plan.h), later runs
+  // with those shapes place the outputs kernels allocate in one planned arena per allocator.
+  // Nested plans keep allocating each output.
+  void enable_mem_pattern();
+  // Per allocator name, the arena bytes the latest run's pattern planned (the peak of the
+  // buffers kernels allocate, graph outputs excluded); empty without a pattern.
+  std::map<std::string, size_t> planned_peak_bytes() const;
+
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
   size_t num_slots() const { return num_slots_; }
@@ -97,7 +107,8 @@ class GraphPlan {
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
   size_t num_slots_ = 0;
-  bool has_in_place_ = false;  // some step may write into an input's buffer
+  bool has_in_place_ = false;                 // some step may write into an input's buffer
+  std::unique_ptr<MemoryPatterns> patterns_;  // null unless enable_mem_pattern was called
   // Input `i` as a host node may read it: `v`, or its copy in host memory when `v` is a device
   // tensor a host node reads.
   Value host_readable(size_t i, const Value& v) const;

@@ -106,6 +106,7 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
   if (autodiff::has_gradient_ops(*model_)) *model_ = autodiff::expand_gradient_ops(*model_);
   PlannedModel planned = plan_model(*model_, providers, options_);
   plan_ = std::move(planned.plan);
+  if (options_.enable_mem_pattern) plan_->enable_mem_pattern();
   providers_ = std::move(planned.providers);
 
   std::set<std::string> initializer_names;
@@ -228,6 +229,10 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
   std::vector<Value> result;
   for (size_t i : selected) result.push_back(all[i]);
   return result;
+}
+
+std::map<std::string, size_t> InferenceSession::planned_peak_bytes() const {
+  return plan_->planned_peak_bytes();
 }
 
 std::string InferenceSession::end_profiling() {

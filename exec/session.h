@@ -30,6 +30,10 @@ struct SessionOptions {
   // Per provider name, its options (onnxruntime's provider_options): {"CUDAExecutionProvider":
   // {{"device_id", "1"}}}.
   std::map<std::string, std::map<std::string, std::string>> provider_options;
+  // onnxruntime's memory pattern: the first run with a given set of input shapes records the
+  // lifetime of every intermediate tensor, later runs with those shapes place them in one
+  // planned arena per allocator (exec/memory_plan.h).
+  bool enable_mem_pattern = true;
 };
 
 // Settings of one run (onnxruntime's RunOptions).
@@ -93,6 +97,10 @@ class GRAFT_API InferenceSession {
   const std::vector<IOInfo>& overridable_initializers() const { return overridable_; }
   const std::vector<std::string>& providers() const { return providers_; }
   const ir::Model& model() const { return *model_; }
+  // The bytes of the arenas the latest run's memory pattern planned, per allocator name ("Cpu",
+  // "Cuda"...): the peak of the intermediate tensors kernels allocate (graph outputs and inputs
+  // not included). Empty before the first run and with enable_mem_pattern off.
+  std::map<std::string, size_t> planned_peak_bytes() const;
   // Stops profiling and writes the trace (Chrome trace-event JSON); returns its path ("" when
   // profiling is off).
   std::string end_profiling();

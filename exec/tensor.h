@@ -35,6 +35,10 @@ class GRAFT_API Buffer {
          Init init = Init::Zero);
   // Wraps memory owned elsewhere; `keep_alive` holds its owner.
   Buffer(void* data, std::shared_ptr<void> keep_alive);
+  // Wraps `bytes` bytes at `data`, a part of a block from `allocator` that `owner` holds (a
+  // memory plan's arena): the buffer reports that allocator and never releases the memory. The
+  // bytes are unspecified, as with Init::Unspecified.
+  Buffer(void* data, size_t bytes, Allocator& allocator, std::shared_ptr<void> owner);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;

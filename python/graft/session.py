@@ -35,6 +35,9 @@ class SessionOptions:
         self.optimized_model_filepath = ""
         self.enable_profiling = False
         self.profile_file_prefix = "graft_profile"
+        # The first run with given input shapes records the intermediate tensors' lifetimes;
+        # later runs with those shapes place them in one planned arena per allocator.
+        self.enable_mem_pattern = True
         self.execution_mode = ExecutionMode.ORT_SEQUENTIAL
         self.log_severity_level = 2
         self.log_verbosity_level = 0
@@ -46,6 +49,7 @@ class SessionOptions:
         native.optimized_model_filepath = str(self.optimized_model_filepath or "")
         native.enable_profiling = bool(self.enable_profiling)
         native.profile_file_prefix = str(self.profile_file_prefix)
+        native.enable_mem_pattern = bool(self.enable_mem_pattern)
         return native
 
 
@@ -213,6 +217,12 @@ class InferenceSession:
 
     def end_profiling(self) -> str:
         return self._sess.end_profiling()
+
+    def planned_peak_bytes(self) -> dict[str, int]:
+        """Bytes of the arenas the latest run's memory pattern planned, per allocator name
+        ("Cpu", "Cuda"): the peak of the intermediate tensors, outputs and inputs not included.
+        Empty before the first run and with SessionOptions.enable_mem_pattern off."""
+        return dict(self._sess.planned_peak_bytes())
 
     def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any],
             run_options: RunOptions | None = None) -> list[Any]:

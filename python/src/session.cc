@@ -47,7 +47,8 @@ void init_session(py::module_& m) {
       .def_readwrite("graph_optimization_level", &SessionOptions::graph_optimization_level)
       .def_readwrite("optimized_model_filepath", &SessionOptions::optimized_model_filepath)
       .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
-      .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix);
+      .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix)
+      .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern);
 
   py::class_<InferenceSession>(m, "InferenceSession")
       .def_static(
@@ -91,6 +92,7 @@ void init_session(py::module_& m) {
       .def("overridable_initializers",
            [](const InferenceSession& s) { return io_list(s.overridable_initializers()); })
       .def("providers", &InferenceSession::providers)
+      .def("planned_peak_bytes", &InferenceSession::planned_peak_bytes)
       .def("end_profiling", &InferenceSession::end_profiling);
 
   m.def("available_providers", &available_providers);

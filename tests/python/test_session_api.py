@@ -121,3 +121,34 @@ def test_map_feed_takes_the_declared_types():
     (y,) = sess.run(None, {"x": {"a": 1.5, "c": 2.0}})  # Python floats arrive as float64
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, [[1.5, 0.0, 2.0]])
+
+
+def _matmul_chain(depth: int) -> onnx.ModelProto:
+    w = numpy_helper.from_array(
+        np.random.default_rng(1).standard_normal((32, 32)).astype(np.float32) * 0.2, "w")
+    names = ["x"] + [f"m{i}" for i in range(depth - 1)] + ["y"]
+    nodes = [helper.make_node("MatMul", [names[i], "w"], [names[i + 1]]) for i in range(depth)]
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_memory_pattern_plans_the_peak_and_keeps_the_results():
+    data = _matmul_chain(6).SerializeToString()
+    assert graft.SessionOptions().enable_mem_pattern  # onnxruntime's default
+    off = graft.SessionOptions()
+    off.enable_mem_pattern = False
+    plain, planned = graft.InferenceSession(data, off), graft.InferenceSession(data)
+    assert planned.planned_peak_bytes() == {}
+    rng = np.random.default_rng(2)
+    product = 8 * 32 * 4  # one intermediate of a batch of 8
+    for batch in (8, 3, 8):
+        x = rng.standard_normal((batch, 32)).astype(np.float32)
+        want = plain.run(None, {"x": x})[0]
+        for _ in range(2):  # recorded, then planned
+            np.testing.assert_array_equal(planned.run(None, {"x": x})[0], want)
+        if batch == 8:
+            # Five intermediates, each read only by the next MatMul: two buffers take turns.
+            assert planned.planned_peak_bytes() == {"Cpu": 2 * product}
+    assert plain.planned_peak_bytes() == {}
