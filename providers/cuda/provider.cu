@@ -21,6 +21,10 @@ const KernelRegistry& cuda_kernel_registry() {
     register_tensor_kernels(reg);
     register_gather_kernels(reg);
     register_matmul_kernels(reg);
+    register_reduce_kernels(reg);
+    register_softmax_kernels(reg);
+    register_normalization_kernels(reg);
+    register_loss_kernels(reg);
     register_training_kernels(reg);
     register_optimizer_kernels(reg);
     register_dropout_kernels(reg);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 
 namespace graft {
 namespace {
@@ -177,9 +178,8 @@ class LayerNormalization : public Kernel {
       ctx.fail("axis " + std::to_string(axis_) + " is out of range for rank " +
                std::to_string(rank));
     const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
-    const int64_t cols = shape_size(norm_shape);
-    const int64_t rows =
-        cols > 0 ? x.size() / cols : shape_size(Shape(x.shape().begin(), x.shape().begin() + axis));
+    const AxisSplit split = split_at_axis(x.shape(), axis, true);
+    const int64_t rows = split.outer, cols = split.n;
     const std::vector<double> scale = as_doubles(ctx.input(1), "LayerNormalization");
     std::vector<double> bias;
     if (ctx.has_input(2)) bias = as_doubles(ctx.input(2), "LayerNormalization");

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/math/fast_math.h"
 
@@ -90,20 +91,12 @@ class Softmax : public Kernel {
     if (axis < 0 || axis >= std::max<int64_t>(rank, 1) + (flatten_ ? 1 : 0))
       ctx.fail("axis " + std::to_string(axis_) + " is out of range for rank " +
                std::to_string(rank));
-    int64_t outer = 1, n = 1, inner = 1;
-    for (int64_t d = 0; d < rank; ++d) {
-      if (d < axis)
-        outer *= x.dim(d);
-      else if (d == axis || flatten_)
-        n *= x.dim(d);
-      else
-        inner *= x.dim(d);
-    }
+    const AxisSplit split = split_at_axis(x.shape(), axis, flatten_);
     Tensor& y = ctx.output(0, x.dtype(), x.shape());
     if (y.size() == 0) return;
     dispatch_float(x.dtype(), "Softmax", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      run_softmax<T>(kind_, x.data<T>(), y.data<T>(), outer, n, inner);
+      run_softmax<T>(kind_, x.data<T>(), y.data<T>(), split.outer, split.n, split.inner);
     });
   }
 

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 #include "providers/cpu/reduction/reduce_engine.h"
 
 namespace graft {
@@ -28,7 +29,7 @@ class ArgMinMax : public Kernel {
   void compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input(0);
     std::vector<int64_t> axes = {axis_};
-    if (x.rank() == 0 || !cpu::normalize_axes(axes, x.rank()))
+    if (x.rank() == 0 || !normalize_reduce_axes(axes, x.rank()))
       ctx.fail("axis " + std::to_string(axis_) + " is out of range for shape " +
                shape_to_string(x.shape()));
     const int64_t length = x.dim(axes[0]);

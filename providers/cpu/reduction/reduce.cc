@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/reduction/reduce_engine.h"
 
@@ -157,21 +158,17 @@ class Reduce : public Kernel {
     const Tensor& x = ctx.input(0);
     std::vector<int64_t> axes = axes_;
     if (axes_from_input_ && ctx.has_input(1)) axes = ctx.input(1).to_int_vector();
-    if (axes.empty()) {
-      // Reducing over no axis with an identity element transform is the input itself: handed on
-      // as a view, not copied (the gradient of a MatMul that broadcast nothing is such a
-      // ReduceSum).
-      const bool identity = op_ == ReduceOp::Sum || op_ == ReduceOp::Mean || op_ == ReduceOp::Max ||
-                            op_ == ReduceOp::Min || op_ == ReduceOp::Prod;
-      if (noop_with_empty_axes_ && identity && x.dtype() != DType::Bool) {
-        ctx.set_output(0, ctx.input_value(0));
-        return;
-      }
-      if (!noop_with_empty_axes_)
-        for (int64_t d = 0; d < x.rank(); ++d) axes.push_back(d);
-    } else if (!cpu::normalize_axes(axes, x.rank())) {
-      ctx.fail("axes out of range for an input of shape " + shape_to_string(x.shape()));
+    // Reducing over no axis with an identity element transform is the input itself: handed on
+    // as a view, not copied (the gradient of a MatMul that broadcast nothing is such a
+    // ReduceSum).
+    const bool identity = op_ == ReduceOp::Sum || op_ == ReduceOp::Mean || op_ == ReduceOp::Max ||
+                          op_ == ReduceOp::Min || op_ == ReduceOp::Prod;
+    if (axes.empty() && noop_with_empty_axes_ && identity && x.dtype() != DType::Bool) {
+      ctx.set_output(0, ctx.input_value(0));
+      return;
     }
+    if (!resolve_reduce_axes(axes, x.rank(), noop_with_empty_axes_))
+      ctx.fail("axes out of range for an input of shape " + shape_to_string(x.shape()));
     const cpu::ReducePlan plan = cpu::make_reduce_plan(x.shape(), axes, keepdims_);
     Tensor& y = ctx.output(0, x.dtype(), plan.out_shape);
     dispatch_numeric(x.dtype(), "Reduce", [&](auto tag) {

@@ -2,15 +2,9 @@
 
 #include <algorithm>
 
-namespace graft::cpu {
+#include "exec/reduce_shapes.h"
 
-bool normalize_axes(std::vector<int64_t>& axes, int64_t rank) {
-  for (int64_t& axis : axes) {
-    if (axis < -rank || axis >= std::max<int64_t>(rank, 1)) return false;
-    if (axis < 0) axis += rank;
-  }
-  return true;
-}
+namespace graft::cpu {
 
 namespace {
 
@@ -59,12 +53,7 @@ ReducePlan make_reduce_plan(const Shape& in_shape, const std::vector<int64_t>& a
   }
   plan.outer_offsets = offsets_of(outer_dims, outer_strides);
   plan.reduce_offsets = offsets_of(reduce_dims, reduce_strides);
-  for (size_t d = 0; d < rank; ++d) {
-    if (!reduced[d])
-      plan.out_shape.push_back(in_shape[d]);
-    else if (keepdims)
-      plan.out_shape.push_back(1);
-  }
+  plan.out_shape = reduced_shape(in_shape, axes, keepdims);
   return plan;
 }
 

@@ -22,11 +22,9 @@ struct ReducePlan {
   int64_t out_count() const { return static_cast<int64_t>(outer_offsets.size()) * inner; }
 };
 
-// `axes` are already normalized to [0, rank) (duplicates are ignored).
+// `axes` are already normalized to [0, rank) (normalize_reduce_axes of exec/reduce_shapes.h;
+// duplicates are ignored).
 ReducePlan make_reduce_plan(const Shape& in_shape, const std::vector<int64_t>& axes, bool keepdims);
-
-// Normalizes possibly negative axes against `rank`; returns false when one is out of range.
-bool normalize_axes(std::vector<int64_t>& axes, int64_t rank);
 
 // For every output element `o` (in row-major order of out_shape), starts from `init`, folds
 // acc = step(acc, input_value, o) over the reduced positions and calls finish(o, acc).

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 #include "ir/names.h"
 
 namespace graft {
@@ -26,20 +27,10 @@ class LayerNormGrad : public Kernel {
     if (dy.shape() != x.shape() || dy.dtype() != x.dtype() || scale.dtype() != x.dtype()) {
       ctx.fail("dY, X and Scale must share X's shape and type");
     }
-    const int64_t rank = x.rank();
-    // The axes must be the trailing ones, as LayerNormalization normalizes.
-    int64_t first = rank;
-    for (size_t k = 0; k < axes_.size(); ++k) {
-      int64_t a = axes_[k] < 0 ? axes_[k] + rank : axes_[k];
-      if (a < 0 || a >= rank || (k > 0 && a != first + static_cast<int64_t>(k)))
-        ctx.fail("axes must be trailing and increasing");
-      if (k == 0) first = a;
-    }
-    if (first + static_cast<int64_t>(axes_.size()) != rank)
-      ctx.fail("axes must end at the last axis");
-    int64_t outer = 1, n = 1;
-    for (int64_t d = 0; d < first; ++d) outer *= x.dim(d);
-    for (int64_t d = first; d < rank; ++d) n *= x.dim(d);
+    const int64_t first = trailing_axes_start(axes_, x.rank());
+    if (first < 0) ctx.fail("axes must be the trailing axes of X, in increasing order");
+    const AxisSplit split = split_at_axis(x.shape(), first, true);
+    const int64_t outer = split.outer, n = split.n;
     if (scale.size() != n && scale.size() != 1) {
       ctx.fail("Scale " + shape_to_string(scale.shape()) + " does not cover the normalized axes");
     }

@@ -1,6 +1,7 @@
 // com.graft.SoftmaxGrad: dX = Y * (dY - sum(dY * Y, axis)) in one pass per row, the fused form
 // of the gradient graft emits for Softmax (its function body is the unfused standard-op form).
 #include "exec/kernel.h"
+#include "exec/reduce_shapes.h"
 #include "ir/names.h"
 
 namespace graft {
@@ -21,10 +22,8 @@ class SoftmaxGrad : public Kernel {
     const int64_t rank = y.rank();
     int64_t axis = axis_ < 0 ? axis_ + rank : axis_;
     if (axis < 0 || axis >= rank) ctx.fail("axis " + std::to_string(axis_) + " is out of range");
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis; ++d) outer *= y.dim(d);
-    for (int64_t d = axis + 1; d < rank; ++d) inner *= y.dim(d);
-    const int64_t n = y.dim(axis);
+    const AxisSplit split = split_at_axis(y.shape(), axis, false);
+    const int64_t outer = split.outer, n = split.n, inner = split.inner;
     Tensor& dx = ctx.output(0, y.dtype(), y.shape());
     dispatch_float(y.dtype(), "SoftmaxGrad", [&](auto tag) {
       using T = typename decltype(tag)::type;
