@@ -11,6 +11,7 @@
 #include "providers/cuda/device.h"
 #include "providers/cuda/kernels/backend.h"
 #include "providers/cuda/kernels/blas.h"
+#include "providers/cuda/kernels/dnn.h"
 
 namespace graft::cuda {
 
@@ -103,6 +104,17 @@ class CudaBackend {
   void fill(void* dst, int byte, size_t bytes) const {
     if (bytes > 0) check(cudaMemsetAsync(dst, byte, bytes, stream_), "cudaMemsetAsync");
   }
+  // Convolution, pooling and batch normalization (contracts in kernels/dnn.h; cudnn.cu).
+  void conv_forward(const ConvDesc& d, const void* x, const void* w, void* y) const;
+  void conv_backward_data(const ConvDesc& d, const void* w, const void* dy, void* dx) const;
+  void conv_backward_filter(const ConvDesc& d, const void* x, const void* dy, void* dw) const;
+  void pool_forward(const PoolDesc& d, const void* x, void* y) const;
+  void batch_norm_inference(const BatchNormDesc& d, const void* x, const void* scale,
+                            const void* bias, const void* mean, const void* var, void* y) const;
+  void batch_norm_training(const BatchNormDesc& d, const void* x, const void* scale,
+                           const void* bias, void* y, void* saved_mean, void* saved_inv_std) const;
+  void batch_norm_backward(const BatchNormDesc& d, const void* x, const void* dy,
+                           const void* scale, void* dx, void* dscale, void* dbias) const;
   uint64_t next_seed() { return seed_++; }
   void gemm(const GemmDesc& desc, const void* a, const void* b, void* c,
             const void* bias = nullptr) const;  // blas.h; providers/cuda/blas.cu

@@ -23,5 +23,8 @@ void register_training_kernels(KernelRegistry& reg);
 void register_optimizer_kernels(KernelRegistry& reg);
 void register_dropout_kernels(KernelRegistry& reg);
 void register_fused_kernels(KernelRegistry& reg);
+void register_conv_kernels(KernelRegistry& reg);
+void register_pool_kernels(KernelRegistry& reg);
+void register_batch_norm_kernels(KernelRegistry& reg);
 
 }  // namespace graft::cuda

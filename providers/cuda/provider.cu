@@ -29,6 +29,9 @@ const KernelRegistry& cuda_kernel_registry() {
     register_optimizer_kernels(reg);
     register_dropout_kernels(reg);
     register_fused_kernels(reg);
+    register_conv_kernels(reg);
+    register_pool_kernels(reg);
+    register_batch_norm_kernels(reg);
     return reg;
   }();
   return registry;

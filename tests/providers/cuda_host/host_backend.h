@@ -15,6 +15,7 @@
 #include "ir/model.h"
 #include "providers/cuda/kernels/backend.h"
 #include "providers/cuda/kernels/blas.h"
+#include "providers/cuda/kernels/dnn.h"
 
 namespace graft::test_util {
 
@@ -65,6 +66,19 @@ class HostBackend {
   void fill(void* dst, int byte, size_t bytes) const {
     if (bytes > 0) std::memset(dst, byte, bytes);
   }
+  // Convolution, pooling and batch normalization as reference loops (contracts in
+  // providers/cuda/kernels/dnn.h; host_dnn.cc).
+  void conv_forward(const cuda::ConvDesc& d, const void* x, const void* w, void* y) const;
+  void conv_backward_data(const cuda::ConvDesc& d, const void* w, const void* dy, void* dx) const;
+  void conv_backward_filter(const cuda::ConvDesc& d, const void* x, const void* dy,
+                            void* dw) const;
+  void pool_forward(const cuda::PoolDesc& d, const void* x, void* y) const;
+  void batch_norm_inference(const cuda::BatchNormDesc& d, const void* x, const void* scale,
+                            const void* bias, const void* mean, const void* var, void* y) const;
+  void batch_norm_training(const cuda::BatchNormDesc& d, const void* x, const void* scale,
+                           const void* bias, void* y, void* saved_mean, void* saved_inv_std) const;
+  void batch_norm_backward(const cuda::BatchNormDesc& d, const void* x, const void* dy,
+                           const void* scale, void* dx, void* dscale, void* dbias) const;
   uint64_t next_seed() { return seed_++; }
   bool use_tf32() const { return false; }
   void gemm(const cuda::GemmDesc& desc, const void* a, const void* b, void* c,
