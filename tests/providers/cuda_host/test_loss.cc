@@ -2,11 +2,17 @@
 // (providers/cuda/kernels/loss.h), compiled for the host, against the CPU provider (which runs
 // the ops' ONNX function bodies): every reduction, with and without weights, ignore_index inside
 // and outside the classes, the log_prob output, extra dims after the classes, int32 and int64
-// labels, and 1, 33 and 1025 classes. float32 within 1e-5, the 16-bit floats within 1e-2.
+// labels, and 1, 33 and 1025 classes; and the gradient graph of a LayerNormalization, Softmax and
+// loss chain, whose fused gradient ops run on the device. float32 within 1e-5, the 16-bit floats
+// within 1e-2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 
+#include "autodiff/gradient.h"
+#include "ir/serialize.h"
+#include "onnx/defs/parser.h"
 #include "onnx/onnx_pb.h"
 #include "providers/cuda/kernels/loss.h"
 #include "tests/providers/cuda_host/host_backend.h"
@@ -129,6 +135,46 @@ TEST(CudaHostLoss, OddClassCounts) {
           {.op = op, .shape = {3, classes, 2}, .reduction = "none", .weights = true});
     }
   }
+}
+
+// loss = SoftmaxCrossEntropyLoss(Softmax(h) * h, labels, weights), h = LayerNormalization(x),
+// differentiated for x, Scale and B: the backward graph holds LayerNormGrad, SoftmaxGrad,
+// LogSoftmax and ReduceSum besides the forward ops, all of which must run on the device.
+TEST(CudaHostLoss, GradientGraph) {
+  onnx::ModelProto proto;
+  const auto status = onnx::OnnxParser::Parse(proto, R"ONNX(
+<ir_version: 10, opset_import: ["" : 18]>
+g (float[6, 9] x, int64[6] labels, float[9] scale, float[9] bias, float[9] weights)
+    => (float loss) {
+  h = LayerNormalization <axis = -1, epsilon = 0.001> (x, scale, bias)
+  p = Softmax <axis = 1> (h)
+  logits = Mul (p, h)
+  loss = SoftmaxCrossEntropyLoss <reduction = "mean", ignore_index = 4> (logits, labels, weights)
+}
+)ONNX");
+  ASSERT_TRUE(status.IsOK()) << status.ErrorMessage();
+  const ir::Model model = autodiff::build_gradient_graph(
+      ir::load_model_from_bytes(proto.SerializeAsString()), "loss", {"x", "scale", "bias"});
+  const std::vector<std::string> on_device = {
+      "LayerNormalization", "Softmax",  "SoftmaxCrossEntropyLoss", "LayerNormGrad", "SoftmaxGrad",
+      "LogSoftmax",         "ReduceSum"};
+  std::vector<std::string> elsewhere;
+  for (const auto& node : model.graph.nodes) {
+    if (std::count(on_device.begin(), on_device.end(), node->op_type) == 0)
+      elsewhere.push_back(node->op_type);
+  }
+  for (const std::string& op : on_device) {
+    EXPECT_TRUE(std::any_of(model.graph.nodes.begin(), model.graph.nodes.end(),
+                            [&](const auto& node) { return node->op_type == op; }))
+        << op << " is not in the gradient graph";
+  }
+  expect_matches_cpu(model,
+                     {{"x", Value(random_tensor(DType::Float, {6, 9}, -2, 2, 1))},
+                      {"labels", Value(labels_for(DType::Int64, {6}, 9, 4))},
+                      {"scale", Value(random_tensor(DType::Float, {9}, 0.5, 2, 2))},
+                      {"bias", Value(random_tensor(DType::Float, {9}, -1, 1, 3))},
+                      {"weights", Value(random_tensor(DType::Float, {9}, 0.2, 2, 4))}},
+                     1e-5, 1e-6, elsewhere);
 }
 
 }  // namespace
