@@ -16,6 +16,10 @@
 
 namespace graft {
 
+MemoryDevice Allocator::device() const {
+  return on_host() ? MemoryDevice{} : MemoryDevice{name(), 0};
+}
+
 void Allocator::fill(void* ptr, int byte, size_t bytes) { std::memset(ptr, byte, bytes); }
 
 void Allocator::copy_from_host(void* dst, const void* src, size_t bytes) {

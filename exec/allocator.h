@@ -6,8 +6,16 @@
 
 #include <atomic>
 #include <cstddef>
+#include <string>
 
 namespace graft {
+
+// Where an allocator's memory is, as DLPack and onnxruntime's OrtValue.device_name() name it: host
+// memory (pinned host memory included) is {"cpu", 0}, CUDA device 1's memory {"cuda", 1}.
+struct MemoryDevice {
+  std::string type = "cpu";
+  int id = 0;
+};
 
 class GRAFT_API Allocator {
  public:
@@ -22,6 +30,9 @@ class GRAFT_API Allocator {
   // allocator's) is reached only through its provider's kernels; insert_device_copies puts copies
   // where a value crosses between host and device.
   virtual bool on_host() const { return true; }
+  // Where the memory is. By default {"cpu", 0} for host memory and {name(), 0} for device memory;
+  // a device allocator reports its device type and index.
+  virtual MemoryDevice device() const;
   // Sets `bytes` bytes at `ptr` (from allocate()) to `byte`; device allocators override it.
   virtual void fill(void* ptr, int byte, size_t bytes);
   // Copies `bytes` bytes from host memory at `src` into this allocator's memory at `dst`, and

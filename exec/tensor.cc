@@ -91,6 +91,9 @@ Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator, Init init)
 Buffer::Buffer(void* data, std::shared_ptr<void> keep_alive)
     : data_(data), keep_alive_(std::move(keep_alive)) {}
 
+Buffer::Buffer(void* data, Allocator& allocator, std::shared_ptr<void> keep_alive)
+    : data_(data), allocator_(&allocator), keep_alive_(std::move(keep_alive)) {}
+
 Buffer::Buffer(void* data, size_t bytes, Allocator& allocator, std::shared_ptr<void> owner)
     : data_(data), allocator_(&allocator), keep_alive_(std::move(owner)) {
   if (poison_unspecified()) allocator.fill(data_, 0xFF, bytes);

@@ -35,6 +35,10 @@ class GRAFT_API Buffer {
          Init init = Init::Zero);
   // Wraps memory owned elsewhere; `keep_alive` holds its owner.
   Buffer(void* data, std::shared_ptr<void> keep_alive);
+  // Wraps memory of the kind `allocator` hands out (a device's) that another library owns and
+  // `keep_alive` holds: the buffer reports that allocator but never releases through it, and the
+  // bytes stay as they are (a tensor shared through DLPack).
+  Buffer(void* data, Allocator& allocator, std::shared_ptr<void> keep_alive);
   // Wraps `bytes` bytes at `data`, a part of a block from `allocator` that `owner` holds (a
   // memory plan's arena): the buffer reports that allocator and never releases the memory. The
   // bytes are unspecified, as with Init::Unspecified.

@@ -87,6 +87,7 @@ void destroy_stream_event(void* event);
 class DeviceMemory final : public StreamAllocator {
  public:
   DeviceMemory(int device, CachingAllocator& cache, cudaStream_t stream);
+  MemoryDevice device() const override { return {"cuda", device_}; }
   // Enqueued on the stream.
   void fill(void* ptr, int byte, size_t bytes) override;
   // Enqueued on the stream after its earlier work; return once the bytes are in place.
