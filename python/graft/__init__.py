@@ -8,6 +8,7 @@ on first use, so `import graft` stays fast and never imports PyTorch.
 import importlib as _importlib
 
 from ._C import Fail, InvalidArgument, NotImplemented, get_rng_state, seed, set_rng_state
+from .iobinding import IOBinding, OrtValue
 from .session import (
     ExecutionMode,
     GraphOptimizationLevel,
@@ -26,11 +27,13 @@ __all__ = [
     "ExecutionMode",
     "Fail",
     "GraphOptimizationLevel",
+    "IOBinding",
     "InferenceSession",
     "InvalidArgument",
     "ModelMetadata",
     "NodeArg",
     "NotImplemented",
+    "OrtValue",
     "RunOptions",
     "SessionOptions",
     "get_available_providers",
@@ -47,6 +50,7 @@ _SUBMODULES = (
     "backend",
     "checkpoint",
     "distributed",
+    "iobinding",
     "lr_scheduler",
     "optim",
     "session",

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _C, _types
+from .iobinding import IOBinding, OrtValue, run_with_ort_values
 
 
 class GraphOptimizationLevel:
@@ -87,20 +88,52 @@ def get_available_providers() -> list[str]:
     return list(_C.available_providers())
 
 
-def _session_providers(providers: Sequence[str | tuple] | None) -> list[str]:
-    """The names of the requested providers that are available, in order. As onnxruntime, an
-    unavailable one (CUDA without a GPU) is left out with a warning and the session runs on the
-    others; none requested: the engine's defaults."""
-    names = []
+def _option_text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def _session_providers(providers: Sequence[str | tuple] | None,
+                       provider_options: Sequence[dict] | None = None) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The requested providers that are available, in order, and their options as strings
+    (onnxruntime's forms: names, (name, options) tuples, or names with a parallel
+    provider_options list). As onnxruntime, an unavailable one (CUDA without a GPU) is left out
+    with a warning and the session runs on the others; none requested: the engine's defaults."""
+    if providers is None:
+        if provider_options:
+            raise ValueError("'provider_options' needs 'providers' to say which provider each is for")
+        return [], {}
+    if isinstance(providers, (str, bytes)) or not isinstance(providers, Sequence):
+        raise ValueError("'providers' should be a sequence.")
+    if provider_options is not None:
+        if len(providers) != len(provider_options):
+            raise ValueError("'providers' and 'provider_options' should be the same length if both are given.")
+        if not all(isinstance(p, str) for p in providers):
+            raise ValueError("Only string values for 'providers' are supported if 'provider_options' is given.")
+        if not all(isinstance(o, dict) for o in provider_options):
+            raise ValueError("'provider_options' values must be dicts.")
+        pairs = list(zip(providers, provider_options))
+    else:
+        pairs = []
+        for p in providers:
+            if isinstance(p, str):
+                pairs.append((p, {}))
+            elif isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], dict):
+                pairs.append(p)
+            else:
+                raise ValueError("'providers' values must be either strings or (string, dict) tuples.")
+    names: list[str] = []
+    options: dict[str, dict[str, str]] = {}
     available = get_available_providers()
-    for p in providers or []:
-        name = p[0] if isinstance(p, tuple) else p
-        if name in available:
-            names.append(name)
-        else:
+    for name, given in pairs:
+        if name not in available:
             warnings.warn(f"Specified provider '{name}' is not in available provider names. "
                           f"Available providers: '{', '.join(available)}'", stacklevel=3)
-    return names
+        elif name in options:
+            warnings.warn(f"Duplicate provider '{name}' encountered, ignoring.", stacklevel=3)
+        else:
+            names.append(name)
+            options[name] = {str(k): _option_text(v) for k, v in given.items()}
+    return names, options
 
 
 def get_device() -> str:
@@ -179,8 +212,9 @@ class InferenceSession:
                  providers: Sequence[str | tuple] | None = None, provider_options: Sequence[dict] | None = None,
                  **kwargs: Any) -> None:
         self._sess_options = sess_options or SessionOptions()
-        names = _session_providers(providers)
+        names, self._provider_options = _session_providers(providers, provider_options)
         native_options = self._sess_options._to_native()
+        native_options.provider_options = self._provider_options
         if isinstance(path_or_bytes, (bytes, bytearray)):
             self._model_path = None
             self._sess = _C.InferenceSession.from_bytes(bytes(path_or_bytes), native_options, names)
@@ -206,8 +240,9 @@ class InferenceSession:
     def get_providers(self) -> list[str]:
         return list(self._sess.providers())
 
-    def get_provider_options(self) -> dict:
-        return {p: {} for p in self.get_providers()}
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        """Per provider the session uses, the options it was given (as strings)."""
+        return {p: dict(self._provider_options.get(p, {})) for p in self.get_providers()}
 
     def get_session_options(self) -> SessionOptions:
         return self._sess_options
@@ -223,6 +258,18 @@ class InferenceSession:
         ("Cpu", "Cuda"): the peak of the intermediate tensors, outputs and inputs not included.
         Empty before the first run and with SessionOptions.enable_mem_pattern off."""
         return dict(self._sess.planned_peak_bytes())
+
+    def io_binding(self) -> "IOBinding":
+        return IOBinding(self)
+
+    def run_with_iobinding(self, iobinding: "IOBinding", run_options: RunOptions | None = None) -> None:
+        """Runs with the binding's inputs; its outputs are where the binding says (get_outputs)."""
+        iobinding._run()
+
+    def run_with_ort_values(self, output_names: Sequence[str] | None, input_dict_ort_values: dict[str, "OrtValue"],
+                            run_options: RunOptions | None = None) -> list["OrtValue"]:
+        """run() with OrtValues in and out; outputs made on a device stay there."""
+        return run_with_ort_values(self, output_names, input_dict_ort_values)
 
     def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any],
             run_options: RunOptions | None = None) -> list[Any]:

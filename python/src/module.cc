@@ -15,6 +15,7 @@ void init_checkpoint(py::module_& m);
 void init_training(py::module_& m);
 void init_training_api(py::module_& m);
 void init_distributed(py::module_& m);
+void init_iobinding(py::module_& m);
 }  // namespace graft::python
 
 PYBIND11_MODULE(_C, m) {
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_C, m) {
   graft::python::init_training(m);
   graft::python::init_training_api(m);
   graft::python::init_distributed(m);
+  graft::python::init_iobinding(m);
 }

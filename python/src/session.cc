@@ -48,7 +48,8 @@ void init_session(py::module_& m) {
       .def_readwrite("optimized_model_filepath", &SessionOptions::optimized_model_filepath)
       .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
       .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix)
-      .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern);
+      .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern)
+      .def_readwrite("provider_options", &SessionOptions::provider_options);
 
   py::class_<InferenceSession>(m, "InferenceSession")
       .def_static(

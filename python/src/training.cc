@@ -12,6 +12,8 @@
 
 namespace graft::python {
 
+using ProviderOptionsByName = std::map<std::string, std::map<std::string, std::string>>;
+
 void init_training(py::module_& m) {
   m.def(
       "seed", [](uint64_t value) { default_generator().seed(value); }, py::arg("value"),
@@ -56,7 +58,8 @@ void init_training(py::module_& m) {
                        const std::string& optimized_model_filepath, bool enable_profiling,
                        const std::string& profile_file_prefix,
                        const std::vector<std::string>& providers,
-                       const std::string& mixed_precision, float loss_scale, int growth_interval) {
+                       const std::string& mixed_precision, float loss_scale, int growth_interval,
+                       const ProviderOptionsByName& provider_options) {
              if (max_grad_norm < 0)
                throw InvalidArgument("max_grad_norm must be >= 0 (0 disables clipping), got " +
                                      std::to_string(max_grad_norm));
@@ -87,6 +90,7 @@ void init_training(py::module_& m) {
              o.data_parallel = data_parallel;
              o.zero_stage = zero_stage;
              o.providers = providers;
+             o.session.provider_options = provider_options;
              if (!mixed_precision.empty()) {
                if (mixed_precision != dtype_name(DType::Float16) &&
                    mixed_precision != dtype_name(DType::BFloat16))
@@ -117,7 +121,8 @@ void init_training(py::module_& m) {
            py::arg("optimized_model_filepath") = "", py::arg("enable_profiling") = false,
            py::arg("profile_file_prefix") = "graft_training_profile",
            py::arg("providers") = std::vector<std::string>{}, py::arg("mixed_precision") = "",
-           py::arg("loss_scale") = 65536.0f, py::arg("growth_interval") = 2000)
+           py::arg("loss_scale") = 65536.0f, py::arg("growth_interval") = 2000,
+           py::arg("provider_options") = ProviderOptionsByName{})
       .def("train_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;

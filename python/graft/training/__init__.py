@@ -50,9 +50,9 @@ class TrainingSession:
     new values; `state()` then holds all parameters but only this rank's optimizer state, and
     rank 0 collects the rest for save_checkpoint.
 
-    providers: execution providers in preference order, as InferenceSession's (default: the
-    host's). With ["CUDAExecutionProvider", "CPUExecutionProvider"] on a machine with a GPU the
-    data-parallel collectives run over NCCL on the device, the gradients copied there and back.
+    providers, provider_options: execution providers in preference order and their options, in
+    InferenceSession's forms (default: the host's). With ["CUDAExecutionProvider",
+    "CPUExecutionProvider"] on a machine with a GPU the data-parallel collectives run over NCCL on the device, the gradients copied there and back.
 
     mixed_precision="float16" or "bfloat16" computes MatMul, Gemm, Conv and ConvTranspose in that
     type from float32 master weights (torch.autocast's products), everything else in float32.
@@ -70,7 +70,8 @@ class TrainingSession:
                  zero_stage: int = 0,
                  optimized_model_filepath: str | os.PathLike | None = None, enable_profiling: bool = False,
                  profile_file_prefix: str = "graft_training_profile",
-                 providers: Sequence[str] | None = None, mixed_precision: str | None = None,
+                 providers: Sequence[str | tuple] | None = None, provider_options: Sequence[dict] | None = None,
+                 mixed_precision: str | None = None,
                  loss_scale: float = 65536.0, growth_interval: int = 2000) -> None:
         if isinstance(model, onnx.ModelProto):
             data = model.SerializeToString()
@@ -82,6 +83,7 @@ class TrainingSession:
             weight_decay = 0.01 if optimizer == "adamw" else 0.0
         if eps is None:
             eps = _DEFAULT_EPS.get(optimizer, 1e-8)
+        provider_names, options = _session_providers(providers, provider_options)
         self._sess = _C.TrainingSession(data, loss, list(params or []), optimizer, lr, momentum, nesterov,
                                         weight_decay, betas[0], betas[1], eps, lr_decay=lr_decay, alpha=alpha,
                                         centered=centered, max_grad_norm=max_grad_norm,
@@ -89,7 +91,7 @@ class TrainingSession:
                                         bucket_mb=bucket_mb, zero_stage=zero_stage,
                                         optimized_model_filepath=os.fspath(optimized_model_filepath or ""),
                                         enable_profiling=enable_profiling, profile_file_prefix=profile_file_prefix,
-                                        providers=_session_providers(providers),
+                                        providers=provider_names, provider_options=options,
                                         mixed_precision=mixed_precision or "", loss_scale=loss_scale,
                                         growth_interval=growth_interval)
 
