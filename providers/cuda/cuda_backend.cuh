@@ -113,8 +113,8 @@ class CudaBackend {
                             const void* bias, const void* mean, const void* var, void* y) const;
   void batch_norm_training(const BatchNormDesc& d, const void* x, const void* scale,
                            const void* bias, void* y, void* saved_mean, void* saved_inv_std) const;
-  void batch_norm_backward(const BatchNormDesc& d, const void* x, const void* dy,
-                           const void* scale, void* dx, void* dscale, void* dbias) const;
+  void batch_norm_backward(const BatchNormDesc& d, const void* x, const void* dy, const void* scale,
+                           void* dx, void* dscale, void* dbias) const;
   uint64_t next_seed() { return seed_++; }
   void gemm(const GemmDesc& desc, const void* a, const void* b, void* c,
             const void* bias = nullptr) const;  // blas.h; providers/cuda/blas.cu

@@ -70,8 +70,7 @@ class HostBackend {
   // providers/cuda/kernels/dnn.h; host_dnn.cc).
   void conv_forward(const cuda::ConvDesc& d, const void* x, const void* w, void* y) const;
   void conv_backward_data(const cuda::ConvDesc& d, const void* w, const void* dy, void* dx) const;
-  void conv_backward_filter(const cuda::ConvDesc& d, const void* x, const void* dy,
-                            void* dw) const;
+  void conv_backward_filter(const cuda::ConvDesc& d, const void* x, const void* dy, void* dw) const;
   void pool_forward(const cuda::PoolDesc& d, const void* x, void* y) const;
   void batch_norm_inference(const cuda::BatchNormDesc& d, const void* x, const void* scale,
                             const void* bias, const void* mean, const void* var, void* y) const;
