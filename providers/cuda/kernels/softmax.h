@@ -4,6 +4,7 @@
 // finds its max-shifted LogSumExp in one pass, then one thread per element writes the output.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "exec/reduce_shapes.h"
