@@ -139,7 +139,8 @@ class IOBinding:
 
     def _check_output(self, name: str) -> None:
         if name not in self._output_names:
-            raise ValueError(f"bind_output: the model has no output '{name}' (outputs: {', '.join(self._output_names)})")
+            raise ValueError(f"bind_output: the model has no output '{name}' "
+                             f"(outputs: {', '.join(self._output_names)})")
 
     def bind_cpu_input(self, name: str, arr_on_cpu: np.ndarray) -> None:
         self.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(arr_on_cpu))
