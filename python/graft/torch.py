@@ -156,7 +156,8 @@ class _Compiled:
     def feed(self, t: torch.Tensor) -> Any:
         """A torch tensor as a graft feed: a NumPy view on the CPU, the device memory itself on a GPU."""
         if self._on_gpu:
-            return OrtValue.from_dlpack(t.detach().contiguous())
+            with torch.cuda.device(self.device):  # torch lends tensors of its current device only
+                return OrtValue.from_dlpack(t.detach().contiguous())
         return _numpy(t)
 
     def run(self, sess: InferenceSession, names: list[str] | None, feeds: dict) -> list[Any]:
