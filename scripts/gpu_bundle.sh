@@ -13,14 +13,20 @@ bash scripts/build.sh graft_tests >/dev/null
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/lib" "$STAGE/include" .gpu
-# The library's objects, every layer's; tests/gpu's checks and the C++ tests' objects.
-find build/CMakeFiles -path '*graft_*.dir/*' -name '*.o' -not -path '*graft_nccl.dir*' | sort >"$STAGE/objects"
+# The objects the build links into the C++ tests (read from its link command, so objects of
+# sources that no longer exist are left out): the library's, every layer, and the tests' own.
+LINK_LINE="$(ninja -C build -t commands graft_tests | tail -n 1)"
+tr ' ' '\n' <<<"$LINK_LINE" | grep '\.o$' | grep -v '^tests/' | sed 's|^|build/|' >"$STAGE/objects"
+tr ' ' '\n' <<<"$LINK_LINE" | grep '\.o$' | grep '^tests/' | sed 's|^|build/|' >"$STAGE/test_objects"
 ar qcs "$STAGE/lib/libgraft_objects.a" $(cat "$STAGE/objects")
-find build/tests/CMakeFiles/graft_tests.dir -name '*.o' | sort | xargs ar qcs "$STAGE/lib/libgraft_test_objects.a"
-for dir in build/tests/CMakeFiles/graft_cuda_*.dir build/tests/CMakeFiles/graft_nccl_*.dir; do
-  [ -d "$dir" ] || continue
-  name="$(basename "$dir" .dir)"
-  find "$dir" -name '*.o' | xargs ar qcs "$STAGE/lib/lib${name}.a"
+ar qcs "$STAGE/lib/libgraft_test_objects.a" $(cat "$STAGE/test_objects")
+# tests/gpu's device checks: their own objects, by the same reading of their link commands.
+for target in $(ninja -C build -t targets all | grep -o '^tests/graft_\(cuda\|nccl\)_[a-z_]*' | sort -u); do
+  name="$(basename "$target")"
+  [ "$name" = graft_nccl_collectives ] && continue  # links libgraft_nccl, not the library
+  bash scripts/build.sh "$target" >/dev/null
+  ninja -C build -t commands "$target" | tail -n 1 | tr ' ' '\n' | grep '\.o$' | grep '^tests/' |
+    grep -v 'graft_tests.dir' | sed 's|^|build/|' | xargs ar qcs "$STAGE/lib/lib${name}.a"
 done
 cp build/libgraft_nccl.so "$STAGE/lib/"
 cp "$ONNX_ROOT"/lib/libonnx.a "$ONNX_ROOT"/lib/libonnx_proto.a "$STAGE/lib/"

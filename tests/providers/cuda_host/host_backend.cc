@@ -175,15 +175,12 @@ double element(const Tensor& t, int64_t i) {
 
 }  // namespace
 
-namespace {
-
-// GRAFT_TEST_DEVICE=cuda: the cases run on the CUDA provider instead of the host test provider.
 bool on_cuda() {
   const char* device = std::getenv("GRAFT_TEST_DEVICE");
   return device != nullptr && std::string(device) == "cuda";
 }
 
-}  // namespace
+const char* device_provider() { return on_cuda() ? "CUDAExecutionProvider" : kHostTestProvider; }
 
 void expect_matches_cpu(const ir::Model& model, const std::map<std::string, Value>& feeds,
                         double rtol, double atol, const std::vector<std::string>& host_ops) {
@@ -200,10 +197,10 @@ void expect_matches_cpu(const ir::Model& model, const std::map<std::string, Valu
   if (cuda) {
     rtol *= 10;
     atol *= 10;
+    // Exact float32 products: TF32 (the provider's default, as onnxruntime's) keeps 10 bits.
+    options.provider_options["CUDAExecutionProvider"] = {{"use_tf32", "0"}};
   }
-  InferenceSession device(model.clone(), options,
-                          {cuda ? "CUDAExecutionProvider" : kHostTestProvider,
-                           "CPUExecutionProvider"});
+  InferenceSession device(model.clone(), options, {device_provider(), "CPUExecutionProvider"});
   InferenceSession cpu(model.clone(), options, {"CPUExecutionProvider"});
   const std::vector<Value> got = device.run({}, feeds);
   const std::vector<Value> want = cpu.run({}, feeds);

@@ -38,14 +38,6 @@ TEST(CudaHostDropout, PhiloxMatchesRandom123KnownAnswers) {
   }
 }
 
-// The provider that runs the device kernels here: the host test provider, or the CUDA provider on
-// a GPU machine (GRAFT_TEST_DEVICE=cuda, as expect_matches_cpu does).
-const char* device_provider() {
-  const char* device = std::getenv("GRAFT_TEST_DEVICE");
-  return device != nullptr && std::string(device) == "cuda" ? "CUDAExecutionProvider"
-                                                            : kHostTestProvider;
-}
-
 // Dropout(x, ratio, training_mode) -> (y, mask) at opset 13.
 ir::Model dropout_model(DType dtype, const Shape& shape, double ratio, bool training,
                         std::optional<int64_t> seed) {

@@ -340,14 +340,6 @@ TEST(CudaHostFused, LongChainsSplitAtTheKernelsLimits) {
   expect_fuses(inputs, 2);  // x and seven weights, then three weights
 }
 
-// The provider that runs the device kernels here: the host test provider, or the CUDA provider on
-// a GPU machine (GRAFT_TEST_DEVICE=cuda, as expect_matches_cpu does).
-const char* device_provider() {
-  const char* device = std::getenv("GRAFT_TEST_DEVICE");
-  return device != nullptr && std::string(device) == "cuda" ? "CUDAExecutionProvider"
-                                                            : kHostTestProvider;
-}
-
 // plan_model fuses at level 2 the chains a device provider runs, and only those.
 TEST(CudaHostFused, SessionsFuseOnTheDeviceOnly) {
   ModelBuilder b;
