@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from workers import Worker  # bench/ is the script's folder
+from workers import Worker, batchnorm_in_training_mode  # bench/ is the script's folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
@@ -76,7 +76,6 @@ def build_torch(name: str, smoke: bool, with_loss: bool):
 
 
 def export(name: str, batch: dict[str, np.ndarray], path: str, smoke: bool, train: bool) -> None:
-    import onnx
     import torch
 
     model = build_torch(name, smoke, with_loss=train)
@@ -88,15 +87,7 @@ def export(name: str, batch: dict[str, np.ndarray], path: str, smoke: bool, trai
     torch.onnx.export(model, args, path, input_names=names, output_names=outputs, dynamo=True,
                       external_data=False, optimize=False, verbose=False)
     if train:
-        # The exporter writes a training-mode BatchNorm as the inference op; PyTorch trains with
-        # batch statistics, so the graph is switched to training mode too.
-        m = onnx.load(path)
-        for node in m.graph.node:
-            if node.op_type == "BatchNormalization":
-                kept = [a for a in node.attribute if a.name != "training_mode"]
-                del node.attribute[:]
-                node.attribute.extend(kept + [onnx.helper.make_attribute("training_mode", 1)])
-        onnx.save(m, path)
+        batchnorm_in_training_mode(path)
 
 
 class GpuMemory:

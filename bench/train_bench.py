@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from machine import cpu_name  # bench/ is the script's folder
-from workers import Worker, status_kib
+from workers import Worker, batchnorm_in_training_mode, status_kib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LR, MOMENTUM = 0.01, 0.9
@@ -111,18 +111,7 @@ def export(model, batch: dict[str, np.ndarray], path: str, with_loss: bool = Tru
         model, args, names, outputs = model.net, (torch.from_numpy(batch["x"]),), ["x"], ["logits"]
     torch.onnx.export(model, args, path, input_names=names, output_names=outputs, dynamo=True,
                       external_data=False, optimize=False, verbose=False)
-    # The exporter writes a training-mode BatchNorm as the inference op (running statistics);
-    # PyTorch trains with batch statistics, so the graph is switched to training mode too. (The
-    # running-statistics update, which the step's loss does not depend on, is left out.)
-    import onnx
-
-    m = onnx.load(path)
-    for node in m.graph.node:
-        if node.op_type == "BatchNormalization":
-            kept = [a for a in node.attribute if a.name != "training_mode"]
-            del node.attribute[:]
-            node.attribute.extend(kept + [onnx.helper.make_attribute("training_mode", 1)])
-    onnx.save(m, path)
+    batchnorm_in_training_mode(path)
 
 
 class TorchStep:

@@ -44,3 +44,19 @@ class Worker:
         result = self.send("quit")
         self.proc.wait()
         return result
+
+
+def batchnorm_in_training_mode(path: str) -> None:
+    """Rewrites the exported model at `path` with every BatchNormalization in training mode.
+    torch.onnx.export writes a training-mode BatchNorm as the inference op (running statistics);
+    PyTorch trains with batch statistics, so the benchmarks' graphs do too. (The running-statistics
+    update, which the step's loss does not depend on, is left out.)"""
+    import onnx
+
+    m = onnx.load(path)
+    for node in m.graph.node:
+        if node.op_type == "BatchNormalization":
+            kept = [a for a in node.attribute if a.name != "training_mode"]
+            del node.attribute[:]
+            node.attribute.extend(kept + [onnx.helper.make_attribute("training_mode", 1)])
+    onnx.save(m, path)
