@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "exec/plan.h"
+#include "exec/update_layout.h"
 #include "ir/names.h"
 #include "providers/cuda/kernels/backend.h"
 
@@ -65,11 +66,6 @@ GRAFT_HD float clip_factor(double sum_of_squares, float max_norm) {
 }
 
 // The learning rate and the step number t (1 on the first update).
-struct UpdateStep {
-  float lr;
-  int64_t step;
-  float t;
-};
 
 inline float one_minus(float v) { return 1.0f - v; }
 inline float bias_correction(float beta, float t) {
@@ -392,44 +388,26 @@ template <class B, typename Rule>
 class UpdateKernel final : public DeviceKernel<B>, public InPlaceKernel {
  public:
   explicit UpdateKernel(const KernelInfo& info)
-      : DeviceKernel<B>(info), rule_(info), max_norm_(info.attr_float("max_grad_norm", 0.0f)) {
-    const int in = info.num_inputs(), out = info.num_outputs();
-    n_ = in - 2 - out;
-    if (n_ <= 0 || out % n_ != 0) {
-      info.fail("expects lr, step, n parameters, their n gradients and n tensors per state slot (" +
-                std::to_string(in) + " inputs), and the n new parameters and states (" +
-                std::to_string(out) + " outputs): the counts do not fit");
-    }
-    slots_ = out / n_ - 1;
+      : DeviceKernel<B>(info),
+        rule_(info),
+        max_norm_(info.attr_float("max_grad_norm", 0.0f)),
+        layout_(info),
+        n_(layout_.tensors()),
+        slots_(layout_.slots()) {
     rule_.check_slots(info, slots_);
   }
 
   std::vector<std::pair<int, int>> in_place_pairs() const override {
-    std::vector<std::pair<int, int>> pairs;
-    for (int i = 0; i < n_; ++i) pairs.emplace_back(i, 2 + i);
-    for (int s = 0; s < slots_; ++s) {
-      for (int i = 0; i < n_; ++i) pairs.emplace_back((1 + s) * n_ + i, 2 + (2 + s) * n_ + i);
-    }
-    return pairs;
+    return layout_.in_place_pairs();
   }
 
   void compute(KernelContext& ctx) override { compute_in_place(ctx, {}); }
 
   void compute_in_place(KernelContext& ctx, const std::vector<int>& reuse) override {
-    const UpdateStep step = read_step(ctx);
-    check_inputs(ctx);
-    // Outputs: the input's own buffer where the plan allows it, else a new one.
-    std::vector<void*> out(static_cast<size_t>((1 + slots_) * n_));
-    for (int o = 0; o < (1 + slots_) * n_; ++o) {
-      const int j = o < n_ ? 2 + o : 2 + n_ + o;
-      const Tensor& source = ctx.input(j);
-      if (static_cast<size_t>(o) < reuse.size() && reuse[static_cast<size_t>(o)] == j) {
-        ctx.set_output(o, ctx.input_value(j));
-        out[static_cast<size_t>(o)] = source.raw();
-      } else {
-        out[static_cast<size_t>(o)] = ctx.output(o, source.dtype(), source.shape()).raw();
-      }
-    }
+    // lr and step are host inputs (KernelDef::host_inputs).
+    const UpdateStep step = layout_.read_step(ctx);
+    layout_.check_inputs(ctx);
+    const std::vector<void*> out = layout_.outputs(ctx, reuse);
     const std::vector<UpdateGroup> groups = make_groups(ctx);
     if (groups.empty()) return;
     Allocator& memory = this->backend().allocator();
@@ -452,36 +430,6 @@ class UpdateKernel final : public DeviceKernel<B>, public InPlaceKernel {
   }
 
  private:
-  UpdateStep read_step(KernelContext& ctx) const {
-    // Host inputs (KernelDef::host_inputs): to_host() is then the tensor itself.
-    const Tensor lr = ctx.input(0).to_host();
-    const Tensor step = ctx.input(1).to_host();
-    if (lr.dtype() != DType::Float || lr.size() != 1) ctx.fail("lr must be a float scalar");
-    if (step.dtype() != DType::Int64 || step.size() != 1) ctx.fail("step must be an int64 scalar");
-    const int64_t s = step.data<int64_t>()[0];
-    return {lr.data<float>()[0], s, static_cast<float>(s + 1)};
-  }
-
-  // Every input is checked before anything is written.
-  void check_inputs(KernelContext& ctx) const {
-    for (int i = 0; i < n_; ++i) {
-      const Tensor& x = ctx.input(2 + i);
-      if (x.dtype() != DType::Float && x.dtype() != DType::Double) {
-        ctx.fail("parameter " + std::to_string(i) + " is " + dtype_name(x.dtype()) +
-                 ", expected float or double");
-      }
-      for (int k = 1; k < 2 + slots_; ++k) {
-        const Tensor& other = ctx.input(2 + k * n_ + i);
-        if (other.dtype() != x.dtype() || other.shape() != x.shape()) {
-          ctx.fail("input " + std::to_string(2 + k * n_ + i) + " is " + dtype_name(other.dtype()) +
-                   " " + shape_to_string(other.shape()) + ", unlike parameter " +
-                   std::to_string(i) + " (" + dtype_name(x.dtype()) + " " +
-                   shape_to_string(x.shape()) + ")");
-        }
-      }
-    }
-  }
-
   template <typename F>
   static void dispatch_update(DType dtype, KernelContext& ctx, F&& f) {
     if (dtype == DType::Double) {
@@ -580,7 +528,8 @@ class UpdateKernel final : public DeviceKernel<B>, public InPlaceKernel {
 
   Rule rule_;
   float max_norm_;
-  int n_ = 0, slots_ = 0;
+  UpdateLayout layout_;
+  int n_, slots_;
 };
 
 template <class B>
