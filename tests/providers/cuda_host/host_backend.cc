@@ -175,10 +175,14 @@ double element(const Tensor& t, int64_t i) {
 
 }  // namespace
 
+namespace {
+
 bool on_cuda() {
   const char* device = std::getenv("GRAFT_TEST_DEVICE");
   return device != nullptr && std::string(device) == "cuda";
 }
+
+}  // namespace
 
 const char* device_provider() { return on_cuda() ? "CUDAExecutionProvider" : kHostTestProvider; }
 

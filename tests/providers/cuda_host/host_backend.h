@@ -100,10 +100,8 @@ bool in_host_device_memory(const Tensor& t);
 // The name the test provider registers under.
 inline constexpr const char* kHostTestProvider = "CUDAHostTestProvider";
 
-// GRAFT_TEST_DEVICE=cuda (scripts/gpu_check.sh on a GPU machine): the cases run on the CUDA
-// provider instead of the host test provider.
-bool on_cuda();
-// The provider that runs the device kernels: the host test provider, or the CUDA provider.
+// The provider that runs the device kernels: the host test provider, or the CUDA provider under
+// GRAFT_TEST_DEVICE=cuda (scripts/gpu_check.sh on a GPU machine).
 const char* device_provider();
 
 // Runs `model` with the test provider first and with the CPU provider alone, and expects every
