@@ -156,6 +156,10 @@ class Kernel {
   // Computes the outputs from the inputs. May throw Fail / InvalidArgument; must leave no
   // partial state that breaks the next run.
   virtual void compute(KernelContext& ctx) = 0;
+  // Constant inputs (KernelInfo::constant_input) the kernel copied into a form of its own when it
+  // was built (weights packed for its GEMM or convolution) and never reads again: compute() does
+  // not touch them, and the session frees an initializer that every node reading it has packed.
+  virtual std::vector<int> packed_inputs() const { return {}; }
 };
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const KernelInfo&)>;
