@@ -14,6 +14,7 @@
 #include "ir/serialize.h"
 #include "ir/transforms/fuse_elementwise.h"
 #include "ir/transforms/inline_functions.h"
+#include "ir/transforms/nchwc.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
@@ -329,6 +330,9 @@ void GraphPlan::own_providers(std::vector<std::unique_ptr<ExecutionProvider>> pr
   providers_ = std::move(providers);
 }
 
+// onnxruntime's ORT_ENABLE_ALL: the level of its layout transformations (NCHWc).
+constexpr int kLayoutOptimizationLevel = 99;
+
 PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
                         const SessionOptions& options) {
   PlannedModel planned;
@@ -359,6 +363,15 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
       const ExecutionProvider* p = owners[i] < 0 ? nullptr : chosen[static_cast<size_t>(owners[i])];
       return p != nullptr && !p->allocator().on_host() &&
              p->registry().has_op(names::kDomain, ir::fused_elementwise_op(0), 1);
+    });
+  }
+  if (options.graph_optimization_level >= kLayoutOptimizationLevel) {
+    // Convolution chains on a host provider with the blocked kernels run in its blocked layout.
+    const std::vector<int> owners = partition(model, model.graph, chosen);
+    ir::convert_to_nchwc(model, [&](size_t i) {
+      const ExecutionProvider* p = owners[i] < 0 ? nullptr : chosen[static_cast<size_t>(owners[i])];
+      return p != nullptr && p->allocator().on_host() &&
+             p->registry().has_op(names::kDomain, "NchwcConv", 1);
     });
   }
   insert_device_copies(model, chosen);

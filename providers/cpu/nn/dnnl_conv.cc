@@ -12,6 +12,7 @@
 #include "exec/error.h"
 #include "exec/tensor.h"
 #include "providers/cpu/nn/block_reorder.h"
+#include "providers/cpu/nn/nchwc.h"
 #include "providers/cpu/nn/primitive_cache.h"
 
 namespace graft::cpu {
@@ -52,10 +53,7 @@ bool prefers_winograd(const DnnlConvShape& s) {
          tiles * channels >= kWinogradMinTileChannels;
 }
 
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
+dnnl::engine& engine() { return dnnl_cpu_engine(); }
 
 enum class Pass { Forward, BackwardData, BackwardWeights };
 
@@ -315,6 +313,11 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
 }
 
 }  // namespace
+
+dnnl::engine& dnnl_cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
 
 std::size_t dnnl_conv_cached_primitives() { return cache().size(); }
 
