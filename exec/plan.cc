@@ -4,6 +4,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "exec/constant_evaluator.h"
 #include "exec/memory_plan.h"
 #include "exec/partition.h"
 #include "exec/provider.h"
@@ -355,7 +356,7 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
     });
   });
   model.graph.topological_sort();
-  ir::optimize(model, options.graph_optimization_level);
+  ir::optimize(model, options.graph_optimization_level, cpu_constant_evaluator(model));
   if (options.graph_optimization_level >= 2) {
     // Elementwise chains that a device provider with the fused kernel runs become one node each.
     const std::vector<int> owners = partition(model, model.graph, chosen);
