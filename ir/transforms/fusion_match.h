@@ -1,0 +1,54 @@
+// What the transformer fusions (fuse_gelu, fuse_layer_norm, fuse_attention) read from a graph
+// while they match a pattern: scalar constants, sole readers, operands of binary nodes.
+#pragma once
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/model.h"
+
+namespace graft::ir {
+
+// The one float `value` holds when it is fixed when the graph is built (an initializer no
+// input overrides, or a Constant node's value / value_float); nullopt otherwise.
+GRAFT_API std::optional<float> scalar_float(const Graph& graph, const std::string& value);
+
+// Whether `value` is `expected` to within a relative 1e-4 (exporters round constants to float).
+inline bool is_scalar(const Graph& graph, const std::string& value, double expected) {
+  const std::optional<float> v = scalar_float(graph, value);
+  return v && std::fabs(*v - expected) <= 1e-4 * std::fabs(expected);
+}
+
+// An ai.onnx node of type `op`.
+inline bool is_op(const Node* node, const char* op) {
+  return node != nullptr && node->domain.empty() && node->op_type == op;
+}
+
+// The node that alone reads `value`, when nothing else (no other node, no graph output) does;
+// nullptr otherwise.
+GRAFT_API Node* sole_reader(const Graph& graph, const std::string& value);
+
+// For a two-input node reading `operand`, the other input; nullptr when the node does not read
+// it or reads it twice.
+inline const std::string* other_operand(const Node& node, const std::string& operand) {
+  if (node.inputs.size() != 2 || node.inputs[0] == node.inputs[1]) return nullptr;
+  if (node.inputs[0] == operand) return &node.inputs[1];
+  if (node.inputs[1] == operand) return &node.inputs[0];
+  return nullptr;
+}
+
+// The dims `value`'s declared type gives, -1 for a dim it leaves open; nullopt when the rank is
+// not known.
+GRAFT_API std::optional<std::vector<int64_t>> known_dims(const Graph& graph,
+                                                         const std::string& value);
+
+// A float attribute (epsilon, scale) of a fused node.
+GRAFT_API Attribute float_attribute(const std::string& name, float value);
+
+// Removes `nodes` (matched and replaced) with the recorded types of their outputs, then the
+// Constant nodes that fed them and are read no more.
+GRAFT_API void remove_matched(Graph& graph, const std::vector<const Node*>& nodes);
+
+}  // namespace graft::ir

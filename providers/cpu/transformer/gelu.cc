@@ -1,0 +1,80 @@
+// com.graft.Gelu: ai.onnx Gelu (approximate "none" or "tanh") for models whose opset predates
+// 20, produced by ir/transforms/fuse_gelu. Float runs a branch-free erf that vectorizes:
+// Abramowitz and Stegun 7.1.26, within 1.5e-7 of erf everywhere; other types use libm.
+#include <cmath>
+#include <numbers>
+
+#include "exec/kernel.h"
+#include "ir/names.h"
+#include "providers/cpu/math/elementwise.h"
+#include "providers/cpu/math/fast_math.h"
+
+namespace graft {
+namespace {
+
+inline float fast_erf(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float e = fast_math::exp_in_range(std::max(-a * a, -87.0f));
+  return std::copysign(1.0f - p * t * e, x);
+}
+
+template <typename T>
+T gelu(T x, bool tanh_form) {
+  using C = elementwise::compute_t<T>;
+  const C v = static_cast<C>(x);
+  if constexpr (std::is_same_v<C, float>) {
+    if (tanh_form) {
+      const float k = 0.7978845608f;  // sqrt(2 / pi)
+      return static_cast<T>(0.5f * v * (1.0f + fast_math::tanh(k * (v + 0.044715f * v * v * v))));
+    }
+    return static_cast<T>(0.5f * v * (1.0f + fast_erf(v * 0.70710678f)));
+  } else {
+    if (tanh_form) {
+      const C k = std::sqrt(C(2) / std::numbers::pi_v<C>);
+      return static_cast<T>(C(0.5) * v * (C(1) + std::tanh(k * (v + C(0.044715) * v * v * v))));
+    }
+    return static_cast<T>(C(0.5) * v * (C(1) + std::erf(v / std::numbers::sqrt2_v<C>)));
+  }
+}
+
+class Gelu : public Kernel {
+ public:
+  explicit Gelu(const KernelInfo& info) {
+    const std::string approximate = info.attr_string("approximate", "none");
+    if (approximate != "none" && approximate != "tanh")
+      info.fail("approximate must be 'none' or 'tanh', got '" + approximate + "'");
+    tanh_form_ = approximate == "tanh";
+  }
+
+  void compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    Tensor& y = ctx.output(0, x.dtype(), x.shape());
+    dispatch_float(x.dtype(), "Gelu", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* src = x.data<T>();
+      T* dst = y.data<T>();
+      const bool tanh_form = tanh_form_;
+      elementwise::parallel_ranges(x.size(), [&](int64_t begin, int64_t end) {
+#pragma omp simd
+        for (int64_t i = begin; i < end; ++i) dst[i] = gelu(src[i], tanh_form);
+      });
+    });
+  }
+
+ private:
+  bool tanh_form_ = false;
+};
+
+}  // namespace
+
+GRAFT_CPU_KERNELS(transformer_gelu) {
+  reg.add({names::kDomain, "Gelu", 1, 1 << 30, kFloatTypes, 0, make<Gelu>});
+}
+
+}  // namespace graft
