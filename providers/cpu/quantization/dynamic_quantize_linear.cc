@@ -22,7 +22,9 @@ class DynamicQuantizeLinear : public Kernel {
     const float* src = x.data<float>();
     const int64_t count = x.size();
     float lo = 0.0f, hi = 0.0f;
-#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (count > (1 << 16))
+    // simd: an OpenMP reduction may reorder min and max, so the loop vectorizes without
+    // -ffast-math (the order does not change the result).
+#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) if (count > (1 << 16))
     for (int64_t i = 0; i < count; ++i) {
       lo = std::min(lo, src[i]);
       hi = std::max(hi, src[i]);
@@ -33,7 +35,7 @@ class DynamicQuantizeLinear : public Kernel {
 
     Tensor& y = ctx.output(0, DType::UInt8, x.shape());
     uint8_t* dst = y.data<uint8_t>();
-#pragma omp parallel for if (count > (1 << 16))
+#pragma omp parallel for simd if (count > (1 << 16))
     for (int64_t i = 0; i < count; ++i) {
       dst[i] = cpu::saturate_round<uint8_t>(src[i] / scale, zero, 0.0f, kQMax);
     }
