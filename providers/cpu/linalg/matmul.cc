@@ -1,17 +1,27 @@
-// MatMul: NumPy matmul semantics (batch broadcasting, 1-D operands promoted and squeezed).
+// MatMul: NumPy matmul semantics (batch broadcasting, 1-D operands promoted and squeezed). A
+// 2-D float B that is an initializer is packed once (packed_gemm.h) and every batch of A runs
+// as one product against it.
 #include <omp.h>
+
+#include <memory>
 
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/linalg/packed_gemm.h"
 
 namespace graft {
 namespace {
 
 class MatMul : public Kernel {
  public:
-  explicit MatMul(const KernelInfo& info) {}
+  explicit MatMul(const KernelInfo& info) : packed_(cpu::pack_constant(info, 1, false)) {}
+
+  std::vector<int> packed_inputs() const override {
+    return packed_ ? std::vector<int>{1} : std::vector<int>{};
+  }
 
   void compute(KernelContext& ctx) override {
+    if (packed_) return compute_packed(ctx);
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     if (a.dtype() != b.dtype())
@@ -43,6 +53,21 @@ class MatMul : public Kernel {
       }
     });
   }
+
+ private:
+  void compute_packed(KernelContext& ctx) {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = packed_->source();
+    if (a.dtype() != b.dtype())
+      ctx.fail(std::string("A is ") + dtype_name(a.dtype()) + " but B is " + dtype_name(b.dtype()));
+    const MatMulShape plan = plan_matmul(ctx, a.shape(), b.shape());
+    Tensor& y = ctx.output(0, a.dtype(), plan.out);
+    if (y.size() == 0) return;
+    cpu::packed_gemm(shape_size(plan.batch) * plan.m, a.data<float>(), plan.k, *packed_, nullptr,
+                     cpu::Activation::None, y.data<float>(), plan.n);
+  }
+
+  std::unique_ptr<const cpu::PackedB> packed_;
 };
 
 const std::vector<DType> kMatMulTypes = {DType::Float,    DType::Double, DType::Float16,
