@@ -1,11 +1,14 @@
 #include "exec/plan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <unordered_set>
 
 #include "exec/constant_evaluator.h"
 #include "exec/memory_plan.h"
+#include "exec/parallel_executor.h"
 #include "exec/partition.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
@@ -33,6 +36,7 @@ struct GraphPlan::Step {
   std::vector<std::unique_ptr<GraphPlan>> subplans;
   std::vector<std::vector<int>> subplan_outer;  // per subplan: indices into `implicit`
   std::vector<int> release;                     // slots dropped after this step
+  std::vector<int> uses;  // parallel mode: the slots it reads or writes, outputs excluded, once
   InPlaceKernel* in_place_kernel = nullptr;
   std::vector<std::pair<int, int>> in_place;  // (output, input) pairs the plan allows
   Allocator* allocator = nullptr;             // the memory of the provider running the node
@@ -444,6 +448,35 @@ std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
   }
 }
 
+void GraphPlan::enable_parallel(int inter_op_threads, int intra_op_threads) {
+  const std::unordered_set<int> keep(output_slots_.begin(), output_slots_.end());
+  std::vector<int> producer(num_slots_, -1);
+  std::vector<std::vector<int>> after(steps_.size());
+  users_.assign(num_slots_, 0);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& step = *steps_[i];
+    std::vector<int> used = step.inputs;
+    used.insert(used.end(), step.implicit.begin(), step.implicit.end());
+    for (int s : used) {
+      const int p = s < 0 ? -1 : producer[static_cast<size_t>(s)];
+      if (p >= 0 && !contains(after[i], p)) after[i].push_back(p);
+    }
+    used.insert(used.end(), step.outputs.begin(), step.outputs.end());
+    step.uses.clear();
+    for (int s : used) {
+      if (s < 0 || keep.count(s) || contains(step.uses, s)) continue;
+      step.uses.push_back(s);
+      ++users_[static_cast<size_t>(s)];
+    }
+    for (int s : step.outputs) {
+      if (s >= 0) producer[static_cast<size_t>(s)] = static_cast<int>(i);
+    }
+  }
+  const int threads = std::max(1, inter_op_threads);
+  parallel_ = std::make_unique<ParallelExecutor>(std::move(after), threads,
+                                                 std::max(1, intra_op_threads / threads));
+}
+
 void GraphPlan::enable_mem_pattern() {
   if (!patterns_) patterns_ = std::make_unique<MemoryPatterns>();
 }
@@ -456,7 +489,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
                                       const std::vector<bool>& held, Profiler* profiler) const {
   std::sort(foreign.begin(), foreign.end());
   std::unique_ptr<RunMemory> memory;
-  if (patterns_) {
+  if (patterns_ && !parallel_) {
     std::vector<const Value*> inputs;
     for (int s : input_slots_) inputs.push_back(&slots[static_cast<size_t>(s)]);
     // Outputs left on the device outlive buffers that a run copying them back drops.
@@ -472,7 +505,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     return buffer && buffer.use_count() == 1 &&
            !std::binary_search(foreign.begin(), foreign.end(), buffer.get());
   };
-  std::vector<int> reuse;
+  std::mutex profiler_mutex;
   // Nodes still finishing in the background (KernelContext::finish_later): their finish calls,
   // the step each came from, and per slot the index of the one that fills it (-1: none).
   struct Pending {
@@ -488,6 +521,7 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     const int64_t start = profiler ? now_us() : 0;
     call();
     if (profiler) {
+      const std::lock_guard<std::mutex> lock(profiler_mutex);
       const ir::Node* node = pending[k].step->node;
       profiler->events.push_back(
           {(node->name.empty() ? pending[k].step->desc : node->name) + "/wait",
@@ -511,89 +545,113 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       }
     }
   };
+  // Parallel mode: the steps still to use each slot, and the run's thread-local state on every
+  // thread that runs a step.
+  std::unique_ptr<std::atomic<int>[]> users;
+  if (parallel_) {
+    users = std::make_unique<std::atomic<int>[]>(num_slots_);
+    for (size_t s = 0; s < num_slots_; ++s) users[s] = users_[s];
+  }
+  const GraphPlan* const stay_on_device = outputs_stay_on_device;
+  auto run_step = [&](size_t index) {
+    const OutputsOnDevice on_this_thread(stay_on_device, stay_on_device != nullptr);
+    const auto& step = steps_[index];
+    for (int s : step->inputs) wait_for(s);
+    for (int s : step->implicit) wait_for(s);
+    std::vector<const Value*> in;
+    in.reserve(step->inputs.size());
+    for (int s : step->inputs) in.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+    std::vector<Value*> out;
+    out.reserve(step->outputs.size());
+    for (int s : step->outputs) out.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
+    std::vector<std::unique_ptr<PlanRunner>> runners;
+    for (size_t k = 0; k < step->subplans.size(); ++k) {
+      std::vector<const Value*> sub_outer;
+      for (int idx : step->subplan_outer[k]) {
+        sub_outer.push_back(&slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
+      }
+      runners.push_back(
+          std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
+    }
+    std::function<SubgraphRunner&(const std::string&)> sub;
+    if (!runners.empty()) {
+      sub = [&](const std::string& attr) -> SubgraphRunner& {
+        for (size_t k = 0; k < step->subgraph_attrs.size(); ++k) {
+          if (step->subgraph_attrs[k] == attr) return *runners[k];
+        }
+        throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
+      };
+    }
+    KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub), *step->allocator);
+    if (memory) {
+      ctx.set_output_memory(memory.get());
+      memory->begin_step(static_cast<int>(index));
+    }
+    std::vector<int> reuse;
+    if (!step->in_place.empty()) {
+      reuse.assign(step->outputs.size(), -1);
+      // In parallel another reader of the input may still be running.
+      for (const auto& [o, j] : step->in_place) {
+        const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
+        int& r = reuse[static_cast<size_t>(o)];
+        if (r < 0 && !parallel_ && writable(input)) r = j;
+      }
+    }
+    int64_t start = profiler ? now_us() : 0;
+    try {
+      if (step->in_place.empty()) {
+        step->kernel->compute(ctx);
+      } else {
+        step->in_place_kernel->compute_in_place(ctx, reuse);
+      }
+    } catch (const InvalidArgument&) {
+      throw;
+    } catch (const Fail&) {
+      throw;
+    } catch (const NotImplemented&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Fail(step->desc + ": " + e.what());
+    }
+    if (profiler) {
+      const std::lock_guard<std::mutex> lock(profiler_mutex);
+      profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name,
+                                  step->node->op_type, start - profiler->origin_us,
+                                  now_us() - start});
+    }
+    if (auto later = ctx.take_finish(); later && parallel_) {
+      later();
+    } else if (later) {
+      if (pending_of.empty()) pending_of.assign(num_slots_, -1);
+      for (int s : step->outputs) {
+        if (s >= 0) pending_of[static_cast<size_t>(s)] = static_cast<int>(pending.size());
+      }
+      pending.push_back({std::move(later), step.get()});
+    }
+    for (size_t k = 0; k < step->outputs.size(); ++k) {
+      int s = step->outputs[k];
+      if (s >= 0 && slots[static_cast<size_t>(s)].is_none()) {
+        throw Fail(step->desc + ": produced no value for output " + std::to_string(k) + " ('" +
+                   step->node->outputs[k] + "')");
+      }
+    }
+    auto drop = [&](int s) {
+      if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
+    };
+    if (parallel_) {
+      for (int s : step->uses) {
+        if (--users[static_cast<size_t>(s)] == 0) drop(s);
+      }
+    } else {
+      for (int s : step->release) drop(s);
+    }
+    if (memory) memory->end_step(static_cast<int>(index));
+  };
   try {
-    for (size_t index = 0; index < steps_.size(); ++index) {
-      const auto& step = steps_[index];
-      for (int s : step->inputs) wait_for(s);
-      for (int s : step->implicit) wait_for(s);
-      std::vector<const Value*> in;
-      in.reserve(step->inputs.size());
-      for (int s : step->inputs) in.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
-      std::vector<Value*> out;
-      out.reserve(step->outputs.size());
-      for (int s : step->outputs) out.push_back(s < 0 ? nullptr : &slots[static_cast<size_t>(s)]);
-      std::vector<std::unique_ptr<PlanRunner>> runners;
-      for (size_t k = 0; k < step->subplans.size(); ++k) {
-        std::vector<const Value*> sub_outer;
-        for (int idx : step->subplan_outer[k]) {
-          sub_outer.push_back(
-              &slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
-        }
-        runners.push_back(
-            std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
-      }
-      std::function<SubgraphRunner&(const std::string&)> sub;
-      if (!runners.empty()) {
-        sub = [&](const std::string& attr) -> SubgraphRunner& {
-          for (size_t k = 0; k < step->subgraph_attrs.size(); ++k) {
-            if (step->subgraph_attrs[k] == attr) return *runners[k];
-          }
-          throw Fail(step->desc + ": has no graph attribute '" + attr + "'");
-        };
-      }
-      KernelContext ctx(step->desc, std::move(in), std::move(out), std::move(sub),
-                        *step->allocator);
-      if (memory) {
-        ctx.set_output_memory(memory.get());
-        memory->begin_step(static_cast<int>(index));
-      }
-      if (!step->in_place.empty()) {
-        reuse.assign(step->outputs.size(), -1);
-        for (const auto& [o, j] : step->in_place) {
-          const Value& input = slots[static_cast<size_t>(step->inputs[static_cast<size_t>(j)])];
-          int& r = reuse[static_cast<size_t>(o)];
-          if (r < 0 && writable(input)) r = j;
-        }
-      }
-      int64_t start = profiler ? now_us() : 0;
-      try {
-        if (step->in_place.empty()) {
-          step->kernel->compute(ctx);
-        } else {
-          step->in_place_kernel->compute_in_place(ctx, reuse);
-        }
-      } catch (const InvalidArgument&) {
-        throw;
-      } catch (const Fail&) {
-        throw;
-      } catch (const NotImplemented&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw Fail(step->desc + ": " + e.what());
-      }
-      if (profiler) {
-        profiler->events.push_back({step->node->name.empty() ? step->desc : step->node->name,
-                                    step->node->op_type, start - profiler->origin_us,
-                                    now_us() - start});
-      }
-      if (auto later = ctx.take_finish()) {
-        if (pending_of.empty()) pending_of.assign(num_slots_, -1);
-        for (int s : step->outputs) {
-          if (s >= 0) pending_of[static_cast<size_t>(s)] = static_cast<int>(pending.size());
-        }
-        pending.push_back({std::move(later), step.get()});
-      }
-      for (size_t k = 0; k < step->outputs.size(); ++k) {
-        int s = step->outputs[k];
-        if (s >= 0 && slots[static_cast<size_t>(s)].is_none()) {
-          throw Fail(step->desc + ": produced no value for output " + std::to_string(k) + " ('" +
-                     step->node->outputs[k] + "')");
-        }
-      }
-      for (int s : step->release) {
-        if (held.empty() || !held[static_cast<size_t>(s)]) slots[static_cast<size_t>(s)] = Value();
-      }
-      if (memory) memory->end_step(static_cast<int>(index));
+    if (parallel_) {
+      parallel_->run(run_step);
+    } else {
+      for (size_t index = 0; index < steps_.size(); ++index) run_step(index);
     }
     finish_all(false);
   } catch (...) {

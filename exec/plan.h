@@ -23,6 +23,7 @@ struct Profiler;
 
 class ExecutionProvider;
 class MemoryPatterns;
+class ParallelExecutor;
 
 // Implemented, besides Kernel, by a kernel that can write some outputs into the buffers of
 // inputs (an optimizer updating parameters and moments in place). The planner allows a pair
@@ -84,6 +85,12 @@ class GraphPlan {
   // Per allocator name, the arena bytes the latest run's pattern planned (the peak of the
   // buffers kernels allocate, graph outputs excluded); empty without a pattern.
   std::map<std::string, size_t> planned_peak_bytes() const;
+  // Turns on the parallel execution mode (SessionOptions::execution_mode): a step starts once
+  // the steps it reads from have finished, on one of `inter_op_threads` threads (the caller's
+  // included), each running OpenMP loops with intra_op_threads / inter_op_threads threads (at
+  // least one). Results are those of the sequential mode; such runs plan no memory pattern and
+  // write no output into an input's buffer. Nested plans stay sequential.
+  void enable_parallel(int inter_op_threads, int intra_op_threads);
 
   const std::vector<std::string>& input_names() const { return input_names_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
@@ -107,8 +114,11 @@ class GraphPlan {
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
   size_t num_slots_ = 0;
-  bool has_in_place_ = false;                 // some step may write into an input's buffer
-  std::unique_ptr<MemoryPatterns> patterns_;  // null unless enable_mem_pattern was called
+  bool has_in_place_ = false;                   // some step may write into an input's buffer
+  std::unique_ptr<MemoryPatterns> patterns_;    // null unless enable_mem_pattern was called
+  std::unique_ptr<ParallelExecutor> parallel_;  // null unless enable_parallel was called
+  // Per slot, how many steps read or write it: the parallel mode drops it after the last.
+  std::vector<int> users_;
   // Input `i` as a host node may read it: `v`, or its copy in host memory when `v` is a device
   // tensor a host node reads.
   Value host_readable(size_t i, const Value& v) const;

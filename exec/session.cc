@@ -1,7 +1,5 @@
 #include "exec/session.h"
 
-#include <omp.h>
-
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -11,6 +9,7 @@
 #include "exec/plan.h"
 #include "exec/provider.h"
 #include "exec/tensor_proto.h"
+#include "exec/threading.h"
 #include "ir/model.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
@@ -102,11 +101,19 @@ std::string feed_mismatch(const IOInfo& info, const Value& v) {
 InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
                                    std::vector<std::string> providers)
     : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
+  // Kernels made now (oneDNN primitives) size their work for the team the session's runs use.
+  const OpenMPThreads threads(options_.intra_op_num_threads);
+  warn_if_openmp_spins(options_.intra_op_num_threads);
   // ONNX's Gradient operator runs as the gradient subgraph it denotes.
   if (autodiff::has_gradient_ops(*model_)) *model_ = autodiff::expand_gradient_ops(*model_);
   PlannedModel planned = plan_model(*model_, providers, options_);
   plan_ = std::move(planned.plan);
   if (options_.enable_mem_pattern) plan_->enable_mem_pattern();
+  if (options_.execution_mode == ExecutionMode::Parallel) {
+    const int intra = openmp_threads(options_.intra_op_num_threads);
+    plan_->enable_parallel(
+        options_.inter_op_num_threads > 0 ? options_.inter_op_num_threads : intra, intra);
+  }
   providers_ = std::move(planned.providers);
 
   std::set<std::string> initializer_names;
@@ -204,11 +211,9 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
     if (i == outs.size()) throw InvalidArgument("invalid output name '" + want + "'");
     selected.push_back(i);
   }
-  // The OpenMP thread count belongs to the calling thread, not the session: set it every run so
+  // The OpenMP thread count belongs to the calling thread, not the session: set for each run so
   // sessions with different settings can take turns on one thread.
-  static const int default_threads = omp_get_max_threads();
-  omp_set_num_threads(options_.intra_op_num_threads > 0 ? options_.intra_op_num_threads
-                                                        : default_threads);
+  const OpenMPThreads threads(options_.intra_op_num_threads);
   std::vector<Value> all;
   if (!donated) {
     all = plan_->run(inputs, {}, profiler_.get(), options);

@@ -20,8 +20,18 @@ class Model;
 class GraphPlan;
 struct Profiler;
 
+// How a session runs its nodes (onnxruntime's ExecutionMode).
+enum class ExecutionMode {
+  Sequential = 0,  // one after another, in graph order, each with intra_op_num_threads threads
+  // Nodes whose inputs are ready run at the same time on inter_op_num_threads threads, which
+  // share the intra_op_num_threads threads among them; the results are the sequential ones.
+  Parallel = 1,
+};
+
 struct SessionOptions {
   int intra_op_num_threads = 0;  // 0: the OpenMP default (all cores)
+  ExecutionMode execution_mode = ExecutionMode::Sequential;
+  int inter_op_num_threads = 0;  // threads of the parallel mode; 0: as intra_op_num_threads
   // 0 disables graph rewrites, 1 basic, 2 extended, 99 all (the onnxruntime levels).
   int graph_optimization_level = 99;
   std::string optimized_model_filepath;  // when set, the optimized model is saved there

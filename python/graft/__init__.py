@@ -6,6 +6,25 @@ on first use, so `import graft` stays fast and never imports PyTorch.
 """
 
 import importlib as _importlib
+import os as _os
+
+# GNU OpenMP, which runs graft's and oneDNN's threads, reads how long idle threads spin once, when
+# _C loads it; its default (300000 pauses per barrier) starves other processes on the same cores.
+# graft asks for a short spin (exec/threading.h, kOpenMPSpinCount) unless the user chose, or
+# another extension (torch) loaded libgomp already: the first session then says what to set.
+_OPENMP_SPIN_COUNT = "3000"
+
+
+def _openmp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libgomp" in line for line in maps)
+    except OSError:
+        return False
+
+
+if "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ and not _openmp_loaded():
+    _os.environ["GOMP_SPINCOUNT"] = _OPENMP_SPIN_COUNT
 
 from ._C import Fail, InvalidArgument, NotImplemented, get_rng_state, seed, set_rng_state
 from .iobinding import IOBinding, OrtValue

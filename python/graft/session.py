@@ -46,6 +46,8 @@ class SessionOptions:
     def _to_native(self) -> "_C.SessionOptions":
         native = _C.SessionOptions()
         native.intra_op_num_threads = int(self.intra_op_num_threads)
+        native.inter_op_num_threads = int(self.inter_op_num_threads)
+        native.execution_mode = int(self.execution_mode)
         native.graph_optimization_level = int(self.graph_optimization_level)
         native.optimized_model_filepath = str(self.optimized_model_filepath or "")
         native.enable_profiling = bool(self.enable_profiling)

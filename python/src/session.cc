@@ -44,6 +44,17 @@ void init_session(py::module_& m) {
   py::class_<SessionOptions>(m, "SessionOptions")
       .def(py::init<>())
       .def_readwrite("intra_op_num_threads", &SessionOptions::intra_op_num_threads)
+      .def_readwrite("inter_op_num_threads", &SessionOptions::inter_op_num_threads)
+      .def_property(
+          "execution_mode",
+          [](const SessionOptions& o) { return static_cast<int>(o.execution_mode); },
+          [](SessionOptions& o, int mode) {
+            if (mode != 0 && mode != 1)
+              throw InvalidArgument(
+                  "execution_mode must be 0 (ORT_SEQUENTIAL) or 1 (ORT_PARALLEL), got " +
+                  std::to_string(mode));
+            o.execution_mode = static_cast<ExecutionMode>(mode);
+          })
       .def_readwrite("graph_optimization_level", &SessionOptions::graph_optimization_level)
       .def_readwrite("optimized_model_filepath", &SessionOptions::optimized_model_filepath)
       .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
