@@ -38,9 +38,11 @@ import argparse
 import ctypes
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -374,6 +376,19 @@ def summary_line(model: str, s: dict, rows: list[dict], engines: list[str], args
     return f"summary {model}: " + ", ".join(parts)
 
 
+def snapshot_graft(folder: str) -> str:
+    """Copies the graft package that this environment imports into `folder` and puts the copy
+    first on the workers' PYTHONPATH, so a rebuild of the module during a long run (colleagues
+    share the checkout) changes nothing mid-way. Returns where the package was copied from."""
+    spec = importlib.util.find_spec("graft")
+    if spec is None or not spec.submodule_search_locations:
+        return "(graft not found)"
+    source = list(spec.submodule_search_locations)[0]
+    shutil.copytree(source, os.path.join(folder, "graft"), ignore=shutil.ignore_patterns("__pycache__"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p)
+    return source
+
+
 def versions() -> str:
     """The libraries' versions; graft's is read in a process of its own, so this one loads no engine."""
     graft = subprocess.run([sys.executable, "-c", "import graft; print(graft.__version__)"], capture_output=True,
@@ -424,14 +439,18 @@ def main() -> None:
             parser.error(f"unknown engine {e}; known: {', '.join(ENGINES)}")
     batches, threads = [int(b) for b in args.batches.split(",")], [int(t) for t in args.threads.split(",")]
 
+    snapshot = tempfile.TemporaryDirectory(prefix="infer_bench_graft_")
+    source = snapshot_graft(snapshot.name)
     with open("/proc/meminfo") as f:
         memory = int(f.readline().split()[1]) / 2**20
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {memory:.0f} GiB")
-    print(versions())
+    print(versions() + f" (graft from {source}, copied at start)")
     print(f"engines: {', '.join(engines)}; each in a fresh process per round; {args.rounds} rounds, "
           f"{args.warmup} warm-up + up to {args.runs} timed runs (at least {MIN_RUNS}, {args.budget:g} s budget) per "
           f"worker" + (f"; load: {args.load} {args.load_kind} processes" if args.load else ""), flush=True)
     paths = {m: model_path(m, args.cache) for m in models}
+    if args.load and args.load_kind == "graft":
+        model_path("mobilenetv2", args.cache)  # built here, so load processes start at once
     rows, summaries = [], {}
     with tempfile.TemporaryDirectory(prefix="infer_bench_") as folder:
         for model in models:

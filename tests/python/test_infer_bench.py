@@ -24,6 +24,7 @@ def run_bench(tmp_path, *extra: str) -> str:
 
 def test_smoke_table_has_finite_ratios_and_matching_outputs(tmp_path):
     out = run_bench(tmp_path)
+    assert "failed" not in out, out
     assert "machine:" in out and "onnxruntime 1." in out
     latency = out[out.index("latency"):]
     row = next(line for line in latency.splitlines() if line.startswith("mlp")).split()
@@ -33,11 +34,11 @@ def test_smoke_table_has_finite_ratios_and_matching_outputs(tmp_path):
         assert math.isfinite(float(value)) and float(value) > 0, row
     summary = next(line for line in out.splitlines() if line.startswith("summary mlp:"))
     assert "outputs match" in summary, summary
-    assert "failed" not in out, out
 
 
 def test_smoke_under_busy_load_reports_slowdowns(tmp_path):
     out = run_bench(tmp_path, "--engines", "graft,onnxruntime", "--load", "1", "--load-kind", "busy")
+    assert "failed" not in out, out
     load = out[out.index("under load"):]
     row = next(line for line in load.splitlines() if line.startswith("mlp")).split()
     # model, batch, threads, (alone, loaded, slowdown) for each engine, graft's slowdown / onnxruntime's
