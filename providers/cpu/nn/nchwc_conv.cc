@@ -9,10 +9,10 @@
 // alpha; Clip's min and max; HardSigmoid's alpha and beta).
 // W is packed into the primitive's layout when the kernel is built and never read again; the
 // primitive (forward_inference, its activations and sum as oneDNN post-ops) is built once per
-// input shape. Y takes Sum's buffer when nothing reads Sum afterwards.
+// input shape and kept in the kernel's PrimitiveCache. Y takes Sum's buffer when nothing reads Sum
+// afterwards.
 #include <algorithm>
 #include <limits>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +24,7 @@
 #include "exec/window.h"
 #include "ir/names.h"
 #include "providers/cpu/nn/nchwc.h"
+#include "providers/cpu/nn/primitive_cache.h"
 
 namespace graft::cpu {
 namespace {
@@ -222,22 +223,21 @@ class NchwcConv : public Kernel, public InPlaceKernel {
 
   std::shared_ptr<ConvPrimitive> primitive_for(const Tensor& x, const WindowGeometry& g,
                                                int64_t block) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = primitives_.find(x.shape());
-    if (it != primitives_.end()) return it->second;
-    const memory::desc src = x.rank() == 5
-                                 ? nchwc_desc(x.dim(0), channels_, x.dim(2), x.dim(3), block)
-                                 : memory::desc(x.shape(), kF32, Tag::nchw);
-    const auto pd = describe(src, x.dim(0), g, block);
-    auto p = std::make_shared<ConvPrimitive>(
-        ConvPrimitive{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()});
-    const bool have = std::any_of(packed_.begin(), packed_.end(),
-                                  [&](const auto& e) { return e.first == p->weights; });
-    if (!have)
-      packed_.emplace_back(p->weights,
-                           pack(packed_[0].first, packed_[0].second.data<float>(), p->weights));
-    primitives_.emplace(x.shape(), p);
-    return p;
+    return primitives_.find_or_build(x.shape(), [&] {
+      const memory::desc src = x.rank() == 5
+                                   ? nchwc_desc(x.dim(0), channels_, x.dim(2), x.dim(3), block)
+                                   : memory::desc(x.shape(), kF32, Tag::nchw);
+      const auto pd = describe(src, x.dim(0), g, block);
+      auto p = std::make_shared<ConvPrimitive>(
+          ConvPrimitive{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()});
+      std::lock_guard<std::mutex> lock(mutex_);
+      const bool have = std::any_of(packed_.begin(), packed_.end(),
+                                    [&](const auto& e) { return e.first == p->weights; });
+      if (!have)
+        packed_.emplace_back(p->weights,
+                             pack(packed_[0].first, packed_[0].second.data<float>(), p->weights));
+      return p;
+    });
   }
 
   float* weights_for(const memory::desc& layout) {
@@ -258,7 +258,7 @@ class NchwcConv : public Kernel, public InPlaceKernel {
   std::mutex mutex_;
   // W in each layout a primitive asked for; the first is the nominal one.
   std::vector<std::pair<memory::desc, Tensor>> packed_;
-  std::map<Shape, std::shared_ptr<ConvPrimitive>> primitives_;
+  PrimitiveCache<Shape, ConvPrimitive> primitives_;
 };
 
 }  // namespace
