@@ -32,6 +32,11 @@ int optimize_graph(Graph& graph, int level, int64_t onnx_opset, const ConstantEv
         changes += optimize_graph(*g, level, onnx_opset, evaluate, uses_graft_domain);
     }
   }
+  // Before constant folding, which would dequantize the weights.
+  if (level >= 2 && fuse_qdq(graph) > 0) {
+    ++changes;
+    *uses_graft_domain = true;
+  }
   if (level >= 1) changes += basic_passes(graph, evaluate);
   if (level >= 1) changes += pads_to_concat(graph);
   if (level >= 1) changes += simplify_layout(graph);

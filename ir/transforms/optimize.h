@@ -35,6 +35,10 @@ int eliminate_noops(Graph& graph);
 // they are graph inputs).
 int eliminate_dead_nodes(Graph& graph);
 
+// Level 2: QDQ groups (DequantizeLinear -> Conv / MatMul / MaxPool -> QuantizeLinear) become the
+// integer op (QLinearConv, QLinearMatMul, MaxPool on the 8-bit data), MatMulInteger -> Cast ->
+// Mul [-> Add] becomes com.graft.MatMulIntegerToFloat: fuse_qdq.cc.
+int fuse_qdq(Graph& graph);
 // Level 2: fold an inference BatchNormalization into the Conv that feeds it.
 int fold_conv_batchnorm(Graph& graph);
 // Level 2: fold a Transpose of the last two axes into the MatMul reading it, and a 1-D bias Add
