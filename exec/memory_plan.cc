@@ -197,12 +197,20 @@ class MemoryPatterns::Planned final : public RunMemory {
         pattern_(std::move(pattern)),
         handed_(pattern_->buffers.size()),
         taken_(pattern_->buffers.size(), false) {
-    for (size_t a = 0; a < pattern_->allocators.size(); ++a) {
-      arenas_.push_back(std::make_shared<graft::Buffer>(
-          DType::UInt8, static_cast<int64_t>(pattern_->arena_bytes[a]), *pattern_->allocators[a],
-          graft::Buffer::Init::Unspecified));
+    for (size_t a = 0; a < pattern_->allocators.size(); ++a)
+      arenas_.push_back(owner_.take_arena(*pattern_->allocators[a], pattern_->arena_bytes[a]));
+  }
+
+  // An arena no view of which outlived the run goes back for the next run of the graph.
+  ~Planned() override {
+    for (size_t a = 0; a < arenas_.size(); ++a) {
+      if (arenas_[a].use_count() == 1)
+        owner_.give_back_arena(*pattern_->allocators[a], pattern_->arena_bytes[a],
+                               std::move(arenas_[a]));
     }
   }
+  Planned(const Planned&) = delete;
+  Planned& operator=(const Planned&) = delete;
 
   // The step's next planned buffer for `output`, when the tensor fits it; else the allocator's.
   // Sizes can differ from the recorded run's where they depend on data, not only on shapes.
@@ -293,6 +301,31 @@ void MemoryPatterns::store(const std::vector<int64_t>& signature,
                            std::shared_ptr<const Pattern> pattern) {
   std::lock_guard<std::mutex> lock(mutex_);
   latest_ = patterns_.emplace(signature, std::move(pattern)).first->second;
+}
+
+std::shared_ptr<Buffer> MemoryPatterns::take_arena(Allocator& allocator, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+      if (it->allocator != &allocator || it->bytes < bytes) continue;
+      std::shared_ptr<Buffer> arena = std::move(it->arena);
+      spares_.erase(it);
+      return arena;
+    }
+  }
+  return std::make_shared<graft::Buffer>(DType::UInt8, static_cast<int64_t>(bytes), allocator,
+                                         graft::Buffer::Init::Unspecified);
+}
+
+void MemoryPatterns::give_back_arena(Allocator& allocator, size_t bytes,
+                                     std::shared_ptr<Buffer> arena) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Spare& spare : spares_) {
+    if (spare.allocator != &allocator) continue;
+    if (spare.bytes < bytes) spare = {&allocator, bytes, std::move(arena)};
+    return;
+  }
+  spares_.push_back({&allocator, bytes, std::move(arena)});
 }
 
 void MemoryPatterns::give_up(const std::vector<int64_t>& signature) {

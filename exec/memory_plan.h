@@ -3,7 +3,9 @@
 // are known only when it runs (onnxruntime's memory pattern): the first run with a given set of
 // input shapes records, for every tensor a kernel allocates through KernelContext::output, its
 // size, the step that made it and the step after which nothing held it any more; later runs with
-// those shapes take one arena per allocator and hand out views of it at the planned offsets.
+// those shapes take one arena per allocator and hand out views of it at the planned offsets. A
+// finished run gives its arenas back for the next run, so runs of known shapes allocate nothing
+// but their outputs.
 #pragma once
 
 #include "ir/api.h"
@@ -79,10 +81,22 @@ class GRAFT_API MemoryPatterns {
   // Replaces the pattern of `signature` with an empty one: a run held a planned buffer past its
   // planned lifetime, so the runs with these shapes allocate as if there were no pattern.
   void give_up(const std::vector<int64_t>& signature);
+  // An arena of at least `bytes` from `allocator`: the one a finished run gave back when it is
+  // large enough, else a new one. Runs of the same shapes then allocate nothing.
+  std::shared_ptr<Buffer> take_arena(Allocator& allocator, size_t bytes);
+  // Keeps `arena` (of `bytes` from `allocator`, no view of it alive) for the next run; one spare
+  // per allocator, the larger.
+  void give_back_arena(Allocator& allocator, size_t bytes, std::shared_ptr<Buffer> arena);
 
   mutable std::mutex mutex_;
   std::map<std::vector<int64_t>, std::shared_ptr<const Pattern>> patterns_;
   std::shared_ptr<const Pattern> latest_;
+  struct Spare {
+    Allocator* allocator;
+    size_t bytes;
+    std::shared_ptr<Buffer> arena;
+  };
+  std::vector<Spare> spares_;  // arenas of finished runs, for the next ones
 };
 
 }  // namespace graft

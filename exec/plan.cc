@@ -130,6 +130,37 @@ void collect_buffers(const Value& v, std::vector<const Buffer*>& out) {
   }
 }
 
+// The value of initializer `proto` without copying its raw_data when that holds exactly its
+// elements (each weight stays one copy in memory), else a copy made by tensor_from_proto, which
+// also names what is wrong with a malformed one.
+Tensor constant_tensor(const std::shared_ptr<onnx::TensorProto>& proto) {
+  const auto dtype = static_cast<DType>(proto->data_type());
+  const bool plain = dtype != DType::Undefined && dtype != DType::String &&
+                     !dtype_is_sub_byte(dtype) && proto->has_raw_data() &&
+                     proto->data_location() != onnx::TensorProto::EXTERNAL;
+  if (!plain) return tensor_from_proto(*proto);
+  Shape shape(proto->dims().begin(), proto->dims().end());
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return tensor_from_proto(*proto);
+    count *= d;
+  }
+  const std::string& raw = proto->raw_data();
+  if (raw.size() != static_cast<size_t>(count) * dtype_size(dtype) || raw.empty())
+    return tensor_from_proto(*proto);
+  if (proto.use_count() > 1) {
+    // Shared with another model: a view that keeps the proto alive.
+    auto buffer = std::make_shared<Buffer>(const_cast<char*>(raw.data()), proto);
+    return Tensor(dtype, std::move(shape), std::move(buffer));
+  }
+  // Held by this graph alone: the elements move out of it, so the tensor owns them and frees them
+  // when the plan lets go (the proto keeps its name, type and dims).
+  auto bytes = std::make_shared<std::string>(std::move(*proto->mutable_raw_data()));
+  proto->clear_raw_data();
+  auto buffer = std::make_shared<Buffer>(bytes->data(), bytes);
+  return Tensor(dtype, std::move(shape), std::move(buffer));
+}
+
 }  // namespace
 
 GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
@@ -156,7 +187,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     bool is_input = graph.is_graph_input(t->name());
     int s = is_input ? it->second : new_slot(t->name());
     try {
-      constants_.emplace_back(s, Value(tensor_from_proto(*t)));
+      constants_.emplace_back(s, Value(constant_tensor(t)));
     } catch (const InvalidArgument& e) {
       throw InvalidArgument("graph '" + graph.name + "': initializer " + e.what());
     }
@@ -177,6 +208,46 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
   // Slots whose elements a host node reads (a host kernel's data input, a device kernel's host
   // input, a nested graph's outer value).
   std::unordered_set<int> read_on_host;
+
+  // An initializer every reader packed (Kernel::packed_inputs) is never read again: its elements
+  // are freed as soon as its last reader is built, and its slot keeps a tensor of its dtype and
+  // shape without elements, for kernels that still ask has_input. Per initializer slot, the nodes
+  // still to be built that read it; `read_later` holds those something reads at run time (a
+  // kernel that did not pack it, a nested graph) or that leave as outputs.
+  std::map<int, int> readers_left;
+  std::unordered_set<int> read_later;
+  std::map<int, Value*> initializer_value;
+  for (auto& [s, v] : constants_) {
+    if (constant_of.count(s)) initializer_value[s] = &v;
+  }
+  auto initializer_slot = [&](const std::string& name) {
+    auto it = slot_of_.find(name);
+    return it != slot_of_.end() && initializer_value.count(it->second) ? it->second : -1;
+  };
+  for (const auto& n : graph.nodes) {
+    for (const auto& name : n->inputs) {
+      if (const int s = initializer_slot(name); s >= 0) ++readers_left[s];
+    }
+    for (const auto& attr : n->attributes) {
+      for (const auto& sub : attr.graphs) {
+        for (const auto& name : sub->free_variables()) read_later.insert(initializer_slot(name));
+      }
+    }
+  }
+  for (const auto& v : graph.outputs) read_later.insert(initializer_slot(v.name));
+  // `copied_now`: the step is a copy of a constant made while planning, not a reader at run time.
+  auto built = [&](const Step& step, bool copied_now) {
+    const std::vector<int> packed = copied_now ? std::vector<int>{} : step.kernel->packed_inputs();
+    for (size_t k = 0; k < step.inputs.size(); ++k) {
+      const int s = step.inputs[k];
+      auto left = readers_left.find(s);
+      if (left == readers_left.end()) continue;
+      if (!copied_now && !contains(packed, static_cast<int>(k))) read_later.insert(s);
+      if (--left->second > 0 || read_later.count(s)) continue;
+      Value& v = *initializer_value.at(s);
+      v = Value(Tensor(v.tensor().dtype(), v.tensor().shape(), nullptr));
+    }
+  };
 
   const std::vector<int> owners = partition(ctx.model, graph, ctx.providers);
   size_t step_index = 0;
@@ -260,8 +331,10 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
       if (auto finish = copy.take_finish()) finish();
       constants_.emplace_back(step->outputs[0], std::move(device));
       constant_of[step->outputs[0]] = &constants_.back().second.tensor();
+      built(*step, true);
       continue;
     }
+    built(*step, false);
     steps_.push_back(std::move(step));
   }
   for (const auto& v : graph.outputs) {

@@ -73,6 +73,17 @@ std::string describe_value(const Value& v) {
   }
 }
 
+// Lets go of the initializers of `graph` and its nested graphs (their names stay known to the
+// plan).
+void drop_initializers(ir::Graph& graph) {
+  graph.initializers.clear();
+  for (auto& node : graph.nodes) {
+    for (auto& attr : node->attributes) {
+      for (auto& sub : attr.graphs) drop_initializers(*sub);
+    }
+  }
+}
+
 }  // namespace
 
 std::string feed_mismatch(const IOInfo& info, const Value& v) {
@@ -122,6 +133,9 @@ InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
     (initializer_names.count(v.name) ? overridable_ : inputs_).push_back(io_info(v));
   }
   for (const auto& v : model_->graph.outputs) outputs_.push_back(io_info(v));
+  // The plan holds the weights it reads (views of these protos, or copies of its own); the model
+  // lets go of them, so a weight every reader packed is freed and none is kept twice.
+  drop_initializers(model_->graph);
   if (options_.enable_profiling) {
     profiler_ = std::make_unique<Profiler>();
   }

@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "ir/error.h"
 #include "onnx/checker.h"
@@ -14,14 +13,6 @@
 namespace graft::ir {
 namespace fs = std::filesystem;
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidArgument("cannot open model file '" + path + "'");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
 
 // Reads one tensor's external data into raw_data. The location must name a regular file inside
 // `base_dir` reached without symbolic links.
@@ -132,7 +123,15 @@ Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const st
       throw InvalidArgument(origin + ": shape inference failed: " + e.what());
     }
   }
-  return model_from_proto(proto);
+  // The main graph's initializers (the weights) move into the model instead of being copied.
+  std::vector<std::shared_ptr<onnx::TensorProto>> initializers;
+  initializers.reserve(static_cast<size_t>(proto.graph().initializer_size()));
+  for (auto& t : *proto.mutable_graph()->mutable_initializer())
+    initializers.push_back(std::make_shared<onnx::TensorProto>(std::move(t)));
+  proto.mutable_graph()->clear_initializer();
+  Model model = model_from_proto(proto);
+  model.graph.initializers = std::move(initializers);
+  return model;
 }
 
 }  // namespace
@@ -149,11 +148,15 @@ Model load_model_from_bytes(const std::string& bytes, const std::string& base_di
 }
 
 Model load_model(const std::string& path, const LoadOptions& options) {
-  std::string bytes = read_file(path);
+  // Parsed from the stream: the file's bytes are never held beside the parsed model.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidArgument("cannot open model file '" + path + "'");
   onnx::ModelProto proto;
-  if (!proto.ParseFromString(bytes)) {
+  if (!proto.ParseFromIstream(&in)) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
     throw InvalidArgument(
-        "model file '" + path + "' (" + std::to_string(bytes.size()) +
+        "model file '" + path + "' (" + (ec ? std::string("unknown size") : std::to_string(size)) +
         " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
   }
   std::string dir = fs::path(path).parent_path().string();
@@ -180,16 +183,25 @@ void copy_value_info(const Graph& src, Graph& dst) {
 }  // namespace
 
 void infer_shapes(Model& model) {
-  onnx::ModelProto proto;
-  model_to_proto(model, &proto);
-  // Inference reads initializer types and shapes, not their data.
-  for (auto& t : *proto.mutable_graph()->mutable_initializer()) {
-    t.clear_raw_data();
-    t.clear_float_data();
-    t.clear_int64_data();
-    t.clear_int32_data();
-    t.clear_double_data();
+  // Inference reads initializer types and shapes, not their data: the proto gets stand-ins
+  // without elements, so the weights are not copied.
+  std::vector<std::shared_ptr<onnx::TensorProto>> weights = std::move(model.graph.initializers);
+  model.graph.initializers.clear();
+  for (const auto& t : weights) {
+    auto shape_only = std::make_shared<onnx::TensorProto>();
+    shape_only->set_name(t->name());
+    shape_only->set_data_type(t->data_type());
+    *shape_only->mutable_dims() = t->dims();
+    model.graph.initializers.push_back(std::move(shape_only));
   }
+  onnx::ModelProto proto;
+  try {
+    model_to_proto(model, &proto);
+  } catch (...) {
+    model.graph.initializers = std::move(weights);
+    throw;
+  }
+  model.graph.initializers = std::move(weights);
   try {
     onnx::ShapeInferenceOptions si;
     si.check_type = false;
