@@ -135,8 +135,8 @@ constexpr int64_t kDepth = 256;
 // With 1 or 2 rows the FMAs into one accumulator would wait on each other: the K block is split
 // into kChains / R interleaved sums, added up at the end.
 constexpr int kChains = 4;
-// Row groups a thread takes per panel before moving to the next: their rows of A (48 rows of a
-// K block, 48 KiB) stay in cache while every panel passes over them.
+// Row groups a unit of work runs against each panel before the next: their rows of A (48 rows
+// of a K block, 48 KiB) stay in cache while the unit's panels pass over them.
 constexpr int64_t kGroupsPerBlock = 8;
 
 // The lanes below `count` (0 to 8) of a masked load or store.
@@ -209,20 +209,11 @@ constexpr std::array<TileFn, sizeof...(I)> tiles(std::index_sequence<I...>) {
 
 constexpr auto kTiles = tiles(std::make_index_sequence<kMaxRows>());
 
-// The tiles of C in the order a thread runs them: blocks of kGroupsPerBlock row groups, within
-// a block panel after panel, within a panel row group after row group.
-struct TileOrder {
-  int64_t m, panels, row_groups, block_groups;
-
-  int64_t count() const { return row_groups * panels; }
-  // The first row and the panel of tile `t`.
-  std::pair<int64_t, int64_t> at(int64_t t) const {
-    const int64_t block = t / (block_groups * panels);
-    const int64_t groups = std::min(block_groups, row_groups - block * block_groups);
-    const int64_t in_block = t - block * block_groups * panels;
-    return {(block * block_groups + in_block % groups) * kMaxRows, in_block / groups};
-  }
-};
+// Panels of one unit of work: a unit is one block of up to kGroupsPerBlock row groups by up to
+// kPanelsPerUnit panels, taken through every K block by the thread that claims it. Units are
+// claimed dynamically, so a thread that loses its core to another process holds up one unit,
+// not a fixed share of the product.
+constexpr int64_t kPanelsPerUnit = 4;
 
 }  // namespace
 
@@ -230,35 +221,34 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
                  Activation activation, float* c, int64_t ldc) {
   if (m == 0 || b.n() == 0) return;
   const Problem p{m, lda, ldc, a, &b, bias, activation, c};
+  const int64_t k = b.k(), panels = (b.n() + kPanel - 1) / kPanel;
   const int64_t row_groups = (m + kMaxRows - 1) / kMaxRows;
-  const TileOrder order{m, (b.n() + kPanel - 1) / kPanel, row_groups,
-                        std::min(kGroupsPerBlock, row_groups)};
-  const int64_t k = b.k(), count = order.count();
+  const int64_t row_blocks = (row_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
+  const int64_t panel_units = (panels + kPanelsPerUnit - 1) / kPanelsPerUnit;
   // One row group: B is read once, front to back, with no K blocks to revisit C.
   const int64_t depth = row_groups == 1 ? std::max<int64_t>(k, 1) : kDepth;
-  const bool parallel = count > 1 && m * b.n() * k >= (1 << 16) && !omp_in_parallel();
-  // Each thread owns a fixed range of tiles and takes it through every K block in turn, so the
-  // partial sums in C are its own and no barrier is needed between blocks.
-#pragma omp parallel if (parallel)
-  {
-    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
-    const int64_t begin = count * thread / threads, end = count * (thread + 1) / threads;
+  const int64_t units = row_blocks * panel_units;
+  const bool parallel = units > 1 && m * b.n() * k >= (1 << 16) && !omp_in_parallel();
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t unit = 0; unit < units; ++unit) {
+    const int64_t first_group = (unit % row_blocks) * kGroupsPerBlock;
+    const int64_t last_group = std::min(row_groups, first_group + kGroupsPerBlock);
+    const int64_t first_panel = (unit / row_blocks) * kPanelsPerUnit;
+    const int64_t last_panel = std::min(panels, first_panel + kPanelsPerUnit);
     for (int64_t k0 = 0; k0 < std::max<int64_t>(k, 1); k0 += depth) {
       const int64_t k1 = std::min(k, k0 + depth);
-      for (int64_t t = begin; t < end; ++t) {
-        const auto [row, panel] = order.at(t);
-        kTiles[static_cast<size_t>(std::min<int64_t>(kMaxRows, m - row) - 1)](p, row, panel, k0,
-                                                                              k1);
+      for (int64_t panel = first_panel; panel < last_panel; ++panel) {
+        for (int64_t group = first_group; group < last_group; ++group) {
+          const int64_t row = group * kMaxRows, rows = std::min<int64_t>(kMaxRows, m - row);
+          kTiles[static_cast<size_t>(rows - 1)](p, row, panel, k0, k1);
+        }
       }
     }
-    if (activation != Activation::None && activation != Activation::Relu) {
-      for (int64_t t = begin; t < end; ++t) {
-        const auto [row, panel] = order.at(t);
-        const int64_t col = panel * kPanel, cols = std::min(kPanel, b.n() - col);
-        for (int64_t r = row; r < std::min(m, row + kMaxRows); ++r)
-          apply_activation(activation, c + r * ldc + col, cols);
-      }
-    }
+    if (activation == Activation::None || activation == Activation::Relu) continue;
+    const int64_t row = first_group * kMaxRows, rows = std::min(m, last_group * kMaxRows) - row;
+    const int64_t col = first_panel * kPanel, cols = std::min(b.n(), last_panel * kPanel) - col;
+    for (int64_t r = row; r < row + rows; ++r)
+      apply_activation(activation, c + r * ldc + col, cols);
   }
 }
 
