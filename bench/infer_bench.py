@@ -389,13 +389,19 @@ def snapshot_graft(folder: str) -> str:
     return source
 
 
+def graft_version() -> str:
+    """graft's version, read in a process of its own so this one loads no engine; raises, with
+    the import's error, when the package does not import."""
+    done = subprocess.run([sys.executable, "-c", "import graft; print(graft.__version__)"], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"graft does not import: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout.strip()
+
+
 def versions() -> str:
-    """The libraries' versions; graft's is read in a process of its own, so this one loads no engine."""
-    graft = subprocess.run([sys.executable, "-c", "import graft; print(graft.__version__)"], capture_output=True,
-                           text=True).stdout.strip() or "(not importable)"
-    return f"graft {graft}, " + ", ".join(f"{name} {importlib.metadata.version(name)}" for name in
-                                          ("onnxruntime", "openvino", "onnx", "torch", "torchvision",
-                                           "transformers", "numpy"))
+    return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in
+                     ("onnxruntime", "openvino", "onnx", "torch", "torchvision", "transformers", "numpy"))
 
 
 def main() -> None:
@@ -444,7 +450,8 @@ def main() -> None:
     with open("/proc/meminfo") as f:
         memory = int(f.readline().split()[1]) / 2**20
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {memory:.0f} GiB")
-    print(versions() + f" (graft from {source}, copied at start)")
+    graft = graft_version() if "graft" in engines or (args.load and args.load_kind == "graft") else "(not run)"
+    print(f"graft {graft} (from {source}, copied at start), {versions()}")
     print(f"engines: {', '.join(engines)}; each in a fresh process per round; {args.rounds} rounds, "
           f"{args.warmup} warm-up + up to {args.runs} timed runs (at least {MIN_RUNS}, {args.budget:g} s budget) per "
           f"worker" + (f"; load: {args.load} {args.load_kind} processes" if args.load else ""), flush=True)
