@@ -3,10 +3,13 @@
 //   Q = Transpose(q, [0,2,1,3]) (* a scalar)
 //   K = Transpose(k, [0,2,3,1]), or Transpose(Transpose(k, [0,2,1,3]), [0,1,3,2]), or the
 //       dynamo exporter's Reshape to [B*H, S, D] -> Transpose [0,2,1] -> Reshape to [B, H, D, S]
-//       (checked against the recorded dims) (* a scalar)
+//       (* a scalar)
 //   P = Softmax(MatMul(Q, K) (/ or * a scalar) (+ mask), axis -1), optionally NaN-guarded by
 //       Where(IsNaN(P), 0, P)
-//   out = Transpose(MatMul(P, Transpose(v, [0,2,1,3])), [0,2,1,3])
+//   out = Transpose(MatMul(P, Transpose(v, [0,2,1,3])), [0,2,1,3]), the legacy exporter's
+//       Reshape of the context to the [B, H, S, D] it has between the two
+// The Reshapes' targets are read as the shape arithmetic computes them (fusion_match's
+// shape_dims), so a dynamic batch still shows which axes they move.
 // Attention(q, k, v, mask) computes `out` directly with the product of the scalars as `scale`.
 // The Reshapes stay (they are views). Shape nodes reading a removed Transpose read its input
 // through a Gather of the permuted dims instead.
@@ -14,6 +17,7 @@
 
 #include "ir/names.h"
 #include "ir/transforms/fusion_match.h"
+#include "ir/transforms/optimize.h"
 #include "ir/transforms/transformer_fusions.h"
 #include "onnx/onnx_pb.h"
 
@@ -96,8 +100,6 @@ const std::string* through_transpose(const Graph& g, const std::string& value, c
   return &t->inputs[0];
 }
 
-bool same_dim(int64_t a, int64_t b) { return a > 0 && a == b; }
-
 // The [B, S, H, D] keys that `value` = K^T ([B, H, D, S]) is computed from, or nullptr.
 const std::string* keys_of(const Graph& g, const std::string& value, const Node* reader, Match& m) {
   if (const std::string* k = through_transpose(g, value, reader, {0, 2, 3, 1}, m)) return k;
@@ -111,23 +113,23 @@ const std::string* keys_of(const Graph& g, const std::string& value, const Node*
     m = trial;
     return k;
   }
-  // Reshape([B*H, D, S] -> [B, H, D, S]) <- Transpose [0,2,1] <- Reshape([B, H, S, D] ->
-  // [B*H, S, D]): the recorded dims must show the first two axes merged, then split again.
+  // Reshape([B, H, S, D] -> [B*H, S, D]) -> Transpose [0,2,1] -> Reshape([B*H, D, S] ->
+  // [B, H, D, S]): the targets keep S and D and split the merged axis back into B, H.
   const Node* r4 = g.producer(value);
   if (!is_op(r4, "Reshape") || sole_reader(g, value) != reader) return nullptr;
   const Node* t3 = g.producer(r4->inputs[0]);
   if (!has_perm(t3, {0, 2, 1}) || sole_reader(g, t3->outputs[0]) != r4) return nullptr;
   const Node* r3 = g.producer(t3->inputs[0]);
   if (!is_op(r3, "Reshape") || sole_reader(g, r3->outputs[0]) != t3) return nullptr;
-  const auto heads = known_dims(g, r3->inputs[0]);
-  const auto merged = known_dims(g, r3->outputs[0]);
-  const auto split = known_dims(g, value);
-  if (!heads || !merged || !split || heads->size() != 4 || merged->size() != 3 ||
-      split->size() != 4)
-    return nullptr;
-  const auto& h = *heads;
-  if (!same_dim((*merged)[1], h[2]) || !same_dim((*merged)[2], h[3]) ||
-      !same_dim((*split)[1], h[1]) || !same_dim((*split)[2], h[3]) || !same_dim((*split)[3], h[2]))
+  const auto merged = reshape_dims(g, *r3);
+  const auto split = reshape_dims(g, *r4);
+  if (!merged || !split || merged->size() != 3 || split->size() != 4) return nullptr;
+  const auto heads = [&](int64_t axis) { return ShapeDim{-1, r3->inputs[0], axis}; };
+  const ShapeDim& s = (*merged)[1];
+  const ShapeDim& d = (*merged)[2];
+  if (!same_dim(g, s, heads(2)) || !same_dim(g, d, heads(3)) ||
+      !same_dim(g, (*split)[0], heads(0)) || !same_dim(g, (*split)[1], heads(1)) ||
+      !same_dim(g, (*split)[2], heads(3)) || !same_dim(g, (*split)[3], heads(2)))
     return nullptr;
   trial.nodes.insert(trial.nodes.end(), {r4, t3, r3});
   const std::string* k = through_transpose(g, r3->inputs[0], r3, kSplitHeads, trial);
@@ -175,6 +177,36 @@ void redirect_shapes(Graph& g, const Redirect& r) {
   }
 }
 
+// The one reader of `value` that is not a Shape node (the last one when there are several).
+Node* reader_besides_shapes(const Graph& g, const std::string& value) {
+  Node* reader = nullptr;
+  for (Node* r : g.consumers(value)) {
+    if (!is_op(r, "Shape")) reader = r;
+  }
+  return reader;
+}
+
+// Whether `view` reshapes the context [B, H, S, Dv] to itself: each target dim is the context's
+// own or the one q [B, S, H, D] and v [B, T, H, Dv] give it (the kernel requires them to agree),
+// but for at most one -1, which the element count then makes the context's too.
+bool keeps_context_shape(const Graph& g, const Node& view, const std::string& q,
+                         const std::string& v) {
+  const auto dims = reshape_dims(g, view);
+  if (!dims || dims->size() != 4) return false;
+  const std::string& context = view.inputs[0];
+  const ShapeDim from_inputs[4] = {{-1, q, 0}, {-1, q, 2}, {-1, q, 1}, {-1, v, 3}};
+  int inferred = 0;
+  for (int64_t axis = 0; axis < 4; ++axis) {
+    const ShapeDim& d = (*dims)[static_cast<size_t>(axis)];
+    if (d.value == view.outputs[0]) {
+      ++inferred;
+    } else if (!same_dim(g, d, ShapeDim{-1, context, axis}) && !same_dim(g, d, from_inputs[axis])) {
+      return false;
+    }
+  }
+  return inferred <= 1;
+}
+
 bool try_fuse(Graph& g, const Node& softmax) {
   if (!is_op(&softmax, "Softmax") || softmax.inputs.size() != 1) return false;
   const Attribute* axis = softmax.find_attr("axis");
@@ -200,11 +232,15 @@ bool try_fuse(Graph& g, const Node& softmax) {
   m.nodes.push_back(context);
   const std::string* v = through_transpose(g, context->inputs[1], context, kSplitHeads, m);
   if (!v) return false;
-  Node* merge = nullptr;
-  for (Node* r : g.consumers(context->outputs[0])) {
-    if (!is_op(r, "Shape")) merge = r;
+  Node* merge = reader_besides_shapes(g, context->outputs[0]);
+  const Node* view = nullptr;  // the legacy exporter's Reshape to the same [B, H, S, D]
+  if (is_op(merge, "Reshape") && read_by(g, context->outputs[0], merge)) {
+    view = merge;
+    m.nodes.push_back(view);
+    merge = reader_besides_shapes(g, view->outputs[0]);
   }
-  if (!has_perm(merge, kSplitHeads) || !read_by(g, context->outputs[0], merge)) return false;
+  const std::string& merged = view ? view->outputs[0] : context->outputs[0];
+  if (!has_perm(merge, kSplitHeads) || !read_by(g, merged, merge)) return false;
   // Scores: MatMul(Q, K) (scaled) (+ mask).
   std::string scores = softmax.inputs[0], mask;
   const Node* reader = &softmax;
@@ -234,12 +270,13 @@ bool try_fuse(Graph& g, const Node& softmax) {
   const std::string k_scaled = unscaled(g, product->inputs[1], product, m, &k_reader);
   const std::string* q = through_transpose(g, q_scaled, q_reader, kSplitHeads, m);
   const std::string* k = q ? keys_of(g, k_scaled, k_reader, m) : nullptr;
-  if (!q || !k || !m.typed) return false;
+  if (!q || !k || !m.typed || (view && !keeps_context_shape(g, *view, *q, *v))) return false;
   // `merge` becomes the fused node: it comes after every input.
   std::vector<std::string> inputs = {*q, *k, *v};
   if (!mask.empty()) inputs.push_back(mask);
   std::vector<Redirect> redirects = m.redirects;
   redirects.push_back({context->outputs[0], merge->outputs[0], kSplitHeads});
+  if (view) redirects.push_back({view->outputs[0], merge->outputs[0], kSplitHeads});
   merge->op_type = "Attention";
   merge->domain = names::kDomain;
   merge->inputs = inputs;
@@ -260,6 +297,8 @@ int fuse_attention(Graph& graph) {
       i = 0;
     }
   }
+  // What computed the removed Reshapes' targets.
+  if (fused > 0) eliminate_dead_nodes(graph);
   return fused;
 }
 

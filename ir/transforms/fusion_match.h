@@ -44,6 +44,31 @@ inline const std::string* other_operand(const Node& node, const std::string& ope
 GRAFT_API std::optional<std::vector<int64_t>> known_dims(const Graph& graph,
                                                          const std::string& value);
 
+// One element of a shape the graph computes at run time: `constant` when `value` is empty (as
+// written: -1 and 0 keep their Reshape meanings), else dim `axis` of `value`.
+struct ShapeDim {
+  int64_t constant = -1;
+  std::string value;
+  int64_t axis = 0;
+};
+
+// The elements of the 1-D int64 tensor `shape` (a Reshape's target, say) when it is built from
+// constants and Shape nodes through Gather, Slice (step 1), Unsqueeze, Squeeze and Concat, as
+// exporters write `x.view(x.size(0), ...)`; nullopt otherwise.
+GRAFT_API std::optional<std::vector<ShapeDim>> shape_dims(const Graph& graph,
+                                                          const std::string& shape);
+
+// The dims of `reshape`'s output as its target gives them: a 0 that copies becomes the input's
+// dim, a -1 (or a target shape_dims cannot read, when the output's rank is recorded) the
+// output's own dim. Nullopt when neither the target nor the output's rank is known.
+GRAFT_API std::optional<std::vector<ShapeDim>> reshape_dims(const Graph& graph,
+                                                            const Node& reshape);
+
+// Whether `a` and `b` are the same size in every run: both fixed to one positive value (by a
+// constant or a recorded dim), or the same dim of one tensor once followed back through the
+// Transposes and Reshapes that moved it. False when that cannot be shown.
+GRAFT_API bool same_dim(const Graph& graph, const ShapeDim& a, const ShapeDim& b);
+
 // A float attribute (epsilon, scale) of a fused node.
 GRAFT_API Attribute float_attribute(const std::string& name, float value);
 
