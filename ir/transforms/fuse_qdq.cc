@@ -177,6 +177,36 @@ std::optional<Quantize> conv_output(const Graph& g, const Node& conv, Node*& rel
   return quantize_of(g, conv.outputs[0]);
 }
 
+// Whether an int32 bias dequantized by `b` is at scale x_scale * w_scale, as QLinearConv reads it.
+bool bias_fits(const Dequantize& b, const Dequantize& x, const Dequantize& w, int64_t maps) {
+  for (int64_t m = 0; m < maps; ++m) {
+    const double expected = x.scales[0] * w.scales[w.scales.size() == 1 ? 0 : m];
+    const double scale = b.scales[b.scales.size() == 1 ? 0 : m];
+    if (std::abs(scale - expected) > 1e-6 * std::abs(expected)) return false;
+  }
+  return true;
+}
+
+// A bias quantized at another scale (exporters share one bias tensor between convolutions, and
+// the quantizer scales it for one of them) requantized to x_scale * w_scale as a new initializer,
+// within half a step of the accumulator: far below a step of the result.
+std::string requantized_bias(Graph& g, const Node& conv, const Dequantize& b, const Dequantize& x,
+                             const Dequantize& w) {
+  const std::vector<double> q = *values(*constant(g, b.quantized));
+  auto t = std::make_shared<onnx::TensorProto>();
+  t->set_name(conv.outputs[0] + "_bias_requantized");
+  t->set_data_type(onnx::TensorProto::INT32);
+  t->add_dims(static_cast<int64_t>(q.size()));
+  for (size_t m = 0; m < q.size(); ++m) {
+    const double real = q[m] * b.scales[b.scales.size() == 1 ? 0 : m];
+    const double step = x.scales[0] * w.scales[w.scales.size() == 1 ? 0 : m];
+    const double v = std::nearbyint(real / step);
+    t->add_int32_data(static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0)));
+  }
+  g.initializers.push_back(t);
+  return t->name();
+}
+
 bool fuse_conv(Graph& g, Node& conv) {
   if (conv.inputs.size() < 2 || conv.outputs.size() != 1) return false;
   const auto x = dequantize_of(g, conv.inputs[0]);
@@ -192,20 +222,18 @@ bool fuse_conv(Graph& g, Node& conv) {
     if (!bq || bq->data_type() != onnx::TensorProto::INT32) return false;
     for (double z : b->zeros)
       if (z != 0) return false;
-    for (size_t m = 0; m < b->scales.size(); ++m) {
-      const double expected = x->scales[0] * w->scales[w->scales.size() == 1 ? 0 : m];
-      if (std::abs(b->scales[m] - expected) > 1e-6 * std::abs(expected)) return false;
-    }
     if (b->scales.size() != 1 && b->scales.size() != static_cast<size_t>(wq->dims(0))) return false;
   }
   Node* relu = nullptr;
   const auto y = conv_output(g, conv, relu);
   if (!y) return false;
+  std::string bias = b ? b->quantized : "";
+  if (b && !bias_fits(*b, *x, *w, wq->dims(0))) bias = requantized_bias(g, conv, *b, *x, *w);
 
   std::vector<std::string> inputs = {x->quantized,       x->scale,          x->zero,
                                      w->quantized,       w->scale,          w->zero,
                                      y->node->inputs[1], y->node->inputs[2]};
-  if (b) inputs.push_back(b->quantized);
+  if (b) inputs.push_back(bias);
   const std::string result = y->node->outputs[0];
   g.value_info.erase(conv.outputs[0]);
   if (relu) {
