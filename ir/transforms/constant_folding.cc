@@ -99,9 +99,35 @@ std::shared_ptr<onnx::TensorProto> constant_value(const Node& n) {
   return t;
 }
 
+// Whether ONNX's shape inference may give `n` an output shape its kernels do not produce. For
+// pooling with ceil_mode, onnx 1.23 infers ceil((in + pads - window) / stride) + 1 windows, where
+// the operator (onnx.reference, onnxruntime, graft) drops a last window that starts in the right
+// padding: AveragePool over [1, 2, 7, 6] with kernel [3, 2], strides [2, 3], pads [1, 0, 0, 1] is
+// inferred [1, 2, 4, 3] and computes [1, 2, 4, 2].
+bool inference_may_differ(const Node& n) {
+  static const std::set<std::string> pools = {"AveragePool", "MaxPool", "LpPool"};
+  if (!pools.count(n.op_type)) return false;
+  return std::any_of(n.attributes.begin(), n.attributes.end(),
+                     [](const Attribute& a) { return a.name == "ceil_mode" && a.proto->i() != 0; });
+}
+
+// Values whose inferred shape may not be the one computed: the outputs of a node whose inference
+// may differ (inference_may_differ) and everything computed from them. Shape and Size of these
+// are left to run time.
+std::set<std::string> untrusted_shapes(const Graph& g) {
+  std::set<std::string> untrusted;
+  for (const auto& n : g.nodes) {
+    const bool derived = std::any_of(n->inputs.begin(), n->inputs.end(),
+                                     [&](const std::string& v) { return untrusted.count(v) > 0; });
+    if (derived || inference_may_differ(*n)) untrusted.insert(n->outputs.begin(), n->outputs.end());
+  }
+  return untrusted;
+}
+
 // Shape (start/end attributes of opset 15 included) or Size of a statically shaped input.
-std::shared_ptr<onnx::TensorProto> shape_value(const Graph& g, const Node& n) {
-  if (n.inputs.empty()) return nullptr;
+std::shared_ptr<onnx::TensorProto> shape_value(const Graph& g, const Node& n,
+                                               const std::set<std::string>& untrusted) {
+  if (n.inputs.empty() || untrusted.count(n.inputs[0])) return nullptr;
   const auto dims = static_dims(g, n.inputs[0]);
   if (!dims) return nullptr;
   if (n.op_type == "Size") {
@@ -133,6 +159,7 @@ int fold_constants(Graph& graph, const ConstantEvaluator& evaluate) {
   for (const auto& t : graph.initializers) {
     if (!graph.is_graph_input(t->name())) constants[t->name()] = t.get();
   }
+  const std::set<std::string> untrusted = untrusted_shapes(graph);
   int folded = 0;
   for (size_t i = 0; i < graph.nodes.size();) {
     const Node& n = *graph.nodes[i];
@@ -145,7 +172,7 @@ int fold_constants(Graph& graph, const ConstantEvaluator& evaluate) {
     } else if (n.op_type == "Constant") {
       if (auto t = constant_value(n)) values.push_back(std::move(t));
     } else if (n.op_type == "Shape" || n.op_type == "Size") {
-      if (auto t = shape_value(graph, n)) values.push_back(std::move(t));
+      if (auto t = shape_value(graph, n, untrusted)) values.push_back(std::move(t));
     } else if (evaluate && !n.inputs.empty()) {
       std::vector<const onnx::TensorProto*> inputs;
       int64_t largest = 0;

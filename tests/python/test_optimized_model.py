@@ -7,6 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 import graft
 
@@ -105,7 +106,6 @@ def test_basic_level_counts(tmp_path):
 
 def test_folding_matches_onnx_reference(tmp_path):
     """Constant subgraphs computed by graft's kernels at load time agree with onnx.reference."""
-    from onnx.reference import ReferenceEvaluator
     rng = np.random.default_rng(2)
     w = numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), "w")
     nodes = [helper.make_node("Transpose", ["w"], ["wt"]),
@@ -128,3 +128,26 @@ def test_folding_matches_onnx_reference(tmp_path):
     assert [n.op_type for n in onnx.load(path).graph.node] == ["MatMul"]
     want = ReferenceEvaluator(model).run(None, {"x": x})[0]
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_shape_of_ceil_mode_pooling_is_not_folded(tmp_path):
+    """onnx's shape inference gives AveragePool with ceil_mode one window more than the operator
+    computes when the last window starts in the right padding ([1, 2, 4, 3] for [1, 2, 4, 2]):
+    Shape of that output, and of anything computed from it, must be read at run time."""
+    nodes = [
+        helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 0, 1],
+                         ceil_mode=1, count_include_pad=1),
+        helper.make_node("Relu", ["y"], ["r"]),
+        helper.make_node("Shape", ["r"], ["s"]),
+        helper.make_node("Reshape", ["r", "s"], ["z"]),
+    ]
+    graph = helper.make_graph(nodes, "pool_shape", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 7, 6])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=10)
+    x = np.random.default_rng(0).standard_normal((1, 2, 7, 6)).astype(np.float32)
+    # onnxruntime folds that Shape too and fails here; onnx.reference runs the graph as written.
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert expected.shape == (1, 2, 4, 2)
+    for level in (1, 99):
+        got = _session(model, tmp_path, level)[0].run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
