@@ -215,6 +215,16 @@ constexpr auto kTiles = tiles(std::make_index_sequence<kMaxRows>());
 // not a fixed share of the product.
 constexpr int64_t kPanelsPerUnit = 4;
 
+// Products of fewer multiply-adds than this run on the calling thread. A parallel region lasts
+// as long as its slowest thread takes to wake and arrive at the closing barrier: tens of
+// microseconds on idle cores, a scheduler time slice (milliseconds) when another process holds
+// the second core. Measured on 2 cores under other processes' load, an 8 x 1024 x 1024 product
+// (8.4M multiply-adds, 0.23 ms on one thread) took 0.15 ms on two when idle but 0.5 ms at the
+// median; an MLP of such layers went from 0.42 ms on one thread to 0.99 ms on two. Below
+// 16M (about 0.4 ms of one core), the few tenths of a millisecond a second thread can save are
+// not worth that risk.
+constexpr int64_t kMinParallelWork = int64_t{1} << 24;
+
 }  // namespace
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const float* bias,
@@ -228,7 +238,7 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
   // One row group: B is read once, front to back, with no K blocks to revisit C.
   const int64_t depth = row_groups == 1 ? std::max<int64_t>(k, 1) : kDepth;
   const int64_t units = row_blocks * panel_units;
-  const bool parallel = units > 1 && m * b.n() * k >= (1 << 16) && !omp_in_parallel();
+  const bool parallel = units > 1 && m * b.n() * k >= kMinParallelWork && !omp_in_parallel();
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t unit = 0; unit < units; ++unit) {
     const int64_t first_group = (unit % row_blocks) * kGroupsPerBlock;

@@ -111,7 +111,8 @@ TEST(PackedGemm, WritesOnlyItsColumnsOfAWiderOutput) {
 }
 
 TEST(PackedGemm, TheThreadCountDoesNotChangeTheResult) {
-  const int64_t m = 40, k = 700, n = 90;
+  // Above the work (2^24 multiply-adds) below which packed_gemm stays on one thread.
+  const int64_t m = 130, k = 700, n = 190;
   const Tensor a = filled({m, k}, 0.21f), b = filled({k, n}, 0.17f), bias = filled({n}, 0.5f);
   const cpu::PackedB packed(b, false);
   const int threads = omp_get_max_threads();
