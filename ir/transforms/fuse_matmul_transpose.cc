@@ -3,7 +3,8 @@
 // Chains of Transposes (a backward graph transposes a weight its forward already transposed)
 // are first composed into one, or removed when they cancel. Then a bias Add after a MatMul
 // (linear layers exported as MatMul + Add) becomes FusedMatMul's input C, which the GEMM
-// accumulates onto instead of a second pass over the product.
+// accumulates onto instead of a second pass over the product, and the Relu, Gelu (erf form),
+// Tanh or Sigmoid after it becomes FusedMatMul's `activation`, applied as the product is written.
 #include <algorithm>
 
 #include "ir/names.h"
@@ -130,8 +131,10 @@ int static_rank(const Graph& g, const std::string& value) {
   return t->tensor_type().shape().dim_size();
 }
 
-// MatMul / FusedMatMul -> Add(product, bias) with a 1-D bias and operands of rank 2 or more:
-// the Add's output becomes the product's, with the bias as input C.
+// MatMul / FusedMatMul -> Add(product, bias) with a 1-D bias and a B of rank 2 or more (a weight
+// initializer's, or transposed): the Add's output becomes the product's, with the bias as input
+// C. A's rank does not matter, so a model whose intermediate types are not recorded fuses too:
+// the product's last axis is B's columns whatever A is (a 1-D A is promoted and dropped).
 int fuse_bias(Graph& graph) {
   int fused = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -147,9 +150,10 @@ int fuse_bias(Graph& graph) {
         add.inputs[0] == add.inputs[1])
       continue;
     const std::string bias = add.inputs[0] == product ? add.inputs[1] : add.inputs[0];
-    if (static_rank(graph, bias) != 1 || static_rank(graph, mm.inputs[0]) < 2 ||
-        static_rank(graph, mm.inputs[1]) < 2)
-      continue;
+    const Attribute* trans_b = mm.find_attr("transB");
+    const bool b_matrix =
+        static_rank(graph, mm.inputs[1]) >= 2 || (trans_b && trans_b->proto->i() != 0);
+    if (static_rank(graph, bias) != 1 || !b_matrix) continue;
     if (matmul) {
       mm.op_type = "FusedMatMul";
       mm.domain = names::kDomain;
@@ -159,6 +163,46 @@ int fuse_bias(Graph& graph) {
     mm.outputs[0] = add.outputs[0];
     graph.value_info.erase(product);
     graph.remove_node(&add);
+    ++fused;
+  }
+  return fused;
+}
+
+// The `activation` FusedMatMul names for `n`, or nullptr when it computes none of them.
+const char* activation_of(const Node& n) {
+  if (n.inputs.size() != 1 || n.outputs.size() != 1) return nullptr;
+  if (n.domain.empty()) {
+    for (const char* op : {"Relu", "Tanh", "Sigmoid"}) {
+      if (n.op_type == op) return op;
+    }
+  }
+  // ai.onnx Gelu from opset 20, com.graft.Gelu before: the erf form only.
+  if (n.op_type == "Gelu" && (n.domain.empty() || n.domain == names::kDomain)) {
+    const Attribute* approximate = n.find_attr("approximate");
+    if (!approximate || approximate->proto->s() == "none") return "Gelu";
+  }
+  return nullptr;
+}
+
+// FusedMatMul (after fuse_bias) -> an activation that alone reads the product: the activation's
+// output becomes the FusedMatMul's.
+int fuse_activation(Graph& graph) {
+  int fused = 0;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& mm = *graph.nodes[i];
+    if (mm.op_type != "FusedMatMul" || mm.domain != names::kDomain || mm.outputs.size() != 1 ||
+        mm.find_attr("activation"))
+      continue;
+    const std::string product = mm.outputs[0];
+    const auto readers = graph.consumers(product);
+    if (readers.size() != 1 || graph.is_graph_output(product)) continue;
+    const Node& act = *readers[0];
+    const char* activation = activation_of(act);
+    if (!activation || act.inputs[0] != product) continue;
+    mm.attributes.push_back(string_attribute("activation", activation));
+    mm.outputs[0] = act.outputs[0];
+    graph.value_info.erase(product);
+    graph.remove_node(&act);
     ++fused;
   }
   return fused;
@@ -193,7 +237,8 @@ int fuse_matmul_transpose(Graph& graph) {
     i = 0;  // indices moved; the pass is cheap
     ++fused;
   }
-  return fused + fuse_bias(graph);
+  fused += fuse_bias(graph);
+  return fused + fuse_activation(graph);
 }
 
 }  // namespace graft::ir

@@ -181,13 +181,44 @@ def test_skip_layer_norm_leaves_a_bias_add_to_the_gemm(tmp_path):
 B, S, H, D = 2, 5, 3, 4
 
 
+def _dims(nodes, out, of, index):
+    """nodes computing `out` = Shape(of)[index] (an int, or a slice between two of the constants
+    _attention_model defines), as exporters do."""
+    shape = f"{out}_shape"
+    nodes.append(helper.make_node("Shape", [of], [shape]))
+    if isinstance(index, tuple):
+        nodes.append(helper.make_node("Slice", [shape, *index], [out]))
+    else:
+        nodes += [helper.make_node("Gather", [shape, f"s{index}"], [f"{out}_scalar"], axis=0),
+                  helper.make_node("Unsqueeze", [f"{out}_scalar", "i0"], [out])]
+
+
+def _key_transpose(nodes, split):
+    """The dynamo exporter's K^T of kh [B, H, S, D]: Reshape to [-1, S, D], Transpose [0, 2, 1],
+    Reshape to the dims `split` names (B, H, D, S when right)."""
+    _dims(nodes, "kd_s", "kh", ("im2", "im1"))
+    _dims(nodes, "kd_d", "kh", ("im1", "imax"))
+    _dims(nodes, "kd_b", "kh", 0)
+    _dims(nodes, "kd_h", "kh", 1)
+    nodes += [helper.make_node("Concat", ["im1", "kd_s", "kd_d"], ["k3_shape"], axis=0),
+              helper.make_node("Reshape", ["kh", "k3_shape"], ["k3"]),
+              helper.make_node("Transpose", ["k3"], ["k3t"], perm=[0, 2, 1]),
+              helper.make_node("Concat", [f"kd_{n}" for n in split], ["k4_shape"], axis=0),
+              helper.make_node("Reshape", ["k3t", "k4_shape"], ["kt"])]
+
+
 def _attention_model(key_form="legacy", guard=True, scale_form="split", with_mask=True, shape_reader=False,
-                     softmax_axis=-1):
-    """The exported self-attention over q, k, v of shape [B, S, H*D] and a [B, 1, 1, S] mask."""
+                     softmax_axis=-1, context_view=None):
+    """The exported self-attention over q, k, v of shape [batch, S, H*D] and a [batch, 1, 1, S] mask.
+    key_form: legacy (one Transpose), two_transposes, dynamo (Reshape / Transpose / Reshape, "dynamo_swapped"
+    splitting the heads off in the wrong order); context_view: the legacy exporter's Reshape of the context
+    to [B, -1, S, D] ("same") or a Reshape that moves elements ("moved")."""
     heads = _const("heads", [0, 0, H, D], np.int64)
-    merge = _const("merge", [0, 0, H * D], np.int64)
+    merge = _const("merge", [0, -1, H * D], np.int64)
     root = _const("root", 1 / np.sqrt(np.sqrt(D)))
     inits = [heads, merge, root, _const("sqrtd", np.sqrt(D)), _const("zero", 0.0)]
+    inits += [_const(n, [v], np.int64) for n, v in (("im2", -2), ("im1", -1), ("i0", 0), ("imax", 2**63 - 1))]
+    inits += [_const(f"s{v}", v, np.int64) for v in (0, 1, 2, 3)]
     nodes = []
     for name in "qkv":
         nodes.append(helper.make_node("Reshape", [name, "heads"], [f"{name}4"]))
@@ -195,6 +226,9 @@ def _attention_model(key_form="legacy", guard=True, scale_form="split", with_mas
               helper.make_node("Transpose", ["v4"], ["vt"], perm=[0, 2, 1, 3])]
     if key_form == "legacy":
         nodes.append(helper.make_node("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1]))
+    elif key_form.startswith("dynamo"):
+        nodes.append(helper.make_node("Transpose", ["k4"], ["kh"], perm=[0, 2, 1, 3]))
+        _key_transpose(nodes, "bhds" if key_form == "dynamo" else "hbds")
     else:
         nodes += [helper.make_node("Transpose", ["k4"], ["kh"], perm=[0, 2, 1, 3]),
                   helper.make_node("Transpose", ["kh"], ["kt"], perm=[0, 1, 3, 2])]
@@ -214,21 +248,30 @@ def _attention_model(key_form="legacy", guard=True, scale_form="split", with_mas
     if guard:
         nodes += [helper.make_node("IsNaN", ["p"], ["nan"]), helper.make_node("Where", ["nan", "zero", "p"], ["pg"])]
         probs = "pg"
-    nodes += [helper.make_node("MatMul", [probs, "vt"], ["ctx"]),
-              helper.make_node("Transpose", ["ctx"], ["ctxt"], perm=[0, 2, 1, 3]),
+    nodes.append(helper.make_node("MatMul", [probs, "vt"], ["ctx"]))
+    context = "ctx"
+    if context_view:
+        _dims(nodes, "cd_b", "ctx", 0)
+        _dims(nodes, "cd_s", "qt", 2)
+        _dims(nodes, "cd_d", "vt", 3)
+        order = ["cd_b", "im1", "cd_s", "cd_d"] if context_view == "same" else ["cd_b", "cd_s", "im1", "cd_d"]
+        nodes += [helper.make_node("Concat", order, ["view_shape"], axis=0),
+                  helper.make_node("Reshape", ["ctx", "view_shape"], ["view"])]
+        context = "view"
+    nodes += [helper.make_node("Transpose", [context], ["ctxt"], perm=[0, 2, 1, 3]),
               helper.make_node("Reshape", ["ctxt", "merge"], ["out"])]
-    outputs = [_vi("out", [B, S, H * D])]
+    outputs = [_vi("out", ["batch", S, H * D])]
     if shape_reader:  # the legacy exporter reads the sizes of the split heads and the context
         nodes += [helper.make_node("Shape", ["qt"], ["qshape"]), helper.make_node("Shape", ["ctx"], ["cshape"], start=1, end=3)]
         outputs += [helper.make_tensor_value_info("qshape", TensorProto.INT64, [4]),
                     helper.make_tensor_value_info("cshape", TensorProto.INT64, [2])]
-    inputs = [_vi(n, [B, S, H * D]) for n in "qkv"] + ([_vi("mask", [B, 1, 1, S])] if with_mask else [])
+    inputs = [_vi(n, ["batch", S, H * D]) for n in "qkv"] + ([_vi("mask", ["batch", 1, 1, S])] if with_mask else [])
     return _model(nodes, inputs, outputs, inits, 17), len(nodes)
 
 
-def _attention_feeds(masked_rows=True):
-    feeds = {n: RNG.standard_normal((B, S, H * D)).astype(np.float32) for n in "qkv"}
-    mask = np.zeros((B, 1, 1, S), np.float32)
+def _attention_feeds(masked_rows=True, batch=B):
+    feeds = {n: RNG.standard_normal((batch, S, H * D)).astype(np.float32) for n in "qkv"}
+    mask = np.zeros((batch, 1, 1, S), np.float32)
     mask[1, ..., 3:] = -np.inf  # padding in the second sequence
     if masked_rows:
         mask[0, ..., :] = -np.inf  # every key masked: the guarded rows give zeros
@@ -243,6 +286,28 @@ def test_attention(tmp_path, key_form, scale_form):
     before, after = _check(tmp_path, model, _attention_feeds())
     assert len(before) == count
     assert after == [("", "Reshape")] * 3 + [("com.graft", "Attention"), ("", "Reshape")]
+
+
+@pytest.mark.parametrize("context_view", [None, "same"])
+def test_attention_exported_reshapes(tmp_path, context_view):
+    """The dynamo exporter's key transpose through [B*H, S, D] and the legacy exporter's Reshape of the
+    context, their targets computed from Shape nodes over a dynamic batch."""
+    model, _ = _attention_model("dynamo" if context_view is None else "legacy", context_view=context_view)
+    _, after = _check(tmp_path, model, _attention_feeds())
+    assert after.count(("com.graft", "Attention")) == 1
+    assert ("", "Softmax") not in after and ("", "Transpose") not in after and ("", "Shape") not in after
+
+
+@pytest.mark.parametrize("form", ["dynamo_swapped", "moved_view"])
+def test_attention_left_alone_when_a_reshape_moves_elements(tmp_path, form):
+    if form == "dynamo_swapped":  # the merged axis split back as [H, B], a batch of H to run
+        model, _ = _attention_model("dynamo_swapped")
+        feeds = _attention_feeds(masked_rows=False, batch=H)
+    else:  # the context reshaped to [B, S, H, D] before the Transpose
+        model, _ = _attention_model(context_view="moved")
+        feeds = _attention_feeds(masked_rows=False)
+    _, after = _check(tmp_path, model, feeds)
+    assert ("", "Softmax") in after and ("com.graft", "Attention") not in after
 
 
 def test_attention_without_mask_or_guard(tmp_path):
@@ -266,6 +331,64 @@ def test_attention_left_alone_over_another_axis(tmp_path):
     model, count = _attention_model(softmax_axis=2)
     _, after = _check(tmp_path, model, _attention_feeds(masked_rows=False))
     assert ("", "Softmax") in after and ("com.graft", "Attention") not in after
+
+
+# --- Dense layers: MatMul + bias Add (+ activation) -> com.graft.FusedMatMul ---------------
+
+def _dense_model(activation, opset=17, x_shape=(4, 8)):
+    """x @ w + b followed by `activation` (an op name, "gelu_erf" for the exported erf form, or None)."""
+    inits = [_const("w", RNG.standard_normal((8, 16))), _const("b", RNG.standard_normal(16))]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["h"])]
+    if activation == "gelu_erf":
+        erf_nodes, erf_inits = _gelu_erf("legacy")
+        nodes += erf_nodes[1:]  # reads h
+        inits += erf_inits
+    elif activation == "gelu_tanh":
+        nodes.append(helper.make_node("Gelu", ["h"], ["y"], approximate="tanh"))
+    elif activation:
+        nodes.append(helper.make_node(activation, ["h"], ["y"]))
+    out = "y" if activation else "h"
+    return _model(nodes, [_vi("x", x_shape)], [_vi(out, [4, 16])], inits, opset)
+
+
+def _fused_attributes(tmp_path):
+    fused = [n for n in onnx.load(tmp_path / "opt2.onnx").graph.node if n.op_type == "FusedMatMul"]
+    return [{a.name: helper.get_attribute_value(a) for a in n.attribute} | {"inputs": len(n.input)} for n in fused]
+
+
+@pytest.mark.parametrize("activation,opset", [("Relu", 17), ("Tanh", 17), ("Sigmoid", 17), ("gelu_erf", 17),
+                                              ("gelu_erf", 20), ("Gelu", 20)])
+def test_dense_activation(tmp_path, activation, opset):
+    model = _dense_model(activation, opset)
+    _, after = _check(tmp_path, model, {"x": RNG.standard_normal((4, 8)).astype(np.float32) * 2})
+    assert after == [("com.graft", "FusedMatMul")]
+    name = "Gelu" if activation.startswith("gelu") else activation
+    assert _fused_attributes(tmp_path) == [{"transA": 0, "transB": 0, "activation": name.encode(), "inputs": 3}]
+
+
+def test_dense_tanh_gelu_left_to_its_own_node(tmp_path):
+    """FusedMatMul's Gelu is the erf form: the tanh approximation stays a node."""
+    model = _dense_model("gelu_tanh", 20)
+    _, after = _check(tmp_path, model, {"x": RNG.standard_normal((4, 8)).astype(np.float32)})
+    assert after == [("com.graft", "FusedMatMul"), ("", "Gelu")]
+
+
+def test_dense_activation_left_alone_when_the_product_is_read_elsewhere(tmp_path):
+    model = _dense_model("Relu")
+    model.graph.output.append(_vi("h", [4, 16]))
+    _, after = _check(tmp_path, model, {"x": RNG.standard_normal((4, 8)).astype(np.float32)})
+    assert after == [("com.graft", "FusedMatMul"), ("", "Relu")]
+
+
+@pytest.mark.parametrize("x_shape", [None, (4, 8), (2, 4, 8), (8,)])
+def test_dense_bias_with_operand_of_unknown_rank(tmp_path, x_shape):
+    """The bias joins the product whatever A's rank, declared or not (no shape: nothing records the
+    product's rank); B's rank comes from the weight."""
+    model = _dense_model(None, x_shape=x_shape)
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    feed = RNG.standard_normal(x_shape or (3, 4, 8)).astype(np.float32)
+    _, after = _check(tmp_path, model, {"x": feed})
+    assert after == [("com.graft", "FusedMatMul")]
 
 
 # --- BERT ---------------------------------------------------------------------------------
@@ -314,8 +437,13 @@ def test_bert(tmp_path, exporter):
     model, feeds = _bert(tmp_path, exporter)
     before, after = _check(tmp_path, model, feeds, atol=1e-4)
     print(f"{exporter}: {len(before)} nodes unfused, {len(after)} fused")
-    assert after.count(("com.graft", "Gelu")) == 2
-    assert after.count(("com.graft", "SkipLayerNormalization")) == 4
+    # The intermediate layer's Gelu runs in its FusedMatMul, after the bias.
+    assert ("com.graft", "Gelu") not in after
+    fused = [n for n in onnx.load(tmp_path / "opt2.onnx").graph.node if n.op_type == "FusedMatMul"]
+    assert len(fused) == 12  # the projections q, k, v, the attention's output, both dense layers
+    assert sum(a.s == b"Gelu" for n in fused for a in n.attribute if a.name == "activation") == 2
+    # Two per layer and the embeddings' sum (word + token type, + position).
+    assert after.count(("com.graft", "SkipLayerNormalization")) == 5
     assert after.count(("com.graft", "Attention")) == 2  # one per layer
     for op in ("Erf", "ReduceMean", "Softmax", "IsNaN"):
         assert ("", op) not in after
