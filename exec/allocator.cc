@@ -2,9 +2,12 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <new>
@@ -43,7 +46,11 @@ namespace {
 
 // Host memory with a cache of freed blocks: repeated runs of a model ask for the same sizes, so
 // a released block is kept (up to kCacheLimit bytes in all) and handed out again instead of
-// going back to the system, which would cost fresh page faults on every run.
+// going back to the system, which would cost fresh page faults on every run. The cache never
+// holds the process above the peak of live bytes: a block made fresh first evicts cached blocks
+// until the live and cached bytes together fit under that peak (a first run whose sizes rarely
+// repeat, or a memory pattern's arena replacing the blocks of the run that recorded it, would
+// otherwise keep every size it ever freed).
 class CpuAllocator : public Allocator {
  public:
   static constexpr size_t kCacheLimit = size_t{1} << 30;
@@ -63,22 +70,24 @@ class CpuAllocator : public Allocator {
         p = it->second.back();
         it->second.pop_back();
         cached_bytes_ -= rounded;
+      } else {
+        evict_for(rounded);
       }
     }
     if (p == nullptr && rounded >= kHugePage) {
-      // Large blocks live in 2 MiB-aligned regions that ask for transparent huge pages:
-      // activations and gradients of a training step are tens of MiB, and 4 KiB pages cost a
-      // fault and a TLB entry each. The block starts a few cache lines and pages into its region,
-      // a different amount each time, so blocks do not all share their low address bits (GEMMs
-      // over operands at equal offsets modulo 4 KiB stall on cache-set and 4K-aliasing conflicts).
+      // Large blocks live in 2 MiB-aligned regions of their own mapping that ask for transparent
+      // huge pages (activations and gradients of a training step are tens of MiB, and 4 KiB pages
+      // cost a fault and a TLB entry each); unmapping one returns it to the system at once. The
+      // block starts a few cache lines and pages into its region, a different amount each time,
+      // so blocks do not all share their low address bits (GEMMs over operands at equal offsets
+      // modulo 4 KiB stall on cache-set and 4K-aliasing conflicts).
       const size_t offset = (color_++ % 16) * (4096 + 64);
       const size_t region = (rounded + offset + kHugePage - 1) / kHugePage * kHugePage;
-      char* base = static_cast<char*>(std::aligned_alloc(kHugePage, region));
-      if (base == nullptr) throw std::bad_alloc();
+      char* base = map_aligned(region);
       madvise(base, region, MADV_HUGEPAGE);
       p = base + offset;
       std::lock_guard<std::mutex> lock(mutex_);
-      regions_[p] = base;
+      regions_[p] = {base, region};
     } else if (p == nullptr) {
       p = std::aligned_alloc(64, rounded);
       if (p == nullptr) throw std::bad_alloc();
@@ -97,22 +106,63 @@ class CpuAllocator : public Allocator {
         cached_bytes_ += rounded;
         return;
       }
-      if (auto it = regions_.find(ptr); it != regions_.end()) {
-        void* base = it->second;
-        regions_.erase(it);
-        std::free(base);
-        return;
-      }
+      if (free_region(ptr)) return;
     }
     std::free(ptr);
   }
 
  private:
+  struct Region {
+    char* base;
+    size_t bytes;
+  };
+
   static size_t round_up(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+
+  // `bytes` (a multiple of kHugePage) of fresh pages starting on a kHugePage boundary.
+  static char* map_aligned(size_t bytes) {
+    void* mapped = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) throw std::bad_alloc();
+    char* start = static_cast<char*>(mapped);
+    const auto address = reinterpret_cast<uintptr_t>(start);
+    char* base = start + ((kHugePage - address % kHugePage) % kHugePage);
+    if (base > start) munmap(start, static_cast<size_t>(base - start));
+    char* end = start + bytes + kHugePage;
+    if (base + bytes < end) munmap(base + bytes, static_cast<size_t>(end - (base + bytes)));
+    return base;
+  }
+
+  // Unmaps the region of large block `ptr`; false when `ptr` is not one. Holds mutex_.
+  bool free_region(void* ptr) {
+    auto it = regions_.find(ptr);
+    if (it == regions_.end()) return false;
+    munmap(it->second.base, it->second.bytes);
+    regions_.erase(it);
+    return true;
+  }
+
+  // Frees cached blocks, largest first, until a fresh block of `rounded` bytes keeps the live and
+  // cached bytes within the peak of live bytes (or the cache is empty). Holds mutex_.
+  void evict_for(size_t rounded) {
+    const size_t live = bytes_in_use() + rounded;
+    const size_t bound = std::max(peak_bytes(), live);
+    while (cached_bytes_ > 0 && live + cached_bytes_ > bound) {
+      auto largest = std::prev(cache_.end());
+      if (largest->second.empty()) {
+        cache_.erase(largest);
+        continue;
+      }
+      void* block = largest->second.back();
+      largest->second.pop_back();
+      cached_bytes_ -= largest->first;
+      if (!free_region(block)) std::free(block);
+    }
+  }
 
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> cache_;
-  std::unordered_map<void*, void*> regions_;  // huge-page block -> its region's start
+  std::unordered_map<void*, Region> regions_;  // large block -> its mapping
   std::atomic<size_t> color_{0};
   size_t cached_bytes_ = 0;
 };
