@@ -57,6 +57,7 @@ class CpuAllocator : public Allocator {
   // Blocks below this size come from malloc's own caches quickly; not worth keeping.
   static constexpr size_t kMinCached = size_t{64} << 10;
   static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kPage = 4096;
 
   const char* name() const override { return "Cpu"; }
 
@@ -80,11 +81,13 @@ class CpuAllocator : public Allocator {
       // cost a fault and a TLB entry each); unmapping one returns it to the system at once. The
       // block starts a few cache lines and pages into its region, a different amount each time,
       // so blocks do not all share their low address bits (GEMMs over operands at equal offsets
-      // modulo 4 KiB stall on cache-set and 4K-aliasing conflicts).
+      // modulo 4 KiB stall on cache-set and 4K-aliasing conflicts). Only the region's whole huge
+      // pages ask for them: the tail past the last one stays in small pages, so a block a little
+      // over a multiple of 2 MiB (a packed weight) does not hold nearly a huge page it never uses.
       const size_t offset = (color_++ % 16) * (4096 + 64);
-      const size_t region = (rounded + offset + kHugePage - 1) / kHugePage * kHugePage;
+      const size_t region = (rounded + offset + kPage - 1) / kPage * kPage;
       char* base = map_aligned(region);
-      madvise(base, region, MADV_HUGEPAGE);
+      if (region >= kHugePage) madvise(base, region / kHugePage * kHugePage, MADV_HUGEPAGE);
       p = base + offset;
       std::lock_guard<std::mutex> lock(mutex_);
       regions_[p] = {base, region};
@@ -119,7 +122,7 @@ class CpuAllocator : public Allocator {
 
   static size_t round_up(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
 
-  // `bytes` (a multiple of kHugePage) of fresh pages starting on a kHugePage boundary.
+  // `bytes` (a multiple of kPage) of fresh pages starting on a kHugePage boundary.
   static char* map_aligned(size_t bytes) {
     void* mapped = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
