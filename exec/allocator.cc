@@ -136,7 +136,7 @@ class CpuAllocator : public Allocator {
     return base;
   }
 
-  // Unmaps the region of large block `ptr`; false when `ptr` is not one. Holds mutex_.
+  // Unmaps the region of large block `ptr`; false when `ptr` is not one. Called with mutex_ held.
   bool free_region(void* ptr) {
     auto it = regions_.find(ptr);
     if (it == regions_.end()) return false;
@@ -146,7 +146,7 @@ class CpuAllocator : public Allocator {
   }
 
   // Frees cached blocks, largest first, until a fresh block of `rounded` bytes keeps the live and
-  // cached bytes within the peak of live bytes (or the cache is empty). Holds mutex_.
+  // cached bytes within the peak of live bytes (or the cache is empty). Called with mutex_ held.
   void evict_for(size_t rounded) {
     const size_t live = bytes_in_use() + rounded;
     const size_t bound = std::max(peak_bytes(), live);
