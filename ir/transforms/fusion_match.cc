@@ -182,9 +182,11 @@ std::optional<std::vector<ShapeDim>> reshape_dims(const Graph& graph, const Node
   for (size_t i = 0; i < dims->size(); ++i) {
     ShapeDim& d = (*dims)[i];
     if (!d.value.empty()) continue;
-    if (d.constant == 0 && zero_copies)
+    if (d.constant == 0 && zero_copies) {
       d = ShapeDim{-1, reshape.inputs[0], static_cast<int64_t>(i)};
-    if (d.constant < 0) d = ShapeDim{-1, out, static_cast<int64_t>(i)};
+    } else if (d.constant < 0) {
+      d = ShapeDim{-1, out, static_cast<int64_t>(i)};
+    }
   }
   return dims;
 }

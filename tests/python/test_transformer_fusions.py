@@ -212,7 +212,7 @@ def _attention_model(key_form="legacy", guard=True, scale_form="split", with_mas
     """The exported self-attention over q, k, v of shape [batch, S, H*D] and a [batch, 1, 1, S] mask.
     key_form: legacy (one Transpose), two_transposes, dynamo (Reshape / Transpose / Reshape, "dynamo_swapped"
     splitting the heads off in the wrong order); context_view: the legacy exporter's Reshape of the context
-    to [B, -1, S, D] ("same") or a Reshape that moves elements ("moved")."""
+    to [B, -1, S, D] ("same", "zero_copy" with a 0 copying B) or a Reshape that moves elements ("moved")."""
     heads = _const("heads", [0, 0, H, D], np.int64)
     merge = _const("merge", [0, -1, H * D], np.int64)
     root = _const("root", 1 / np.sqrt(np.sqrt(D)))
@@ -254,7 +254,8 @@ def _attention_model(key_form="legacy", guard=True, scale_form="split", with_mas
         _dims(nodes, "cd_b", "ctx", 0)
         _dims(nodes, "cd_s", "qt", 2)
         _dims(nodes, "cd_d", "vt", 3)
-        order = ["cd_b", "im1", "cd_s", "cd_d"] if context_view == "same" else ["cd_b", "cd_s", "im1", "cd_d"]
+        order = {"same": ["cd_b", "im1", "cd_s", "cd_d"], "zero_copy": ["i0", "im1", "cd_s", "cd_d"],
+                 "moved": ["cd_b", "cd_s", "im1", "cd_d"]}[context_view]
         nodes += [helper.make_node("Concat", order, ["view_shape"], axis=0),
                   helper.make_node("Reshape", ["ctx", "view_shape"], ["view"])]
         context = "view"
@@ -288,7 +289,7 @@ def test_attention(tmp_path, key_form, scale_form):
     assert after == [("", "Reshape")] * 3 + [("com.graft", "Attention"), ("", "Reshape")]
 
 
-@pytest.mark.parametrize("context_view", [None, "same"])
+@pytest.mark.parametrize("context_view", [None, "same", "zero_copy"])
 def test_attention_exported_reshapes(tmp_path, context_view):
     """The dynamo exporter's key transpose through [B*H, S, D] and the legacy exporter's Reshape of the
     context, their targets computed from Shape nodes over a dynamic batch."""
