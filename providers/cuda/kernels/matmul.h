@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "exec/matmul_shape.h"
+#include "ir/api.h"
 #include "ir/names.h"
 #include "providers/cuda/kernels/backend.h"
 #include "providers/cuda/kernels/blas.h"
@@ -135,8 +136,13 @@ void broadcast_into(B& backend, const Tensor& c, Tensor& y, const StridedIndex& 
   });
 }
 
+// FusedMatMul's `activation` as a GEMM epilogue: only Relu has an exact one (cuBLASLt's Gelu is
+// the tanh approximation, and there is none for Tanh or Sigmoid). The kernel declines a node with
+// another activation, which then runs on the next provider.
+GRAFT_API bool device_activation(const ir::Node& node);
+
 // MatMul (NumPy semantics) and com.graft FusedMatMul (transA, transB, a bias C of one value per
-// column or a single value).
+// column or a single value, an activation device_activation accepts).
 template <class B>
 class MatMulKernel final : public DeviceKernel<B> {
  public:
@@ -144,7 +150,8 @@ class MatMulKernel final : public DeviceKernel<B> {
       : DeviceKernel<B>(info),
         fused_(info.op_type() == "FusedMatMul"),
         trans_a_(fused_ && info.attr_int("transA", 0) != 0),
-        trans_b_(fused_ && info.attr_int("transB", 0) != 0) {}
+        trans_b_(fused_ && info.attr_int("transB", 0) != 0),
+        relu_(fused_ && info.attr_string("activation", "") == "Relu") {}
 
   void compute(KernelContext& ctx) override {
     const Tensor& a = ctx.input(0);
@@ -158,6 +165,7 @@ class MatMulKernel final : public DeviceKernel<B> {
     if (y.size() == 0) return;
     GemmCalls calls = matmul_gemms(s, trans_a_, trans_b_, a.dtype());
     calls.desc.tf32 = this->backend().use_tf32() && a.dtype() == DType::Float;
+    if (relu_) calls.desc.epilogue = Epilogue::Relu;
     const void* bias = nullptr;
     if (c != nullptr && c->size() == s.n) {
       calls.desc.bias = true;
@@ -171,7 +179,7 @@ class MatMulKernel final : public DeviceKernel<B> {
   }
 
  private:
-  bool fused_, trans_a_, trans_b_;
+  bool fused_, trans_a_, trans_b_, relu_;
 };
 
 // Gemm: Y = alpha * op(A) * op(B) + beta * C.
@@ -230,7 +238,16 @@ void register_matmul(KernelRegistry& reg) {
   reg.add({"", "MatMul", 1, kAny, kDeviceFloatTypes, 0, make<MatMulKernel<B>>});
   // Gemm before 7 broadcast C only when told to; those models run on the CPU.
   reg.add({"", "Gemm", 7, kAny, kDeviceFloatTypes, 0, make<GemmKernel<B>>});
-  reg.add({names::kDomain, "FusedMatMul", 1, kAny, kDeviceFloatTypes, 0, make<MatMulKernel<B>>});
+  reg.add({names::kDomain,
+           "FusedMatMul",
+           1,
+           kAny,
+           kDeviceFloatTypes,
+           0,
+           make<MatMulKernel<B>>,
+           {},
+           {},
+           device_activation});
 }
 
 }  // namespace graft::cuda

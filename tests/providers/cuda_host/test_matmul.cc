@@ -132,7 +132,7 @@ TEST(CudaHostGemm, SixteenBitAndDoubleAndEdgeSizes) {
 // A one-node com.graft FusedMatMul model: ONNX knows no schema to infer its output from, so the
 // output's type is given.
 ir::Model fused_model(const std::vector<Tensor>& inputs, int64_t trans_a, int64_t trans_b,
-                      const Shape& out) {
+                      const Shape& out, const std::string& activation = "") {
   onnx::ModelProto m;
   m.set_ir_version(10);
   m.add_opset_import()->set_version(18);
@@ -161,6 +161,7 @@ ir::Model fused_model(const std::vector<Tensor>& inputs, int64_t trans_a, int64_
   declare(g->add_output(), "out0", inputs[0].dtype(), out);
   set_attr(*node, "transA", trans_a);
   set_attr(*node, "transB", trans_b);
+  if (!activation.empty()) set_attr(*node, "activation", activation);
   return ir::load_model_from_bytes(m.SerializeAsString());
 }
 
@@ -202,6 +203,22 @@ TEST(CudaHostFusedMatMul, TranspositionsAndBias) {
   expect_fused({5}, {2, 5, 6}, &bias, 0, 1, {2, 6});
   expect_fused({3, 4, 5}, {5}, nullptr, 1, 0, {3, 4});
   expect_fused({4, 1}, {1, 6}, &bias, 1, 1, {4, 6});
+}
+
+// The activation runs in the GEMM's epilogue (Relu) or, where the device has no exact one, the
+// node runs on the CPU: either way the results are the CPU provider's.
+TEST(CudaHostFusedMatMul, Activations) {
+  for (const std::string activation : {"Relu", "Gelu", "Tanh", "Sigmoid"}) {
+    SCOPED_TRACE(activation);
+    std::vector<Tensor> inputs = {random_tensor(DType::Float, {4, 5}, -1, 1, 1),
+                                  random_tensor(DType::Float, {5, 6}, -1, 1, 2),
+                                  random_tensor(DType::Float, {6}, -1, 1, 3)};
+    std::map<std::string, Value> feeds;
+    for (size_t i = 0; i < inputs.size(); ++i) feeds["in" + std::to_string(i)] = Value(inputs[i]);
+    const std::vector<std::string> host_ops =
+        activation == "Relu" ? std::vector<std::string>{} : std::vector<std::string>{"FusedMatMul"};
+    expect_matches_cpu(fused_model(inputs, 0, 0, {4, 6}, activation), feeds, 1e-5, 1e-6, host_ops);
+  }
 }
 
 // How a broadcast batch becomes strided batched calls (the layouts themselves are checked above,
