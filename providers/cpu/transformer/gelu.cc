@@ -1,6 +1,6 @@
 // com.graft.Gelu: ai.onnx Gelu (approximate "none" or "tanh") for models whose opset predates
-// 20, produced by ir/transforms/fuse_gelu. Float runs a branch-free erf that vectorizes:
-// Abramowitz and Stegun 7.1.26, within 1.5e-7 of erf everywhere; other types use libm.
+// 20, produced by ir/transforms/fuse_gelu. Float runs fast_math's branch-free Gelu, which
+// vectorizes; other types use libm.
 #include <cmath>
 #include <numbers>
 
@@ -12,18 +12,6 @@
 namespace graft {
 namespace {
 
-inline float fast_erf(float x) {
-  const float a = std::fabs(x);
-  const float t = 1.0f / (1.0f + 0.3275911f * a);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  const float e = fast_math::exp_in_range(std::max(-a * a, -87.0f));
-  return std::copysign(1.0f - p * t * e, x);
-}
-
 template <typename T>
 T gelu(T x, bool tanh_form) {
   using C = elementwise::compute_t<T>;
@@ -33,7 +21,7 @@ T gelu(T x, bool tanh_form) {
       const float k = 0.7978845608f;  // sqrt(2 / pi)
       return static_cast<T>(0.5f * v * (1.0f + fast_math::tanh(k * (v + 0.044715f * v * v * v))));
     }
-    return static_cast<T>(0.5f * v * (1.0f + fast_erf(v * 0.70710678f)));
+    return static_cast<T>(fast_math::gelu(v));
   } else {
     if (tanh_form) {
       const C k = std::sqrt(C(2) / std::numbers::pi_v<C>);
