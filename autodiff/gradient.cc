@@ -13,6 +13,7 @@
 #include "ir/names.h"
 #include "ir/schema.h"
 #include "ir/serialize.h"
+#include "ir/transforms/value_types.h"
 #include "onnx/defs/parser.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
@@ -108,13 +109,7 @@ std::optional<std::vector<int64_t>> GradientGraph::static_shape(const std::strin
   }
   const onnx::TypeProto* type = graph_.type_of(value);
   if (!type && parent_) return parent_->static_shape(value);
-  if (!type || !type->has_tensor_type() || !type->tensor_type().has_shape()) return std::nullopt;
-  std::vector<int64_t> dims;
-  for (const auto& d : type->tensor_type().shape().dim()) {
-    if (!d.has_dim_value()) return std::nullopt;
-    dims.push_back(d.dim_value());
-  }
-  return dims;
+  return ir::fixed_dims(type);
 }
 
 int64_t GradientGraph::rank_of(const std::string& value) const {

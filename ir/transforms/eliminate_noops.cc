@@ -9,6 +9,7 @@
 #include "ir/constants.h"
 #include "ir/transforms/optimize.h"
 #include "ir/transforms/value_types.h"
+#include "onnx/onnx_pb.h"
 
 namespace graft::ir {
 namespace {
