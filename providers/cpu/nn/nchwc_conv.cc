@@ -79,6 +79,19 @@ class NchwcConv : public Kernel, public InPlaceKernel {
                 shape_to_string(w->shape()));
     if (!window_.kernel_shape.empty() && window_.kernel_shape != kernel_)
       info.fail("kernel_shape does not match W's spatial dims");
+    // The weights are packed for a nominal input before any run checks the window (resolve).
+    auto positive = [](const Shape& s) {
+      return std::all_of(s.begin(), s.end(), [](int64_t v) { return v > 0; });
+    };
+    if (!positive(kernel_) || (!window_.strides.empty() && !positive(window_.strides)) ||
+        (!window_.dilations.empty() && !positive(window_.dilations)))
+      info.fail("kernel_shape, strides and dilations must be positive");
+    if ((!window_.strides.empty() && window_.strides.size() != 2) ||
+        (!window_.dilations.empty() && window_.dilations.size() != 2) ||
+        (!window_.pads.empty() && window_.pads.size() != 4))
+      info.fail("strides, dilations or pads do not match the 2 spatial dims");
+    if (std::any_of(window_.pads.begin(), window_.pads.end(), [](int64_t v) { return v < 0; }))
+      info.fail("pads must not be negative");
     if (info.has_input(2)) {
       const Tensor* b = info.constant_input(2);
       if (!b || b->dtype() != DType::Float || b->rank() != 1 || b->dim(0) != maps_)
