@@ -114,8 +114,8 @@ class GraphPlan {
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, int> slot_of_;
   size_t num_slots_ = 0;
-  bool has_in_place_ = false;                 // some step may write into an input's buffer
-  std::unique_ptr<MemoryPatterns> patterns_;  // null unless enable_mem_pattern was called
+  bool has_in_place_ = false;                   // some step may write into an input's buffer
+  std::unique_ptr<MemoryPatterns> patterns_;    // null unless enable_mem_pattern was called
   std::unique_ptr<ParallelExecutor> parallel_;  // null unless enable_parallel was called
   // Per slot, how many steps read or write it: the parallel mode drops it after the last.
   std::vector<int> users_;
