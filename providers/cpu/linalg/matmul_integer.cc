@@ -7,6 +7,7 @@
 
 #include "exec/kernel.h"
 #include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/provider.h"
 #include "providers/cpu/quantization/dnnl_int8.h"
 
 namespace graft {
@@ -40,7 +41,7 @@ class MatMulInteger : public Kernel {
     if (a_dtype == DType::Undefined && info.has_input(2) && info.constant_input(2))
       a_dtype = info.constant_input(2)->dtype();
     if (a_dtype != DType::UInt8 && a_dtype != DType::Int8) return;
-    if (!cpu::dnnl_int8_exact(a_dtype, b->data<int8_t>(), b->size())) return;
+    if (!cpu::dnnl_int8_usable(cpu::int8_exact(info), a_dtype, b->data<int8_t>(), b->size())) return;
     cpu::Int8Requant requant;
     requant.x_dtype = a_dtype;
     k_ = b->dim(0);

@@ -11,6 +11,7 @@
 
 #include "exec/kernel.h"
 #include "providers/cpu/nn/dnnl_conv.h"
+#include "providers/cpu/provider.h"
 #include "providers/cpu/quantization/dnnl_int8.h"
 #include "providers/cpu/quantization/quant_util.h"
 
@@ -200,7 +201,7 @@ class QLinearConv : public Kernel {
     spec_ = spec;
     has_bias_ = b != nullptr;
     constant_weights_ = true;
-    if (cpu::dnnl_int8_exact(x_dtype, w->data<int8_t>(), w->size())) {
+    if (cpu::dnnl_int8_usable(cpu::int8_exact(info), x_dtype, w->data<int8_t>(), w->size())) {
       packed_ = std::make_unique<cpu::DnnlInt8Conv>(spec, w->data<int8_t>(),
                                                     b ? b->data<int32_t>() : nullptr);
       return;

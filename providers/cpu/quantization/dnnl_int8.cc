@@ -96,13 +96,14 @@ void add_zero_points(std::unordered_map<int, memory>& args, const int32_t* x_zer
 
 }  // namespace
 
-bool dnnl_int8_exact(DType x_dtype, const int8_t* w, int64_t count) {
+bool dnnl_int8_usable(bool exact, DType x_dtype, const int8_t* w, int64_t count) {
   using Isa = dnnl::cpu_isa;
   const Isa isa = dnnl::get_effective_cpu_isa();
   if (isa == Isa::avx512_core_vnni || isa == Isa::avx512_core_bf16 || isa == Isa::avx512_core_amx ||
       isa == Isa::avx2_vnni)
     return true;
   if (x_dtype != DType::UInt8) return false;
+  if (!exact) return true;
   // 255 * (64 + 64) fits in int16.
   return std::all_of(w, w + count, [](int8_t v) { return v >= -64 && v <= 64; });
 }

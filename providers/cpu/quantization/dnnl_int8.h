@@ -14,13 +14,14 @@
 
 namespace graft::cpu {
 
-// Whether oneDNN's int8 primitives compute (x - x_zero) * w exactly for activations of
-// `x_dtype` and these weights on this CPU. With VNNI (vpdpbusd) they always do. Without it they
+// Whether to run (x - x_zero) * w for activations of `x_dtype` and these weights through
+// oneDNN's int8 primitives on this CPU. With VNNI (vpdpbusd) they are exact. Without it they
 // multiply with vpmaddubsw, which adds neighbouring u8 * s8 products in saturating int16 (as
 // onnxruntime's kernels do there): exact only for uint8 activations and weights in [-64, 64]
-// (onnxruntime's reduce_range); signed activations are shifted by 128 and the weights halved,
-// which rounds.
-bool dnnl_int8_exact(DType x_dtype, const int8_t* w, int64_t count);
+// (onnxruntime's reduce_range). When `exact` is false (cpu::int8_exact) that saturation is
+// accepted for uint8 activations; signed activations are shifted by 128 and the weights halved,
+// which rounds every weight, so they take oneDNN only where exact.
+bool dnnl_int8_usable(bool exact, DType x_dtype, const int8_t* w, int64_t count);
 
 // What stays fixed for one int8 operation: the activation and result types and the
 // requantization.

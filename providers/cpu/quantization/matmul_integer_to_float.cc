@@ -5,7 +5,8 @@
 // DynamicQuantizeLinear), B (constant int8 [K, N]), a_scale (scalar), b_scale (constant, one value
 // or N), a_zero_point (optional scalar), b_zero_point (optional constant, zeros), bias (optional
 // constant float [N]). One oneDNN int8 product writes the scaled, biased floats, B packed once;
-// where the CPU's int8 products would saturate (dnnl_int8_exact), a float GEMM of the integers.
+// where the int8 products must be exact and the CPU's would saturate (dnnl_int8_usable), a float
+// GEMM of the integers.
 #include <memory>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "exec/matmul_shape.h"
 #include "ir/names.h"
 #include "providers/cpu/linalg/gemm_util.h"
+#include "providers/cpu/provider.h"
 #include "providers/cpu/quantization/dnnl_int8.h"
 #include "providers/cpu/quantization/quant_util.h"
 
@@ -54,7 +56,7 @@ class MatMulIntegerToFloat : public Kernel {
     requant.y_dtype = DType::Float;
     requant.scale_count = static_cast<int64_t>(b_scale_.size());
     requant.bias = !bias_.empty();
-    if (cpu::dnnl_int8_exact(a_dtype_, b->data<int8_t>(), b->size()))
+    if (cpu::dnnl_int8_usable(cpu::int8_exact(info), a_dtype_, b->data<int8_t>(), b->size()))
       product_ = std::make_unique<cpu::DnnlInt8MatMul>(k_, n_, b->data<int8_t>(), requant);
     else
       float_b_.assign(b->data<int8_t>(), b->data<int8_t>() + b->size());

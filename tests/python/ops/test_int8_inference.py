@@ -3,7 +3,11 @@ QLinearMatMul after graft's fuse_qdq pass, and dynamically quantized models (qua
 run MatMulInteger with constant int8 weights packed for oneDNN.
 
 Where the spec defines the integer result exactly (MatMulInteger, DynamicQuantizeLinear) the
-comparison is exact. A requantized 8-bit result (QLinearConv) may differ by one quantization step
+comparison is exact: with the CPU provider's option int8_exact "1", or by default where the CPU's
+int8 instructions cannot saturate (VNNI, or 7-bit weights with uint8 activations). By default
+they add neighbouring u8 * s8 products in saturating int16 without VNNI, as onnxruntime's and
+OpenVINO's kernels do there, which the spec does not allow; such results are not compared
+exactly. A requantized 8-bit result (QLinearConv) may differ by one quantization step
 from the reference: graft's int8 convolution scales the int32 sum in float32 and rounds once,
 the reference in double, so a value within a float32 rounding of a half step rounds either way.
 Whole models compare within a few output steps, as such differences propagate."""
@@ -25,12 +29,14 @@ import graft
 RNG = np.random.default_rng(7)
 
 
-def graft_session(model, level=99, saved=None):
+def graft_session(model, level=99, saved=None, int8_exact=False):
     opts = graft.SessionOptions()
     opts.graph_optimization_level = level
     if saved:
         opts.optimized_model_filepath = str(saved)
-    return graft.InferenceSession(model.SerializeToString(), sess_options=opts)
+    providers = [("CPUExecutionProvider", {"int8_exact": "1"})] if int8_exact else None
+    return graft.InferenceSession(model.SerializeToString(), sess_options=opts,
+                                  providers=providers)
 
 
 def ort_run(model, feeds):
@@ -93,12 +99,14 @@ def test_qlinear_conv_packed_matches_reference(x_dtype, x_shape, w_shape, attrs,
     x_zero, y_zero = (131, 60) if x_dtype == np.uint8 else (-9, 5)
     for b in (bias, None):
         model = qlinear_conv_model(x_dtype, x_shape, w, w_scale, b, attrs, x_zero, y_zero)
-        got = graft_session(model).run(None, {"x": x})[0]
-        within_one_step(got, np.asarray(ReferenceEvaluator(model).run(None, {"x": x})[0]))
+        reference = np.asarray(ReferenceEvaluator(model).run(None, {"x": x})[0])
+        exact = graft_session(model, int8_exact=True).run(None, {"x": x})[0]
+        within_one_step(exact, reference)
         if w_bound <= 64:
             # Without VNNI onnxruntime's u8 * s8 products saturate for 8-bit weights (its
-            # reduce_range advice); 7-bit weights are exact on every CPU.
-            within_one_step(got, ort_run(model, {"x": x})[0])
+            # reduce_range advice); 7-bit weights are exact on every CPU, by default too.
+            within_one_step(graft_session(model).run(None, {"x": x})[0], reference)
+            within_one_step(exact, ort_run(model, {"x": x})[0])
 
 
 def test_qlinear_conv_packed_errors():
@@ -138,7 +146,8 @@ def matmul_integer_model(a_dtype, a_shape, b, b_zero, a_zero_shape):
 @pytest.mark.parametrize("a_zero", ["none", "scalar", "rows"])
 @pytest.mark.parametrize("b_bound", [128, 64])
 def test_matmul_integer_packed_is_exact(a_dtype, a_shape, n, a_zero, b_bound):
-    """8-bit B runs oneDNN's product on CPUs with VNNI; 7-bit B on every CPU (dnnl_int8_exact)."""
+    """Exact with int8_exact "1"; by default too where the CPU's int8 products cannot saturate
+    (dnnl_int8_usable): 7-bit B on every CPU."""
     info = np.iinfo(a_dtype)
     k = a_shape[-1]
     a = RNG.integers(info.min, info.max + 1, size=a_shape).astype(a_dtype)
@@ -151,7 +160,7 @@ def test_matmul_integer_packed_is_exact(a_dtype, a_shape, n, a_zero, b_bound):
     model = matmul_integer_model(a_dtype, a_shape, b, np.zeros((n,), np.int8),
                                  None if za is None else za.shape)
     feeds = {"a": a} if za is None else {"a": a, "za": za}
-    got = graft_session(model).run(None, feeds)[0]
+    got = graft_session(model, int8_exact=b_bound > 64).run(None, feeds)[0]
     a_wide = a.astype(np.int64)
     if za is not None:
         a_wide = a_wide - (za.astype(np.int64)[:, None] if za.ndim == 1 else za.astype(np.int64))
@@ -160,6 +169,13 @@ def test_matmul_integer_packed_is_exact(a_dtype, a_shape, n, a_zero, b_bound):
     np.testing.assert_array_equal(got, expected)
     if a_zero != "rows":  # onnx.reference broadcasts a per-row zero point along the columns
         np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
+
+
+def test_int8_exact_option_is_checked():
+    model = matmul_integer_model(np.uint8, (2, 8), np.ones((8, 4), np.int8), None, None)
+    with pytest.raises(graft.InvalidArgument, match="int8_exact.*\"0\" or \"1\".*yes"):
+        graft.InferenceSession(model.SerializeToString(),
+                               providers=[("CPUExecutionProvider", {"int8_exact": "yes"})])
 
 
 # --- QDQ models from quantize_static ----------------------------------------------------------
