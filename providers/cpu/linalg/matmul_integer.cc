@@ -41,7 +41,8 @@ class MatMulInteger : public Kernel {
     if (a_dtype == DType::Undefined && info.has_input(2) && info.constant_input(2))
       a_dtype = info.constant_input(2)->dtype();
     if (a_dtype != DType::UInt8 && a_dtype != DType::Int8) return;
-    if (!cpu::dnnl_int8_usable(cpu::int8_exact(info), a_dtype, b->data<int8_t>(), b->size())) return;
+    if (!cpu::dnnl_int8_usable(cpu::int8_exact(info), a_dtype, b->data<int8_t>(), b->size()))
+      return;
     cpu::Int8Requant requant;
     requant.x_dtype = a_dtype;
     k_ = b->dim(0);
