@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "exec/work_pool.h"
 #include "providers/cpu/math/fast_math.h"
 
 namespace graft::cpu {
@@ -200,15 +201,13 @@ constexpr auto kTiles = tiles(std::make_index_sequence<kMaxRows>());
 // not a fixed share of the product.
 constexpr int64_t kPanelsPerUnit = 4;
 
-// Products of fewer multiply-adds than this run on the calling thread. A parallel region lasts
-// as long as its slowest thread takes to wake and arrive at the closing barrier: tens of
-// microseconds on idle cores, a scheduler time slice (milliseconds) when another process holds
-// the second core. Measured on 2 cores under other processes' load, an 8 x 1024 x 1024 product
-// (8.4M multiply-adds, 0.23 ms on one thread) took 0.15 ms on two when idle but 0.5 ms at the
-// median; an MLP of such layers went from 0.42 ms on one thread to 0.99 ms on two. Below
-// 16M (about 0.4 ms of one core), the few tenths of a millisecond a second thread can save are
-// not worth that risk.
-constexpr int64_t kMinParallelWork = int64_t{1} << 24;
+// Products of fewer multiply-adds than this (about 25 us of one core) run on the calling thread.
+// Larger ones go to exec/work_pool.h, whose caller never waits for a worker that has not
+// arrived: with OpenMP's closing barrier, a product beside another process waited a time slice
+// for the second thread, so this was 16M; an MLP of 8 x 1024 x 1024 layers then ran at 2.1x
+// onnxruntime's time on 2 threads, and at 1.07x with the pool and 1M (its slowdown beside a
+// second graft process 1.28x against onnxruntime's 1.84x).
+constexpr int64_t kMinParallelWork = int64_t{1} << 20;
 
 }  // namespace
 
@@ -223,9 +222,7 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
   // One row group: B is read once, front to back, with no K blocks to revisit C.
   const int64_t depth = row_groups == 1 ? std::max<int64_t>(k, 1) : kDepth;
   const int64_t units = row_blocks * panel_units;
-  const bool parallel = units > 1 && m * b.n() * k >= kMinParallelWork && !omp_in_parallel();
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t unit = 0; unit < units; ++unit) {
+  const auto unit_of_work = [&](int64_t unit) {
     const int64_t first_group = (unit % row_blocks) * kGroupsPerBlock;
     const int64_t last_group = std::min(row_groups, first_group + kGroupsPerBlock);
     const int64_t first_panel = (unit / row_blocks) * kPanelsPerUnit;
@@ -239,11 +236,16 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
         }
       }
     }
-    if (activation == Activation::None || activation == Activation::Relu) continue;
+    if (activation == Activation::None || activation == Activation::Relu) return;
     const int64_t row = first_group * kMaxRows, rows = std::min(m, last_group * kMaxRows) - row;
     const int64_t col = first_panel * kPanel, cols = std::min(b.n(), last_panel * kPanel) - col;
     for (int64_t r = row; r < row + rows; ++r)
       apply_activation(activation, c + r * ldc + col, cols);
+  };
+  if (m * b.n() * k < kMinParallelWork) {
+    for (int64_t unit = 0; unit < units; ++unit) unit_of_work(unit);
+  } else {
+    run_units(units, unit_of_work);
   }
 }
 
