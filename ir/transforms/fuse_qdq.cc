@@ -5,6 +5,8 @@
 //                                                becomes QLinearMatMul(a_q, b_q) -> y_q
 //   DequantizeLinear(x_q) -> MaxPool -> QuantizeLinear of the same scale and zero point
 //                                                becomes MaxPool(x_q) -> y_q
+//   DequantizeLinear(a_q), DequantizeLinear(b_q) -> Add [-> Relu] -> QuantizeLinear
+//                                  becomes com.graft.QLinearAdd(a_q, b_q) -> y_q (ResNet's sums)
 //   MatMulInteger(a_q, b_q const) -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)]
 //                                  becomes com.graft.MatMulIntegerToFloat (quantize_dynamic's)
 // Scales and zero points are constants: x and y per tensor, the weights per tensor or per output
@@ -161,11 +163,11 @@ void remove_unread(Graph& g, const std::vector<Node*>& nodes) {
   }
 }
 
-// Conv [-> Relu] -> QuantizeLinear: the QuantizeLinear reading the convolution's result, with
+// Conv or Add [-> Relu] -> QuantizeLinear: the QuantizeLinear reading the node's result, with
 // the Relu that a zero point at the bottom of the range makes redundant.
-std::optional<Quantize> conv_output(const Graph& g, const Node& conv, Node*& relu) {
+std::optional<Quantize> quantized_result(const Graph& g, const Node& node, Node*& relu) {
   relu = nullptr;
-  Node* next = only_reader(g, conv.outputs[0]);
+  Node* next = only_reader(g, node.outputs[0]);
   if (next && next->op_type == "Relu" && next->domain.empty()) {
     auto q = quantize_of(g, next->outputs[0]);
     // Saturation clips what Relu would zero exactly when the zero point is the lowest value.
@@ -174,7 +176,7 @@ std::optional<Quantize> conv_output(const Graph& g, const Node& conv, Node*& rel
     relu = next;
     return q;
   }
-  return quantize_of(g, conv.outputs[0]);
+  return quantize_of(g, node.outputs[0]);
 }
 
 // Whether an int32 bias dequantized by `b` is at scale x_scale * w_scale, as QLinearConv reads it.
@@ -225,7 +227,7 @@ bool fuse_conv(Graph& g, Node& conv) {
     if (b->scales.size() != 1 && b->scales.size() != static_cast<size_t>(wq->dims(0))) return false;
   }
   Node* relu = nullptr;
-  const auto y = conv_output(g, conv, relu);
+  const auto y = quantized_result(g, conv, relu);
   if (!y) return false;
   std::string bias = b ? b->quantized : "";
   if (b && !bias_fits(*b, *x, *w, wq->dims(0))) bias = requantized_bias(g, conv, *b, *x, *w);
@@ -283,6 +285,33 @@ bool fuse_max_pool(Graph& g, Node& pool) {
   pool.inputs = {x->quantized};
   pool.outputs = {result};
   remove_unread(g, {x->node});
+  return true;
+}
+
+// Both operands and the result per tensor in one 8-bit type; the kernel broadcasts as Add does.
+bool fuse_add(Graph& g, Node& add) {
+  if (add.inputs.size() != 2 || add.outputs.size() != 1) return false;
+  const auto a = dequantize_of(g, add.inputs[0]);
+  const auto b = dequantize_of(g, add.inputs[1]);
+  if (!a || !b || !per_tensor_8bit(*a) || !per_tensor_8bit(*b) || a->type != b->type) return false;
+  Node* relu = nullptr;
+  const auto y = quantized_result(g, add, relu);
+  if (!y || y->type != a->type) return false;
+  const std::string result = y->node->outputs[0];
+  std::vector<std::string> inputs = {a->quantized,       a->scale,          a->zero,
+                                     b->quantized,       b->scale,          b->zero,
+                                     y->node->inputs[1], y->node->inputs[2]};
+  g.value_info.erase(add.outputs[0]);
+  if (relu) {
+    g.value_info.erase(relu->outputs[0]);
+    g.remove_node(relu);
+  }
+  g.remove_node(y->node);
+  add.op_type = "QLinearAdd";
+  add.domain = names::kDomain;
+  add.inputs = inputs;
+  add.outputs = {result};
+  remove_unread(g, {a->node, b->node == a->node ? nullptr : b->node});
   return true;
 }
 
@@ -371,6 +400,7 @@ int fuse_qdq(Graph& graph) {
         n.domain.empty() && ((n.op_type == "Conv" && fuse_conv(graph, n)) ||
                              (n.op_type == "MatMul" && fuse_matmul(graph, n)) ||
                              (n.op_type == "MaxPool" && fuse_max_pool(graph, n)) ||
+                             (n.op_type == "Add" && fuse_add(graph, n)) ||
                              (n.op_type == "MatMulInteger" && fuse_matmul_integer(graph, n)));
     if (!done) {
       ++i;

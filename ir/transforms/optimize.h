@@ -35,8 +35,9 @@ int eliminate_noops(Graph& graph);
 // they are graph inputs).
 int eliminate_dead_nodes(Graph& graph);
 
-// Level 2: QDQ groups (DequantizeLinear -> Conv / MatMul / MaxPool -> QuantizeLinear) become the
-// integer op (QLinearConv, QLinearMatMul, MaxPool on the 8-bit data), MatMulInteger -> Cast ->
+// Level 2: QDQ groups (DequantizeLinear -> Conv / MatMul / MaxPool / Add -> QuantizeLinear) become
+// the integer op (QLinearConv, QLinearMatMul, MaxPool on the 8-bit data, com.graft.QLinearAdd),
+// MatMulInteger -> Cast ->
 // Mul [-> Add] becomes com.graft.MatMulIntegerToFloat: fuse_qdq.cc.
 int fuse_qdq(Graph& graph);
 // Level 2: fold an inference BatchNormalization into the Conv that feeds it.

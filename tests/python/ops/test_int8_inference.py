@@ -253,6 +253,8 @@ def test_qdq_cnn_fuses_into_integer_ops(qdq_cnn):
     ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
     assert ops.count("QLinearConv") == 4, ops
     assert "Conv" not in ops
+    # The residual sum runs on the 8-bit data too.
+    assert ops.count("QLinearAdd") == 1 and "Add" not in ops, ops
     assert "MaxPool" in ops
     # The MaxPool reads the 8-bit data: nothing dequantizes between the stem and it.
     graph = onnx.load(str(saved)).graph
@@ -274,6 +276,64 @@ def test_qdq_cnn_matches_onnxruntime(qdq_cnn, batch):
     for other in (want, unfused):
         assert np.abs(got - other).max() <= 4 * step + 1e-6, np.abs(got - other).max() / step
     assert np.argmax(got, 1).tolist() == np.argmax(want, 1).tolist() or batch > 1
+
+
+def qdq_add_model(dtype, a_shape, b_shape, relu, y_zero):
+    """DequantizeLinear(a), DequantizeLinear(b) -> Add [-> Relu] -> QuantizeLinear."""
+    t = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n)
+             for n, v in (("sa", 0.031), ("sb", 0.017), ("sy", 0.043))]
+    inits += [numpy_helper.from_array(np.array(v, dtype), n)
+              for n, v in (("za", 3 if dtype == np.int8 else 131), ("zb", -7 if dtype == np.int8 else 90),
+                           ("zy", y_zero))]
+    nodes = [helper.make_node("DequantizeLinear", ["a", "sa", "za"], ["fa"]),
+             helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["fb"]),
+             helper.make_node("Add", ["fa", "fb"], ["sum"])]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["sum"], ["act"]))
+    nodes.append(helper.make_node("QuantizeLinear", ["act" if relu else "sum", "sy", "zy"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", t, list(a_shape)),
+                                           helper.make_tensor_value_info("b", t, list(b_shape))],
+                              [helper.make_tensor_value_info("y", t, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("a_shape,b_shape", [((2, 8, 5, 7), (2, 8, 5, 7)), ((2, 8, 5, 7), (8, 1, 1)),
+                                             ((1, 3, 4), (2, 1, 3, 1)), ((), (3, 5))])
+@pytest.mark.parametrize("relu", [False, True])
+def test_qdq_add_becomes_qlinear_add(tmp_path, dtype, a_shape, b_shape, relu):
+    info = np.iinfo(dtype)
+    y_zero = info.min if relu else (5 if dtype == np.int8 else 120)
+    model = qdq_add_model(dtype, a_shape, b_shape, relu, y_zero)
+    feeds = {"a": RNG.integers(info.min, info.max + 1, size=a_shape).astype(dtype),
+             "b": RNG.integers(info.min, info.max + 1, size=b_shape).astype(dtype)}
+    saved = tmp_path / "add.onnx"
+    got = graft_session(model, saved=saved).run(None, feeds)[0]
+    ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
+    assert ops == ["QLinearAdd"], ops
+    # The fused kernel computes each element as the three nodes do, in float: the same bytes.
+    unfused = graft_session(model, level=0).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, unfused)
+    within_one_step(got, np.asarray(ReferenceEvaluator(model).run(None, feeds)[0]), 0.98)
+    within_one_step(got, ort_run(model, feeds)[0], 0.98)
+
+
+def test_qdq_add_with_a_relu_above_the_zero_point_is_not_fused(tmp_path):
+    model = qdq_add_model(np.uint8, (4, 4), (4, 4), True, 10)
+    saved = tmp_path / "add.onnx"
+    graft_session(model, saved=saved)
+    ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
+    assert "QLinearAdd" not in ops and "Relu" in ops, ops
+
+
+def test_qlinear_add_errors():
+    model = qdq_add_model(np.uint8, ("n", 3), ("m", "k"), False, 0)
+    sess = graft_session(model)
+    with pytest.raises((graft.Fail, graft.InvalidArgument), match="QLinearAdd.*broadcast|QLinearAdd.*shape"):
+        sess.run(None, {"a": np.zeros((2, 3), np.uint8), "b": np.zeros((4, 5), np.uint8)})
 
 
 def test_qdq_matmul_becomes_qlinear_matmul(tmp_path):
