@@ -19,6 +19,7 @@
 #include "ir/transforms/fuse_elementwise.h"
 #include "ir/transforms/inline_functions.h"
 #include "ir/transforms/nchwc.h"
+#include "ir/transforms/nhwc_int8.h"
 #include "ir/transforms/optimize.h"
 #include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
@@ -450,6 +451,14 @@ PlannedModel plan_model(ir::Model& model, const std::vector<std::string>& names,
       const ExecutionProvider* p = owners[i] < 0 ? nullptr : chosen[static_cast<size_t>(owners[i])];
       return p != nullptr && p->allocator().on_host() &&
              p->registry().has_op(names::kDomain, "NchwcConv", 1);
+    });
+    // Int8 convolution chains run channels-last, oneDNN's int8 layout.
+    const std::vector<int> int8_owners = partition(model, model.graph, chosen);
+    ir::convert_int8_to_nhwc(model, [&](size_t i) {
+      const ExecutionProvider* p =
+          int8_owners[i] < 0 ? nullptr : chosen[static_cast<size_t>(int8_owners[i])];
+      return p != nullptr && p->allocator().on_host() &&
+             p->registry().has_op(names::kDomain, "NhwcQLinearConv", 1);
     });
   }
   insert_device_copies(model, chosen);

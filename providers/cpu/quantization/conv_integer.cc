@@ -3,17 +3,21 @@
 // as im2col and an int32 GEMM. A 2-D QLinearConv whose int8 weights, scales and zero points are
 // constants (a quantized model's) runs through oneDNN's int8 convolution instead, its weights
 // packed once (dnnl_int8.h), or where those products would saturate (no VNNI, 8-bit weights),
-// through oneDNN's float convolution of the integer values.
+// through oneDNN's float convolution of the integer values. com.graft NhwcQLinearConv is the same
+// QLinearConv on channels-last x and y ([N, H, W, C]), which ir/transforms/nhwc_int8.cc chains
+// so that oneDNN's int8 kernels, which work in that layout, read and write them directly.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
 
 #include "exec/kernel.h"
+#include "ir/names.h"
 #include "providers/cpu/nn/dnnl_conv.h"
 #include "providers/cpu/provider.h"
 #include "providers/cpu/quantization/dnnl_int8.h"
 #include "providers/cpu/quantization/quant_util.h"
+#include "providers/cpu/tensor/tensor_util.h"
 
 namespace graft {
 namespace {
@@ -70,9 +74,16 @@ float requant_scale(double x_scale, double w_scale, double y_scale) {
 
 class QLinearConv : public Kernel {
  public:
-  explicit QLinearConv(const KernelInfo& info) : attrs_(info), group_(info.attr_int("group", 1)) {
+  explicit QLinearConv(const KernelInfo& info)
+      : attrs_(info),
+        group_(info.attr_int("group", 1)),
+        channels_last_(info.op_type() == "NhwcQLinearConv") {
     if (group_ <= 0) info.fail("group must be positive");
     build_packed(info);
+    if (channels_last_ && !constant_weights_)
+      info.fail(
+          "runs channels-last only with constant 4-D int8 weights, symmetric (zero w zero "
+          "points), and constant scales and zero points");
   }
 
   std::vector<int> packed_inputs() const override {
@@ -263,12 +274,14 @@ class QLinearConv : public Kernel {
     if (x.dtype() != spec_.requant.x_dtype)
       ctx.fail(std::string("x must be ") + dtype_name(spec_.requant.x_dtype) +
                " as its zero point, got " + dtype_name(x.dtype()));
-    if (x.rank() != 4 || x.dim(1) != spec_.channels)
-      ctx.fail("x " + shape_to_string(x.shape()) + " must be [N, " +
-               std::to_string(spec_.channels) + ", H, W] for w of " +
-               std::to_string(spec_.channels / spec_.group) + " channels in " +
+    const int c_axis = channels_last_ ? 3 : 1;
+    if (x.rank() != 4 || x.dim(c_axis) != spec_.channels)
+      ctx.fail("x " + shape_to_string(x.shape()) + " must be " +
+               (channels_last_ ? "[N, H, W, " + std::to_string(spec_.channels) + "]"
+                               : "[N, " + std::to_string(spec_.channels) + ", H, W]") +
+               " for w of " + std::to_string(spec_.channels / spec_.group) + " channels in " +
                std::to_string(spec_.group) + " groups");
-    const Shape in = {x.dim(2), x.dim(3)};
+    const Shape in = channels_last_ ? Shape{x.dim(1), x.dim(2)} : Shape{x.dim(2), x.dim(3)};
     const WindowGeometry g = attrs_.resolve(in, {spec_.kernel[0], spec_.kernel[1]}, ctx);
     cpu::Int8ConvGeometry geometry;
     geometry.batch = x.dim(0);
@@ -278,16 +291,43 @@ class QLinearConv : public Kernel {
       geometry.pads[i] = g.pads[i];
       geometry.pads[i + 2] = g.pads[i + 2];
     }
-    Tensor& y = ctx.output(0, spec_.requant.y_dtype, {x.dim(0), spec_.maps, g.out[0], g.out[1]});
+    const Shape nchw = {x.dim(0), spec_.maps, g.out[0], g.out[1]};
+    Tensor& y = ctx.output(0, spec_.requant.y_dtype,
+                           channels_last_ ? Shape{x.dim(0), g.out[0], g.out[1], spec_.maps} : nchw);
     if (y.size() == 0) return;
-    if (packed_)
-      packed_->run(geometry, x.raw(), y.raw());
-    else
+    if (packed_) {
+      packed_->run(geometry, x.raw(), y.raw(), channels_last_);
+    } else if (!channels_last_) {
       compute_float(x, geometry, y);
+    } else {
+      Tensor plain_x = Tensor::empty(x.dtype(), Shape{x.dim(0), x.dim(3), x.dim(1), x.dim(2)});
+      move_channels(x, plain_x, false);
+      Tensor plain_y = Tensor::empty(y.dtype(), nchw);
+      compute_float(plain_x, geometry, plain_y);
+      move_channels(plain_y, y, true);
+    }
+  }
+
+  // `src` [N, C, H, W] written to `dst` as [N, H, W, C] (`to_last`), or back; 8-bit elements.
+  static void move_channels(const Tensor& src, Tensor& dst, bool to_last) {
+    const int64_t n = src.dim(0);
+    const int64_t c = to_last ? src.dim(1) : src.dim(3);
+    const int64_t plane = to_last ? src.dim(2) * src.dim(3) : src.dim(1) * src.dim(2);
+    const auto move = [&](auto* out, const auto* in) {
+      // Per image, a [rows, cols] matrix transposed: [C, HW] -> [HW, C] or back.
+      const int64_t rows = to_last ? plane : c, cols = to_last ? c : plane;
+      for (int64_t i = 0; i < n; ++i)
+        tensor_ops::copy_tile(out + i * plane * c, in + i * plane * c, rows, cols, cols, rows);
+    };
+    if (src.dtype() == DType::Int8)
+      move(dst.data<int8_t>(), src.data<int8_t>());
+    else
+      move(dst.data<uint8_t>(), src.data<uint8_t>());
   }
 
   WindowAttrs attrs_;
   int64_t group_;
+  bool channels_last_;  // NhwcQLinearConv: x and y are [N, H, W, C]
   // Set up for constant weights: packed_ (oneDNN's int8 convolution), or float_weights_ and
   // float_bias_ where its products would not be exact.
   bool constant_weights_ = false;
@@ -302,6 +342,13 @@ class QLinearConv : public Kernel {
 GRAFT_CPU_KERNELS(conv_integer) {
   reg.add({"", "ConvInteger", 10, 1 << 30, {DType::UInt8, DType::Int8}, 0, make<ConvInteger>});
   reg.add({"", "QLinearConv", 10, 1 << 30, {DType::UInt8, DType::Int8}, 0, make<QLinearConv>});
+  reg.add({names::kDomain,
+           "NhwcQLinearConv",
+           1,
+           1 << 30,
+           {DType::UInt8, DType::Int8},
+           0,
+           make<QLinearConv>});
 }
 
 }  // namespace graft

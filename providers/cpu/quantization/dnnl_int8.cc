@@ -177,7 +177,8 @@ DnnlInt8Conv::DnnlInt8Conv(const Int8ConvSpec& spec, const int8_t* w, const int3
 
 DnnlInt8Conv::~DnnlInt8Conv() = default;
 
-void DnnlInt8Conv::run(const Int8ConvGeometry& g, const void* x, void* y) const {
+void DnnlInt8Conv::run(const Int8ConvGeometry& g, const void* x, void* y,
+                       bool channels_last) const {
   const Impl& im = *impl_;
   const std::vector<int64_t> key = {g.batch,   g.in[0],   g.in[1],  g.pads[0],
                                     g.pads[1], g.pads[2], g.pads[3]};
@@ -199,10 +200,16 @@ void DnnlInt8Conv::run(const Int8ConvGeometry& g, const void* x, void* y) const 
   });
   dnnl::stream stream(engine());
   std::vector<Tensor> keep;
-  memory x_user(plan.src_nchw, engine(), const_cast<void*>(x));
-  memory y_user(plan.dst_nchw, engine(), y);
-  memory x_nhwc = scratch(plan.src_nhwc, keep), y_nhwc = scratch(plan.dst_nhwc, keep);
-  plan.to_nhwc.execute(stream, x_user, x_nhwc);
+  memory x_nhwc, y_nhwc;
+  if (channels_last) {
+    x_nhwc = memory(plan.src_nhwc, engine(), const_cast<void*>(x));
+    y_nhwc = memory(plan.dst_nhwc, engine(), y);
+  } else {
+    x_nhwc = scratch(plan.src_nhwc, keep);
+    y_nhwc = scratch(plan.dst_nhwc, keep);
+    memory x_user(plan.src_nchw, engine(), const_cast<void*>(x));
+    plan.to_nhwc.execute(stream, x_user, x_nhwc);
+  }
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x_nhwc},
                                           {DNNL_ARG_WEIGHTS, plan.weights},
                                           {DNNL_ARG_BIAS, im.bias},
@@ -211,7 +218,10 @@ void DnnlInt8Conv::run(const Int8ConvGeometry& g, const void* x, void* y) const 
   add_zero_points(args, im.spec.x_zero != 0 ? &im.spec.x_zero : nullptr,
                   im.spec.requant.y_zero != 0 ? &im.spec.requant.y_zero : nullptr);
   plan.conv.execute(stream, args);
-  plan.to_nchw.execute(stream, y_nhwc, y_user);
+  if (!channels_last) {
+    memory y_user(plan.dst_nchw, engine(), y);
+    plan.to_nchw.execute(stream, y_nhwc, y_user);
+  }
   stream.wait();
 }
 

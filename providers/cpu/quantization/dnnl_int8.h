@@ -53,15 +53,16 @@ struct Int8ConvGeometry {
   int64_t in[2] = {0, 0}, out[2] = {0, 0}, pads[4] = {0, 0, 0, 0};
 };
 
-// y = requantize(conv(x - x_zero, w) + bias) on plain NCHW tensors.
+// y = requantize(conv(x - x_zero, w) + bias) on plain NCHW or NHWC tensors.
 class DnnlInt8Conv {
  public:
   // Packs `w` (int8, [maps, channels / group, kernel...]) and `bias` (maps int32 values, or
   // null); neither is read afterwards. Throws Fail when oneDNN cannot build the convolution.
   DnnlInt8Conv(const Int8ConvSpec& spec, const int8_t* w, const int32_t* bias);
   ~DnnlInt8Conv();
-  // x and y are dense NCHW buffers of the spec's dtypes. Safe to call from several threads.
-  void run(const Int8ConvGeometry& g, const void* x, void* y) const;
+  // x and y are dense NCHW buffers of the spec's dtypes, or NHWC ones when `channels_last`.
+  // Safe to call from several threads.
+  void run(const Int8ConvGeometry& g, const void* x, void* y, bool channels_last = false) const;
 
  private:
   struct Impl;

@@ -249,7 +249,7 @@ def qdq_cnn(tmp_path_factory):
 def test_qdq_cnn_fuses_into_integer_ops(qdq_cnn):
     model, tmp = qdq_cnn
     saved = tmp / "cnn_optimized.onnx"
-    graft_session(model, saved=saved)
+    graft_session(model, level=2, saved=saved)
     ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
     assert ops.count("QLinearConv") == 4, ops
     assert "Conv" not in ops
@@ -261,6 +261,31 @@ def test_qdq_cnn_fuses_into_integer_ops(qdq_cnn):
     pool = next(n for n in graph.node if n.op_type == "MaxPool")
     stem = next(n for n in graph.node if n.op_type == "QLinearConv")
     assert pool.input[0] == stem.output[0]
+
+
+def test_qdq_cnn_runs_channels_last(qdq_cnn):
+    """At level 99 the int8 convolutions and the residual sum read and write [N, H, W, C]
+    tensors (ir/transforms/nhwc_int8.cc), with Transposes only at the chain's edges, and give the
+    bytes of the channels-first graph: the same oneDNN kernels run on the same data."""
+    model, tmp = qdq_cnn
+    saved = tmp / "cnn_nhwc.onnx"
+    x = RNG.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    got = graft_session(model, saved=saved).run(None, {"x": x})[0]
+    graph = onnx.load(str(saved)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("NhwcQLinearConv") == 4 and "QLinearConv" not in ops, ops
+    # Into the stem; out of it and back into the chain around the MaxPool; out before the
+    # global pooling.
+    assert ops.count("Transpose") == 4, ops
+    add = next(n for n in graph.node if n.op_type == "QLinearAdd")
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    assert producers[add.input[0]] in ("NhwcQLinearConv", "QLinearAdd"), producers[add.input[0]]
+    np.testing.assert_array_equal(got, graft_session(model, level=2).run(None, {"x": x})[0])
+    # With every product exact too (7-bit weights: the same kernels; the float fallback on
+    # channels-last data runs in test_qlinear_conv_packed_matches_reference's 8-bit cases).
+    exact = graft_session(model, int8_exact=True).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(exact, graft_session(model, level=2, int8_exact=True)
+                                  .run(None, {"x": x})[0])
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -1,0 +1,155 @@
+#include "ir/transforms/nhwc_int8.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/names.h"
+#include "onnx/defs/tensor_proto_util.h"
+#include "onnx/onnx_pb.h"
+
+namespace graft::ir {
+namespace {
+
+constexpr char kSuffix[] = "_nhwc";
+
+// A constant: an initializer the caller cannot override with an input.
+const onnx::TensorProto* constant(const Graph& g, const std::string& name) {
+  if (name.empty() || g.is_graph_input(name)) return nullptr;
+  return g.find_initializer(name);
+}
+
+// Whether every element of an 8-bit initializer is zero.
+bool all_zero(const onnx::TensorProto& t) {
+  if (t.has_raw_data()) {
+    const std::string& raw = t.raw_data();
+    return std::all_of(raw.begin(), raw.end(), [](char c) { return c == 0; });
+  }
+  return std::all_of(t.int32_data().begin(), t.int32_data().end(),
+                     [](int32_t v) { return v == 0; });
+}
+
+bool nhwc_conv(const Graph& g, const Node& n) {
+  if (n.op_type != "QLinearConv" || !n.domain.empty() || n.inputs.size() < 8 ||
+      n.inputs.size() > 9 || n.outputs.size() != 1 || n.inputs[0].empty())
+    return false;
+  const onnx::TensorProto* w = constant(g, n.inputs[3]);
+  if (!w || w->data_type() != onnx::TensorProto::INT8 || w->dims_size() != 4) return false;
+  for (size_t i : {1, 4, 6})
+    if (!constant(g, n.inputs[i])) return false;
+  // Zero points absent or constant; oneDNN has none for the weights.
+  for (size_t i : {2, 5, 7})
+    if (!n.inputs[i].empty() && !constant(g, n.inputs[i])) return false;
+  if (!n.inputs[5].empty() && !all_zero(*constant(g, n.inputs[5]))) return false;
+  if (n.inputs.size() == 9 && !n.inputs[8].empty() && !constant(g, n.inputs[8])) return false;
+  for (const char* name : {"kernel_shape", "strides", "dilations"}) {
+    const Attribute* a = n.find_attr(name);
+    if (a && a->proto->ints_size() != 2) return false;
+  }
+  return true;
+}
+
+bool is_qlinear_add(const Node& n) {
+  return n.op_type == "QLinearAdd" && n.domain == names::kDomain && n.inputs.size() == 8 &&
+         n.outputs.size() == 1;
+}
+
+std::string unique_name(std::set<std::string>& taken, const std::string& base) {
+  std::string name = base;
+  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
+  taken.insert(name);
+  return name;
+}
+
+Node transpose(const std::string& name, const std::string& in, const std::string& out,
+               const std::vector<int64_t>& perm) {
+  Node t;
+  t.name = name;
+  t.op_type = "Transpose";
+  t.inputs = {in};
+  t.outputs = {out};
+  t.attributes.push_back(ints_attribute("perm", perm));
+  return t;
+}
+
+}  // namespace
+
+int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& runs_nhwc) {
+  Graph& g = model.graph;
+  std::set<std::string> nhwc;  // values held channels-last, by their original names
+  std::set<const Node*> converted;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = *g.nodes[i];
+    if (!runs_nhwc(i)) continue;
+    const bool add = is_qlinear_add(n) && nhwc.count(n.inputs[0]) && nhwc.count(n.inputs[3]);
+    if (!add && !nhwc_conv(g, n)) continue;
+    converted.insert(&n);
+    nhwc.insert(n.outputs[0]);
+  }
+  if (converted.empty()) return 0;
+
+  std::set<std::string> taken;
+  for (const auto& n : g.nodes) {
+    taken.insert(n->inputs.begin(), n->inputs.end());
+    taken.insert(n->outputs.begin(), n->outputs.end());
+  }
+  for (const auto& v : g.inputs) taken.insert(v.name);
+  for (const auto& t : g.initializers) taken.insert(t->name());
+  std::map<std::string, std::string> renamed;
+  for (const std::string& value : nhwc) renamed[value] = unique_name(taken, value + kSuffix);
+  // Whether something other than a converted node reads `value` (a node, a nested graph, the
+  // graph's outputs).
+  std::map<std::string, bool> read_plain;
+  for (const std::string& value : nhwc) {
+    bool plain = g.is_graph_output(value);
+    for (const Node* reader : g.consumers(value)) plain = plain || !converted.count(reader);
+    read_plain[value] = plain;
+  }
+
+  std::map<std::string, std::string> transposed_inputs;
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (auto& owned : g.nodes) {
+    Node& n = *owned;
+    if (!converted.count(&n)) {
+      nodes.push_back(std::move(owned));
+      continue;
+    }
+    const bool conv = n.op_type == "QLinearConv";
+    for (size_t k : conv ? std::vector<size_t>{0} : std::vector<size_t>{0, 3}) {
+      std::string& in = n.inputs[k];
+      if (renamed.count(in)) {
+        in = renamed.at(in);
+        continue;
+      }
+      auto [it, added] = transposed_inputs.emplace(in, "");
+      if (added) {
+        it->second = unique_name(taken, in + kSuffix);
+        nodes.push_back(std::make_unique<Node>(
+            transpose(unique_name(taken, in + "_to_nhwc"), in, it->second, {0, 2, 3, 1})));
+      }
+      in = it->second;
+    }
+    if (conv) {
+      n.op_type = "NhwcQLinearConv";
+      n.domain = names::kDomain;
+    }
+    const std::string out = n.outputs[0];
+    n.outputs[0] = renamed.at(out);
+    nodes.push_back(std::move(owned));
+    // The value's shape and type now describe the channels-first tensor only.
+    if (!read_plain.at(out)) {
+      g.value_info.erase(out);
+      continue;
+    }
+    nodes.push_back(std::make_unique<Node>(
+        transpose(unique_name(taken, out + "_from_nhwc"), renamed.at(out), out, {0, 3, 1, 2})));
+  }
+  g.nodes = std::move(nodes);
+  g.renumber();
+  if (!model.opset_imports.count(names::kDomain)) model.opset_imports[names::kDomain] = 1;
+  return static_cast<int>(converted.size());
+}
+
+}  // namespace graft::ir
