@@ -9,6 +9,8 @@
 //                                  becomes com.graft.QLinearAdd(a_q, b_q) -> y_q (ResNet's sums)
 //   MatMulInteger(a_q, b_q const) -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)]
 //                                  becomes com.graft.MatMulIntegerToFloat (quantize_dynamic's)
+//   DequantizeLinear(a_q), DequantizeLinear(b_q const)[, DequantizeLinear(c_q const)] -> Gemm
+//                                  becomes com.graft.MatMulIntegerToFloat (a classifier's head)
 // Scales and zero points are constants: x and y per tensor, the weights per tensor or per output
 // channel, with zero zero points where the integer op requires them. A DequantizeLinear that
 // other nodes still read stays for them; one nothing reads any more is removed. The pass runs
@@ -315,6 +317,92 @@ bool fuse_add(Graph& g, Node& add) {
   return true;
 }
 
+// An initializer's elements as int8 (values within int8's range).
+std::vector<int8_t> int8_values(const onnx::TensorProto& t) {
+  const std::vector<double> v = *values(t);
+  return std::vector<int8_t>(v.begin(), v.end());
+}
+
+std::string add_initializer(Graph& g, const std::string& name, int32_t type,
+                            const std::vector<int64_t>& dims) {
+  auto t = std::make_shared<onnx::TensorProto>();
+  t->set_name(name);
+  t->set_data_type(type);
+  for (int64_t d : dims) t->add_dims(d);
+  g.initializers.push_back(t);
+  return name;
+}
+
+// Gemm(A, B, C) of alpha 1, beta 1, A not transposed, with B int8 weights quantized per tensor or
+// per output column and C absent or a constant of N values (dequantized from int32 or float):
+// the product of the 8-bit A and the int8 B, scaled and biased in float. A transposed B gets a
+// [K, N] copy; C is dequantized here.
+bool fuse_gemm(Graph& g, Node& gemm) {
+  if (gemm.inputs.size() < 2 || gemm.inputs.size() > 3 || gemm.outputs.size() != 1) return false;
+  const Attribute* alpha = gemm.find_attr("alpha");
+  const Attribute* beta = gemm.find_attr("beta");
+  if ((alpha && alpha->proto->f() != 1.0f) || (beta && beta->proto->f() != 1.0f) ||
+      int_attr(gemm, "transA", 0) != 0)
+    return false;
+  const bool trans_b = int_attr(gemm, "transB", 0) != 0;
+  const auto a = dequantize_of(g, gemm.inputs[0]);
+  const auto b = dequantize_of(g, gemm.inputs[1]);
+  if (!a || !b || !per_tensor_8bit(*a)) return false;
+  const onnx::TensorProto* bq = constant(g, b->quantized);
+  if (!bq || bq->data_type() != onnx::TensorProto::INT8 || bq->dims_size() != 2) return false;
+  const int64_t k = bq->dims(trans_b ? 1 : 0), n = bq->dims(trans_b ? 0 : 1);
+  if (!constant_weights(g, *b, trans_b ? 0 : 1, n)) return false;
+  for (double z : b->zeros)
+    if (z != 0) return false;
+  // C as N floats.
+  std::vector<float> bias;
+  std::optional<Dequantize> c;
+  if (gemm.inputs.size() == 3 && !gemm.inputs[2].empty()) {
+    c = dequantize_of(g, gemm.inputs[2]);
+    const onnx::TensorProto* ct = c ? constant(g, c->quantized) : constant(g, gemm.inputs[2]);
+    if (!ct || ct->dims_size() != 1 || ct->dims(0) != n) return false;
+    if (c && (ct->data_type() != onnx::TensorProto::INT32 ||
+              (c->scales.size() != 1 && static_cast<int64_t>(c->scales.size()) != n) ||
+              (!c->zeros.empty() && c->zeros.size() != c->scales.size())))
+      return false;
+    if (!c && ct->data_type() != onnx::TensorProto::FLOAT) return false;
+    const std::vector<double> v = *values(*ct);
+    for (size_t j = 0; j < v.size(); ++j) {
+      if (!c) {
+        bias.push_back(static_cast<float>(v[j]));
+        continue;
+      }
+      // As DequantizeLinear computes it.
+      const size_t s = c->scales.size() == 1 ? 0 : j;
+      const float zero = c->zeros.empty() ? 0.0f : static_cast<float>(c->zeros[s]);
+      bias.push_back((static_cast<float>(v[j]) - zero) * static_cast<float>(c->scales[s]));
+    }
+  }
+  const std::string base = gemm.outputs[0];
+  std::string weights = b->quantized;
+  if (trans_b) {
+    const std::vector<int8_t> w = int8_values(*bq);
+    std::string raw(static_cast<size_t>(k * n), '\0');
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p)
+        raw[static_cast<size_t>(p * n + j)] = static_cast<char>(w[static_cast<size_t>(j * k + p)]);
+    weights = add_initializer(g, base + "_weights_kn", onnx::TensorProto::INT8, {k, n});
+    g.initializers.back()->set_raw_data(raw);
+  }
+  std::string bias_name;
+  if (!bias.empty()) {
+    bias_name = add_initializer(g, base + "_bias_float", onnx::TensorProto::FLOAT, {n});
+    for (float v : bias) g.initializers.back()->add_float_data(v);
+  }
+  gemm.op_type = "MatMulIntegerToFloat";
+  gemm.domain = names::kDomain;
+  gemm.attributes.clear();
+  gemm.inputs = {a->quantized, weights, a->scale, b->scale, a->zero, b->zero};
+  if (!bias_name.empty()) gemm.inputs.push_back(bias_name);
+  remove_unread(g, {a->node, b->node, c ? c->node : nullptr});
+  return true;
+}
+
 // The constant a Mul multiplies `value` by; empty when it has none or the Mul reads it twice.
 std::string other_operand(const Node& mul, const std::string& value) {
   if (mul.inputs.size() != 2 || mul.inputs[0] == mul.inputs[1]) return "";
@@ -401,6 +489,7 @@ int fuse_qdq(Graph& graph) {
                              (n.op_type == "MatMul" && fuse_matmul(graph, n)) ||
                              (n.op_type == "MaxPool" && fuse_max_pool(graph, n)) ||
                              (n.op_type == "Add" && fuse_add(graph, n)) ||
+                             (n.op_type == "Gemm" && fuse_gemm(graph, n)) ||
                              (n.op_type == "MatMulInteger" && fuse_matmul_integer(graph, n)));
     if (!done) {
       ++i;

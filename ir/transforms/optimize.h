@@ -36,9 +36,9 @@ int eliminate_noops(Graph& graph);
 int eliminate_dead_nodes(Graph& graph);
 
 // Level 2: QDQ groups (DequantizeLinear -> Conv / MatMul / MaxPool / Add -> QuantizeLinear) become
-// the integer op (QLinearConv, QLinearMatMul, MaxPool on the 8-bit data, com.graft.QLinearAdd),
-// MatMulInteger -> Cast ->
-// Mul [-> Add] becomes com.graft.MatMulIntegerToFloat: fuse_qdq.cc.
+// the integer op (QLinearConv, QLinearMatMul, MaxPool on the 8-bit data, com.graft.QLinearAdd);
+// MatMulInteger -> Cast -> Mul [-> Add] and a Gemm of dequantized int8 weights become
+// com.graft.MatMulIntegerToFloat: fuse_qdq.cc.
 int fuse_qdq(Graph& graph);
 // Level 2: fold an inference BatchNormalization into the Conv that feeds it.
 int fold_conv_batchnorm(Graph& graph);

@@ -255,6 +255,8 @@ def test_qdq_cnn_fuses_into_integer_ops(qdq_cnn):
     assert "Conv" not in ops
     # The residual sum runs on the 8-bit data too.
     assert ops.count("QLinearAdd") == 1 and "Add" not in ops, ops
+    # And the head's product.
+    assert ops.count("MatMulIntegerToFloat") == 1 and "Gemm" not in ops, ops
     assert "MaxPool" in ops
     # The MaxPool reads the 8-bit data: nothing dequantizes between the stem and it.
     graph = onnx.load(str(saved)).graph
@@ -359,6 +361,29 @@ def test_qlinear_add_errors():
     sess = graft_session(model)
     with pytest.raises((graft.Fail, graft.InvalidArgument), match="QLinearAdd.*broadcast|QLinearAdd.*shape"):
         sess.run(None, {"a": np.zeros((2, 3), np.uint8), "b": np.zeros((4, 5), np.uint8)})
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qdq_gemm_becomes_matmul_integer_to_float(tmp_path, per_channel):
+    """Linear layers exported as Gemm (weights [N, K], transB 1) with an int32 bias."""
+    torch.manual_seed(0)
+    f32 = export(Mlp(), torch.randn(4, 64), tmp_path, "mlp")
+    assert "Gemm" in [n.op_type for n in onnx.load(str(f32)).graph.node]
+    out = tmp_path / "mlp_int8.onnx"
+    quantize_static(str(f32), str(out), Reader("x", (4, 64)), quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel, reduce_range=True)
+    model = onnx.load(str(out))
+    saved = tmp_path / "mlp_optimized.onnx"
+    x = RNG.standard_normal((5, 64)).astype(np.float32)
+    got = graft_session(model, saved=saved).run(None, {"x": x})[0]
+    ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 3 and "Gemm" not in ops, ops
+    # The integer products are exact (7-bit weights); the float ones around them round in
+    # another order, which may move a requantized value by a step.
+    unfused = graft_session(model, level=0).run(None, {"x": x})[0]
+    step = np.abs(unfused).max() / 127
+    np.testing.assert_allclose(got, unfused, atol=3 * step)
+    np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], atol=3 * step)
 
 
 def test_qdq_matmul_becomes_qlinear_matmul(tmp_path):
