@@ -12,18 +12,18 @@
 namespace graft {
 namespace {
 
-template <typename T>
-T gelu(T x, bool tanh_form) {
+template <bool kTanhForm, typename T>
+T gelu(T x) {
   using C = elementwise::compute_t<T>;
   const C v = static_cast<C>(x);
   if constexpr (std::is_same_v<C, float>) {
-    if (tanh_form) {
+    if constexpr (kTanhForm) {
       const float k = 0.7978845608f;  // sqrt(2 / pi)
       return static_cast<T>(0.5f * v * (1.0f + fast_math::tanh(k * (v + 0.044715f * v * v * v))));
     }
     return static_cast<T>(fast_math::gelu(v));
   } else {
-    if (tanh_form) {
+    if constexpr (kTanhForm) {
       const C k = std::sqrt(C(2) / std::numbers::pi_v<C>);
       return static_cast<T>(C(0.5) * v * (C(1) + std::tanh(k * (v + C(0.044715) * v * v * v))));
     }
@@ -47,10 +47,13 @@ class Gelu : public Kernel {
       using T = typename decltype(tag)::type;
       const T* src = x.data<T>();
       T* dst = y.data<T>();
-      const bool tanh_form = tanh_form_;
+      // One loop per form: a branch inside would keep the loop from vectorizing.
       elementwise::parallel_ranges(x.size(), [&](int64_t begin, int64_t end) {
-#pragma omp simd
-        for (int64_t i = begin; i < end; ++i) dst[i] = gelu(src[i], tanh_form);
+        if (tanh_form_) {
+          for (int64_t i = begin; i < end; ++i) dst[i] = gelu<true>(src[i]);
+        } else {
+          for (int64_t i = begin; i < end; ++i) dst[i] = gelu<false>(src[i]);
+        }
       });
     });
   }
