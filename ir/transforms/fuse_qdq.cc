@@ -181,6 +181,24 @@ std::optional<Quantize> quantized_result(const Graph& g, const Node& node, Node*
   return quantize_of(g, node.outputs[0]);
 }
 
+// `node` becomes `op_type` (of `domain`) reading `inputs` and writing what `y` wrote; `y` and
+// the `relu` before it (if any) go.
+void replace_with_quantized(Graph& g, Node& node, const std::string& op_type,
+                            const std::string& domain, std::vector<std::string> inputs,
+                            const Quantize& y, Node* relu) {
+  const std::string result = y.node->outputs[0];
+  g.value_info.erase(node.outputs[0]);
+  if (relu) {
+    g.value_info.erase(relu->outputs[0]);
+    g.remove_node(relu);
+  }
+  g.remove_node(y.node);
+  node.op_type = op_type;
+  node.domain = domain;
+  node.inputs = std::move(inputs);
+  node.outputs = {result};
+}
+
 // Whether an int32 bias dequantized by `b` is at scale x_scale * w_scale, as QLinearConv reads it.
 bool bias_fits(const Dequantize& b, const Dequantize& x, const Dequantize& w, int64_t maps) {
   for (int64_t m = 0; m < maps; ++m) {
@@ -238,16 +256,7 @@ bool fuse_conv(Graph& g, Node& conv) {
                                      w->quantized,       w->scale,          w->zero,
                                      y->node->inputs[1], y->node->inputs[2]};
   if (b) inputs.push_back(bias);
-  const std::string result = y->node->outputs[0];
-  g.value_info.erase(conv.outputs[0]);
-  if (relu) {
-    g.value_info.erase(relu->outputs[0]);
-    g.remove_node(relu);
-  }
-  g.remove_node(y->node);
-  conv.op_type = "QLinearConv";
-  conv.inputs = inputs;
-  conv.outputs = {result};
+  replace_with_quantized(g, conv, "QLinearConv", "", std::move(inputs), *y, relu);
   remove_unread(g, {x->node, w->node, b ? b->node : nullptr});
   return true;
 }
@@ -261,15 +270,10 @@ bool fuse_matmul(Graph& g, Node& mm) {
   if (!bq || bq->dims_size() != 2 || !constant_weights(g, *b, 1, bq->dims(1))) return false;
   const auto y = quantize_of(g, mm.outputs[0]);
   if (!y) return false;
-  const std::string result = y->node->outputs[0];
-  const std::vector<std::string> inputs = {a->quantized,       a->scale,          a->zero,
-                                           b->quantized,       b->scale,          b->zero,
-                                           y->node->inputs[1], y->node->inputs[2]};
-  g.value_info.erase(mm.outputs[0]);
-  g.remove_node(y->node);
-  mm.op_type = "QLinearMatMul";
-  mm.inputs = inputs;
-  mm.outputs = {result};
+  replace_with_quantized(g, mm, "QLinearMatMul", "",
+                         {a->quantized, a->scale, a->zero, b->quantized, b->scale, b->zero,
+                          y->node->inputs[1], y->node->inputs[2]},
+                         *y, nullptr);
   remove_unread(g, {a->node, b->node});
   return true;
 }
@@ -299,20 +303,10 @@ bool fuse_add(Graph& g, Node& add) {
   Node* relu = nullptr;
   const auto y = quantized_result(g, add, relu);
   if (!y || y->type != a->type) return false;
-  const std::string result = y->node->outputs[0];
-  std::vector<std::string> inputs = {a->quantized,       a->scale,          a->zero,
-                                     b->quantized,       b->scale,          b->zero,
-                                     y->node->inputs[1], y->node->inputs[2]};
-  g.value_info.erase(add.outputs[0]);
-  if (relu) {
-    g.value_info.erase(relu->outputs[0]);
-    g.remove_node(relu);
-  }
-  g.remove_node(y->node);
-  add.op_type = "QLinearAdd";
-  add.domain = names::kDomain;
-  add.inputs = inputs;
-  add.outputs = {result};
+  replace_with_quantized(g, add, "QLinearAdd", names::kDomain,
+                         {a->quantized, a->scale, a->zero, b->quantized, b->scale, b->zero,
+                          y->node->inputs[1], y->node->inputs[2]},
+                         *y, relu);
   remove_unread(g, {a->node, b->node == a->node ? nullptr : b->node});
   return true;
 }

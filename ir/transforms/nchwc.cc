@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/names.h"
+#include "ir/transforms/layout_util.h"
 #include "onnx/defs/tensor_proto_util.h"
 #include "onnx/onnx_pb.h"
 
@@ -186,12 +187,6 @@ struct Rewrite {
   }
 };
 
-std::string unique_name(const std::set<std::string>& taken, const std::string& base) {
-  std::string name = base;
-  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
-  return name;
-}
-
 }  // namespace
 
 int convert_to_nchwc(Model& model, const std::function<bool(size_t node)>& runs_blocked) {
@@ -225,32 +220,13 @@ int convert_to_nchwc(Model& model, const std::function<bool(size_t node)>& runs_
   }
   for (Node* conv : convs) r.fuse(*conv);
 
-  std::set<std::string> taken;
-  for (const auto& n : g.nodes) {
-    taken.insert(n->inputs.begin(), n->inputs.end());
-    taken.insert(n->outputs.begin(), n->outputs.end());
-  }
-  for (const auto& v : g.inputs) taken.insert(v.name);
-  for (const auto& t : g.initializers) taken.insert(t->name());
-  auto fresh = [&](const std::string& base) {
-    std::string name = unique_name(taken, base);
-    taken.insert(name);
-    return name;
-  };
+  NameSource names(g);
+  const auto fresh = [&](const std::string& base) { return names.fresh(base); };
   std::map<std::string, std::string> blocked_name;
   for (const auto& [value, c] : r.channels) blocked_name[value] = fresh(value + kBlockedSuffix);
-
-  // Whether something other than a blocked node reads `value` (a node, a nested graph, the
-  // graph's outputs).
-  auto read_plain = [&](const std::string& value) {
-    if (g.is_graph_output(value)) return true;
-    for (const Node* reader : g.consumers(value)) {
-      if (!r.blocked.count(reader)) return true;
-    }
-    return false;
-  };
   std::map<std::string, bool> plain_readers;
-  for (const auto& [value, c] : r.channels) plain_readers[value] = read_plain(value);
+  for (const auto& [value, c] : r.channels)
+    plain_readers[value] = read_outside(g, value, r.blocked);
 
   std::map<std::string, std::string> reordered_inputs;
   std::vector<std::unique_ptr<Node>> nodes;

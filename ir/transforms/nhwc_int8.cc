@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ir/names.h"
+#include "ir/transforms/layout_util.h"
 #include "onnx/defs/tensor_proto_util.h"
 #include "onnx/onnx_pb.h"
 
@@ -56,13 +57,6 @@ bool is_qlinear_add(const Node& n) {
          n.outputs.size() == 1;
 }
 
-std::string unique_name(std::set<std::string>& taken, const std::string& base) {
-  std::string name = base;
-  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
-  taken.insert(name);
-  return name;
-}
-
 Node transpose(const std::string& name, const std::string& in, const std::string& out,
                const std::vector<int64_t>& perm) {
   Node t;
@@ -90,23 +84,11 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
   }
   if (converted.empty()) return 0;
 
-  std::set<std::string> taken;
-  for (const auto& n : g.nodes) {
-    taken.insert(n->inputs.begin(), n->inputs.end());
-    taken.insert(n->outputs.begin(), n->outputs.end());
-  }
-  for (const auto& v : g.inputs) taken.insert(v.name);
-  for (const auto& t : g.initializers) taken.insert(t->name());
+  NameSource names(g);
   std::map<std::string, std::string> renamed;
-  for (const std::string& value : nhwc) renamed[value] = unique_name(taken, value + kSuffix);
-  // Whether something other than a converted node reads `value` (a node, a nested graph, the
-  // graph's outputs).
+  for (const std::string& value : nhwc) renamed[value] = names.fresh(value + kSuffix);
   std::map<std::string, bool> read_plain;
-  for (const std::string& value : nhwc) {
-    bool plain = g.is_graph_output(value);
-    for (const Node* reader : g.consumers(value)) plain = plain || !converted.count(reader);
-    read_plain[value] = plain;
-  }
+  for (const std::string& value : nhwc) read_plain[value] = read_outside(g, value, converted);
 
   std::map<std::string, std::string> transposed_inputs;
   std::vector<std::unique_ptr<Node>> nodes;
@@ -125,9 +107,9 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
       }
       auto [it, added] = transposed_inputs.emplace(in, "");
       if (added) {
-        it->second = unique_name(taken, in + kSuffix);
+        it->second = names.fresh(in + kSuffix);
         nodes.push_back(std::make_unique<Node>(
-            transpose(unique_name(taken, in + "_to_nhwc"), in, it->second, {0, 2, 3, 1})));
+            transpose(names.fresh(in + "_to_nhwc"), in, it->second, {0, 2, 3, 1})));
       }
       in = it->second;
     }
@@ -144,7 +126,7 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
       continue;
     }
     nodes.push_back(std::make_unique<Node>(
-        transpose(unique_name(taken, out + "_from_nhwc"), renamed.at(out), out, {0, 3, 1, 2})));
+        transpose(names.fresh(out + "_from_nhwc"), renamed.at(out), out, {0, 3, 1, 2})));
   }
   g.nodes = std::move(nodes);
   g.renumber();
