@@ -52,6 +52,14 @@ bool nhwc_conv(const Graph& g, const Node& n) {
   return true;
 }
 
+// A 2-D MaxPool with one output, which NhwcMaxPool runs on a channels-last input.
+bool nhwc_max_pool(const Node& n) {
+  const Attribute* kernel = n.find_attr("kernel_shape");
+  return n.op_type == "MaxPool" && n.domain.empty() && n.inputs.size() == 1 &&
+         (n.outputs.size() == 1 || (n.outputs.size() == 2 && n.outputs[1].empty())) && kernel &&
+         kernel->proto->ints_size() == 2;
+}
+
 bool is_qlinear_add(const Node& n) {
   return n.op_type == "QLinearAdd" && n.domain == names::kDomain && n.inputs.size() == 8 &&
          n.outputs.size() == 1;
@@ -78,7 +86,8 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
     const Node& n = *g.nodes[i];
     if (!runs_nhwc(i)) continue;
     const bool add = is_qlinear_add(n) && nhwc.count(n.inputs[0]) && nhwc.count(n.inputs[3]);
-    if (!add && !nhwc_conv(g, n)) continue;
+    const bool pool = nhwc_max_pool(n) && nhwc.count(n.inputs[0]);
+    if (!add && !pool && !nhwc_conv(g, n)) continue;
     converted.insert(&n);
     nhwc.insert(n.outputs[0]);
   }
@@ -99,7 +108,7 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
       continue;
     }
     const bool conv = n.op_type == "QLinearConv";
-    for (size_t k : conv ? std::vector<size_t>{0} : std::vector<size_t>{0, 3}) {
+    for (size_t k : is_qlinear_add(n) ? std::vector<size_t>{0, 3} : std::vector<size_t>{0}) {
       std::string& in = n.inputs[k];
       if (renamed.count(in)) {
         in = renamed.at(in);
@@ -113,9 +122,10 @@ int convert_int8_to_nhwc(Model& model, const std::function<bool(size_t node)>& r
       }
       in = it->second;
     }
-    if (conv) {
-      n.op_type = "NhwcQLinearConv";
+    if (conv || n.op_type == "MaxPool") {
+      n.op_type = conv ? "NhwcQLinearConv" : "NhwcMaxPool";
       n.domain = names::kDomain;
+      n.outputs.resize(1);
     }
     const std::string out = n.outputs[0];
     n.outputs[0] = renamed.at(out);

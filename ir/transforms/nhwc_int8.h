@@ -6,7 +6,8 @@
 // What runs channels-last, among the nodes `runs_nhwc` accepts:
 //   QLinearConv with a 4-D int8 weight initializer whose zero points are zeros (absent or a
 //     constant of zeros), and constant scales, zero points and bias, becomes NhwcQLinearConv;
-//   com.graft QLinearAdd of two channels-last values stays as it is (it is elementwise).
+//   com.graft QLinearAdd of two channels-last values stays as it is (it is elementwise);
+//   a 2-D MaxPool (no Indices) of a channels-last value becomes com.graft NhwcMaxPool.
 // A chain's input gets a Transpose to channels-last; a channels-last value read elsewhere or
 // output by the graph gets a Transpose back, under its own name.
 #pragma once

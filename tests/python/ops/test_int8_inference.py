@@ -276,9 +276,10 @@ def test_qdq_cnn_runs_channels_last(qdq_cnn):
     graph = onnx.load(str(saved)).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("NhwcQLinearConv") == 4 and "QLinearConv" not in ops, ops
-    # Into the stem; out of it and back into the chain around the MaxPool; out before the
+    # The max pooling runs channels-last too: Transposes only into the stem and out before the
     # global pooling.
-    assert ops.count("Transpose") == 4, ops
+    assert ops.count("NhwcMaxPool") == 1 and "MaxPool" not in ops, ops
+    assert ops.count("Transpose") == 2, ops
     add = next(n for n in graph.node if n.op_type == "QLinearAdd")
     producers = {o: n.op_type for n in graph.node for o in n.output}
     assert producers[add.input[0]] in ("NhwcQLinearConv", "QLinearAdd"), producers[add.input[0]]
@@ -354,6 +355,34 @@ def test_qdq_add_with_a_relu_above_the_zero_point_is_not_fused(tmp_path):
     graft_session(model, saved=saved)
     ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
     assert "QLinearAdd" not in ops and "Relu" in ops, ops
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("attrs", [{"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+                                   {"kernel_shape": [2, 3], "dilations": [2, 1], "ceil_mode": 1,
+                                    "strides": [2, 2]},
+                                   {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"}])
+def test_max_pool_between_int8_convolutions_runs_channels_last(tmp_path, dtype, attrs):
+    """QLinearConv -> MaxPool -> QLinearConv: the pool reads and writes [N, H, W, C]."""
+    w = RNG.integers(-60, 61, size=(6, 5, 1, 1)).astype(np.int8)
+    first = qlinear_conv_model(dtype, (2, 5, 11, 9), w, np.array(0.01, np.float32), None, {},
+                               0, 0)
+    g = first.graph
+    g.node.append(helper.make_node("MaxPool", ["y"], ["p"], **attrs))
+    w2 = numpy_helper.from_array(RNG.integers(-60, 61, size=(4, 6, 1, 1)).astype(np.int8), "w2")
+    g.initializer.append(w2)
+    g.node.append(helper.make_node("QLinearConv", ["p", "sy", "zy", "w2", "sw", "zw", "sy", "zy"],
+                                   ["out"]))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(
+        "out", helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), None))
+    x = RNG.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, size=(2, 5, 11, 9)).astype(dtype)
+    saved = tmp_path / "pool.onnx"
+    got = graft_session(first, saved=saved).run(None, {"x": x})[0]
+    ops = [n.op_type for n in onnx.load(str(saved)).graph.node]
+    assert ops == ["Transpose", "NhwcQLinearConv", "NhwcMaxPool", "NhwcQLinearConv", "Transpose"], ops
+    np.testing.assert_array_equal(got, graft_session(first, level=2).run(None, {"x": x})[0])
+    within_one_step(got, ort_run(first, {"x": x})[0], 0.98)
 
 
 def test_qlinear_add_errors():
