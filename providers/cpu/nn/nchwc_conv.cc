@@ -15,14 +15,12 @@
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "exec/kernel.h"
 #include "exec/plan.h"
-#include "exec/threading.h"
 #include "exec/window.h"
 #include "ir/names.h"
 #include "providers/cpu/nn/nchwc.h"
@@ -30,9 +28,6 @@
 
 namespace graft::cpu {
 namespace {
-
-// Multiply-adds (about 0.1 ms of one core) below which a convolution runs on one thread.
-constexpr int64_t kSingleThreadMacs = int64_t{1} << 22;
 
 using dnnl::memory;
 using Tag = memory::format_tag;
@@ -183,15 +178,6 @@ class NchwcConv : public Kernel, public InPlaceKernel {
       scratchpad = Tensor::empty(DType::Float, {floats}, ctx.allocator());
       args[DNNL_ARG_SCRATCHPAD] = memory(p->scratchpad, engine, scratchpad.data<float>());
     }
-    // A small convolution runs on the calling thread alone: on two idle cores it gains little
-    // from a second thread, while beside another process each OpenMP region may wait a time
-    // slice at its closing barrier for a preempted thread. MobileNetV2 at batch 1 beside a
-    // second graft process: 19.8-22.0 ms with every convolution on 2 threads, 15.8-16.6 ms
-    // with those below kSingleThreadMacs on one, and unchanged alone (6.2-6.4 ms).
-    const int64_t macs =
-        x.dim(0) * maps_ * g.out[0] * g.out[1] * (channels_ / group_) * kernel_[0] * kernel_[1];
-    std::optional<OpenMPThreads> single;
-    if (macs < kSingleThreadMacs) single.emplace(1);
     dnnl::stream stream(engine);
     p->primitive.execute(stream, args);
     stream.wait();
