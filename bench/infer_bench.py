@@ -2,14 +2,15 @@
 onnxruntime and OpenVINO, each engine alone in a process of its own.
 
     PYTHONPATH=python python bench/infer_bench.py [--models resnet50,mobilenetv2,bert,mlp,resnet50_int8,bert_int8]
-        [--batches 1,8] [--threads 1,2] [--rounds 2] [--runs 10] [--engines graft,onnxruntime,openvino]
+        [--batches 1,8] [--threads 1,2] [--rounds 2] [--runs 10] [--min-time 0.5] [--engines graft,onnxruntime,openvino]
         [--load N --load-kind busy|graft] [--smoke]
 
 The models are built by bench/infer_models.py (random weights, cached in $GRAFT_CACHE/bench-models;
 the first run builds them, which takes about 5 minutes). Each cell (model x batch x threads) runs
 --rounds rounds; round r runs the engines in the order rotated by r, each in a fresh worker process
 that creates its session (timed), runs --warmup runs (the first one timed on its own), then times
-up to --runs runs (fewer once --budget seconds are spent, at least 3) and reports them with its
+up to --runs runs, more while they add up to less than --min-time seconds (fewer once --budget
+seconds are spent, at least 3) and reports them with its
 peak resident memory (VmHWM) and, in the first round, its outputs for the fixed input. Medians pool
 the timed runs of all rounds. Sessions: graft at its default optimization level with
 intra_op_num_threads; onnxruntime at ORT_ENABLE_ALL with intra_op_num_threads and
@@ -128,7 +129,10 @@ def engine_worker(args) -> None:
             run(feeds)
         times: list[float] = []
         spent = time.perf_counter()
-        while len(times) < args.runs and (len(times) < MIN_RUNS or time.perf_counter() - spent < args.budget):
+        # At least MIN_RUNS; then up to --runs, and past them until --min-time of timed runs (a
+        # sub-millisecond model's median needs hundreds), all within --budget.
+        while len(times) < MIN_RUNS or (time.perf_counter() - spent < args.budget and
+                                        (len(times) < args.runs or sum(times) < args.min_time)):
             start = time.perf_counter()
             run(feeds)
             times.append(time.perf_counter() - start)
@@ -203,7 +207,7 @@ def run_worker(engine: str, model: str, path: str, batch: int, threads: int, arg
     ({"error": ...} when it fails, crashes or runs past --worker-timeout)."""
     argv = [os.path.abspath(__file__), "--worker", engine, "--models", model, "--model-file", path,
             "--batch", str(batch), "--threads", str(threads), "--runs", str(args.runs), "--warmup",
-            str(args.warmup), "--budget", str(args.budget)] + (["--outputs", outputs] if outputs else [])
+            str(args.warmup), "--budget", str(args.budget), "--min-time", str(args.min_time)] + (["--outputs", outputs] if outputs else [])
     worker = Worker(argv)
     watchdog = threading.Timer(args.worker_timeout, worker.proc.kill)
     watchdog.start()
@@ -410,8 +414,10 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=10, help="timed runs per worker (at most)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per worker (more for --min-time)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per worker, the first one reported")
+    parser.add_argument("--min-time", type=float, default=0.5,
+                        help="seconds the timed runs add up to at least (within --budget), past --runs")
     parser.add_argument("--budget", type=float, default=3.0,
                         help=f"seconds of timed runs per worker, after at least {MIN_RUNS} runs")
     parser.add_argument("--engines", default=",".join(ENGINES))
@@ -439,6 +445,7 @@ def main() -> None:
         return
     if args.smoke:
         args.models, args.batches, args.threads, args.rounds, args.runs, args.warmup = "mlp", "1", "1", 1, 5, 1
+        args.min_time = 0.0
     models, engines = args.models.split(","), args.engines.split(",")
     for e in engines:
         if e not in ENGINES:
@@ -453,7 +460,8 @@ def main() -> None:
     graft = graft_version() if "graft" in engines or (args.load and args.load_kind == "graft") else "(not run)"
     print(f"graft {graft} (from {source}, copied at start), {versions()}")
     print(f"engines: {', '.join(engines)}; each in a fresh process per round; {args.rounds} rounds, "
-          f"{args.warmup} warm-up + up to {args.runs} timed runs (at least {MIN_RUNS}, {args.budget:g} s budget) per "
+          f"{args.warmup} warm-up + {args.runs} timed runs or more until they add up to {args.min_time:g} s "
+          f"(at least {MIN_RUNS}, {args.budget:g} s budget) per "
           f"worker" + (f"; load: {args.load} {args.load_kind} processes" if args.load else ""), flush=True)
     paths = {m: model_path(m, args.cache) for m in models}
     if args.load and args.load_kind == "graft":

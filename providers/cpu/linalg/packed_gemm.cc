@@ -201,13 +201,14 @@ constexpr auto kTiles = tiles(std::make_index_sequence<kMaxRows>());
 // not a fixed share of the product.
 constexpr int64_t kPanelsPerUnit = 4;
 
-// Products of fewer multiply-adds than this (about 25 us of one core) run on the calling thread.
-// Larger ones go to exec/work_pool.h, whose caller never waits for a worker that has not
+// Products of fewer multiply-adds than this (a few microseconds of one core) run on the calling
+// thread. Larger ones go to exec/work_pool.h, whose caller never waits for a worker that has not
 // arrived: with OpenMP's closing barrier, a product beside another process waited a time slice
-// for the second thread, so this was 16M; an MLP of 8 x 1024 x 1024 layers then ran at 2.1x
-// onnxruntime's time on 2 threads, and at 1.07x with the pool and 1M (its slowdown beside a
-// second graft process 1.28x against onnxruntime's 1.84x).
-constexpr int64_t kMinParallelWork = int64_t{1} << 20;
+// for the second thread, so this was 16M, and an MLP of 8 x 1024 x 1024 layers ran at 2.1x
+// onnxruntime's time on 2 threads. With the pool: 1M gave 0.9-1.2x at batch 8 and 1.0-1.5x at
+// batch 1, where the 784 x 1024 layer stayed on one thread; 128K gave 0.86-0.94x at batch 1
+// (median of 0.5 s of runs; slowdown beside a second graft process 0.70x onnxruntime's).
+constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
 }  // namespace
 
