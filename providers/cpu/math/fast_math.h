@@ -64,4 +64,20 @@ inline float erf(float x) {
 // Gelu's erf form, x * (1 + erf(x / sqrt 2)) / 2.
 inline float gelu(float x) { return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f)); }
 
+// dst[j] = exp(src[j] - max) / sum of them, for a row whose finite largest element is `max`:
+// one pass of the vectorizable exp summed in vector lanes, then a scale. dst may be src.
+inline void softmax_from_max(const float* src, float* dst, int64_t n, float max) {
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) {
+    const float shifted = src[j] - max;
+    const float e = exp_in_range(shifted < -87.0f ? -87.0f : shifted);  // as std::max: NaN stays
+    dst[j] = e;
+    sum += e;
+  }
+  const float scale = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dst[j] *= scale;
+}
+
 }  // namespace graft::fast_math

@@ -33,16 +33,7 @@ void run_softmax(SoftmaxKind kind, const T* x, T* y, int64_t outer, int64_t n, i
 #pragma omp simd reduction(max : max)
           for (int64_t j = 0; j < n; ++j) max = std::max(max, src[j]);
           if (std::isfinite(max)) {
-            float sum = 0;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < n; ++j) {
-              const float e = fast_math::exp_in_range(std::max(src[j] - max, -87.0f));
-              dst[j] = e;
-              sum += e;
-            }
-            const float scale = 1.0f / sum;
-#pragma omp simd
-            for (int64_t j = 0; j < n; ++j) dst[j] *= scale;
+            fast_math::softmax_from_max(src, dst, n, max);
             continue;
           }
         }

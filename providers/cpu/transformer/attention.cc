@@ -29,16 +29,7 @@ void softmax_row(float* row, int64_t n) {
     std::fill(row, row + n, 0.0f);
     return;
   }
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) {
-    const float e = fast_math::exp_in_range(std::max(row[j] - max, -87.0f));
-    row[j] = e;
-    sum += e;
-  }
-  const float inv = 1.0f / sum;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+  fast_math::softmax_from_max(row, row, n, max);
 }
 
 class Attention : public Kernel {
