@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -40,12 +41,23 @@ struct Pool {
   void (*call)(void*, int64_t) = nullptr;
   void* body = nullptr;
   int workers = 0;  // started, all detached: the pool lives as long as the process
+  // The first exception a unit threw; the caller rethrows it once every unit is done. Units
+  // claimed after it still run (they are independent), so the loop ends in the usual way.
+  std::mutex error_mutex;
+  std::exception_ptr error;
 };
 
 thread_local bool in_pool_loop = false;
 
 void claim(Pool& p) {
-  for (int64_t unit; (unit = p.next.fetch_add(1)) < p.units;) p.call(p.body, unit);
+  for (int64_t unit; (unit = p.next.fetch_add(1)) < p.units;) {
+    try {
+      p.call(p.body, unit);
+    } catch (...) {
+      const std::lock_guard<std::mutex> lock(p.error_mutex);
+      if (!p.error) p.error = std::current_exception();
+    }
+  }
 }
 
 // The state of the next open loop after `seen`: spins for kSpin, then sleeps.
@@ -67,6 +79,9 @@ uint32_t wait_for_loop(Pool& p, uint32_t seen) {
 
 void work(Pool& p, int index) {
   in_pool_loop = true;
+  // A unit that calls into OpenMP code (oneDNN's sgemm, a kernel's parallel loop) runs it on this
+  // thread alone: the pool already spreads the loop over the cores.
+  omp_set_num_threads(1);
   uint32_t seen = 0;
   for (;;) {
     seen = wait_for_loop(p, seen);
@@ -105,6 +120,7 @@ void run_units(int64_t units, void (*call)(void*, int64_t), void* body) {
     for (int64_t unit = 0; unit < units; ++unit) call(body, unit);
     return;
   }
+  std::exception_ptr error;
   while (p->workers < threads - 1) {
     std::thread(work, std::ref(*p), p->workers).detach();
     ++p->workers;
@@ -118,10 +134,14 @@ void run_units(int64_t units, void (*call)(void*, int64_t), void* body) {
   p->state.store(open);
   if (p->sleepers.load() > 0) p->state.notify_all();
   in_pool_loop = true;
+  omp_set_num_threads(1);
   claim(*p);
+  omp_set_num_threads(threads);
   in_pool_loop = false;
   p->state.store(open & ~uint32_t{1});
   while (p->active.load() > 0) GRAFT_PAUSE();
+  std::swap(error, p->error);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace detail

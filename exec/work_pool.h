@@ -21,7 +21,8 @@ void run_units(int64_t units, void (*call)(void* body, int64_t unit), void* body
 // Calls body(unit) once for every unit in [0, units), on the calling thread and up to
 // omp_get_max_threads() - 1 pool workers (the session's intra_op_num_threads). Runs every unit on
 // the calling thread when it is already inside an OpenMP region or a pool loop, or while another
-// thread's loop holds the pool. `body` must not throw.
+// thread's loop holds the pool. OpenMP regions inside a unit run on the unit's thread alone. An
+// exception thrown by a unit reaches the caller once the loop is over.
 template <typename Body>
 void run_units(int64_t units, Body&& body) {
   detail::run_units(

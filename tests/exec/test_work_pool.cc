@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -85,6 +86,44 @@ TEST(WorkPool, NestedLoopsRunOnTheirThread) {
 #pragma omp parallel num_threads(2)
   run_units(10, [&](int64_t) { in_region.fetch_add(1); });
   EXPECT_EQ(in_region.load(), 10 * 2);
+}
+
+TEST(WorkPool, ExceptionsReachTheCaller) {
+  const OpenMPThreads threads(2);
+  for (int repeat = 0; repeat < 20; ++repeat) {
+    std::atomic<int> ran{0};
+    EXPECT_THROW(run_units(64,
+                           [&](int64_t unit) {
+                             ran.fetch_add(1);
+                             if (unit == 37) throw std::runtime_error("unit 37");
+                           }),
+                 std::runtime_error);
+    EXPECT_EQ(ran.load(), 64);
+  }
+  // The pool still runs the next loop.
+  Tally tally(40);
+  run_units(40, tally);
+  EXPECT_TRUE(tally.each_once());
+}
+
+TEST(WorkPool, OpenMPInsideAUnitStaysOnItsThread) {
+  const OpenMPThreads threads(2);
+  std::atomic<int> wider{0};
+  run_units(32, [&](int64_t) {
+    if (omp_get_max_threads() != 1) wider.fetch_add(1);
+    int team = 0;
+#pragma omp parallel
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+    }
+    if (team != 1) wider.fetch_add(1);
+    volatile double sink = 0;
+    for (int i = 0; i < 2000; ++i) sink = sink + i;
+  });
+  EXPECT_EQ(wider.load(), 0);
+  // The caller's team size is back once the loop is over.
+  EXPECT_EQ(omp_get_max_threads(), 2);
 }
 
 TEST(WorkPool, ConcurrentCallersAllFinish) {

@@ -11,6 +11,7 @@
 #include "exec/dispatch.h"
 #include "exec/kernel.h"
 #include "exec/plan.h"
+#include "exec/work_pool.h"
 
 namespace graft::elementwise {
 
@@ -42,16 +43,15 @@ inline const std::vector<DType> kBoolType = {DType::Bool};
 inline constexpr int64_t kChunk = 1 << 14;
 inline constexpr int64_t kParallelMin = 1 << 16;
 
-// Calls fn(begin, end) over [0, n) in chunks, in parallel when n is large.
+// Calls fn(begin, end) over [0, n) in chunks, on exec/work_pool.h's threads when n is large.
 template <typename F>
 void parallel_ranges(int64_t n, F&& fn) {
   if (n < kParallelMin) {
     if (n > 0) fn(int64_t{0}, n);
     return;
   }
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+  run_units((n + kChunk - 1) / kChunk,
+            [&](int64_t c) { fn(c * kChunk, std::min(n, (c + 1) * kChunk)); });
 }
 
 // y[i] = op(x[i]) for every element, with TO and TI the stored element types.

@@ -5,14 +5,15 @@
 //   Y[b, s, h, :] = softmax_t(scale * Q[b,s,h,:] . K[b,t,h,:] + mask[b,h,s,t]) . V[b, :, h, :]
 // A row whose scores are all -inf (every key masked) gives zeros, as the exported NaN guard
 // does. Each (batch, head) pair is one task: two GEMMs reading the heads in place through their
-// row strides and one [S, T] score block per thread, so no [B, H, S, T] tensor is formed.
-#include <omp.h>
-
+// row strides and one [S, T] score block per thread, so no [B, H, S, T] tensor is formed. Tasks
+// run on exec/work_pool.h's threads, like the dense layers around them.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "exec/kernel.h"
+#include "exec/work_pool.h"
 #include "ir/names.h"
 #include "providers/cpu/linalg/gemm_util.h"
 #include "providers/cpu/math/fast_math.h"
@@ -80,30 +81,29 @@ class Attention : public Kernel {
     const float* kp = k.data<float>();
     const float* vp = v.data<float>();
     float* yp = y.data<float>();
-    const int64_t tasks = batch * heads;
-#pragma omp parallel if (tasks > 1 && !omp_in_parallel())
-    {
-      std::vector<float> scores(static_cast<size_t>(seq * keys));
-#pragma omp for schedule(static)
-      for (int64_t task = 0; task < tasks; ++task) {
-        const int64_t b = task / heads, h = task % heads;
-        cpu::sgemm(false, true, seq, keys, depth, scale_, qp + (b * seq * heads + h) * depth,
-                   heads * depth, kp + (b * keys * heads + h) * depth, heads * depth, 0.0f,
-                   scores.data(), keys);
-        for (int64_t s = 0; s < seq; ++s) {
-          float* row = scores.data() + s * keys;
-          if (mask) {
-            const float* m = mask + b * mask_stride[0] + h * mask_stride[1] + s * mask_stride[2];
-            const int64_t step = mask_stride[3];
-            for (int64_t t = 0; t < keys; ++t) row[t] += m[t * step];
-          }
-          softmax_row(row, keys);
+    const float scale = scale_;
+    run_units(batch * heads, [&](int64_t task) {
+      // The [S, T] score block of this task, reused by the thread's later tasks.
+      thread_local std::vector<float> block;
+      block.resize(static_cast<size_t>(seq * keys));
+      float* scores = block.data();
+      const int64_t b = task / heads, h = task % heads;
+      cpu::sgemm(false, true, seq, keys, depth, scale, qp + (b * seq * heads + h) * depth,
+                 heads * depth, kp + (b * keys * heads + h) * depth, heads * depth, 0.0f, scores,
+                 keys);
+      for (int64_t s = 0; s < seq; ++s) {
+        float* row = scores + s * keys;
+        if (mask) {
+          const float* m = mask + b * mask_stride[0] + h * mask_stride[1] + s * mask_stride[2];
+          const int64_t step = mask_stride[3];
+          for (int64_t t = 0; t < keys; ++t) row[t] += m[t * step];
         }
-        cpu::sgemm(false, false, seq, depth_v, keys, 1.0f, scores.data(), keys,
-                   vp + (b * keys * heads + h) * depth_v, heads * depth_v, 0.0f,
-                   yp + (b * seq * heads + h) * depth_v, heads * depth_v);
+        softmax_row(row, keys);
       }
-    }
+      cpu::sgemm(false, false, seq, depth_v, keys, 1.0f, scores, keys,
+                 vp + (b * keys * heads + h) * depth_v, heads * depth_v, 0.0f,
+                 yp + (b * seq * heads + h) * depth_v, heads * depth_v);
+    });
   }
 
  private:

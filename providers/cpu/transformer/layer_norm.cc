@@ -5,14 +5,14 @@
 //     normalization of Sum = A + B (NumPy broadcasting), computed row by row in one pass over
 //     the sum; Sum is written only when the node outputs it.
 // Statistics are taken in double, as the ai.onnx kernel takes them.
-#include <omp.h>
-
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "exec/kernel.h"
+#include "exec/work_pool.h"
 #include "ir/names.h"
 #include "providers/cpu/broadcast.h"
-#include "providers/cpu/math/elementwise.h"
 
 namespace graft {
 namespace {
@@ -51,6 +51,8 @@ class LayerNorm : public Kernel {
   void compute(KernelContext& ctx) override {
     const int scale_input = skip_ ? 2 : 1;
     const Tensor* x = &ctx.input(0);
+    // With A and B of one shape, each row of the sum is formed right before it is normalized.
+    const float* addend = nullptr;
     Tensor sum;
     if (skip_) {
       const Tensor& a = ctx.input(0);
@@ -58,20 +60,15 @@ class LayerNorm : public Kernel {
       if (a.dtype() != DType::Float || b.dtype() != DType::Float) ctx.fail("inputs must be float");
       const Shape shape = broadcast_shapes({a.shape(), b.shape()}, ctx.describe());
       const bool keep = ctx.num_outputs() > 1 && ctx.has_output(1);
-      sum = keep ? ctx.output(1, DType::Float, shape) : Tensor(DType::Float, shape);
+      if (keep) sum = ctx.output(1, DType::Float, shape);
       if (a.shape() == b.shape()) {
-        const float* ap = a.data<float>();
-        const float* bp = b.data<float>();
-        float* sp = sum.data<float>();
-        elementwise::parallel_ranges(sum.size(), [&](int64_t begin, int64_t end) {
-#pragma omp simd
-          for (int64_t i = begin; i < end; ++i) sp[i] = ap[i] + bp[i];
-        });
+        addend = b.data<float>();
       } else {
+        if (!keep) sum = Tensor(DType::Float, shape);
         broadcast_map<float, float, float>(
             sum, [](float p, float q) { return p + q; }, a, b);
+        x = &sum;
       }
-      x = &sum;
     }
     if (x->dtype() != DType::Float) ctx.fail("input must be float");
     if (x->rank() < 1) ctx.fail("input must have rank 1 or more");
@@ -84,12 +81,36 @@ class LayerNorm : public Kernel {
     Tensor& y = ctx.output(0, DType::Float, x->shape());
     const int64_t rows = n > 0 ? x->size() / n : 0;
     const float* xp = x->data<float>();
+    // Where Sum is an output the rows go there, else to a row of scratch per thread.
+    float* sp = addend && sum.defined() ? sum.data<float>() : nullptr;
     float* yp = y.data<float>();
     const float* g = gamma.data<float>();
     const float* beta = has_beta ? ctx.input(scale_input + 1).data<float>() : nullptr;
     const double epsilon = epsilon_;
-#pragma omp parallel for if (rows * n > (1 << 14) && !omp_in_parallel())
-    for (int64_t r = 0; r < rows; ++r) normalize_row(xp + r * n, yp + r * n, n, epsilon, g, beta);
+    // Units of about kUnit elements: a few per thread on a BERT layer's [128, 768].
+    constexpr int64_t kUnit = 1 << 12;
+    const int64_t per_unit = std::max<int64_t>(1, kUnit / std::max<int64_t>(n, 1));
+    const auto unit = [&](int64_t u) {
+      for (int64_t r = u * per_unit; r < std::min(rows, (u + 1) * per_unit); ++r) {
+        const float* row = xp + r * n;
+        if (addend) {
+          thread_local std::vector<float> scratch;
+          if (sp == nullptr) scratch.resize(static_cast<size_t>(n));
+          const float* other = addend + r * n;
+          float* s = sp != nullptr ? sp + r * n : scratch.data();
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) s[j] = row[j] + other[j];
+          row = s;
+        }
+        normalize_row(row, yp + r * n, n, epsilon, g, beta);
+      }
+    };
+    const int64_t units = (rows + per_unit - 1) / per_unit;
+    if (rows * n > (1 << 14)) {
+      run_units(units, unit);
+    } else {
+      for (int64_t u = 0; u < units; ++u) unit(u);
+    }
   }
 
  private:
