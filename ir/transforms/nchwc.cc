@@ -265,6 +265,9 @@ int convert_to_nchwc(Model& model, const std::function<bool(size_t node)>& runs_
     if (conv) {
       n.op_type = "NchwcConv";
       n.domain = names::kDomain;
+    } else if (blocked_pool(n) && n.op_type == "MaxPool") {
+      n.op_type = "NhwcMaxPool";
+      n.domain = names::kDomain;
     } else if (blocked_pool(n)) {
       pool_over_blocks(n);
     }

@@ -7,8 +7,9 @@
 //     (one map per channel), becomes com.graft NchwcConv;
 //   Relu, LeakyRelu, Sigmoid, HardSigmoid and Clip (constant bounds) of a blocked value, and Add
 //     of two blocked values of one channel count, stay as they are: they are elementwise;
-//   MaxPool (without Indices) and AveragePool with 2 spatial dims of a blocked value become their
-//     3-D selves with a window of 1 over the block.
+//   MaxPool (without Indices) with 2 spatial dims of a blocked value becomes com.graft
+//     NhwcMaxPool, which pools each block of channels as a channels-last image; AveragePool with
+//     2 spatial dims becomes its 3-D self with a window of 1 over the block.
 // Folds, each into the NchwcConv (attributes `activation`, `sum_activation` and their params,
 // input 3 `Sum`): the activation that alone reads a conv's output; then an Add that alone reads
 // it, whose other operand is blocked; then the activation that alone reads the Add.

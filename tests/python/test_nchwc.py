@@ -132,7 +132,28 @@ def test_resnet_block_reorders_only_at_the_chain_ends(tmp_path):
     assert "Relu" not in ops and "Add" not in ops and "LeakyRelu" not in ops
     assert ops.count("NchwcConv") == 5
     pools = {n.op_type: n for n in graph.node if n.op_type.endswith("Pool")}
-    assert [a.ints for a in pools["MaxPool"].attribute if a.name == "kernel_shape"] == [[3, 3, 1]]
+    # The max pool runs each channel block as a channels-last image; the average pool as a 3-D
+    # pool with a window of 1 over the block.
+    assert [a.ints for a in pools["NhwcMaxPool"].attribute if a.name == "kernel_shape"] == [[3, 3]]
+    assert [a.ints for a in pools["AveragePool"].attribute if a.name == "kernel_shape"] == [[2, 2, 1]]
+
+
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    dict(kernel_shape=[3, 2], strides=[2, 1], pads=[0, 1, 2, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 2], dilations=[2, 2], strides=[1, 2]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+])
+def test_blocked_max_pool_matches_onnxruntime(tmp_path, attrs):
+    net = Net(16)
+    a = net.node("Relu", [net.conv("x", 16, 24)])
+    b = net.node("Relu", [net.conv(net.node("MaxPool", [a], **attrs), 24, 8)])
+    model = net.model([b], spatial=11)
+    x = np.random.default_rng(3).standard_normal((2, 16, 11, 11)).astype(np.float32)
+    got, graph = run_graft(tmp_path, model, x, 99)
+    assert [n.op_type for n in graph.node] == [
+        "ReorderInput", "NchwcConv", "NhwcMaxPool", "NchwcConv", "ReorderOutput"]
+    np.testing.assert_allclose(got[0], run_ort(model, x)[0], rtol=1e-4, atol=1e-5)
 
 
 def test_level_two_and_unclaimed_nodes_keep_the_plain_layout(tmp_path):
