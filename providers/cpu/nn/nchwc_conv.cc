@@ -17,8 +17,6 @@
 // channels, A's rows gathered from X a block at a time. oneDNN 2.6's AVX2 kernels took 1.2-1.5x
 // onnxruntime's time on ResNet-50's 3x3 convolutions; the product takes 1.0-1.25x, and about what
 // oneDNN takes on its 1x1 ones, which therefore stay in oneDNN.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -250,7 +248,7 @@ class NchwcConv : public Kernel, public InPlaceKernel {
             const int64_t* offset = tap_offset.data();
             const float* block = image + (t0 / taps) * plane + (ih0 * in_w + iw0) * 8;
             for (int64_t t = t0, tap = t0 % taps; t < t1; ++t, d += 8) {
-              _mm256_storeu_ps(d, _mm256_loadu_ps(block + offset[tap]));
+              std::copy_n(block + offset[tap], 8, d);
               if (++tap == taps) {
                 tap = 0;
                 block += plane;
@@ -262,10 +260,9 @@ class NchwcConv : public Kernel, public InPlaceKernel {
             const int64_t tap = t % taps;
             const int64_t ih = ih0 + (tap / kw_n) * dh, iw = iw0 + (tap % kw_n) * dw;
             if (ih >= 0 && ih < in_h && iw >= 0 && iw < in_w)
-              _mm256_storeu_ps(d,
-                               _mm256_loadu_ps(image + (t / taps) * plane + (ih * in_w + iw) * 8));
+              std::copy_n(image + (t / taps) * plane + (ih * in_w + iw) * 8, 8, d);
             else
-              _mm256_storeu_ps(d, _mm256_setzero_ps());
+              std::fill_n(d, 8, 0.0f);
           }
         }
       };
