@@ -138,32 +138,6 @@ def test_resnet_block_reorders_only_at_the_chain_ends(tmp_path):
     assert [a.ints for a in pools["AveragePool"].attribute if a.name == "kernel_shape"] == [[2, 2, 1]]
 
 
-@pytest.mark.parametrize("cin,cout,k,attrs", [
-    (16, 24, 3, dict(strides=[1, 1], pads=[1, 1, 1, 1])),
-    (8, 32, 3, dict(strides=[2, 2], pads=[1, 1, 1, 1])),
-    (24, 16, 5, dict(strides=[1, 2], pads=[2, 0, 1, 3], dilations=[2, 1])),
-    (16, 8, 3, dict(strides=[2, 2], auto_pad="SAME_UPPER")),
-    (16, 16, 2, dict(strides=[1, 1], pads=[0, 0, 0, 0])),
-])
-@pytest.mark.parametrize("relu", [False, True])
-def test_convolutions_as_products_match_onnxruntime(tmp_path, cin, cout, k, attrs, relu):
-    """Grouped-by-8 channel counts on both sides: the 2-D convolutions with more than one tap run
-    as products with A gathered from the blocked input (nchwc_conv.cc), oneDNN's kernels on
-    CPUs with 16-channel blocks."""
-    net = Net(cin)
-    w = net.const(net.rng.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k))
-    b = net.const(net.rng.standard_normal(cout) * 0.1)
-    head = net.node("Relu", [net.conv("x", cin, cin, k=1)])
-    out = net.node("Conv", [head, w, b], kernel_shape=[k, k], **attrs)
-    if relu:
-        out = net.node("Relu", [out])
-    model = net.model([net.conv(out, cout, 8, k=1)], spatial=13)
-    x = np.random.default_rng(5).standard_normal((3, cin, 13, 13)).astype(np.float32)
-    got, graph = run_graft(tmp_path, model, x, 99)
-    assert [n.op_type for n in graph.node] == ["ReorderInput"] + ["NchwcConv"] * 3 + ["ReorderOutput"]
-    np.testing.assert_allclose(got[0], run_ort(model, x)[0], rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("attrs", [
     dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
     dict(kernel_shape=[3, 2], strides=[2, 1], pads=[0, 1, 2, 0], ceil_mode=1),

@@ -9,7 +9,6 @@
 #include <numbers>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "exec/work_pool.h"
 #include "providers/cpu/math/fast_math.h"
@@ -102,13 +101,10 @@ namespace {
 
 constexpr int64_t kPanel = PackedB::kPanel;
 
-// What every tile of one packed_gemm call shares. Element (r, j) of C is at
-// c[r * c_row + (j / 8) * c_vec + j % 8]: a row-major C has c_row = ldc and c_vec = 8.
+// What every tile of one packed_gemm call shares.
 struct Problem {
-  int64_t m, lda, c_row, c_vec;
-  int64_t panels_per_unit;
-  const float* a;  // null when pack_a makes A's blocks
-  const PackA* pack_a;
+  int64_t m, lda, ldc;
+  const float* a;
   const PackedB* b;
   const float* bias;
   Activation activation;
@@ -135,25 +131,22 @@ __m256i first_lanes(int64_t count) {
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// Rows [row, row + R) of C against `panel`, over K rows [k0, k1); `a` holds the tile's first row
-// from column k0 on, its rows `lda` apart.
 template <int R>
-void tile(const Problem& p, const float* a, int64_t lda, int64_t row, int64_t panel, int64_t k0,
-          int64_t k1) {
+void tile(const Problem& p, int64_t row, int64_t panel, int64_t k0, int64_t k1) {
   constexpr int S = R >= kChains ? 1 : kChains / R;
   const int64_t k = p.b->k(), col = panel * kPanel;
   const int64_t cols = std::min(kPanel, p.b->n() - col);
   const __m256i lanes[2] = {first_lanes(std::min<int64_t>(cols, 8)),
                             first_lanes(std::max<int64_t>(cols - 8, 0))};
-  const float* b = p.b->data() + (panel * k + k0) * kPanel;
-  float* c = p.c + row * p.c_row + (col / 8) * p.c_vec;
-  const int64_t depth = k1 - k0;
+  const float* a = p.a + row * p.lda;
+  const float* b = p.b->data() + panel * k * kPanel;
+  float* c = p.c + row * p.ldc + col;
   __m256 acc[S][R][2];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 2
     for (int j = 0; j < 2; ++j) {
-      acc[0][r][j] = k0 > 0 ? _mm256_maskload_ps(c + r * p.c_row + j * p.c_vec, lanes[j])
+      acc[0][r][j] = k0 > 0              ? _mm256_maskload_ps(c + r * p.ldc + 8 * j, lanes[j])
                      : p.bias != nullptr ? _mm256_maskload_ps(p.bias + col + 8 * j, lanes[j])
                                          : _mm256_setzero_ps();
 #pragma GCC unroll 4
@@ -165,17 +158,17 @@ void tile(const Problem& p, const float* a, int64_t lda, int64_t row, int64_t pa
     const __m256 b1 = _mm256_loadu_ps(b + kk * kPanel + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+      const __m256 av = _mm256_broadcast_ss(a + r * p.lda + kk);
       acc[s][r][0] = _mm256_fmadd_ps(av, b0, acc[s][r][0]);
       acc[s][r][1] = _mm256_fmadd_ps(av, b1, acc[s][r][1]);
     }
   };
-  int64_t kk = 0;
-  for (; kk + S <= depth; kk += S) {
+  int64_t kk = k0;
+  for (; kk + S <= k1; kk += S) {
 #pragma GCC unroll 4
     for (int s = 0; s < S; ++s) step(s, kk + s);
   }
-  for (; kk < depth; ++kk) step(0, kk);
+  for (; kk < k1; ++kk) step(0, kk);
   const bool relu = p.activation == Activation::Relu && k1 == k;
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
@@ -185,16 +178,15 @@ void tile(const Problem& p, const float* a, int64_t lda, int64_t row, int64_t pa
 #pragma GCC unroll 4
       for (int s = 1; s < S; ++s) v = _mm256_add_ps(v, acc[s][r][j]);
       if (relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
-      float* out = c + r * p.c_row + j * p.c_vec;
       if (cols >= 8 * (j + 1))
-        _mm256_storeu_ps(out, v);
+        _mm256_storeu_ps(c + r * p.ldc + 8 * j, v);
       else
-        _mm256_maskstore_ps(out, lanes[j], v);
+        _mm256_maskstore_ps(c + r * p.ldc + 8 * j, lanes[j], v);
     }
   }
 }
 
-using TileFn = void (*)(const Problem&, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+using TileFn = void (*)(const Problem&, int64_t, int64_t, int64_t, int64_t);
 
 template <size_t... I>
 constexpr std::array<TileFn, sizeof...(I)> tiles(std::index_sequence<I...>) {
@@ -206,10 +198,8 @@ constexpr auto kTiles = tiles(std::make_index_sequence<kMaxRows>());
 // Panels of one unit of work: a unit is one block of up to kGroupsPerBlock row groups by up to
 // kPanelsPerUnit panels, taken through every K block by the thread that claims it. Units are
 // claimed dynamically, so a thread that loses its core to another process holds up one unit,
-// not a fixed share of the product. Where the unit gathers its rows of A (pack_a), it keeps them
-// for kGatheredPanelsPerUnit panels: a gathered element then feeds 128 multiply-adds, not 64.
+// not a fixed share of the product.
 constexpr int64_t kPanelsPerUnit = 4;
-constexpr int64_t kGatheredPanelsPerUnit = 8;
 
 // Products of fewer multiply-adds than this (a few microseconds of one core) run on the calling
 // thread. Larger ones go to exec/work_pool.h, whose caller never waits for a worker that has not
@@ -220,93 +210,44 @@ constexpr int64_t kGatheredPanelsPerUnit = 8;
 // (median of 0.5 s of runs; slowdown beside a second graft process 0.70x onnxruntime's).
 constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
-// Rows per group: the m rows split into as few groups of at most kMaxRows as possible, as evenly
-// as possible (49 rows: 4 groups of 6 and 5 of 5, not 8 of 6 and one of 1, whose tile would
-// load B for two multiply-adds per vector).
-struct RowGroups {
-  explicit RowGroups(int64_t m)
-      : count((m + kMaxRows - 1) / kMaxRows),
-        small(m / std::max<int64_t>(count, 1)),
-        big_groups(m - small * count) {}
-  // Group g's first row and row count: the first big_groups groups have small + 1 rows.
-  int64_t first(int64_t g) const { return g * small + std::min(g, big_groups); }
-  int64_t rows(int64_t g) const { return small + (g < big_groups ? 1 : 0); }
-  int64_t count, small, big_groups;
-};
-
-void run(const Problem& p) {
-  const PackedB& b = *p.b;
-  const int64_t m = p.m, k = b.k(), panels = (b.n() + kPanel - 1) / kPanel;
-  const RowGroups groups(m);
-  const int64_t row_blocks = (groups.count + kGroupsPerBlock - 1) / kGroupsPerBlock;
-  const int64_t panel_units = (panels + p.panels_per_unit - 1) / p.panels_per_unit;
-  // One row group: B is read once, front to back, with no K blocks to revisit C.
-  const int64_t depth = groups.count == 1 ? std::max<int64_t>(k, 1) : kDepth;
-  const int64_t units = row_blocks * panel_units;
-  const auto unit_of_work = [&](int64_t unit) {
-    const int64_t first_group = (unit % row_blocks) * kGroupsPerBlock;
-    const int64_t last_group = std::min(groups.count, first_group + kGroupsPerBlock);
-    const int64_t first_panel = (unit / row_blocks) * p.panels_per_unit;
-    const int64_t last_panel = std::min(panels, first_panel + p.panels_per_unit);
-    // The unit's rows of A for one K block, when pack_a makes them: group after group, each
-    // kMaxRows rows of `depth` floats.
-    thread_local std::vector<float> packed_a;
-    if (p.pack_a != nullptr)
-      packed_a.resize(std::max(packed_a.size(),
-                               static_cast<size_t>((last_group - first_group) * kMaxRows * depth)));
-    for (int64_t k0 = 0; k0 < std::max<int64_t>(k, 1); k0 += depth) {
-      const int64_t k1 = std::min(k, k0 + depth);
-      if (p.pack_a != nullptr) {
-        for (int64_t group = first_group; group < last_group; ++group)
-          (*p.pack_a)(groups.first(group), groups.rows(group), k0, k1,
-                      packed_a.data() + (group - first_group) * kMaxRows * depth);
-      }
-      for (int64_t panel = first_panel; panel < last_panel; ++panel) {
-        for (int64_t group = first_group; group < last_group; ++group) {
-          const int64_t row = groups.first(group), rows = groups.rows(group);
-          const float* a = p.pack_a != nullptr
-                               ? packed_a.data() + (group - first_group) * kMaxRows * depth
-                               : p.a + row * p.lda + k0;
-          kTiles[static_cast<size_t>(rows - 1)](p, a, p.pack_a != nullptr ? k1 - k0 : p.lda, row,
-                                                panel, k0, k1);
-        }
-      }
-    }
-    if (p.activation == Activation::None || p.activation == Activation::Relu) return;
-    const int64_t row = groups.first(first_group);
-    const int64_t rows = groups.first(last_group - 1) + groups.rows(last_group - 1) - row;
-    const int64_t col = first_panel * kPanel, cols = std::min(b.n(), last_panel * kPanel) - col;
-    for (int64_t r = row; r < row + rows; ++r)
-      apply_activation(p.activation, p.c + r * p.c_row + col, cols);
-  };
-  if (m * b.n() * k < kMinParallelWork) {
-    for (int64_t unit = 0; unit < units; ++unit) unit_of_work(unit);
-  } else if (p.pack_a != nullptr) {
-    // A convolution: its neighbours in the graph run in oneDNN on OpenMP's threads, so it does
-    // too; a second set of workers would take the cores from them at every change of layer.
-#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel())
-    for (int64_t unit = 0; unit < units; ++unit) unit_of_work(unit);
-  } else {
-    run_units(units, unit_of_work);
-  }
-}
-
 }  // namespace
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const float* bias,
                  Activation activation, float* c, int64_t ldc) {
   if (m == 0 || b.n() == 0) return;
-  run({m, lda, ldc, 8, kPanelsPerUnit, a, nullptr, &b, bias, activation, c});
-}
-
-void packed_gemm_blocked(int64_t m, const PackA& pack_a, const PackedB& b, const float* bias,
-                         Activation activation, float* c, int64_t block_stride) {
-  if (m == 0 || b.n() == 0) return;
-  if (activation != Activation::None && activation != Activation::Relu)
-    throw Fail("packed_gemm_blocked applies no activation but Relu");
-  if (b.k() % 8 != 0 || b.n() % 8 != 0)
-    throw Fail("packed_gemm_blocked needs K and N in multiples of 8");
-  run({m, 0, 8, block_stride, kGatheredPanelsPerUnit, nullptr, &pack_a, &b, bias, activation, c});
+  const Problem p{m, lda, ldc, a, &b, bias, activation, c};
+  const int64_t k = b.k(), panels = (b.n() + kPanel - 1) / kPanel;
+  const int64_t row_groups = (m + kMaxRows - 1) / kMaxRows;
+  const int64_t row_blocks = (row_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
+  const int64_t panel_units = (panels + kPanelsPerUnit - 1) / kPanelsPerUnit;
+  // One row group: B is read once, front to back, with no K blocks to revisit C.
+  const int64_t depth = row_groups == 1 ? std::max<int64_t>(k, 1) : kDepth;
+  const int64_t units = row_blocks * panel_units;
+  const auto unit_of_work = [&](int64_t unit) {
+    const int64_t first_group = (unit % row_blocks) * kGroupsPerBlock;
+    const int64_t last_group = std::min(row_groups, first_group + kGroupsPerBlock);
+    const int64_t first_panel = (unit / row_blocks) * kPanelsPerUnit;
+    const int64_t last_panel = std::min(panels, first_panel + kPanelsPerUnit);
+    for (int64_t k0 = 0; k0 < std::max<int64_t>(k, 1); k0 += depth) {
+      const int64_t k1 = std::min(k, k0 + depth);
+      for (int64_t panel = first_panel; panel < last_panel; ++panel) {
+        for (int64_t group = first_group; group < last_group; ++group) {
+          const int64_t row = group * kMaxRows, rows = std::min<int64_t>(kMaxRows, m - row);
+          kTiles[static_cast<size_t>(rows - 1)](p, row, panel, k0, k1);
+        }
+      }
+    }
+    if (activation == Activation::None || activation == Activation::Relu) return;
+    const int64_t row = first_group * kMaxRows, rows = std::min(m, last_group * kMaxRows) - row;
+    const int64_t col = first_panel * kPanel, cols = std::min(b.n(), last_panel * kPanel) - col;
+    for (int64_t r = row; r < row + rows; ++r)
+      apply_activation(activation, c + r * ldc + col, cols);
+  };
+  if (m * b.n() * k < kMinParallelWork) {
+    for (int64_t unit = 0; unit < units; ++unit) unit_of_work(unit);
+  } else {
+    run_units(units, unit_of_work);
+  }
 }
 
 }  // namespace graft::cpu

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,16 +67,5 @@ std::unique_ptr<const PackedB> pack_constant(const KernelInfo& info, int input, 
 // over tiles of C with OpenMP (on the calling thread only inside a parallel region).
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const float* bias,
                  Activation activation, float* c, int64_t ldc);
-
-// Makes a block of A on demand: rows [row, row + rows) (at most 6) and columns [k0, k1) (k0 and k1
-// multiples of 8, or k1 = K), written row after row, k1 - k0 floats each, to `dst`.
-using PackA = std::function<void(int64_t row, int64_t rows, int64_t k0, int64_t k1, float* dst)>;
-
-// packed_gemm for a convolution lowered to a product (providers/cpu/nn/nchwc_conv.cc): A's
-// blocks come from `pack_a` as the tiles need them (an im2col that never exists whole), and C is
-// channel-blocked: element (r, j) at c[(j / 8) * block_stride + r * 8 + j % 8]. B's K and N are
-// multiples of 8; `activation` is None or Relu.
-void packed_gemm_blocked(int64_t m, const PackA& pack_a, const PackedB& b, const float* bias,
-                         Activation activation, float* c, int64_t block_stride);
 
 }  // namespace graft::cpu

@@ -11,12 +11,6 @@
 // primitive (forward_inference, its activations and sum as oneDNN post-ops) is built once per
 // input shape and kept in the kernel's PrimitiveCache. Y takes Sum's buffer when nothing reads Sum
 // afterwards.
-// Where blocks are 8 channels (CPUs without AVX-512), a convolution of more than one tap, group
-// 1, channel counts in multiples of 8, no Sum and no activation but Relu runs instead as a
-// product per image (linalg/packed_gemm.h): output pixels by maps, K the taps times the input
-// channels, A's rows gathered from X a block at a time. oneDNN 2.6's AVX2 kernels took 1.2-1.5x
-// onnxruntime's time on ResNet-50's 3x3 convolutions; the product takes 1.0-1.25x, and about what
-// oneDNN takes on its 1x1 ones, which therefore stay in oneDNN.
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -29,7 +23,6 @@
 #include "exec/plan.h"
 #include "exec/window.h"
 #include "ir/names.h"
-#include "providers/cpu/linalg/packed_gemm.h"
 #include "providers/cpu/nn/nchwc.h"
 #include "providers/cpu/nn/primitive_cache.h"
 
@@ -113,14 +106,6 @@ class NchwcConv : public Kernel, public InPlaceKernel {
                       info.attr_floats("sum_activation_params"), ops);
     attr_.set_post_ops(ops);
     attr_.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    const std::string activation = info.attr_string("activation", "");
-    if (nchwc_block() == 8 && group_ == 1 && kernel_[0] * kernel_[1] > 1 && channels_ % 8 == 0 &&
-        maps_ % 8 == 0 && (activation.empty() || activation == "Relu") && !has_sum_ &&
-        info.attr_string("sum_activation", "").empty()) {
-      product_ = pack_product(*w);
-      product_activation_ = activation.empty() ? Activation::None : Activation::Relu;
-      return;
-    }
     try {
       pack_weights(*w);
     } catch (const dnnl::error& e) {
@@ -171,11 +156,6 @@ class NchwcConv : public Kernel, public InPlaceKernel {
       y = ctx.output(0, DType::Float, out_shape);
     }
     if (y.size() == 0) return;
-    if (product_) {
-      if (!blocked || block != 8)
-        ctx.fail("X must be blocked by 8 channels, got " + shape_to_string(x.shape()));
-      return run_product(x, g, y);
-    }
     std::shared_ptr<ConvPrimitive> p;
     try {
       p = primitive_for(x, g, block);
@@ -204,73 +184,6 @@ class NchwcConv : public Kernel, public InPlaceKernel {
   }
 
  private:
-  // W as the B of the product: row ((cb * KH + kh) * KW + kw) * 8 + c holds the weights of input
-  // channel cb * 8 + c at tap (kh, kw) for every map, the order in which run_product's A reads
-  // the blocked input (8 channels of one pixel are contiguous).
-  std::unique_ptr<const PackedB> pack_product(const Tensor& w) const {
-    const int64_t taps = kernel_[0] * kernel_[1], k = channels_ * taps;
-    Tensor b = Tensor::empty(DType::Float, {k, maps_});
-    const float* src = w.data<float>();
-    float* dst = b.data<float>();
-    for (int64_t ic = 0; ic < channels_; ++ic)
-      for (int64_t t = 0; t < taps; ++t) {
-        const int64_t row = ((ic / 8) * taps + t) * 8 + ic % 8;
-        for (int64_t oc = 0; oc < maps_; ++oc)
-          dst[row * maps_ + oc] = src[(oc * channels_ + ic) * taps + t];
-      }
-    return std::make_unique<const PackedB>(b, false);
-  }
-
-  // The convolution of a blocked-by-8 X as one product per image: rows are output pixels,
-  // columns maps, K the taps times the input channels; A's rows are gathered from X as the
-  // product needs them.
-  void run_product(const Tensor& x, const WindowGeometry& g, Tensor& y) const {
-    const int64_t in_h = x.dim(2), in_w = x.dim(3), out_w = g.out[1];
-    const int64_t kh_n = kernel_[0], kw_n = kernel_[1], taps = kh_n * kw_n;
-    const int64_t sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1];
-    const int64_t ph = g.pads[0], pw = g.pads[1];
-    const int64_t pixels = g.out[0] * out_w, plane = in_h * in_w * 8, image_in = x.dim(1) * plane;
-    // Offset of each tap from its window's corner, for windows inside the image.
-    std::vector<int64_t> tap_offset(static_cast<size_t>(taps));
-    for (int64_t t = 0; t < taps; ++t)
-      tap_offset[static_cast<size_t>(t)] = ((t / kw_n) * dh * in_w + (t % kw_n) * dw) * 8;
-    for (int64_t n = 0; n < x.dim(0); ++n) {
-      const float* image = x.data<float>() + n * image_in;
-      const PackA pack_a = [&](int64_t row, int64_t rows, int64_t k0, int64_t k1, float* dst) {
-        const int64_t width = k1 - k0, t0 = k0 / 8, t1 = k1 / 8;
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t oh = (row + r) / out_w, ow = (row + r) % out_w;
-          const int64_t ih0 = oh * sh - ph, iw0 = ow * sw - pw;
-          float* d = dst + r * width;
-          const bool inside =
-              ih0 >= 0 && ih0 + (kh_n - 1) * dh < in_h && iw0 >= 0 && iw0 + (kw_n - 1) * dw < in_w;
-          if (inside) {
-            const int64_t* offset = tap_offset.data();
-            const float* block = image + (t0 / taps) * plane + (ih0 * in_w + iw0) * 8;
-            for (int64_t t = t0, tap = t0 % taps; t < t1; ++t, d += 8) {
-              std::copy_n(block + offset[tap], 8, d);
-              if (++tap == taps) {
-                tap = 0;
-                block += plane;
-              }
-            }
-            continue;
-          }
-          for (int64_t t = t0; t < t1; ++t, d += 8) {
-            const int64_t tap = t % taps;
-            const int64_t ih = ih0 + (tap / kw_n) * dh, iw = iw0 + (tap % kw_n) * dw;
-            if (ih >= 0 && ih < in_h && iw >= 0 && iw < in_w)
-              std::copy_n(image + (t / taps) * plane + (ih * in_w + iw) * 8, 8, d);
-            else
-              std::fill_n(d, 8, 0.0f);
-          }
-        }
-      };
-      packed_gemm_blocked(pixels, pack_a, *product_, bias_.buffer() ? bias_.data<float>() : nullptr,
-                          product_activation_, y.data<float>() + n * maps_ * pixels, pixels * 8);
-    }
-  }
-
   dnnl::convolution_forward::primitive_desc describe(const memory::desc& src, int64_t batch,
                                                      const WindowGeometry& g, int64_t block) const {
     memory::dims weights = {maps_, channels_ / group_, kernel_[0], kernel_[1]};
@@ -359,9 +272,6 @@ class NchwcConv : public Kernel, public InPlaceKernel {
   // W in each layout a primitive asked for; the first is the nominal one.
   std::vector<std::pair<memory::desc, Tensor>> packed_;
   PrimitiveCache<Shape, ConvPrimitive> primitives_;
-  // Set where the convolution runs as a product (see the file comment) instead of in oneDNN.
-  std::unique_ptr<const PackedB> product_;
-  Activation product_activation_ = Activation::None;
 };
 
 }  // namespace

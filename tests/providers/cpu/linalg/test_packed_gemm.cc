@@ -110,57 +110,6 @@ TEST(PackedGemm, WritesOnlyItsColumnsOfAWiderOutput) {
   }
 }
 
-TEST(PackedGemm, BlockedOutputWithRowsPackedOnDemand) {
-  // Rows on either side of every group split (up to 6 rows a group, split evenly), K in one and
-  // in several blocks, N in one and several units of panels, 8 columns past a panel's 16.
-  for (int64_t m : {1, 5, 7, 12, 13, 49, 400}) {
-    for (int64_t k : {8, 16, 264, 520}) {
-      for (int64_t n : {8, 24, 136}) {
-        for (Activation activation : {Activation::None, Activation::Relu}) {
-          SCOPED_TRACE("m " + std::to_string(m) + " n " + std::to_string(n) + " k " +
-                       std::to_string(k) + " activation " +
-                       std::to_string(static_cast<int>(activation)));
-          const Tensor a = filled({m, k}, 0.37f), b = filled({k, n}, 0.11f);
-          const Tensor bias = filled({n}, 0.7f);
-          // C blocked by 8 columns, with a gap after each block that must stay untouched.
-          const int64_t block_stride = m * 8 + 5;
-          std::vector<float> y(static_cast<size_t>(n / 8 * block_stride), -7.0f);
-          const cpu::PackA pack_a = [&](int64_t row, int64_t rows, int64_t k0, int64_t k1,
-                                        float* dst) {
-            ASSERT_TRUE(rows >= 1 && rows <= 6 && row + rows <= m);
-            ASSERT_TRUE(k0 % 8 == 0 && k0 < k1 && k1 <= k);
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t kk = k0; kk < k1; ++kk)
-                dst[r * (k1 - k0) + kk - k0] = a.data<float>()[(row + r) * k + kk];
-          };
-          cpu::packed_gemm_blocked(m, pack_a, cpu::PackedB(b, false), bias.data<float>(),
-                                   activation, y.data(), block_stride);
-          const std::vector<double> want = naive(a, b, false, 1.0f, bias.data<float>(), activation);
-          for (int64_t j = 0; j < n; ++j) {
-            for (int64_t i = 0; i < m; ++i)
-              ASSERT_NEAR(y[static_cast<size_t>(j / 8 * block_stride + i * 8 + j % 8)],
-                          want[static_cast<size_t>(i * n + j)], 1e-4)
-                  << "row " << i << " column " << j;
-          }
-          for (int64_t blk = 0; blk < n / 8; ++blk)
-            for (int64_t gap = m * 8; gap < block_stride; ++gap)
-              ASSERT_EQ(y[static_cast<size_t>(blk * block_stride + gap)], -7.0f);
-        }
-      }
-    }
-  }
-  const Tensor b = filled({16, 16}, 0.1f);
-  const cpu::PackA none = [](int64_t, int64_t, int64_t, int64_t, float*) {};
-  std::vector<float> y(16 * 16);
-  EXPECT_THROW(cpu::packed_gemm_blocked(16, none, cpu::PackedB(b, false), nullptr, Activation::Gelu,
-                                        y.data(), 128),
-               Fail);
-  const Tensor odd = filled({12, 16}, 0.1f);
-  EXPECT_THROW(cpu::packed_gemm_blocked(16, none, cpu::PackedB(odd, false), nullptr,
-                                        Activation::None, y.data(), 128),
-               Fail);
-}
-
 TEST(PackedGemm, TheThreadCountDoesNotChangeTheResult) {
   // Above the work (2^24 multiply-adds) below which packed_gemm stays on one thread.
   const int64_t m = 130, k = 700, n = 190;
