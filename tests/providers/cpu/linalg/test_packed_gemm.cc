@@ -64,7 +64,7 @@ const Activation kActivations[] = {Activation::None, Activation::Relu, Activatio
 
 TEST(PackedGemm, MatchesANaiveLoop) {
   int case_index = 0;
-  for (int64_t m : {1, 2, 3, 5, 6, 7, 13, 50}) {
+  for (int64_t m : {1, 2, 3, 5, 6, 7, 8, 13, 49, 50}) {
     for (int64_t n : {1, 8, 15, 16, 17, 40}) {
       for (int64_t k : {0, 1, 7, 300}) {
         for (bool trans : {false, true}) {
