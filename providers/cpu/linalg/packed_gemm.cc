@@ -210,20 +210,6 @@ constexpr int64_t kPanelsPerUnit = 4;
 // (median of 0.5 s of runs; slowdown beside a second graft process 0.70x onnxruntime's).
 constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
-// Rows per group: the m rows split into as few groups of at most kMaxRows as possible, as evenly
-// as possible (8 rows: two groups of 4, not 6 and 2, whose tile would load B for four
-// multiply-adds per vector; 49 rows: 4 groups of 6 and 5 of 5, not 8 of 6 and one of 1).
-struct RowGroups {
-  explicit RowGroups(int64_t m)
-      : count((m + kMaxRows - 1) / kMaxRows),
-        small(m / std::max<int64_t>(count, 1)),
-        big_groups(m - small * count) {}
-  // Group g's first row and row count: the first big_groups groups have small + 1 rows.
-  int64_t first(int64_t g) const { return g * small + std::min(g, big_groups); }
-  int64_t rows(int64_t g) const { return small + (g < big_groups ? 1 : 0); }
-  int64_t count, small, big_groups;
-};
-
 }  // namespace
 
 void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const float* bias,
@@ -231,8 +217,7 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
   if (m == 0 || b.n() == 0) return;
   const Problem p{m, lda, ldc, a, &b, bias, activation, c};
   const int64_t k = b.k(), panels = (b.n() + kPanel - 1) / kPanel;
-  const RowGroups groups(m);
-  const int64_t row_groups = groups.count;
+  const int64_t row_groups = (m + kMaxRows - 1) / kMaxRows;
   const int64_t row_blocks = (row_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
   const int64_t panel_units = (panels + kPanelsPerUnit - 1) / kPanelsPerUnit;
   // One row group: B is read once, front to back, with no K blocks to revisit C.
@@ -246,14 +231,14 @@ void packed_gemm(int64_t m, const float* a, int64_t lda, const PackedB& b, const
     for (int64_t k0 = 0; k0 < std::max<int64_t>(k, 1); k0 += depth) {
       const int64_t k1 = std::min(k, k0 + depth);
       for (int64_t panel = first_panel; panel < last_panel; ++panel) {
-        for (int64_t group = first_group; group < last_group; ++group)
-          kTiles[static_cast<size_t>(groups.rows(group) - 1)](p, groups.first(group), panel, k0,
-                                                              k1);
+        for (int64_t group = first_group; group < last_group; ++group) {
+          const int64_t row = group * kMaxRows, rows = std::min<int64_t>(kMaxRows, m - row);
+          kTiles[static_cast<size_t>(rows - 1)](p, row, panel, k0, k1);
+        }
       }
     }
     if (activation == Activation::None || activation == Activation::Relu) return;
-    const int64_t row = groups.first(first_group);
-    const int64_t rows = groups.first(last_group - 1) + groups.rows(last_group - 1) - row;
+    const int64_t row = first_group * kMaxRows, rows = std::min(m, last_group * kMaxRows) - row;
     const int64_t col = first_panel * kPanel, cols = std::min(b.n(), last_panel * kPanel) - col;
     for (int64_t r = row; r < row + rows; ++r)
       apply_activation(activation, c + r * ldc + col, cols);
