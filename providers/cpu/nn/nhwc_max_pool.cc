@@ -18,75 +18,53 @@
 namespace graft {
 namespace {
 
-// One output row of a float image whose channels are a multiple of 8: the maximum over each
-// pixel's window, a vector of 8 channels at a time. Window rows outside the image are skipped
-// once per row; columns are checked only for the pixels at the edges.
-void max_row_f32x8(const WindowGeometry& g, int64_t channels, const float* image, int64_t oh,
-                   float* out) {
-  const int64_t in_h = g.in[0], in_w = g.in[1], out_w = g.out[1];
-  const int64_t kh_n = g.kernel[0], kw_n = g.kernel[1];
-  const int64_t sh = g.strides[0], sw = g.strides[1], dh = g.dilations[0], dw = g.dilations[1];
-  const int64_t ph = g.pads[0], pw = g.pads[1];
-  // Input rows of the window, and the output columns whose whole window is inside the image.
-  const float* rows[64];
-  int64_t n_rows = 0;
-  for (int64_t kh = 0; kh < kh_n; ++kh) {
-    const int64_t ih = oh * sh - ph + kh * dh;
-    if (ih >= 0 && ih < in_h && n_rows < 64) rows[n_rows++] = image + ih * in_w * channels;
-  }
-  const bool all_rows = kh_n <= 64 && n_rows == kh_n;
-  const float* const* row = rows;
-  for (int64_t ow = 0; ow < out_w; ++ow) {
-    const int64_t iw0 = ow * sw - pw;
-    const bool inside = iw0 >= 0 && iw0 + (kw_n - 1) * dw < in_w && all_rows;
-    for (int64_t c = 0; c < channels; c += 8) {
-      __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-      if (inside) {
-        for (int64_t r = 0; r < n_rows; ++r) {
-          const float* p = row[r] + iw0 * channels + c;
-          for (int64_t kw = 0; kw < kw_n; ++kw)
-            m = _mm256_max_ps(_mm256_loadu_ps(p + kw * dw * channels), m);
-        }
-      } else {
-        for (int64_t kh = 0; kh < kh_n; ++kh) {
-          const int64_t ih = oh * sh - ph + kh * dh;
-          if (ih < 0 || ih >= in_h) continue;
-          for (int64_t kw = 0; kw < kw_n; ++kw) {
-            const int64_t iw = iw0 + kw * dw;
-            if (iw < 0 || iw >= in_w) continue;
-            m = _mm256_max_ps(_mm256_loadu_ps(image + (ih * in_w + iw) * channels + c), m);
-          }
-        }
-      }
-      _mm256_storeu_ps(out + ow * channels + c, m);
-    }
-  }
+// The taps [first, last) of a window along one dim that land inside the input: tap t reads
+// start + t * dilation, which must lie in [0, extent).
+struct Taps {
+  int64_t first, last;
+};
+Taps taps_inside(int64_t start, int64_t dilation, int64_t kernel, int64_t extent) {
+  if (start >= 0 && start + (kernel - 1) * dilation < extent) return {0, kernel};  // no division
+  const int64_t first = start >= 0 ? 0 : (-start + dilation - 1) / dilation;
+  const int64_t last = start >= extent ? 0 : std::min(kernel, (extent - 1 - start) / dilation + 1);
+  return {first, std::max(first, last)};
 }
 
 template <typename T>
 void max_pool_nhwc(const WindowGeometry& g, int64_t batch, int64_t channels, const T* x, T* y) {
   const int64_t in_h = g.in[0], in_w = g.in[1], out_h = g.out[0], out_w = g.out[1];
+  const int64_t dh = g.dilations[0], dw = g.dilations[1];
   const int64_t rows = batch * out_h;
 #pragma omp parallel for if (rows * out_w * channels > (1 << 16))
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t n = row / out_h, oh = row % out_h;
-    if constexpr (std::is_same_v<T, float>) {
-      // Channel blocks of 8 (every blocked float tensor): whole vectors, no per-lane loop.
-      if (channels % 8 == 0) {
-        max_row_f32x8(g, channels, x + n * in_h * in_w * channels, oh, y + row * out_w * channels);
-        continue;
-      }
-    }
+    const int64_t ih0 = oh * g.strides[0] - g.pads[0];
+    const Taps kh = taps_inside(ih0, dh, g.kernel[0], in_h);
     for (int64_t ow = 0; ow < out_w; ++ow) {
+      const int64_t iw0 = ow * g.strides[1] - g.pads[1];
+      const Taps kw = taps_inside(iw0, dw, g.kernel[1], in_w);
+      // Input pixel (ih0 + i * dh, iw0 + j * dw) of image n, for taps inside the image only.
+      const auto at = [&](int64_t i, int64_t j) {
+        return x + ((n * in_h + ih0 + i * dh) * in_w + iw0 + j * dw) * channels;
+      };
       T* out = y + (row * out_w + ow) * channels;
+      if constexpr (std::is_same_v<T, float>) {
+        // Channel blocks of 8 (every blocked float tensor): whole vectors, no per-lane loop.
+        if (channels % 8 == 0) {
+          for (int64_t c = 0; c < channels; c += 8) {
+            __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+            for (int64_t i = kh.first; i < kh.last; ++i)
+              for (int64_t j = kw.first; j < kw.last; ++j)
+                m = _mm256_max_ps(_mm256_loadu_ps(at(i, j) + c), m);
+            _mm256_storeu_ps(out + c, m);
+          }
+          continue;
+        }
+      }
       std::fill(out, out + channels, std::numeric_limits<T>::lowest());
-      for (int64_t kh = 0; kh < g.kernel[0]; ++kh) {
-        const int64_t ih = oh * g.strides[0] - g.pads[0] + kh * g.dilations[0];
-        if (ih < 0 || ih >= in_h) continue;
-        for (int64_t kw = 0; kw < g.kernel[1]; ++kw) {
-          const int64_t iw = ow * g.strides[1] - g.pads[1] + kw * g.dilations[1];
-          if (iw < 0 || iw >= in_w) continue;
-          const T* in = x + ((n * in_h + ih) * in_w + iw) * channels;
+      for (int64_t i = kh.first; i < kh.last; ++i) {
+        for (int64_t j = kw.first; j < kw.last; ++j) {
+          const T* in = at(i, j);
           for (int64_t c = 0; c < channels; ++c) out[c] = std::max(out[c], in[c]);
         }
       }

@@ -81,14 +81,13 @@ class Attention : public Kernel {
     const float* kp = k.data<float>();
     const float* vp = v.data<float>();
     float* yp = y.data<float>();
-    const float scale = scale_;
     run_units(batch * heads, [&](int64_t task) {
       // The [S, T] score block of this task, reused by the thread's later tasks.
       thread_local std::vector<float> block;
       block.resize(static_cast<size_t>(seq * keys));
       float* scores = block.data();
       const int64_t b = task / heads, h = task % heads;
-      cpu::sgemm(false, true, seq, keys, depth, scale, qp + (b * seq * heads + h) * depth,
+      cpu::sgemm(false, true, seq, keys, depth, scale_, qp + (b * seq * heads + h) * depth,
                  heads * depth, kp + (b * keys * heads + h) * depth, heads * depth, 0.0f, scores,
                  keys);
       for (int64_t s = 0; s < seq; ++s) {

@@ -87,9 +87,11 @@ class LayerNorm : public Kernel {
     const float* g = gamma.data<float>();
     const float* beta = has_beta ? ctx.input(scale_input + 1).data<float>() : nullptr;
     const double epsilon = epsilon_;
-    // Units of about kUnit elements: a few per thread on a BERT layer's [128, 768].
+    // Units of about kUnit elements (a few per thread on a BERT layer's [128, 768]); one unit,
+    // run on this thread, below 2^14 elements.
     constexpr int64_t kUnit = 1 << 12;
-    const int64_t per_unit = std::max<int64_t>(1, kUnit / std::max<int64_t>(n, 1));
+    const int64_t per_unit =
+        rows * n > (1 << 14) ? std::max<int64_t>(1, kUnit / std::max<int64_t>(n, 1)) : rows;
     const auto unit = [&](int64_t u) {
       for (int64_t r = u * per_unit; r < std::min(rows, (u + 1) * per_unit); ++r) {
         const float* row = xp + r * n;
@@ -105,12 +107,7 @@ class LayerNorm : public Kernel {
         normalize_row(row, yp + r * n, n, epsilon, g, beta);
       }
     };
-    const int64_t units = (rows + per_unit - 1) / per_unit;
-    if (rows * n > (1 << 14)) {
-      run_units(units, unit);
-    } else {
-      for (int64_t u = 0; u < units; ++u) unit(u);
-    }
+    if (rows > 0) run_units((rows + per_unit - 1) / per_unit, unit);
   }
 
  private:
