@@ -41,6 +41,7 @@ struct GraphPlan::Step {
   InPlaceKernel* in_place_kernel = nullptr;
   std::vector<std::pair<int, int>> in_place;  // (output, input) pairs the plan allows
   Allocator* allocator = nullptr;             // the memory of the provider running the node
+  std::string provider;                       // the name of the provider running the node
 };
 
 namespace {
@@ -258,6 +259,7 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     auto step = std::make_unique<Step>();
     step->node = &n;
     step->desc = n.describe();
+    if (owner >= 0) step->provider = ctx.providers[static_cast<size_t>(owner)]->name();
     std::vector<DType> in_dtypes = input_dtypes_of(graph, n);
     std::vector<const Tensor*> constants;
     for (const auto& name : n.inputs) {
@@ -494,7 +496,7 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
     slot = host_readable(i, inputs[i]);
     if (has_in_place_) collect_buffers(slot, foreign);
   }
-  return execute(slots, foreign, {}, profiler);
+  return execute(slots, foreign, {}, profiler, options.terminate);
 }
 
 std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
@@ -520,7 +522,7 @@ std::vector<Value> GraphPlan::run_donated(std::vector<Value>& inputs,
     }
   }
   try {
-    return execute(slots, foreign, held, profiler);
+    return execute(slots, foreign, held, profiler, options.terminate);
   } catch (...) {
     for (size_t i = 0; i < input_slots_.size() && i < inputs.size(); ++i) {
       const auto s = static_cast<size_t>(input_slots_[i]);
@@ -563,12 +565,20 @@ void GraphPlan::enable_mem_pattern() {
   if (!patterns_) patterns_ = std::make_unique<MemoryPatterns>();
 }
 
+std::vector<std::pair<std::string, const ir::Node*>> GraphPlan::assignments() const {
+  std::vector<std::pair<std::string, const ir::Node*>> result;
+  result.reserve(steps_.size());
+  for (const auto& step : steps_) result.emplace_back(step->provider, step->node);
+  return result;
+}
+
 std::map<std::string, size_t> GraphPlan::planned_peak_bytes() const {
   return patterns_ ? patterns_->planned_peak_bytes() : std::map<std::string, size_t>{};
 }
 
 std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
-                                      const std::vector<bool>& held, Profiler* profiler) const {
+                                      const std::vector<bool>& held, Profiler* profiler,
+                                      const std::atomic<bool>* terminate) const {
   std::sort(foreign.begin(), foreign.end());
   std::unique_ptr<RunMemory> memory;
   if (patterns_ && !parallel_) {
@@ -637,6 +647,8 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
   const GraphPlan* const stay_on_device = outputs_stay_on_device;
   auto run_step = [&](size_t index) {
     const OutputsOnDevice on_this_thread(stay_on_device, stay_on_device != nullptr);
+    if (terminate && terminate->load(std::memory_order_relaxed))
+      throw Fail("Exiting due to terminate flag being set to true.");
     const auto& step = steps_[index];
     for (int s : step->inputs) wait_for(s);
     for (int s : step->implicit) wait_for(s);

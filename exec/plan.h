@@ -3,6 +3,7 @@
 // the session is created. A run only walks the plan.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -85,6 +86,8 @@ class GraphPlan {
   // Per allocator name, the arena bytes the latest run's pattern planned (the peak of the
   // buffers kernels allocate, graph outputs excluded); empty without a pattern.
   std::map<std::string, size_t> planned_peak_bytes() const;
+  // Per step of this graph, in run order: the name of the provider that runs it and its node.
+  std::vector<std::pair<std::string, const ir::Node*>> assignments() const;
   // Turns on the parallel execution mode (SessionOptions::execution_mode): a step starts once
   // the steps it reads from have finished, on one of `inter_op_threads` threads (the caller's
   // included), each running OpenMP loops with intra_op_threads / inter_op_threads threads (at
@@ -125,7 +128,8 @@ class GraphPlan {
   // Walks the steps over `slots` (inputs already placed). `foreign` lists buffers the run does
   // not own (inputs that were not donated, outer values); `held` marks slots never released.
   std::vector<Value> execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
-                             const std::vector<bool>& held, Profiler* profiler) const;
+                             const std::vector<bool>& held, Profiler* profiler,
+                             const std::atomic<bool>* terminate = nullptr) const;
 };
 
 // Per-node timings collected while profiling is on.
@@ -138,6 +142,7 @@ struct Profiler {
   };
   std::vector<Event> events;
   int64_t origin_us = 0;
+  int64_t start_ns = 0;  // when profiling started, in nanoseconds since the epoch
   // Starts the clock at now.
   Profiler();
   // Writes the events as a Chrome trace-event JSON file "<prefix>_<timestamp>.json"; returns

@@ -250,6 +250,17 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
   return result;
 }
 
+int64_t InferenceSession::profiling_start_time_ns() const {
+  return profiler_ ? profiler_->start_ns : 0;
+}
+
+std::vector<InferenceSession::NodeAssignment> InferenceSession::node_assignments() const {
+  std::vector<NodeAssignment> result;
+  for (const auto& [provider, node] : plan_->assignments())
+    result.push_back({provider, node->name, node->op_type, node->domain});
+  return result;
+}
+
 std::map<std::string, size_t> InferenceSession::planned_peak_bytes() const {
   return plan_->planned_peak_bytes();
 }
@@ -264,7 +275,10 @@ std::string InferenceSession::end_profiling() {
 Profiler::Profiler()
     : origin_us(std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
-                    .count()) {}
+                    .count()),
+      start_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count()) {}
 
 std::string Profiler::write_trace(const std::string& prefix) const {
   auto stamp = std::chrono::system_clock::now().time_since_epoch().count();

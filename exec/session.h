@@ -3,6 +3,7 @@
 
 #include "ir/api.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,9 @@ struct RunOptions {
   // that merely return an output are skipped: an output a host node also reads comes back in host
   // memory. Tensor::to_host() brings a device output to the host.
   bool outputs_on_device = false;
+  // When set, the run checks it before each node of the main graph and throws Fail once another
+  // thread has set it (onnxruntime's RunOptions.terminate). The caller keeps it alive for the run.
+  const std::atomic<bool>* terminate = nullptr;
 };
 
 // What an input or output of the model looks like, as onnxruntime's NodeArg reports it.
@@ -111,6 +115,14 @@ class GRAFT_API InferenceSession {
   // "Cuda"...): the peak of the intermediate tensors kernels allocate (graph outputs and inputs
   // not included). Empty before the first run and with enable_mem_pattern off.
   std::map<std::string, size_t> planned_peak_bytes() const;
+  // Per node of the main graph as it runs (after optimization), in run order: the provider that
+  // runs it, and its name, op type and domain.
+  struct NodeAssignment {
+    std::string provider, node_name, op_type, domain;
+  };
+  std::vector<NodeAssignment> node_assignments() const;
+  // When profiling started, in nanoseconds since the epoch (0 when profiling is off).
+  int64_t profiling_start_time_ns() const;
   // Stops profiling and writes the trace (Chrome trace-event JSON); returns its path ("" when
   // profiling is off).
   std::string end_profiling();

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "ir/error.h"
 #include "onnx/checker.h"
@@ -106,11 +107,31 @@ Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const st
         }
       }
     }
+    // Before IR version 4 every initializer had to be a graph input too, and the checker holds
+    // such models to it; the exporters of that time did not always list them, and onnxruntime
+    // loads those models with the initializers as constants. So does graft: the check sees the
+    // missing inputs, lent for it only.
+    auto* graph = proto.mutable_graph();
+    const int declared_inputs = graph->input_size();
+    if (proto.ir_version() < 4) {
+      std::set<std::string> inputs;
+      for (const auto& v : graph->input()) inputs.insert(v.name());
+      for (const auto& t : graph->initializer()) {
+        if (inputs.count(t.name())) continue;
+        auto* v = graph->add_input();
+        v->set_name(t.name());
+        auto* tensor_type = v->mutable_type()->mutable_tensor_type();
+        tensor_type->set_elem_type(t.data_type());
+        auto* shape = tensor_type->mutable_shape();
+        for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
+      }
+    }
     try {
       onnx::checker::check_model(proto, false, false, false);
     } catch (const std::exception& e) {
       throw InvalidArgument(origin + " is not a valid ONNX model: " + e.what());
     }
+    while (graph->input_size() > declared_inputs) graph->mutable_input()->RemoveLast();
     for (auto* t : lent) t->clear_shape();
   }
   if (options.infer_shapes) {

@@ -27,52 +27,108 @@ if "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ 
     _os.environ["GOMP_SPINCOUNT"] = _OPENMP_SPIN_COUNT
 
 from ._C import Fail, InvalidArgument, NotImplemented, get_rng_state, seed, set_rng_state
-from .iobinding import IOBinding, OrtValue
+from .adapters import AdapterFormat, LoraAdapter
+from .devices import (
+    OrtAllocatorType,
+    OrtArenaCfg,
+    OrtDevice,
+    OrtDeviceMemoryType,
+    OrtDeviceVendorId,
+    OrtMemoryInfo,
+    OrtMemoryInfoDeviceType,
+    OrtMemType,
+    create_and_register_allocator,
+    create_and_register_allocator_v2,
+)
+from .info import VERSION as __version__
+from .info import (
+    disable_telemetry_events,
+    enable_telemetry_events,
+    get_build_info,
+    get_device,
+    get_version_string,
+    set_default_logger_severity,
+    set_default_logger_verbosity,
+    set_seed,
+)
+from .iobinding import IOBinding, OrtValue, OrtValueVector
 from .session import (
-    ExecutionMode,
-    GraphOptimizationLevel,
     InferenceSession,
     ModelMetadata,
     NodeArg,
-    RunOptions,
-    SessionOptions,
+    OrtEpAssignedNode,
+    OrtEpAssignedSubgraph,
+    get_all_providers,
     get_available_providers,
-    get_device,
 )
+from .session_options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions
+from .sparse import OrtSparseFormat, SparseTensor
 
-__version__ = "0.1.0"
+version = __version__
 
 __all__ = [
+    "AdapterFormat",
     "ExecutionMode",
+    "ExecutionOrder",
     "Fail",
     "GraphOptimizationLevel",
     "IOBinding",
     "InferenceSession",
     "InvalidArgument",
+    "LoraAdapter",
     "ModelMetadata",
     "NodeArg",
     "NotImplemented",
+    "OrtAllocatorType",
+    "OrtArenaCfg",
+    "OrtDevice",
+    "OrtDeviceMemoryType",
+    "OrtDeviceVendorId",
+    "OrtEpAssignedNode",
+    "OrtEpAssignedSubgraph",
+    "OrtMemType",
+    "OrtMemoryInfo",
+    "OrtMemoryInfoDeviceType",
+    "OrtSparseFormat",
     "OrtValue",
+    "OrtValueVector",
     "RunOptions",
     "SessionOptions",
+    "SparseTensor",
+    "create_and_register_allocator",
+    "create_and_register_allocator_v2",
+    "disable_telemetry_events",
+    "enable_telemetry_events",
+    "get_all_providers",
     "get_available_providers",
+    "get_build_info",
     "get_device",
     "get_rng_state",
+    "get_version_string",
     "seed",
+    "set_default_logger_severity",
+    "set_default_logger_verbosity",
     "set_rng_state",
+    "set_seed",
 ]
 
 # Submodules imported when first touched (PEP 562): graft.torch imports torch, graft.training and
 # graft.autodiff import onnx; a plain `import graft` needs none of them.
 _SUBMODULES = (
     "autodiff",
+    "adapters",
     "backend",
+    "capi",
     "checkpoint",
+    "devices",
     "distributed",
+    "info",
     "iobinding",
     "lr_scheduler",
     "optim",
     "session",
+    "session_options",
+    "sparse",
     "torch",
     "training",
 )

@@ -210,6 +210,26 @@ py::capsule to_dlpack(const Tensor& tensor, std::optional<int64_t> stream, bool 
                    : lend<DLManagedTensor>(tensor, device, kLegacyName);
 }
 
+namespace {
+
+const DLTensor& capsule_tensor(const py::capsule& capsule) {
+  PyObject* obj = capsule.ptr();
+  if (PyCapsule_IsValid(obj, kVersionedName))
+    return static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(obj, kVersionedName))
+        ->dl_tensor;
+  if (PyCapsule_IsValid(obj, kLegacyName))
+    return static_cast<DLManagedTensor*>(PyCapsule_GetPointer(obj, kLegacyName))->dl_tensor;
+  PyErr_Clear();
+  throw py::buffer_error("not an unused DLPack capsule");
+}
+
+}  // namespace
+
+bool dlpack_is_uint8(const py::capsule& capsule) {
+  const DLDataType type = capsule_tensor(capsule).dtype;
+  return type.code == 1 && type.bits == 8 && type.lanes == 1;
+}
+
 Tensor from_dlpack(const py::capsule& capsule) {
   PyObject* obj = capsule.ptr();
   if (PyCapsule_IsValid(obj, kVersionedName)) {

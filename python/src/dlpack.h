@@ -32,4 +32,9 @@ py::capsule to_dlpack(const Tensor& tensor, std::optional<int64_t> stream, bool 
 // take (strides other than row-major: call .contiguous() first), a DLPack major version above 1.
 Tensor from_dlpack(const py::capsule& capsule);
 
+// Whether an unused capsule holds 8-bit unsigned integers (onnxruntime's is_dlpack_uint8_tensor:
+// producers that lack a boolean type send booleans so). Throws py::buffer_error for anything that
+// is not an unused DLPack capsule.
+bool dlpack_is_uint8(const py::capsule& capsule);
+
 }  // namespace graft::python

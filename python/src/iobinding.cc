@@ -1,6 +1,7 @@
 // graft._C.OrtValue (onnxruntime's OrtValue: a value in host or device memory held by Python) and
 // the session run that takes and returns them, behind IOBinding and run_with_ort_values.
 #include <pybind11/stl.h>
+#include <pybind11/stl_bind.h>
 
 #include <cstring>
 #include <map>
@@ -12,18 +13,12 @@
 #include "exec/session.h"
 #include "python/src/convert.h"
 #include "python/src/dlpack.h"
+#include "python/src/ortvalue.h"
+#include "python/src/terminate.h"
 
 namespace graft::python {
+
 namespace {
-
-struct OrtValue {
-  Value value;
-
-  const Tensor& tensor() const {
-    if (!value.is_tensor()) throw InvalidArgument("the OrtValue does not hold a tensor");
-    return value.tensor();
-  }
-};
 
 // The memory a device_type names: host memory for "cpu", device `id`'s for "cuda".
 Allocator& memory_of(const std::string& device_type, int id) {
@@ -122,14 +117,44 @@ void copy_into(const OrtValue& source, const OrtValue& target, const std::string
   }
 }
 
+// The ONNX type of a value, as NodeArg.type spells it: "tensor(float)", "seq(tensor(int64))",
+// "map(string,tensor(float))", "optional(tensor(float))".
+std::string type_name(Value::Kind kind, DType dtype, const Value* value) {
+  const std::string tensor = std::string("tensor(") + dtype_name(dtype) + ")";
+  switch (kind) {
+    case Value::Kind::Tensor:
+      return tensor;
+    case Value::Kind::Sequence:
+      if (value && value->elem_kind() == Value::Kind::Map && value->has_element())
+        return "seq(" + type_name(Value::Kind::Map, dtype, &value->elements().front()) + ")";
+      return "seq(" + tensor + ")";
+    case Value::Kind::Map:
+      return std::string("map(") + dtype_name(value->map_keys().dtype()) + ",tensor(" +
+             dtype_name(value->map_values().dtype()) + "))";
+    case Value::Kind::Optional:
+      return "optional(" +
+             (value && value->has_element()
+                  ? type_name(value->elements().front().kind(), value->elem_dtype(),
+                              &value->elements().front())
+                  : type_name(value ? value->elem_kind() : Value::Kind::Tensor, dtype, nullptr)) +
+             ")";
+    case Value::Kind::None:
+      break;
+  }
+  return "none";
+}
+
+}  // namespace
+
 std::vector<OrtValue> run_with_values(InferenceSession& session,
                                       const std::vector<std::string>& output_names,
                                       const std::map<std::string, OrtValue>& feeds,
-                                      bool outputs_on_device) {
+                                      bool outputs_on_device, const TerminateFlag* terminate) {
   std::map<std::string, Value> values;
   for (const auto& [name, v] : feeds) values[name] = v.value;
   RunOptions options;
   options.outputs_on_device = outputs_on_device;
+  if (terminate) options.terminate = &terminate->value;
   std::vector<Value> outs;
   {
     py::gil_scoped_release release;
@@ -140,7 +165,6 @@ std::vector<OrtValue> run_with_values(InferenceSession& session,
   return result;
 }
 
-}  // namespace
 
 void init_iobinding(py::module_& m) {
   py::class_<OrtValue>(m, "OrtValue")
@@ -151,10 +175,39 @@ void init_iobinding(py::module_& m) {
       .def_static("from_pointer", &from_pointer, py::arg("address"), py::arg("code"),
                   py::arg("shape"), py::arg("device_type"), py::arg("device_id"))
       .def_static(
-          "from_dlpack", [](const py::capsule& c) { return OrtValue{Value(from_dlpack(c))}; },
-          py::arg("capsule"))
+          "from_dlpack",
+          [](const py::capsule& c, bool is_bool_tensor) {
+            Tensor t = from_dlpack(c);
+            if (is_bool_tensor) {
+              if (t.dtype() != DType::UInt8 && t.dtype() != DType::Bool)
+                throw InvalidArgument(std::string("is_bool_tensor: the DLPack tensor holds ") +
+                                      dtype_name(t.dtype()) + ", not 8-bit integers");
+              t = Tensor(DType::Bool, t.shape(), t.buffer());
+            }
+            return OrtValue{Value(std::move(t))};
+          },
+          py::arg("capsule"), py::arg("is_bool_tensor") = false)
+      .def_static(
+          "ortvalue_from_numpy",
+          [](const py::array& array, const py::object& device) {
+            const int code =
+                py::module_::import("graft._types").attr("code_of")(array.attr("dtype")).cast<int>();
+            return from_numpy(code, array, device.attr("name")().cast<std::string>(),
+                              device.attr("device_id")().cast<int>());
+          },
+          py::arg("array"), py::arg("device"))
       .def("to_native", [](const OrtValue& v) { return value_to_py(v.value); })
+      .def("numpy",
+           [](const OrtValue& v) {
+             return py::module_::import("graft.session").attr("_from_native")(value_to_py(v.value));
+           })
       .def("is_tensor", [](const OrtValue& v) { return v.value.is_tensor(); })
+      .def("type_name",
+           [](const OrtValue& v) {
+             const Value& x = v.value;
+             return type_name(x.kind(), x.is_tensor() ? x.tensor().dtype() : x.elem_dtype(), &x);
+           })
+      .def("nbytes", [](const OrtValue& v) { return v.tensor().nbytes(); })
       .def("has_value", [](const OrtValue& v) { return v.value.kind() != Value::Kind::None; })
       .def("shape", [](const OrtValue& v) { return v.tensor().shape(); })
       .def("element_type", [](const OrtValue& v) { return static_cast<int>(v.tensor().dtype()); })
@@ -173,15 +226,27 @@ void init_iobinding(py::module_& m) {
              if (!t.on_host()) device_exchange(device_of(t).type).synchronize(t);
            })
       .def("dlpack_device", [](const OrtValue& v) { return dlpack_device(v.tensor()); })
+      .def("__dlpack_device__", [](const OrtValue& v) { return dlpack_device(v.tensor()); })
       .def(
           "to_dlpack",
           [](const OrtValue& v, std::optional<int64_t> stream, bool versioned) {
             return to_dlpack(v.tensor(), stream, versioned);
           },
-          py::arg("stream"), py::arg("versioned"));
+          py::arg("stream") = py::none(), py::arg("versioned") = false)
+      .def(
+          "__dlpack__",
+          [](const OrtValue& v, std::optional<int64_t> stream,
+             std::optional<std::pair<int, int>> max_version) {
+            return to_dlpack(v.tensor(), stream, max_version && max_version->first >= 1);
+          },
+          py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none());
 
+  py::bind_vector<std::vector<OrtValue>>(m, "OrtValueVector")
+      .def("push_back", [](std::vector<OrtValue>& v, const OrtValue& x) { v.push_back(x); });
+
+  m.def("is_dlpack_uint8_tensor", &dlpack_is_uint8, py::arg("capsule"));
   m.def("run_with_values", &run_with_values, py::arg("session"), py::arg("output_names"),
-        py::arg("feeds"), py::arg("outputs_on_device"));
+        py::arg("feeds"), py::arg("outputs_on_device"), py::arg("terminate") = nullptr);
   m.def(
       "exchange_stream",
       [](const std::string& device_type, int id) {

@@ -3,7 +3,9 @@
 
 #include "exec/provider.h"
 #include "exec/session.h"
+#include "ir/model.h"
 #include "python/src/convert.h"
+#include "python/src/ortvalue.h"
 
 namespace graft::python {
 
@@ -62,6 +64,12 @@ void init_session(py::module_& m) {
       .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern)
       .def_readwrite("provider_options", &SessionOptions::provider_options);
 
+  py::class_<TerminateFlag>(m, "TerminateFlag")
+      .def(py::init<>())
+      .def_property(
+          "value", [](const TerminateFlag& f) { return f.value.load(); },
+          [](TerminateFlag& f, bool v) { f.value.store(v); });
+
   py::class_<InferenceSession>(m, "InferenceSession")
       .def_static(
           "from_file",
@@ -85,25 +93,64 @@ void init_session(py::module_& m) {
       .def(
           "run",
           [](InferenceSession& s, const std::vector<std::string>& output_names,
-             const py::dict& feeds) {
+             const py::dict& feeds, const TerminateFlag* terminate) {
             std::map<std::string, Value> values;
             for (auto item : feeds)
               values[item.first.cast<std::string>()] = value_from_py(item.second);
+            RunOptions options;
+            if (terminate) options.terminate = &terminate->value;
             std::vector<Value> outs;
             {
               py::gil_scoped_release release;
-              outs = s.run(output_names, values);
+              outs = s.run(output_names, values, options);
             }
             py::list result;
             for (const auto& v : outs) result.append(value_to_py(v));
             return result;
           },
-          py::arg("output_names"), py::arg("feeds"))
+          py::arg("output_names"), py::arg("feeds"), py::arg("terminate") = nullptr)
+      .def(
+          "run_with_ort_values",
+          [](InferenceSession& s, const std::map<std::string, OrtValue>& feeds,
+             const std::vector<std::string>& output_names, const py::object& run_options) {
+            // run_options: a graft.RunOptions (its terminate flag) or None.
+            const TerminateFlag* terminate =
+                run_options.is_none() ? nullptr : run_options.attr("_flag").cast<TerminateFlag*>();
+            return run_with_values(s, output_names, feeds, false, terminate);
+          },
+          py::arg("feeds"), py::arg("output_names"), py::arg("run_options") = py::none())
+      .def(
+          "run_with_iobinding",
+          [](const py::object&, const py::object& binding, const py::object& run_options) {
+            binding.attr("_run")(run_options);
+          },
+          py::arg("iobinding"), py::arg("run_options") = py::none())
       .def("inputs", [](const InferenceSession& s) { return io_list(s.inputs()); })
       .def("outputs", [](const InferenceSession& s) { return io_list(s.outputs()); })
       .def("overridable_initializers",
            [](const InferenceSession& s) { return io_list(s.overridable_initializers()); })
       .def("providers", &InferenceSession::providers)
+      .def("profiling_start_time_ns", &InferenceSession::profiling_start_time_ns)
+      .def("node_assignments",
+           [](const InferenceSession& s) {
+             py::list out;
+             for (const auto& a : s.node_assignments())
+               out.append(py::make_tuple(a.provider, a.node_name, a.op_type, a.domain));
+             return out;
+           })
+      .def("metadata",
+           [](const InferenceSession& s) {
+             const ir::Model& m = s.model();
+             py::dict d;
+             d["producer_name"] = m.producer_name;
+             d["graph_name"] = m.graph.name;
+             d["graph_description"] = m.graph.doc_string;
+             d["domain"] = m.domain;
+             d["description"] = m.doc_string;
+             d["version"] = m.model_version;
+             d["custom_metadata_map"] = m.metadata;
+             return d;
+           })
       .def("planned_peak_bytes", &InferenceSession::planned_peak_bytes)
       .def("end_profiling", &InferenceSession::end_profiling);
 
