@@ -105,6 +105,16 @@ Tensor KernelInfo::attr_tensor(const std::string& name) const {
   }
 }
 
+Tensor KernelInfo::attr_sparse_tensor(const std::string& name) const {
+  const auto* a = find_proto(node_, name);
+  if (!a || !a->has_sparse_tensor()) fail("missing sparse tensor attribute '" + name + "'");
+  try {
+    return tensor_from_sparse_proto(a->sparse_tensor());
+  } catch (const InvalidArgument& e) {
+    fail("attribute '" + name + "': " + e.what());
+  }
+}
+
 const ir::Graph* KernelInfo::attr_graph(const std::string& name) const {
   const ir::Attribute* a = node_.find_attr(name);
   if (!a || a->graphs.empty()) return nullptr;

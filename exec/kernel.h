@@ -21,7 +21,7 @@ class Graph;
 // What a kernel may look at while it is being built. Lives only during construction.
 class ExecutionProvider;
 
-class KernelInfo {
+class GRAFT_API KernelInfo {
  public:
   KernelInfo(const ir::Node& node, int since_version, std::vector<DType> input_dtypes,
              std::vector<const Tensor*> constant_inputs,
@@ -56,6 +56,8 @@ class KernelInfo {
   std::vector<std::string> attr_strings(const std::string& name) const;
   // Throws InvalidArgument when absent.
   Tensor attr_tensor(const std::string& name) const;
+  // A sparse tensor attribute in its dense form (tensor_from_sparse_proto); fails when absent.
+  Tensor attr_sparse_tensor(const std::string& name) const;
   // nullptr when absent.
   const ir::Graph* attr_graph(const std::string& name) const;
   // Required attribute variants: fail() when absent.
@@ -96,7 +98,7 @@ class OutputMemory {
 };
 
 // What a kernel sees during one run: its inputs, a way to allocate outputs, and nested graphs.
-class KernelContext {
+class GRAFT_API KernelContext {
  public:
   // Outputs are allocated from `allocator`: the memory of the provider running the node.
   KernelContext(const std::string& node_desc, std::vector<const Value*> inputs,
@@ -186,7 +188,7 @@ struct KernelDef {
   std::function<bool(const ir::Node&)> accepts = nullptr;
 };
 
-class KernelRegistry {
+class GRAFT_API KernelRegistry {
  public:
   void add(KernelDef def);
   // The first kernel for (domain, op_type, since_version) whose type constraint admits the dtype
@@ -210,7 +212,7 @@ class KernelRegistry {
 };
 
 // The CPU provider's registry, filled by GRAFT_CPU_KERNELS blocks at static-init time.
-KernelRegistry& cpu_kernel_registry();
+GRAFT_API KernelRegistry& cpu_kernel_registry();
 
 struct KernelRegistrar {
   explicit KernelRegistrar(void (*fn)(KernelRegistry&)) { fn(cpu_kernel_registry()); }
@@ -218,6 +220,8 @@ struct KernelRegistrar {
 
 // Usage, at namespace scope in a kernel file:
 //   GRAFT_CPU_KERNELS(relu) { reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<Relu>}); }
+// A custom-op library (a shared library linked against libgraft, loaded by
+// SessionOptions.register_custom_ops_library) registers its kernels the same way.
 #define GRAFT_CPU_KERNELS(tag)                                                        \
   static void graft_register_##tag(::graft::KernelRegistry& reg);                     \
   static const ::graft::KernelRegistrar graft_registrar_##tag(&graft_register_##tag); \

@@ -41,6 +41,50 @@ void unpack(DType d, const uint8_t* packed, size_t packed_len, uint8_t* out, int
 
 }  // namespace
 
+Tensor tensor_from_sparse_proto(const onnx::SparseTensorProto& p) {
+  const std::string& name = p.values().name();
+  const Tensor values = tensor_from_proto(p.values());
+  const Tensor indices = tensor_from_proto(p.indices());
+  const Shape dims(p.dims().begin(), p.dims().end());
+  const int64_t count = values.size();
+  auto fail = [&](const std::string& why) -> Tensor {
+    throw InvalidArgument("sparse tensor '" + name + "': " + why);
+  };
+  if (indices.dtype() != DType::Int64) return fail("indices must be int64");
+  const bool linear = indices.shape().size() == 1;
+  if ((linear && indices.shape()[0] != count) ||
+      (!linear && (indices.shape().size() != 2 || indices.shape()[0] != count ||
+                   indices.shape()[1] != static_cast<int64_t>(dims.size())))) {
+    return fail("indices of shape " + shape_to_string(indices.shape()) + " do not match " +
+                std::to_string(count) + " values of a tensor of shape " + shape_to_string(dims));
+  }
+  Tensor dense(values.dtype(), dims);
+  const int64_t total = dense.size();
+  const int64_t* index = indices.data<int64_t>();
+  const size_t width = dtype_size(values.dtype());
+  for (int64_t k = 0; k < count; ++k) {
+    int64_t at = 0;
+    if (linear) {
+      at = index[k];
+    } else {
+      for (size_t d = 0; d < dims.size(); ++d) {
+        const int64_t i = index[k * static_cast<int64_t>(dims.size()) + static_cast<int64_t>(d)];
+        if (i < 0 || i >= dims[d]) return fail("an index lies outside the dims");
+        at = at * dims[d] + i;
+      }
+    }
+    if (at < 0 || at >= total)
+      return fail("index " + std::to_string(at) + " lies outside the dims");
+    if (values.dtype() == DType::String) {
+      dense.data<std::string>()[at] = values.data<std::string>()[k];
+    } else {
+      std::memcpy(static_cast<char*>(dense.raw()) + static_cast<size_t>(at) * width,
+                  static_cast<const char*>(values.raw()) + static_cast<size_t>(k) * width, width);
+    }
+  }
+  return dense;
+}
+
 Tensor tensor_from_proto(const onnx::TensorProto& p) {
   auto dtype = static_cast<DType>(p.data_type());
   const std::string what = "tensor '" + p.name() + "'";

@@ -120,6 +120,7 @@ _SUBMODULES = (
     "backend",
     "capi",
     "checkpoint",
+    "datasets",
     "devices",
     "distributed",
     "info",

@@ -11,6 +11,7 @@ import numpy as np
 from . import _C, _types
 from .devices import memory_info_of
 from .iobinding import IOBinding, OrtValue, OrtValueVector, run_with_ort_values
+from .sparse import SparseTensor
 from .session_options import (ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions,
                               edit_model, options_from_model)
 
@@ -28,10 +29,13 @@ class NodeArg:
 
 
 class ModelMetadata:
-    def __init__(self, producer_name: str = "", graph_name: str = "", domain: str = "",
-                 description: str = "", version: int = 0, custom_metadata_map: dict | None = None):
+    """What the model says about itself (onnxruntime's ModelMetadata)."""
+
+    def __init__(self, producer_name: str = "", graph_name: str = "", domain: str = "", description: str = "",
+                 version: int = 0, custom_metadata_map: dict | None = None, graph_description: str = "") -> None:
         self.producer_name = producer_name
         self.graph_name = graph_name
+        self.graph_description = graph_description
         self.domain = domain
         self.description = description
         self.version = version
@@ -223,6 +227,7 @@ class InferenceSession:
         self._outputs = [NodeArg(o) for o in self._sess.outputs()]
         self._overridable = [NodeArg(o) for o in self._sess.overridable_initializers()]
         self._declared = {a.name: a.type for a in self._inputs + self._overridable}
+        self._output_types = {a.name: a.type for a in self._outputs}
         self._required = [a.name for a in self._inputs if not a.type.startswith("optional")]
 
     def _edited_model(self, options: SessionOptions) -> bytes:
@@ -334,7 +339,13 @@ class InferenceSession:
                             run_options: RunOptions | None = None) -> list["OrtValue"]:
         """run() with OrtValues in and out; outputs made on a device stay there."""
         self._check_feeds(input_dict_ort_values)
-        return run_with_ort_values(self, output_names, input_dict_ort_values, run_options)
+        feeds = {name: OrtValue.ortvalue_from_numpy(_dense(v)) if v.is_sparse_tensor() else v
+                 for name, v in input_dict_ort_values.items()}
+        names = list(output_names or [o.name for o in self._outputs])
+        outputs = run_with_ort_values(self, names, feeds, run_options)
+        return [OrtValue.ort_value_from_sparse_tensor(SparseTensor.from_dense(v.numpy()))
+                if self._output_types.get(name, "").startswith("sparse_tensor(") else v
+                for name, v in zip(names, outputs)]
 
     def run_with_ortvaluevector(self, run_options: RunOptions | None, feed_names: Sequence[str],
                                 feeds: Sequence[Any], fetch_names: Sequence[str], fetches: Any,
@@ -376,8 +387,12 @@ class InferenceSession:
             feeds.update(_adapter_feeds(run_options, self._declared))
         names = list(output_names or [])
         outs = [_from_native(v) for v in self._sess.run(names, feeds, _flag(run_options))]
-        # An output that is also an input comes back as a copy: the caller's array stays theirs.
+        # graft computes sparse values densely; an output the model declares sparse comes back so.
         returned = names or [o.name for o in self._outputs]
+        for i, name in enumerate(returned):
+            if self._output_types.get(name, "").startswith("sparse_tensor("):
+                outs[i] = SparseTensor.from_dense(outs[i])
+        # An output that is also an input comes back as a copy: the caller's array stays theirs.
         for i, name in enumerate(returned):
             if name in input_feed and isinstance(outs[i], np.ndarray):
                 outs[i] = outs[i].copy()

@@ -5,6 +5,7 @@ free dimensions), applied to the model before graft loads it."""
 from __future__ import annotations
 
 import ctypes
+import enum
 import os
 from typing import Any, Callable, Sequence
 
@@ -13,7 +14,7 @@ import numpy as np
 from . import _C
 
 
-class GraphOptimizationLevel:
+class GraphOptimizationLevel(enum.IntEnum):
     """The onnxruntime names for graph optimization levels."""
 
     ORT_DISABLE_ALL = 0
@@ -23,12 +24,12 @@ class GraphOptimizationLevel:
     ORT_ENABLE_ALL = 99
 
 
-class ExecutionMode:
+class ExecutionMode(enum.IntEnum):
     ORT_SEQUENTIAL = 0
     ORT_PARALLEL = 1
 
 
-class ExecutionOrder:
+class ExecutionOrder(enum.IntEnum):
     DEFAULT = 0
     PRIORITY_BASED = 1
     MEMORY_EFFICIENT = 2
@@ -113,7 +114,7 @@ class SessionOptions:
         self.enable_cpu_mem_arena = True
         self.execution_mode = ExecutionMode.ORT_SEQUENTIAL
         self.execution_order = ExecutionOrder.DEFAULT
-        self.log_severity_level = 2
+        self.log_severity_level = -1  # -1: the process default (set_default_logger_severity)
         self.log_verbosity_level = 0
         self.logid = ""
         self.use_deterministic_compute = False
@@ -208,7 +209,7 @@ class RunOptions:
     before its next node (it raises graft.Fail); runs started while it is set fail at once."""
 
     def __init__(self) -> None:
-        self.log_severity_level = 2
+        self.log_severity_level = -1  # -1: the session's
         self.log_verbosity_level = 0
         self.logid = ""
         self.run_tag = ""

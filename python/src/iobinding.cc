@@ -165,7 +165,6 @@ std::vector<OrtValue> run_with_values(InferenceSession& session,
   return result;
 }
 
-
 void init_iobinding(py::module_& m) {
   py::class_<OrtValue>(m, "OrtValue")
       .def_static("from_numpy", &from_numpy, py::arg("code"), py::arg("array"),
@@ -190,8 +189,9 @@ void init_iobinding(py::module_& m) {
       .def_static(
           "ortvalue_from_numpy",
           [](const py::array& array, const py::object& device) {
-            const int code =
-                py::module_::import("graft._types").attr("code_of")(array.attr("dtype")).cast<int>();
+            const int code = py::module_::import("graft._types")
+                                 .attr("code_of")(array.attr("dtype"))
+                                 .cast<int>();
             return from_numpy(code, array, device.attr("name")().cast<std::string>(),
                               device.attr("device_id")().cast<int>());
           },

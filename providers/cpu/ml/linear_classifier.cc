@@ -37,7 +37,10 @@ class LinearClassifier final : public Kernel {
     const auto coef_count = static_cast<int64_t>(coefficients_.size());
     int64_t classes = static_cast<int64_t>(intercepts_.size());
     if (classes == 0) classes = rows.features == 0 ? 0 : coef_count / rows.features;
-    if (classes == 0 || classes * rows.features != coef_count) {
+    // More coefficients than classes x features: the first classes x features are the matrix, as
+    // onnxruntime reads them (converters of its day wrote models so, trained on more features).
+    if (classes == 0 || classes * rows.features > coef_count ||
+        (intercepts_.empty() && classes * rows.features != coef_count)) {
       ctx.fail("coefficients hold " + std::to_string(coef_count) + " values, which is not " +
                std::to_string(classes) + " classes of " + std::to_string(rows.features) +
                " features");

@@ -35,7 +35,8 @@ class Constant final : public Kernel {
       value_ = Tensor(DType::String, {static_cast<int64_t>(v.size())});
       std::copy(v.begin(), v.end(), value_.data<std::string>());
     } else if (info.has_attr("sparse_value")) {
-      throw NotImplemented(info.describe() + ": sparse_value is not supported");
+      // graft's kernels compute on dense tensors: the sparse value becomes its dense form.
+      value_ = info.attr_sparse_tensor("sparse_value");
     } else {
       info.fail("no value attribute");
     }

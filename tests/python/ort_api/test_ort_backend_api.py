@@ -1,0 +1,40 @@
+"""graft.backend with onnxruntime.backend's interface and option rules."""
+
+import numpy as np
+import pytest
+
+import graft
+import graft.backend as backend
+
+from .models import mul_model
+
+X = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+
+
+def test_prepare_and_run_from_a_proto_bytes_or_path(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mul_model().SerializeToString())
+    for source in (mul_model(), mul_model().SerializeToString(), str(path)):
+        np.testing.assert_array_equal(backend.prepare(source).run(X)[0], X * X)
+    np.testing.assert_array_equal(backend.run(str(path), [X])[0], X * X)
+
+
+def test_safe_options_are_taken_and_file_writing_ones_refused(tmp_path):
+    rep = backend.prepare(mul_model(), intra_op_num_threads=1,
+                          graph_optimization_level=graft.GraphOptimizationLevel.ORT_DISABLE_ALL, unknown_knob=3)
+    assert rep.session.get_session_options().intra_op_num_threads == 1
+    for option in ({"optimized_model_filepath": str(tmp_path / "x.onnx")}, {"enable_profiling": True},
+                   {"profile_file_prefix": str(tmp_path / "p")}):
+        with pytest.raises(RuntimeError, match="not permitted"):
+            backend.prepare(mul_model(), **option)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="not permitted"):
+        rep.run(X, terminate=True)
+    np.testing.assert_array_equal(rep.run(X, only_execute_path_to_fetches=True, other=1)[0], X * X)
+
+
+def test_devices():
+    assert backend.supports_device("CPU")
+    assert backend.supports_device("CUDA") == (graft.get_device() == "GPU")
+    with pytest.raises(RuntimeError, match="not on 'FPGA'"):
+        backend.prepare(mul_model(), "FPGA")
