@@ -220,7 +220,7 @@ struct KernelRegistrar {
 
 // Usage, at namespace scope in a kernel file:
 //   GRAFT_CPU_KERNELS(relu) { reg.add({"", "Relu", 14, 1 << 30, {}, 0, make<Relu>}); }
-// A custom-op library (a shared library linked against libgraft, loaded by
+// A custom-op library (a shared library built against these headers, loaded by
 // SessionOptions.register_custom_ops_library) registers its kernels the same way.
 #define GRAFT_CPU_KERNELS(tag)                                                        \
   static void graft_register_##tag(::graft::KernelRegistry& reg);                     \

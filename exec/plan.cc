@@ -478,9 +478,32 @@ Value GraphPlan::host_readable(size_t i, const Value& v) const {
   return Value(v.tensor().to_host());
 }
 
+std::vector<bool> GraphPlan::steps_for(const std::vector<size_t>& fetches) const {
+  std::vector<bool> wanted_slot(num_slots_, false);
+  for (size_t i : fetches) {
+    const int s = output_slots_.at(i);
+    if (s >= 0) wanted_slot[static_cast<size_t>(s)] = true;
+  }
+  std::vector<bool> needed(steps_.size(), false);
+  for (size_t i = steps_.size(); i-- > 0;) {
+    const Step& step = *steps_[i];
+    bool wanted = false;
+    for (int s : step.outputs) wanted = wanted || (s >= 0 && wanted_slot[static_cast<size_t>(s)]);
+    if (!wanted) continue;
+    needed[i] = true;
+    for (const auto* reads : {&step.inputs, &step.implicit}) {
+      for (int s : *reads) {
+        if (s >= 0) wanted_slot[static_cast<size_t>(s)] = true;
+      }
+    }
+  }
+  return needed;
+}
+
 std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
                                   const std::vector<const Value*>& outer, Profiler* profiler,
-                                  const RunOptions& options) const {
+                                  const RunOptions& options,
+                                  const std::vector<size_t>* fetches) const {
   const OutputsOnDevice outputs_on_device(this, options.outputs_on_device);
   std::vector<Value> slots(num_slots_);
   for (const auto& [s, v] : constants_) slots[static_cast<size_t>(s)] = v;
@@ -495,6 +518,10 @@ std::vector<Value> GraphPlan::run(const std::vector<Value>& inputs,
     Value& slot = slots[static_cast<size_t>(input_slots_[i])];
     slot = host_readable(i, inputs[i]);
     if (has_in_place_) collect_buffers(slot, foreign);
+  }
+  if (fetches && options.only_execute_path_to_fetches && !parallel_) {
+    const std::vector<bool> needed = steps_for(*fetches);
+    return execute(slots, foreign, {}, profiler, options.terminate, &needed);
   }
   return execute(slots, foreign, {}, profiler, options.terminate);
 }
@@ -578,10 +605,12 @@ std::map<std::string, size_t> GraphPlan::planned_peak_bytes() const {
 
 std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
                                       const std::vector<bool>& held, Profiler* profiler,
-                                      const std::atomic<bool>* terminate) const {
+                                      const std::atomic<bool>* terminate,
+                                      const std::vector<bool>* needed) const {
   std::sort(foreign.begin(), foreign.end());
   std::unique_ptr<RunMemory> memory;
-  if (patterns_ && !parallel_) {
+  // A pruned run (`needed`) skips steps the memory pattern counts on: it allocates as it goes.
+  if (patterns_ && !parallel_ && !needed) {
     std::vector<const Value*> inputs;
     for (int s : input_slots_) inputs.push_back(&slots[static_cast<size_t>(s)]);
     // Outputs left on the device outlive buffers that a run copying them back drops.
@@ -745,7 +774,9 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     if (parallel_) {
       parallel_->run(run_step);
     } else {
-      for (size_t index = 0; index < steps_.size(); ++index) run_step(index);
+      for (size_t index = 0; index < steps_.size(); ++index) {
+        if (!needed || (*needed)[index]) run_step(index);
+      }
     }
     finish_all(false);
   } catch (...) {

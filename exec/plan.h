@@ -64,8 +64,12 @@ class GraphPlan {
   // a device provider's (an input a host node reads is then copied to the host first); `outer`
   // the outer-scope values in the order of outer_names. Returns the graph outputs in order, in
   // host memory unless `options.outputs_on_device`.
+  // `fetches`, when given, are the indices of the outputs the caller reads; with
+  // options.only_execute_path_to_fetches only the steps they depend on run (the other outputs
+  // come back as None).
   std::vector<Value> run(const std::vector<Value>& inputs, const std::vector<const Value*>& outer,
-                         Profiler* profiler = nullptr, const RunOptions& options = {}) const;
+                         Profiler* profiler = nullptr, const RunOptions& options = {},
+                         const std::vector<size_t>* fetches = nullptr) const;
   // Runs a top-level graph with inputs handed over: each inputs[i] with donated[i] set is moved
   // into the run, so an in-place kernel may update its buffer when the caller kept no other
   // reference to it. On success the donated entries of `inputs` are left None; if the run
@@ -129,7 +133,10 @@ class GraphPlan {
   // not own (inputs that were not donated, outer values); `held` marks slots never released.
   std::vector<Value> execute(std::vector<Value>& slots, std::vector<const Buffer*> foreign,
                              const std::vector<bool>& held, Profiler* profiler,
-                             const std::atomic<bool>* terminate = nullptr) const;
+                             const std::atomic<bool>* terminate = nullptr,
+                             const std::vector<bool>* needed = nullptr) const;
+  // Per step, whether the outputs `fetches` (indices into the outputs) depend on it.
+  std::vector<bool> steps_for(const std::vector<size_t>& fetches) const;
 };
 
 // Per-node timings collected while profiling is on.

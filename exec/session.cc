@@ -230,7 +230,8 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
   const OpenMPThreads threads(options_.intra_op_num_threads);
   std::vector<Value> all;
   if (!donated) {
-    all = plan_->run(inputs, {}, profiler_.get(), options);
+    all = plan_->run(inputs, {}, profiler_.get(), options,
+                     output_names.empty() ? nullptr : &selected);
   } else {
     for (size_t i = 0; i < names.size(); ++i) {
       if (moved[i]) inputs[i] = Value(std::move(donated->at(names[i])));

@@ -57,6 +57,9 @@ struct RunOptions {
   // When set, the run checks it before each node of the main graph and throws Fail once another
   // thread has set it (onnxruntime's RunOptions.terminate). The caller keeps it alive for the run.
   const std::atomic<bool>* terminate = nullptr;
+  // Runs only the nodes the requested outputs depend on (onnxruntime's option of the same name);
+  // with every output requested, or in the parallel execution mode, every node runs.
+  bool only_execute_path_to_fetches = false;
 };
 
 // What an input or output of the model looks like, as onnxruntime's NodeArg reports it.

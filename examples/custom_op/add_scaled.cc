@@ -1,6 +1,11 @@
 // A custom-op library for graft: com.example.AddScaled, Y = A + alpha * B over float tensors of
-// one shape. Built as a shared library linked against libgraft, it registers its kernel with
-// graft's CPU provider when it loads, so
+// one shape. Built as a shared library against graft's headers, it registers its kernel with
+// graft's CPU provider when it loads:
+//
+//   g++ -std=c++20 -shared -fPIC -I<graft> add_scaled.cc -o libadd_scaled.so
+//
+// For Python it is not linked with libgraft (its graft symbols resolve to graft._C's); a C++
+// program that links libgraft links it with -lgraft as well. Then
 //
 //   so = graft.SessionOptions()
 //   so.register_custom_ops_library("libadd_scaled.so")

@@ -273,8 +273,7 @@ class SessionIOBinding:
 
     def _run(self, run_options: Any = None) -> None:
         names = list(self._bound) or list(self._output_names)
-        flag = run_options._flag if run_options is not None else None
-        values = _C.run_with_values(self._session, names, self._inputs, True, flag)
+        values = _C.run_with_values(self._session, names, self._inputs, True, run_options)
         outputs = _C.OrtValueVector()
         for name, value in zip(names, values):
             bound = self._bound.get(name)
@@ -342,5 +341,5 @@ class IOBinding:
 def run_with_ort_values(session: Any, output_names: Sequence[str] | None, input_dict_ort_values: dict[str, OrtValue],
                         run_options: Any = None) -> list[OrtValue]:
     feeds = {name: value._ortvalue for name, value in input_dict_ort_values.items()}
-    flag = run_options._flag if run_options is not None else None
-    return [OrtValue(v) for v in _C.run_with_values(session._sess, list(output_names or []), feeds, True, flag)]
+    return [OrtValue(v) for v in _C.run_with_values(session._sess, list(output_names or []), feeds, True,
+                                                    run_options)]

@@ -354,7 +354,7 @@ class InferenceSession:
         the outputs appended to `fetches` (an OrtValueVector)."""
         values = [f._ortvalue if isinstance(f, OrtValue) else f for f in feeds]
         outputs = _C.run_with_values(self._sess, list(fetch_names), dict(zip(feed_names, values)), True,
-                                     _flag(run_options))
+                                     run_options)
         for value in outputs:
             fetches.push_back(value)
 
@@ -386,7 +386,7 @@ class InferenceSession:
         if run_options is not None:
             feeds.update(_adapter_feeds(run_options, self._declared))
         names = list(output_names or [])
-        outs = [_from_native(v) for v in self._sess.run(names, feeds, _flag(run_options))]
+        outs = [_from_native(v) for v in self._sess.run(names, feeds, run_options)]
         # graft computes sparse values densely; an output the model declares sparse comes back so.
         returned = names or [o.name for o in self._outputs]
         for i, name in enumerate(returned):
@@ -415,10 +415,6 @@ class OrtEpAssignedSubgraph:
 
     def get_nodes(self) -> list[OrtEpAssignedNode]:
         return list(self._nodes)
-
-
-def _flag(run_options: RunOptions | None) -> Any:
-    return run_options._flag if run_options is not None else None
 
 
 def _dense(value: Any) -> Any:

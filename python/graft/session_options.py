@@ -98,6 +98,12 @@ def _set_entry(entries: dict[str, str], known: dict[str, Callable[[str], str | N
     entries[key] = value
 
 
+def _get_entry(entries: dict[str, str], owner: str, key: str) -> str:
+    if key not in entries:
+        raise RuntimeError(f"{owner} does not have configuration with key: {key}")
+    return entries[key]
+
+
 class SessionOptions:
     """Options for an InferenceSession (the onnxruntime attribute names)."""
 
@@ -130,9 +136,7 @@ class SessionOptions:
         _set_entry(self._config, SESSION_CONFIG_KEYS, "session", key, value)
 
     def get_session_config_entry(self, key: str) -> str:
-        if key not in self._config:
-            raise RuntimeError(f"SessionOptions does not have configuration with key: {key}")
-        return self._config[key]
+        return _get_entry(self._config, "SessionOptions", key)
 
     def add_initializer(self, name: str, ortvalue: Any) -> None:
         """Replaces the model's initializer `name` with this OrtValue's tensor in every session
@@ -168,12 +172,17 @@ class SessionOptions:
 
     def register_custom_ops_library(self, library_path: str) -> None:
         """Loads a shared library whose kernels register themselves with graft's CPU provider
-        when it loads (GRAFT_CPU_KERNELS in exec/kernel.h, linked against libgraft); sessions
-        then resolve its ops. A library loads once per process."""
+        when it loads (GRAFT_CPU_KERNELS in exec/kernel.h; examples/custom_op); sessions then
+        resolve its ops. The library is built against graft's headers without linking libgraft:
+        its graft symbols resolve to those of the graft module Python loaded. A library loads
+        once per process and its kernels stay registered."""
         path = os.path.abspath(os.fspath(library_path))
         if not os.path.isfile(path):
             raise RuntimeError(f"register_custom_ops_library: no library at '{path}'")
         if path not in _LOADED_LIBRARIES:
+            # The extension's kernel API (GRAFT_API symbols) becomes visible to libraries loaded
+            # after it; Python loaded it with its symbols private to it.
+            ctypes.CDLL(_C.__file__, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
             try:
                 _LOADED_LIBRARIES[path] = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
             except OSError as e:
@@ -206,7 +215,9 @@ def _dimension(name: str, value: int) -> int:
 
 class RunOptions:
     """Settings of one run. `terminate = True` from another thread stops a run in progress
-    before its next node (it raises graft.Fail); runs started while it is set fail at once."""
+    before its next node (it raises graft.Fail); runs started while it is set fail at once.
+    `only_execute_path_to_fetches = True` runs only the nodes the requested outputs depend on
+    (in the sequential execution mode)."""
 
     def __init__(self) -> None:
         self.log_severity_level = -1  # -1: the session's
@@ -231,9 +242,7 @@ class RunOptions:
         _set_entry(self._config, RUN_CONFIG_KEYS, "run", key, value)
 
     def get_run_config_entry(self, key: str) -> str:
-        if key not in self._config:
-            raise RuntimeError(f"RunOptions does not have configuration with key: {key}")
-        return self._config[key]
+        return _get_entry(self._config, "RunOptions", key)
 
     def add_active_adapter(self, adapter: Any) -> None:
         """Runs with a LoraAdapter's parameters fed to the model inputs they name."""

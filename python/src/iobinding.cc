@@ -14,7 +14,6 @@
 #include "python/src/convert.h"
 #include "python/src/dlpack.h"
 #include "python/src/ortvalue.h"
-#include "python/src/terminate.h"
 
 namespace graft::python {
 
@@ -149,12 +148,11 @@ std::string type_name(Value::Kind kind, DType dtype, const Value* value) {
 std::vector<OrtValue> run_with_values(InferenceSession& session,
                                       const std::vector<std::string>& output_names,
                                       const std::map<std::string, OrtValue>& feeds,
-                                      bool outputs_on_device, const TerminateFlag* terminate) {
+                                      bool outputs_on_device, const py::object& run_options) {
   std::map<std::string, Value> values;
   for (const auto& [name, v] : feeds) values[name] = v.value;
-  RunOptions options;
+  RunOptions options = run_options_from_py(run_options);
   options.outputs_on_device = outputs_on_device;
-  if (terminate) options.terminate = &terminate->value;
   std::vector<Value> outs;
   {
     py::gil_scoped_release release;
@@ -246,7 +244,7 @@ void init_iobinding(py::module_& m) {
 
   m.def("is_dlpack_uint8_tensor", &dlpack_is_uint8, py::arg("capsule"));
   m.def("run_with_values", &run_with_values, py::arg("session"), py::arg("output_names"),
-        py::arg("feeds"), py::arg("outputs_on_device"), py::arg("terminate") = nullptr);
+        py::arg("feeds"), py::arg("outputs_on_device"), py::arg("run_options") = py::none());
   m.def(
       "exchange_stream",
       [](const std::string& device_type, int id) {

@@ -11,7 +11,7 @@
 
 #include "exec/error.h"
 #include "exec/session.h"
-#include "python/src/terminate.h"
+#include "python/src/run_options.h"
 
 namespace graft::python {
 
@@ -25,13 +25,13 @@ struct OrtValue {
   }
 };
 
-// Runs `session` on `feeds`; `output_names` empty means every output. Outputs made on a device
-// stay there when `outputs_on_device`. A set `terminate` flag stops the run before its next node
-// (Fail). Throws as InferenceSession::run does.
+// Runs `session` on `feeds` with `options` (graft.RunOptions or None); `output_names` empty
+// means every output. Outputs made on a device stay there when `outputs_on_device`. Throws as
+// InferenceSession::run does (Fail once the options' terminate flag is set).
 std::vector<OrtValue> run_with_values(InferenceSession& session,
                                       const std::vector<std::string>& output_names,
                                       const std::map<std::string, OrtValue>& feeds,
-                                      bool outputs_on_device, const TerminateFlag* terminate);
+                                      bool outputs_on_device, const py::object& run_options);
 
 }  // namespace graft::python
 

@@ -93,12 +93,11 @@ void init_session(py::module_& m) {
       .def(
           "run",
           [](InferenceSession& s, const std::vector<std::string>& output_names,
-             const py::dict& feeds, const TerminateFlag* terminate) {
+             const py::dict& feeds, const py::object& run_options) {
             std::map<std::string, Value> values;
             for (auto item : feeds)
               values[item.first.cast<std::string>()] = value_from_py(item.second);
-            RunOptions options;
-            if (terminate) options.terminate = &terminate->value;
+            const RunOptions options = run_options_from_py(run_options);
             std::vector<Value> outs;
             {
               py::gil_scoped_release release;
@@ -108,15 +107,12 @@ void init_session(py::module_& m) {
             for (const auto& v : outs) result.append(value_to_py(v));
             return result;
           },
-          py::arg("output_names"), py::arg("feeds"), py::arg("terminate") = nullptr)
+          py::arg("output_names"), py::arg("feeds"), py::arg("run_options") = py::none())
       .def(
           "run_with_ort_values",
           [](InferenceSession& s, const std::map<std::string, OrtValue>& feeds,
              const std::vector<std::string>& output_names, const py::object& run_options) {
-            // run_options: a graft.RunOptions (its terminate flag) or None.
-            const TerminateFlag* terminate =
-                run_options.is_none() ? nullptr : run_options.attr("_flag").cast<TerminateFlag*>();
-            return run_with_values(s, output_names, feeds, false, terminate);
+            return run_with_values(s, output_names, feeds, false, run_options);
           },
           py::arg("feeds"), py::arg("output_names"), py::arg("run_options") = py::none())
       .def(

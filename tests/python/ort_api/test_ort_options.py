@@ -315,3 +315,22 @@ def test_shared_allocator_is_registered_once():
     so.add_session_config_entry("session.use_env_allocators", "1")
     np.testing.assert_array_equal(graft.InferenceSession(mul_model().SerializeToString(), so).run(None, {"X": X})[0],
                                   X * X)
+
+
+def test_only_execute_path_to_fetches_skips_the_other_branches():
+    # Y needs only Neg; Z's Reshape fails for the shape fed, so a run reaches Y alone only when
+    # the other branch is left out.
+    m = model([helper.make_node("Neg", ["X"], ["Y"]), helper.make_node("Reshape", ["X", "shape"], ["Z"])],
+              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2]),
+               helper.make_tensor_value_info("shape", TensorProto.INT64, [1])],
+              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3, 2]),
+               helper.make_tensor_value_info("Z", TensorProto.FLOAT, None)])
+    sess = graft.InferenceSession(m.SerializeToString())
+    feeds = {"X": X, "shape": np.array([7], np.int64)}
+    with pytest.raises(graft.Fail, match="Reshape"):
+        sess.run(["Y"], feeds)
+    ro = graft.RunOptions()
+    ro.only_execute_path_to_fetches = True
+    np.testing.assert_array_equal(sess.run(["Y"], feeds, ro)[0], -X)
+    with pytest.raises(graft.Fail, match="Reshape"):
+        sess.run(["Y", "Z"], feeds, ro)
