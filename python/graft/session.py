@@ -381,10 +381,10 @@ class InferenceSession:
 
     def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any],
             run_options: RunOptions | None = None) -> list[Any]:
-        self._check_feeds(input_feed)
+        adapter_feeds = _adapter_feeds(run_options, self._declared) if run_options is not None else {}
+        self._check_feeds({**adapter_feeds, **input_feed})
         feeds = {name: _to_native(_dense(value), self._declared.get(name)) for name, value in input_feed.items()}
-        if run_options is not None:
-            feeds.update(_adapter_feeds(run_options, self._declared))
+        feeds.update(adapter_feeds)
         names = list(output_names or [])
         outs = [_from_native(v) for v in self._sess.run(names, feeds, run_options)]
         # graft computes sparse values densely; an output the model declares sparse comes back so.
