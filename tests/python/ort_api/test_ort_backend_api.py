@@ -38,3 +38,19 @@ def test_devices():
     assert backend.supports_device("CUDA") == (graft.get_device() == "GPU")
     with pytest.raises(RuntimeError, match="not on 'FPGA'"):
         backend.prepare(mul_model(), "FPGA")
+
+
+def test_example_models(tmp_path, monkeypatch):
+    from sklearn.datasets import load_iris
+
+    from graft import datasets
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    np.testing.assert_array_equal(backend.run(datasets.get_example("mul_1.onnx"), [X])[0], X * X)
+    features, labels = load_iris(return_X_y=True)
+    label, probabilities = backend.prepare(datasets.get_example("logreg_iris.onnx")).run(
+        features.astype(np.float32))
+    assert (label == labels).mean() > 0.9  # a fitted classifier, not a placeholder
+    assert all(abs(sum(row.values()) - 1) < 1e-5 for row in probabilities)
+    with pytest.raises(FileNotFoundError, match="mul_1.onnx"):
+        datasets.get_example("nothing.onnx")
