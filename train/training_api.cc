@@ -317,6 +317,15 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
                             " (training model '" + training_model_path + "')");
     }
   }
+  for (const auto& input : train_->inputs()) {
+    auto it = state.parameters_.find(input.name);
+    if (it == state.parameters_.end() || is_state(input.name)) continue;
+    if (std::string why = mismatch(*train_, input.name, it->second); !why.empty()) {
+      throw InvalidArgument(checkpoint_name(state.path_) + ": frozen parameter '" + input.name +
+                            "' " + why + " (training model '" + training_model_path + "')");
+    }
+    frozen_.push_back(input.name);
+  }
   // Every rank starts from rank 0's parameters (std::map: the same order on every rank).
   if (data_parallel_ && world.size() > 1) {
     for (const auto& p : params_) {
@@ -339,7 +348,8 @@ bool Module::is_parameter(const std::string& name) const {
 }
 
 bool Module::is_state(const std::string& name) const {
-  return is_parameter(name) || std::find(stats_.begin(), stats_.end(), name) != stats_.end();
+  return is_parameter(name) || std::find(stats_.begin(), stats_.end(), name) != stats_.end() ||
+         std::find(frozen_.begin(), frozen_.end(), name) != frozen_.end();
 }
 
 std::map<std::string, Value> Module::with_parameters(const std::map<std::string, Value>& feeds,
@@ -348,8 +358,11 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
   std::map<std::string, Value> all;
   for (const auto& [name, value] : feeds) {
     if (is_state(name)) {
+      const bool stat = std::find(stats_.begin(), stats_.end(), name) != stats_.end();
       throw InvalidArgument("feed '" + name + "' is a " +
-                            (is_parameter(name) ? "parameter" : "running statistic") +
+                            (is_parameter(name) ? "parameter"
+                             : stat             ? "running statistic"
+                                                : "frozen parameter") +
                             ": its value comes from the checkpoint state "
                             "(CheckpointState::update_parameter changes it)");
     }
@@ -366,9 +379,11 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
     all[name] = value;
   }
   for (const auto& p : params_) all[p] = state_->parameter(p);
-  // The eval model reads the statistics too (BatchNormalization in inference mode); they may be
-  // declared as inputs or as overridable initializers.
-  for (const auto& stat : stats_) {
+  // The eval model reads the statistics too (BatchNormalization in inference mode); they and the
+  // frozen parameters may be declared as inputs or as overridable initializers.
+  std::vector<std::string> held = stats_;
+  held.insert(held.end(), frozen_.begin(), frozen_.end());
+  for (const auto& stat : held) {
     for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
       if (std::any_of(list->begin(), list->end(), [&](const IOInfo& i) { return i.name == stat; }))
         all[stat] = state_->parameter(stat);
@@ -426,10 +441,17 @@ void Module::export_model_for_inferencing(const std::string& path,
     throw InvalidArgument(
         "export_model_for_inferencing: the Module was created without an eval model");
   }
+  std::vector<std::string> names = output_names;
+  if (names.empty()) {
+    auto it = eval_model_->metadata.find(kInferenceOutputsMetadata);
+    std::istringstream lines(it == eval_model_->metadata.end() ? "" : it->second);
+    for (std::string line; std::getline(lines, line);) names.push_back(line);
+  }
   std::map<std::string, Tensor> trained;
   for (const auto& p : params_) trained[p] = state_->parameter(p);
   for (const auto& stat : stats_) trained[stat] = state_->parameter(stat);
-  ir::save_model(inference_model(*eval_model_, trained, output_names), path);
+  for (const auto& p : frozen_) trained[p] = state_->parameter(p);
+  ir::save_model(inference_model(*eval_model_, trained, names), path);
 }
 
 // --- Optimizer ---
@@ -534,7 +556,12 @@ LinearLRScheduler::LinearLRScheduler(Optimizer& optimizer, int64_t warmup_step_c
                           std::to_string(warmup_step_count) + ") <= total_step_count (" +
                           std::to_string(total_step_count) + ")");
   }
-  optimizer.set_learning_rate(initial_lr);
+  if (!std::isfinite(initial_lr) || initial_lr < 0) {
+    throw InvalidArgument("LinearLRScheduler: initial_lr must be finite and not negative, got " +
+                          format_float(initial_lr));
+  }
+  optimizer.set_learning_rate(
+      static_cast<float>(initial_lr * factor(optimizer.module().state().step())));
 }
 
 double LinearLRScheduler::factor(int64_t step) const {

@@ -33,6 +33,10 @@ class Model;
 
 namespace training {
 
+// The eval model's metadata entry that lists the base model's outputs, one a line: what
+// Module::export_model_for_inferencing exports when given no output names.
+inline constexpr char kInferenceOutputsMetadata[] = "graft.inference_outputs";
+
 // The files generate_artifacts writes into its artifact directory.
 struct GRAFT_API ArtifactPaths {
   std::string training_model, eval_model, optimizer_model, checkpoint;
@@ -103,7 +107,8 @@ class GRAFT_API CheckpointState {
 
 // The training model (forward, loss and "<p>_grad" outputs, parameters as inputs) and, when
 // given, the eval model (forward and loss). The parameters are those p with a "<p>_grad" output;
-// their values come from the CheckpointState at every step.
+// their values come from the CheckpointState at every step. Frozen parameters (inputs of the
+// training model that the state holds, with no gradient output) come from the state too.
 class GRAFT_API Module {
  public:
   // Loads the models. `state` must outlive the Module and stay where it is (it is read at every
@@ -143,6 +148,9 @@ class GRAFT_API Module {
   const std::map<std::string, Tensor>& gradients() const { return gradients_; }
   // The trained parameters, in the order of the training model's gradient outputs.
   const std::vector<std::string>& parameter_names() const { return params_; }
+  // The frozen parameters: inputs of the training model, in input order, that the state holds
+  // and no gradient trains (running statistics excluded).
+  const std::vector<std::string>& frozen_parameter_names() const { return frozen_; }
   // The inputs a train_step (training) or eval_step feed must hold, parameters excluded.
   std::vector<std::string> input_names(bool training) const;
   // The outputs train_step (training) or eval_step return, in order.
@@ -154,9 +162,11 @@ class GRAFT_API Module {
 
   // Writes the eval model with the state's parameters as initializers, reduced to the nodes that
   // compute `output_names` (values of the eval model with a known type; loss nodes and inputs
-  // such as labels drop out when no output needs them). The file runs in any ONNX runtime.
-  // Throws InvalidArgument when the Module has no eval model, for an empty or unknown output
-  // name, or when the file cannot be written.
+  // such as labels drop out when no output needs them). The file runs in any ONNX runtime. No
+  // names: those the eval model lists in its metadata entry kInferenceOutputsMetadata (one a
+  // line; generate_artifacts records the base model's outputs there). Throws InvalidArgument
+  // when the Module has no eval model, for an empty or unknown output name, for no names where
+  // the eval model records none, or when the file cannot be written.
   void export_model_for_inferencing(const std::string& path,
                                     const std::vector<std::string>& output_names) const;
 
@@ -175,6 +185,7 @@ class GRAFT_API Module {
   // BatchNormalization running statistics: inputs of the training model, which outputs their
   // new values as "<statistic>.new"; kept in the state beside the parameters.
   std::vector<std::string> stats_;
+  std::vector<std::string> frozen_;
   // The user's outputs, then "<p>_grad" per parameter, then "<s>.new" per statistic.
   std::vector<std::string> train_outputs_;
   size_t user_output_count_ = 0;
@@ -225,7 +236,8 @@ class GRAFT_API Optimizer {
 // `warmup_step_count` optimizer steps, then falls linearly to 0 at `total_step_count`.
 class GRAFT_API LinearLRScheduler {
  public:
-  // Sets the optimizer's rate to `initial_lr`; `optimizer` must outlive the scheduler. Throws
+  // Sets the optimizer's rate to the schedule's value at the state's current step (0 at step 0
+  // with a warmup, as onnxruntime); `optimizer` must outlive the scheduler. Throws
   // InvalidArgument unless 0 <= warmup_step_count <= total_step_count and initial_lr is finite
   // and not negative.
   LinearLRScheduler(Optimizer& optimizer, int64_t warmup_step_count, int64_t total_step_count,

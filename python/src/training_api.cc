@@ -48,6 +48,7 @@ void init_training_api(py::module_& m) {
   using training::LinearLRScheduler;
   using training::Module;
   using training::Optimizer;
+  m.attr("INFERENCE_OUTPUTS_METADATA") = training::kInferenceOutputsMetadata;
   py::class_<CheckpointState>(m, "CheckpointState")
       .def(py::init([](const py::dict& tensors, int64_t step,
                        const std::map<std::string, std::string>& properties) {
@@ -106,6 +107,7 @@ void init_training_api(py::module_& m) {
       .def("lazy_reset_grad", &Module::lazy_reset_grad)
       .def("gradients", [](const Module& module) { return tensors_to_py(module.gradients()); })
       .def("parameter_names", &Module::parameter_names)
+      .def("frozen_parameter_names", &Module::frozen_parameter_names)
       .def("input_names", &Module::input_names, py::arg("training"))
       .def("output_names", &Module::output_names, py::arg("training"))
       .def_property_readonly("data_parallel", &Module::data_parallel)

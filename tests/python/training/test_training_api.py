@@ -105,12 +105,12 @@ def test_linear_lr_scheduler_follows_onnxruntime(tmp_path):
     net = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 4))
     state, module, optimizer = _sgd_artifacts(tmp_path, net)
     scheduler = LinearLRScheduler(optimizer, warmup_step_count=2, total_step_count=6, initial_lr=0.2)
-    # onnxruntime's schedule: the first step at initial_lr, then initial_lr * factor(optimizer step).
+    # onnxruntime's schedule: initial_lr * factor(optimizer step) from the start (0 at step 0 with
+    # a warmup: onnxruntime's LinearLRScheduler sets the step-0 rate when it is created).
     opt = torch.optim.SGD(net.parameters(), lr=0.2)
-    torch_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 1.0 if s == 0 else (s / 2 if s < 2 else max(0.0, (6 - s) / 4)))
+    torch_scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: s / 2 if s < 2 else max(0.0, (6 - s) / 4))
     lrs = _train_with_schedule(state, module, optimizer, scheduler, net, torch_scheduler, 8)
-    np.testing.assert_allclose(lrs, [0.2, 0.1, 0.2, 0.15, 0.1, 0.05, 0.0, 0.0], rtol=1e-7)
+    np.testing.assert_allclose(lrs, [0.0, 0.1, 0.2, 0.15, 0.1, 0.05, 0.0, 0.0], rtol=1e-7)
     with pytest.raises(ValueError, match="warmup_step_count"):
         LinearLRScheduler(optimizer, warmup_step_count=5, total_step_count=4, initial_lr=0.1)
 

@@ -38,7 +38,8 @@ def value_exists(model: onnx.ModelProto, name: str) -> bool:
 
 def set_outputs(model: onnx.ModelProto, names: str | Sequence[str]) -> None:
     """Makes `names` the graph's outputs, typed from the existing outputs, value_info or inputs
-    (run shape inference first). Raises LookupError naming a value of unknown type."""
+    (run shape inference first); an output dropped keeps its type as value_info. Raises
+    LookupError naming a value of unknown type."""
     if isinstance(names, str):
         names = [names]
     g = model.graph
@@ -51,6 +52,9 @@ def set_outputs(model: onnx.ModelProto, names: str | Sequence[str]) -> None:
         out = onnx.ValueInfoProto()
         out.CopyFrom(known[name])
         outputs.append(out)
+    typed = {v.name for v in g.value_info}
+    dropped = [o for o in g.output if o.name not in names and o.name not in typed]
+    g.value_info.extend(dropped)
     del g.output[:]
     g.output.extend(outputs)
 
