@@ -207,5 +207,30 @@ def test_optimizer_blocks_build_graft_update_models():
     assert done == model.graph.output[-1].name
     with pytest.raises(NotImplementedError, match="bias_correction"):
         onnxblock.optim.AdamW(bias_correction=False)
-    with pytest.raises(NotImplementedError, match="clip_grad"), onnxblock.empty_base():
-        onnxblock.optim.ClipGradNorm(2.0)("gradients")
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_block_matches_torch(max_norm):
+    class Clip(onnxblock.ForwardBlock):
+        def __init__(self):
+            super().__init__()
+            self.clip = onnxblock.optim.ClipGradNorm(max_norm)
+
+        def build(self, name):
+            return self.clip(name)
+
+    block = Clip()
+    with onnxblock.empty_base(opset_version=18) as accessor:
+        accessor.model.graph.input.append(
+            onnx.helper.make_tensor_sequence_value_info("gradients", onnx.TensorProto.FLOAT, None))
+        out = block("gradients")
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(shape).astype(np.float32) for shape in ((3, 4), (4,), (2, 2, 2))]
+    got = _run(block.to_model_proto(), {"gradients": grads})[0]
+    params = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = torch.from_numpy(g.copy())
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    assert block.to_model_proto().graph.output[0].name == out and len(got) == 3
+    for ours, p in zip(got, params):
+        np.testing.assert_allclose(ours, p.grad.numpy(), rtol=1e-6, atol=1e-7)

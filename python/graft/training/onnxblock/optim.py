@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import onnx
+from onnx import TensorProto, helper
 
 from ... import _C
 from ... import optim as _optim
-from . import blocks, model_accessor
+from . import _graph, blocks, model_accessor
 
 
 class ClipGradNorm(blocks.Block):
-    """Scales all gradients together so that their global L2 norm is at most max_norm
-    (torch.nn.utils.clip_grad_norm_), as the `clip_grad` of SGD or AdamW: graft clips inside its
-    optimizer update. Called on its own it raises NotImplementedError: onnxruntime's version is
-    its com.microsoft InplaceClipGradNorm op on a tensor sequence, which graft does not have."""
+    """Scales gradients together so that their global L2 norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_ (coefficient max_norm / (norm + 1e-6), at most 1).
+
+    As the `clip_grad` of SGD or AdamW, graft clips inside its optimizer update. Called on the
+    name of a tensor sequence of gradients, it adds standard ONNX nodes (two Loops over the
+    sequence; onnxruntime uses its com.microsoft InplaceClipGradNorm op) and returns the name of
+    the clipped sequence."""
 
     def __init__(self, max_norm: float) -> None:
         super().__init__()
@@ -27,9 +32,49 @@ class ClipGradNorm(blocks.Block):
         self.max_norm = float(max_norm)
 
     def build(self, gradients_name: str) -> str:
-        raise NotImplementedError("graft clips gradients inside its optimizer update: pass ClipGradNorm as "
-                                  "clip_grad of onnxblock.optim.SGD or AdamW (onnxruntime's standalone block is "
-                                  "its com.microsoft InplaceClipGradNorm op, which graft does not have)")
+        g = self.base.graph
+        elem = TensorProto.FLOAT
+        for v in list(g.input) + list(g.value_info):
+            if v.name == gradients_name and v.type.sequence_type.elem_type.tensor_type.elem_type:
+                elem = v.type.sequence_type.elem_type.tensor_type.elem_type
+        dtype = helper.tensor_dtype_to_np_dtype(elem)
+        count = self._add_node("SequenceLength", [gradients_name])
+        zero = self._add_initializer("clip_grad_norm.zero", np.array(0, dtype))
+
+        def body(name: str, carried: str, nodes: list, out_type: onnx.TypeProto) -> onnx.GraphProto:
+            i, cond = _graph.fresh_name("i"), _graph.fresh_name("cond")
+            inputs = [helper.make_tensor_value_info(i, TensorProto.INT64, []),
+                      helper.make_tensor_value_info(cond, TensorProto.BOOL, []),
+                      helper.make_value_info(carried, out_type)]
+            cond_out = _graph.fresh_name("cond_out")
+            nodes = [helper.make_node("Identity", [cond], [cond_out]),
+                     *[helper.make_node(op, [i if x == "<i>" else x for x in ins], outs, **attrs)
+                       for op, ins, outs, attrs in nodes]]
+            return helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+                                                            helper.make_value_info(nodes[-1].output[0], out_type)])
+
+        scalar = helper.make_tensor_type_proto(elem, [])
+        sequence = helper.make_sequence_type_proto(helper.make_tensor_type_proto(elem, None))
+        acc, item, square, total = (_graph.fresh_name(t) for t in ("acc", "item", "square", "total"))
+        sum_body = body("clip_grad_norm_sum", acc, [
+            ("SequenceAt", [gradients_name, "<i>"], [item], {}),
+            ("ReduceSumSquare", [item], [square], {"keepdims": 0}),
+            ("Add", [acc, square], [total], {})], scalar)
+        squares = self._add_node("Loop", [count, "", zero], body=sum_body)
+        norm = self._add_node("Sqrt", [squares])
+        eps = self._add_initializer("clip_grad_norm.eps", np.array(1e-6, dtype))
+        max_norm = self._add_initializer("clip_grad_norm.max_norm", np.array(self.max_norm, dtype))
+        one = self._add_initializer("clip_grad_norm.one", np.array(1, dtype))
+        coef = self._add_node("Min", [self._add_node("Div", [max_norm, self._add_node("Add", [norm, eps])]), one])
+        seq, item, scaled, grown = (_graph.fresh_name(t) for t in ("seq", "item", "scaled", "grown"))
+        scale_body = body("clip_grad_norm_scale", seq, [
+            ("SequenceAt", [gradients_name, "<i>"], [item], {}),
+            ("Mul", [item, coef], [scaled], {}),
+            ("SequenceInsert", [seq, scaled], [grown], {})], sequence)
+        empty = self._add_node("SequenceEmpty", [], dtype=elem)
+        clipped = self._add_node("Loop", [count, "", empty], body=scale_body)
+        g.value_info.append(helper.make_value_info(clipped, sequence))
+        return clipped
 
 
 class _Optimizer(blocks.Block):
