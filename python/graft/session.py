@@ -143,7 +143,7 @@ def _to_native(value: Any, declared: str | None) -> Any:
         # A list or scalar takes the declared element type, as onnxruntime converts it.
         code = _elem_code(declared) if declared and declared.startswith("tensor(") else None
         arr = np.asarray(value, dtype=None if code in (None, _types.STRING) else _types.numpy_dtype(code))
-    if arr.dtype.kind == "V":  # raw bytes: each element is one string
+    if arr.dtype.type is np.void:  # raw bytes (not ml_dtypes' types, also of kind "V"): strings
         arr = np.array([bytes(x).rstrip(b"\0").decode() for x in arr.reshape(-1)], dtype=object).reshape(arr.shape)
     elif arr.dtype.kind in ("U", "S"):
         arr = arr.astype(object)
