@@ -83,19 +83,24 @@ void init_training_api(py::module_& m) {
   py::class_<Module>(m, "Module")
       .def(py::init([](CheckpointState& state, const std::string& training_model,
                        const std::string& eval_model, std::optional<bool> data_parallel,
-                       double bucket_mb) {
+                       double bucket_mb, const py::object& session_options) {
              if (!(bucket_mb > 0))
                throw InvalidArgument("bucket_mb must be > 0, got " + std::to_string(bucket_mb));
              distributed::DataParallelOptions options;
              options.bucket_bytes =
                  std::max<size_t>(1, static_cast<size_t>(bucket_mb * 1024 * 1024));
+             // A graft._C.SessionOptions (graft.SessionOptions._to_native()), or None: the
+             // defaults.
+             SessionOptions session = session_options.is_none()
+                                          ? SessionOptions{}
+                                          : session_options.cast<SessionOptions>();
              py::gil_scoped_release release;
-             return std::make_unique<Module>(state, training_model, eval_model, SessionOptions{},
+             return std::make_unique<Module>(state, training_model, eval_model, session,
                                              data_parallel, options);
            }),
            py::arg("state"), py::arg("training_model"), py::arg("eval_model") = "",
            py::arg("data_parallel") = std::nullopt, py::arg("bucket_mb") = 25.0,
-           py::keep_alive<1, 2>())
+           py::arg("session_options") = py::none(), py::keep_alive<1, 2>())
       .def("train_step",
            [](Module& module, const py::dict& feeds) {
              return run_step(feeds, [&](const auto& values) { return module.train_step(values); });
@@ -115,12 +120,16 @@ void init_training_api(py::module_& m) {
            py::arg("output_names"), py::call_guard<py::gil_scoped_release>());
 
   py::class_<Optimizer>(m, "Optimizer")
-      .def(py::init([](Module& module, const std::string& optimizer_model, float learning_rate) {
+      .def(py::init([](Module& module, const std::string& optimizer_model, float learning_rate,
+                       const py::object& session_options) {
+             SessionOptions session = session_options.is_none()
+                                          ? SessionOptions{}
+                                          : session_options.cast<SessionOptions>();
              py::gil_scoped_release release;
-             return std::make_unique<Optimizer>(module, optimizer_model, learning_rate);
+             return std::make_unique<Optimizer>(module, optimizer_model, learning_rate, session);
            }),
            py::arg("module"), py::arg("optimizer_model"), py::arg("learning_rate") = 1e-3f,
-           py::keep_alive<1, 2>())
+           py::arg("session_options") = py::none(), py::keep_alive<1, 2>())
       .def("step", &Optimizer::step, py::call_guard<py::gil_scoped_release>())
       .def("set_learning_rate", &Optimizer::set_learning_rate, py::arg("learning_rate"))
       .def_property_readonly("learning_rate", &Optimizer::learning_rate);

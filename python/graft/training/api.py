@@ -325,8 +325,12 @@ class Module:
     """Runs the training model (gradients accumulate until the optimizer steps) or, in eval mode,
     the eval model, with the parameters held by `state`.
 
-    device: "cpu" ("cpu:0"): graft's training API runs on the host. session_options is accepted
-    for onnxruntime's signature; the models run with graft's default session options.
+    device: "cpu" ("cpu:0"): graft's training API runs on the host. session_options (a
+    graft.SessionOptions) sets how the training and eval models run (threads, execution mode,
+    optimization level, ...), and the Optimizer's model runs with the same; options that rewrite
+    a model before it loads (free dimension overrides, added initializers) do not apply here.
+    A custom-op library registered in it (a graft kernel library: register_custom_ops_library
+    loads it and its kernels register process-wide) serves the training models' ops too.
 
     Launched with `mpirun -np N` (N > 1) the module trains data-parallel unless
     data_parallel=False: it takes rank 0's parameters, and the training model's gradients are
@@ -347,9 +351,10 @@ class Module:
         if device.split(":")[0].lower() != "cpu":
             raise ValueError(f"Module(device={device!r}): graft's training API runs on the CPU ('cpu')")
         self._state = state
+        self._session_options = session_options._to_native() if session_options is not None else None
         self._module = _C.Module(state._state, os.fspath(train_model_uri),
                                  os.fspath(eval_model_uri) if eval_model_uri is not None else "", data_parallel,
-                                 bucket_mb)
+                                 bucket_mb, self._session_options)
         self._trainable = list(self._module.parameter_names())
         self._frozen = list(self._module.frozen_parameter_names())
         self._statistics = [n for n in state._state.parameters()
@@ -466,7 +471,8 @@ class Optimizer:
 
     def __init__(self, optimizer_uri: str | os.PathLike, module: Module) -> None:
         self._module = module
-        self._optimizer = _C.Optimizer(module._module, os.fspath(optimizer_uri))
+        self._optimizer = _C.Optimizer(module._module, os.fspath(optimizer_uri),
+                                       session_options=module._session_options)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         self._optimizer.set_learning_rate(float(learning_rate))

@@ -3,6 +3,7 @@ properties), Optimizer and LinearLRScheduler, checked against torch training the
 and nominal checkpoints, buffers and the errors onnxruntime documents."""
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -237,3 +238,15 @@ def test_export_model_for_inferencing_runs_in_onnxruntime(trained_half):
         np.testing.assert_allclose(session.run(None, {"input": x})[0], want, rtol=1e-5, atol=1e-6)
     with pytest.raises(Exception, match="nope"):
         module.export_model_for_inferencing(directory / "bad.onnx", ["nope"])
+
+
+def test_session_options_reach_the_sessions(trained_half, tmp_path):
+    import graft
+
+    directory, _ = trained_half
+    options = graft.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    state = CheckpointState.load_checkpoint(directory / "checkpoint")
+    Module(directory / "training_model.onnx", state, session_options=options)
+    saved = onnx.load(tmp_path / "optimized.onnx")  # the training model, as its session runs it
+    assert "fc2.weight_grad" in [o.name for o in saved.graph.output]
