@@ -297,8 +297,17 @@ class CheckpointState:
 
     @tensors.setter
     def tensors(self, values: dict[str, np.ndarray]) -> None:
-        for name, value in values.items():
-            self._state.set_tensor(name, _to_native(np.ascontiguousarray(value), None))
+        """Replaces the named tensors (a name the state lacks adds a parameter). Every value is
+        checked against the tensor it replaces before any is written: a refused assignment
+        leaves the state as it was."""
+        held = self.tensors
+        arrays = {name: np.ascontiguousarray(value) for name, value in values.items()}
+        for name, value in arrays.items():
+            if name in held and (held[name].shape != value.shape or held[name].dtype != value.dtype):
+                raise ValueError(f"tensor '{name}' is {held[name].dtype} {list(held[name].shape)}, the new value is "
+                                 f"{value.dtype} {list(value.shape)}")
+        for name, value in arrays.items():
+            self._state.set_tensor(name, _to_native(value, None))
 
     @property
     def optimizer_state(self) -> dict[str, np.ndarray]:

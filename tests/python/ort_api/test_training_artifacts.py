@@ -14,7 +14,7 @@ import graft
 from graft.checkpoint import load_checkpoint
 from graft.training import artifacts, onnxblock
 
-from .training_models import batch, onnx_mlp, torch_mlp
+from .training_models import onnx_mlp, torch_mlp
 
 PARAMS = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
 

@@ -90,6 +90,9 @@ def test_parameter_views_and_gradients(trained_half):
     with pytest.raises(Exception, match="fc2.bias"):
         state.parameters["fc2.bias"] = np.ones(7, np.float32)
     np.testing.assert_array_equal(state.parameters["fc2.bias"].data, before)
+    with pytest.raises(ValueError, match="fc2.weight"):  # refused whole: fc2.bias keeps its value
+        state.tensors = {"fc2.bias": np.zeros(OUT, np.float32), "fc2.weight": np.zeros((OUT, 6), np.float32)}
+    np.testing.assert_array_equal(state.parameters["fc2.bias"].data, before)
 
 
 @pytest.mark.parametrize("value", [-1, 0, 1234567890, 2**40, -0.1, 0.1, 1e-30, 3.4e38, "hello", "", "ünï"])
@@ -168,7 +171,8 @@ def test_nominal_checkpoint(trained_half):
         nominal.parameters["fc1.weight"] = np.ones((5, IN), np.float32)
     x, labels, _ = batch(6)
     for call in (nominal_module.get_contiguous_parameters, lambda: nominal_module(x, labels), nominal_optimizer.step,
-                 lambda: nominal_module.eval()(x, labels), lambda: CheckpointState.save_checkpoint(nominal, directory / "n")):
+                 lambda: nominal_module.eval()(x, labels),
+                 lambda: CheckpointState.save_checkpoint(nominal, directory / "n")):
         with pytest.raises(RuntimeError, match="Please load"):
             call()
     nominal_module.train()

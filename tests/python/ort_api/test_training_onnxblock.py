@@ -10,7 +10,7 @@ import graft
 from graft.checkpoint import load_checkpoint
 from graft.training import onnxblock
 
-from .training_models import BATCH, OUT, batch, onnx_mlp, torch_mlp, torch_params
+from .training_models import batch, onnx_mlp, torch_mlp, torch_params
 
 
 class LossOn(onnxblock.ForwardBlock):

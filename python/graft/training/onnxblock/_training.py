@@ -63,8 +63,9 @@ def build(model: onnx.ModelProto, requires_grad: Iterable[str], frozen_params: I
           output_names: Sequence[str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     """(training model, eval model) of `model`, whose outputs are `output_names`, the first the
     loss. The training model outputs `output_names`, then "<p>_grad" per trainable parameter in
-    initializer order (and per graph input in `requires_grad`), then "<s>.new" per running statistic; both models read the parameters,
-    frozen parameters and statistics as graph inputs."""
+    initializer order (and per graph input in `requires_grad`), then "<s>.new" per running
+    statistic; both models read the parameters, frozen parameters and statistics as graph
+    inputs."""
     trainable, frozen = parameters(model, requires_grad, frozen_params)
     trainable_names = [t.name for t in trainable]
     state = set(trainable_names) | {t.name for t in frozen}

@@ -50,8 +50,9 @@ class ClipGradNorm(blocks.Block):
             nodes = [helper.make_node("Identity", [cond], [cond_out]),
                      *[helper.make_node(op, [i if x == "<i>" else x for x in ins], outs, **attrs)
                        for op, ins, outs, attrs in nodes]]
-            return helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
-                                                            helper.make_value_info(nodes[-1].output[0], out_type)])
+            outputs = [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+                       helper.make_value_info(nodes[-1].output[0], out_type)]
+            return helper.make_graph(nodes, name, inputs, outputs)
 
         scalar = helper.make_tensor_type_proto(elem, [])
         sequence = helper.make_sequence_type_proto(helper.make_tensor_type_proto(elem, None))
