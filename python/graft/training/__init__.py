@@ -3,8 +3,8 @@
 `TrainingSession` trains a forward ONNX model with its loss: the gradient graph and an optimizer
 step, run with the parameters and optimizer state kept between steps. The rest follows
 onnxruntime.training: `generate_artifacts` (graft.training.artifacts) writes the training, eval
-and optimizer models and a checkpoint, and graft.training.api runs them (CheckpointState, Module,
-Optimizer, LinearLRScheduler).
+and optimizer models and a checkpoint, graft.training.onnxblock builds such models from blocks,
+and graft.training.api runs them (CheckpointState, Module, Optimizer, LinearLRScheduler).
 """
 
 from __future__ import annotations
