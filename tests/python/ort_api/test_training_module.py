@@ -254,3 +254,24 @@ def test_session_options_reach_the_sessions(trained_half, tmp_path):
     Module(directory / "training_model.onnx", state, session_options=options)
     saved = onnx.load(tmp_path / "optimized.onnx")  # the training model, as its session runs it
     assert "fc2.weight_grad" in [o.name for o in saved.graph.output]
+
+
+def test_adamw_artifacts_train_like_torch_adamw_with_onnxruntime_defaults(tmp_path):
+    net = torch_mlp(seed=21)
+    artifacts.generate_artifacts(onnx_mlp(net), requires_grad=FROZEN + TRAINED, loss=artifacts.LossType.MSELoss,
+                                 optimizer=artifacts.OptimType.AdamW, artifact_directory=tmp_path)
+    state, module, optimizer = _module(tmp_path)
+    optimizer.set_learning_rate(0.01)
+    # onnxblock.optim.AdamW()'s defaults: betas (0.9, 0.999), eps 1e-6, no weight decay.
+    opt = torch.optim.AdamW(net.parameters(), lr=0.01, eps=1e-6, weight_decay=0.0)
+    for step in range(4):
+        x, _, t = batch(step)
+        module(x, t)
+        optimizer.step()
+        module.lazy_reset_grad()
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(torch.from_numpy(x)), torch.from_numpy(t)).backward()
+        opt.step()
+    assert state.step == 4
+    for name, p in torch_params(net).items():
+        np.testing.assert_allclose(state.parameters[name].data, p.detach().numpy(), rtol=1e-5, atol=1e-6)
