@@ -109,8 +109,9 @@ def generate_artifacts(model: onnx.ModelProto | str | os.PathLike, requires_grad
     shapes alone.
 
     Opsets: the eval model keeps the base model's default-domain opset. The training and
-    optimizer models use at least opset 18: graft's gradient rules and optimizer updates emit
-    opset-18 reductions (axes as inputs), so a base model below 18 gets 18 there.
+    optimizer models use at least opset 18: graft's gradient rules and optimizer updates are
+    written against opset 18 (CastLike from 15, reductions with axes as inputs from 18), so a
+    base model below 18 gets 18 there.
 
     ort_format=True: graft has no .ort format (onnxruntime's flatbuffer serialization for its
     minimal builds); the .onnx files are written, no .ort files, with a warning. graft runs the
