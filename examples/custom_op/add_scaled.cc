@@ -45,6 +45,6 @@ class AddScaled final : public graft::Kernel {
 }  // namespace
 
 GRAFT_CPU_KERNELS(add_scaled) {
-  reg.add({"com.example", "AddScaled", 1, 1 << 30, {graft::DType::Float}, 0,
-           graft::make<AddScaled>});
+  reg.add(
+      {"com.example", "AddScaled", 1, 1 << 30, {graft::DType::Float}, 0, graft::make<AddScaled>});
 }
