@@ -147,8 +147,9 @@ InferenceSession InferenceSession::from_file(const std::string& path, SessionOpt
 }
 
 InferenceSession InferenceSession::from_bytes(const std::string& bytes, SessionOptions options,
-                                              std::vector<std::string> providers) {
-  return InferenceSession(ir::load_model_from_bytes(bytes), std::move(options),
+                                              std::vector<std::string> providers,
+                                              const std::string& base_dir) {
+  return InferenceSession(ir::load_model_from_bytes(bytes, base_dir), std::move(options),
                           std::move(providers));
 }
 

@@ -86,8 +86,11 @@ class GRAFT_API InferenceSession {
                    std::vector<std::string> providers = {});
   static InferenceSession from_file(const std::string& path, SessionOptions options = {},
                                     std::vector<std::string> providers = {});
+  // `base_dir`: where external data the model names is read from (default: the working
+  // directory), with load_model's checks.
   static InferenceSession from_bytes(const std::string& bytes, SessionOptions options = {},
-                                     std::vector<std::string> providers = {});
+                                     std::vector<std::string> providers = {},
+                                     const std::string& base_dir = "");
   InferenceSession(InferenceSession&&) noexcept;
   ~InferenceSession();
 

@@ -209,17 +209,20 @@ class InferenceSession:
         self._create(providers, provider_options)
 
     def _create(self, providers: Sequence[str | tuple] | None, provider_options: Sequence[dict] | None) -> None:
+        """Builds the native session; on failure the session is left as it was (set_providers)."""
         options = self._sess_options
-        names, self._provider_options = _session_providers(providers, provider_options)
+        names, per_provider = _session_providers(providers, provider_options)
         native_options = options._to_native()
-        native_options.provider_options = self._provider_options
+        native_options.provider_options = per_provider
         if options._edits_model():
-            data = self._edited_model(options)
-            self._sess = _C.InferenceSession.from_bytes(data, native_options, names)
+            # External data the edits leave is read from the model's folder, as for the file.
+            base_dir = os.path.dirname(os.path.abspath(self._model_path)) if self._model_path else ""
+            self._sess = _C.InferenceSession.from_bytes(self._edited_model(options), native_options, names, base_dir)
         elif self._model_bytes is not None:
             self._sess = _C.InferenceSession.from_bytes(self._model_bytes, native_options, names)
         else:
             self._sess = _C.InferenceSession.from_file(self._model_path, native_options, names)
+        self._provider_options = per_provider
         if options.optimized_model_filepath and options._config.get(
                 "session.optimized_model_external_initializers_file_name"):
             _move_initializers_out(options)
@@ -235,11 +238,9 @@ class InferenceSession:
 
         if self._model_bytes is not None:
             model = onnx.load_from_string(self._model_bytes)
-            base_dir = os.getcwd()
         else:
             model = onnx.load(self._model_path, load_external_data=False)
-            base_dir = os.path.dirname(os.path.abspath(self._model_path))
-        edit_model(model, options, base_dir)
+        edit_model(model, options)
         return model.SerializeToString()
 
     def get_inputs(self) -> list[NodeArg]:

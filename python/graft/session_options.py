@@ -249,10 +249,12 @@ class RunOptions:
         self._adapters.append(adapter)
 
 
-def edit_model(model: Any, options: SessionOptions, base_dir: str) -> None:
+def edit_model(model: Any, options: SessionOptions) -> None:
     """Applies `options`' model edits to an onnx.ModelProto in place: initializers the user
-    supplied, external data from files held in memory (the rest read from base_dir), and free
-    dimension overrides. Raises ValueError naming an initializer the model lacks."""
+    supplied, external data from files held in memory, and free dimension overrides. External
+    data in no such file stays external: graft's loader reads it, with its checks on where a
+    model may read from. Raises ValueError naming an initializer the model lacks or a range
+    outside the bytes given."""
     from onnx import external_data_helper, numpy_helper
 
     graph = model.graph
@@ -268,14 +270,13 @@ def edit_model(model: Any, options: SessionOptions, base_dir: str) -> None:
         info = external_data_helper.ExternalDataInfo(tensor)
         content = options._external_files.get(os.path.normpath(info.location))
         if content is None:
-            external_data_helper.load_external_data_for_tensor(tensor, base_dir)
-        else:
-            offset = int(info.offset or 0)
-            length = int(info.length) if info.length else len(content) - offset
-            if offset + length > len(content):
-                raise ValueError(f"initializer '{tensor.name}': its data at {offset}+{length} lies outside the "
-                                 f"{len(content)} bytes given for '{info.location}'")
-            tensor.raw_data = content[offset: offset + length]
+            continue
+        offset = int(info.offset or 0)
+        length = int(info.length) if info.length else len(content) - offset
+        if offset < 0 or length < 0 or offset + length > len(content):
+            raise ValueError(f"initializer '{tensor.name}': its data at {offset}+{length} lies outside the "
+                             f"{len(content)} bytes given for '{info.location}'")
+        tensor.raw_data = content[offset: offset + length]
         tensor.data_location = 0
         del tensor.external_data[:]
     if options._dims_by_name or options._dims_by_denotation:

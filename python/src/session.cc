@@ -83,13 +83,13 @@ void init_session(py::module_& m) {
       .def_static(
           "from_bytes",
           [](const py::bytes& data, const SessionOptions& options,
-             std::vector<std::string> providers) {
+             std::vector<std::string> providers, const std::string& base_dir) {
             std::string bytes = data;
             py::gil_scoped_release release;
             return std::make_unique<InferenceSession>(
-                InferenceSession::from_bytes(bytes, options, std::move(providers)));
+                InferenceSession::from_bytes(bytes, options, std::move(providers), base_dir));
           },
-          py::arg("data"), py::arg("options"), py::arg("providers"))
+          py::arg("data"), py::arg("options"), py::arg("providers"), py::arg("base_dir") = "")
       .def(
           "run",
           [](InferenceSession& s, const std::vector<std::string>& output_names,

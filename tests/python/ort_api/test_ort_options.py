@@ -334,3 +334,20 @@ def test_only_execute_path_to_fetches_skips_the_other_branches():
     np.testing.assert_array_equal(sess.run(["Y"], feeds, ro)[0], -X)
     with pytest.raises(graft.Fail, match="Reshape"):
         sess.run(["Y", "Z"], feeds, ro)
+
+
+def test_model_edits_keep_the_checks_on_external_data(tmp_path):
+    # A model that asks for data outside its folder is refused with model edits as without them.
+    m = mul_model()
+    w = m.graph.initializer[0]
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="../outside.bin")
+    (tmp_path / "outside.bin").write_bytes(np.ones(6, np.float32).tobytes())
+    (tmp_path / "model").mkdir()
+    onnx.save(m, tmp_path / "model" / "m.onnx")
+    so = graft.SessionOptions()
+    so.add_free_dimension_override_by_name("batch", 1)
+    for options in (None, so):
+        with pytest.raises(graft.InvalidArgument, match=r"'\.\.'"):
+            graft.InferenceSession(str(tmp_path / "model" / "m.onnx"), options)
