@@ -185,7 +185,9 @@ def _from_native(value: Any) -> Any:
     if tag == "map":
         keys = _from_native(value[1])
         values = _from_native(value[2])
-        return {k.item() if hasattr(k, "item") else k: v for k, v in zip(keys, values)}
+        # Python numbers, as onnxruntime returns them (ZipMap's probabilities).
+        return {k.item() if hasattr(k, "item") else k: v.item() if isinstance(v, np.generic) else v
+                for k, v in zip(keys, values)}
     if tag == "opt":
         return _from_native(value[3])
     raise TypeError(f"unexpected value from the engine: {tag!r}")

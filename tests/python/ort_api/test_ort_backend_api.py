@@ -54,3 +54,20 @@ def test_example_models(tmp_path, monkeypatch):
     assert all(abs(sum(row.values()) - 1) < 1e-5 for row in probabilities)
     with pytest.raises(FileNotFoundError, match="mul_1.onnx"):
         datasets.get_example("nothing.onnx")
+
+
+def test_onnxruntime_example_classifier_gives_onnxruntime_results():
+    # onnxruntime's own example model (from its wheel): a LinearClassifier whose coefficients
+    # outnumber classes x features, a Normalizer and a ZipMap.
+    import onnxruntime as ort
+    from onnxruntime import datasets as ort_datasets
+
+    path = ort_datasets.get_example("logreg_iris.onnx")
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+    mine = graft.InferenceSession(path).run(None, {"float_input": x})
+    theirs = ort.InferenceSession(path).run(None, {"float_input": x})
+    np.testing.assert_array_equal(mine[0], theirs[0])
+    for row, expected in zip(mine[1], theirs[1]):
+        assert row.keys() == expected.keys() and all(type(v) is float for v in row.values())
+        np.testing.assert_allclose([row[k] for k in sorted(row)], [expected[k] for k in sorted(expected)], rtol=1e-5,
+                                   atol=1e-7)
