@@ -293,9 +293,13 @@ def edit_model(model: Any, options: SessionOptions) -> None:
 
 def options_from_model(model_bytes_or_path: Any, options: SessionOptions) -> SessionOptions:
     """onnxruntime's ORT_LOAD_CONFIG_FROM_MODEL=1: the session options in the model's "ort_config"
-    metadata (JSON: {"session_options": {...}}) override `options`' (a copy is returned)."""
+    metadata (JSON: {"session_options": {...}}) override `options`' (a copy is returned). The keys
+    onnxruntime reads are read (intra_op_num_threads, inter_op_num_threads, execution_mode,
+    graph_optimization_level, enable_profiling; integers); others are ignored with a warning. A
+    value out of range or JSON that does not parse raises RuntimeError naming it."""
     import copy
     import json
+    import warnings
 
     import onnx
 
@@ -307,24 +311,31 @@ def options_from_model(model_bytes_or_path: Any, options: SessionOptions) -> Ses
     if config is None:
         return options
     try:
-        settings = json.loads(config).get("session_options", {})
-    except (ValueError, AttributeError) as e:
-        raise RuntimeError(f"the model's ort_config metadata is not valid JSON: {e}") from None
+        settings = json.loads(config)
+    except ValueError as e:
+        raise RuntimeError(f"the JSON in the model's ort_config metadata does not parse: {e}") from None
+    settings = settings.get("session_options", {}) if isinstance(settings, dict) else {}
     result = copy.copy(options)
-    levels = {0: GraphOptimizationLevel.ORT_DISABLE_ALL, 1: GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              2: GraphOptimizationLevel.ORT_ENABLE_EXTENDED, 3: GraphOptimizationLevel.ORT_ENABLE_ALL,
-              99: GraphOptimizationLevel.ORT_ENABLE_ALL}
+    checks: dict[str, Callable[[int], bool]] = {
+        "intra_op_num_threads": lambda v: v >= 0,
+        "inter_op_num_threads": lambda v: v >= 0,
+        "execution_mode": lambda v: v in (0, 1),
+        "graph_optimization_level": lambda v: v in {int(level) for level in GraphOptimizationLevel},
+        "enable_profiling": lambda v: v in (0, 1),
+    }
     for key, value in settings.items():
-        if key in ("intra_op_num_threads", "inter_op_num_threads"):
-            setattr(result, key, int(value))
+        if key not in checks:
+            warnings.warn(f"ort_config: session option '{key}' is not one graft reads from a model; ignored",
+                          stacklevel=3)
+            continue
+        if not isinstance(value, int) or not checks[key](int(value)):
+            raise RuntimeError(f"ort_config: unsupported value {value!r} for session option '{key}'")
+        if key == "graph_optimization_level":
+            result.graph_optimization_level = GraphOptimizationLevel(int(value))
         elif key == "execution_mode":
-            result.execution_mode = int(value)
-        elif key == "graph_optimization_level":
-            if int(value) not in levels:
-                raise RuntimeError(f"ort_config: graph_optimization_level {value} is not 0, 1, 2 or 3")
-            result.graph_optimization_level = levels[int(value)]
+            result.execution_mode = ExecutionMode(int(value))
         elif key == "enable_profiling":
             result.enable_profiling = bool(value)
         else:
-            raise RuntimeError(f"ort_config: unknown session option '{key}'")
+            setattr(result, key, int(value))
     return result

@@ -232,8 +232,15 @@ def test_load_config_from_model(monkeypatch):
     monkeypatch.setenv("ORT_LOAD_CONFIG_FROM_MODEL", "1")
     options = graft.InferenceSession(m.SerializeToString()).get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 5)
-    helper.set_model_props(m, {"ort_config": '{"session_options": {"bogus": 1}}'})
-    with pytest.raises(RuntimeError, match="unknown session option 'bogus'"):
+    helper.set_model_props(m, {"ort_config": '{"session_options": {"bogus": 1, "graph_optimization_level": 1}}'})
+    with pytest.warns(UserWarning, match="'bogus'.*ignored"):
+        options = graft.InferenceSession(m.SerializeToString()).get_session_options()
+    assert options.graph_optimization_level == graft.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    helper.set_model_props(m, {"ort_config": '{"session_options": {"execution_mode": 7}}'})
+    with pytest.raises(RuntimeError, match="unsupported value 7 for session option 'execution_mode'"):
+        graft.InferenceSession(m.SerializeToString())
+    helper.set_model_props(m, {"ort_config": '{"session_options": '})
+    with pytest.raises(RuntimeError, match="does not parse"):
         graft.InferenceSession(m.SerializeToString())
 
 
