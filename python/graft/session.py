@@ -449,6 +449,9 @@ def _move_initializers_out(options: SessionOptions) -> None:
 
     path = options.optimized_model_filepath
     location = options._config["session.optimized_model_external_initializers_file_name"]
+    if os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
+        raise ValueError(f"session.optimized_model_external_initializers_file_name '{location}' must be a path "
+                         "inside the optimized model's folder")
     threshold = int(options._config.get("session.optimized_model_external_initializers_min_size_in_bytes", "1024"))
     model = onnx.load(path)
     target = os.path.join(os.path.dirname(os.path.abspath(path)), location)
@@ -456,3 +459,5 @@ def _move_initializers_out(options: SessionOptions) -> None:
         os.remove(target)
     onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
                     size_threshold=threshold, convert_attribute=False)
+    # The file exists even when no initializer reaches the size, as onnxruntime writes it.
+    open(target, "ab").close()

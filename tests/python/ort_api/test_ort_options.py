@@ -358,3 +358,17 @@ def test_model_edits_keep_the_checks_on_external_data(tmp_path):
     for options in (None, so):
         with pytest.raises(graft.InvalidArgument, match=r"'\.\.'"):
             graft.InferenceSession(str(tmp_path / "model" / "m.onnx"), options)
+
+
+def test_optimized_model_external_file_stays_beside_the_model(tmp_path):
+    so = graft.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "../escape.bin")
+    with pytest.raises(ValueError, match="inside the optimized model's folder"):
+        graft.InferenceSession(mul_model().SerializeToString(), so)
+    assert not (tmp_path.parent / "escape.bin").exists()
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "small.bin")
+    so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1000")
+    graft.InferenceSession(mul_model().SerializeToString(), so)
+    assert (tmp_path / "small.bin").stat().st_size == 0  # nothing reached the size; the file is there
+    np.testing.assert_array_equal(graft.InferenceSession(str(tmp_path / "opt.onnx")).run(None, {"X": X})[0], X * X)
