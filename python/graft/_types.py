@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import ml_dtypes
-except ImportError:  # pragma: no cover - ml_dtypes comes with onnx
-    ml_dtypes = None
 
 STRING = 8
 
@@ -72,6 +68,12 @@ def numpy_dtype(code: int) -> np.dtype:
         return np.dtype(object)
     if code in _CODE_TO_NATIVE:
         return _CODE_TO_NATIVE[code]
-    if code in _CODE_TO_EXTENDED and ml_dtypes is not None:
+    if code in _CODE_TO_EXTENDED:
+        # Imported here, not with graft: ml_dtypes takes most of a second to import, and only
+        # the types NumPy lacks need it (an array of them has imported it already).
+        try:
+            import ml_dtypes
+        except ImportError:  # pragma: no cover - ml_dtypes comes with onnx
+            raise TypeError(f"ONNX element type {NAMES[code]} needs the ml_dtypes package") from None
         return np.dtype(getattr(ml_dtypes, _CODE_TO_EXTENDED[code]))
     raise TypeError(f"no NumPy dtype for ONNX element type {NAMES.get(code, code)}")
