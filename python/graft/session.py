@@ -114,9 +114,8 @@ _ALL_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 def get_all_providers() -> list[str]:
     """Every provider graft knows (built into this copy or not), CPU last."""
-    names = [p for p in _ALL_PROVIDERS[:-1]]
-    names += [p for p in get_available_providers() if p not in _ALL_PROVIDERS]
-    return names + [_ALL_PROVIDERS[-1]]
+    others = [p for p in get_available_providers() if p not in _ALL_PROVIDERS]
+    return [*_ALL_PROVIDERS[:-1], *others, _ALL_PROVIDERS[-1]]
 
 
 def _to_native(value: Any, declared: str | None) -> Any:
@@ -232,7 +231,8 @@ class InferenceSession:
         self._outputs = [NodeArg(o) for o in self._sess.outputs()]
         self._overridable = [NodeArg(o) for o in self._sess.overridable_initializers()]
         self._declared = {a.name: a.type for a in self._inputs + self._overridable}
-        self._output_types = {a.name: a.type for a in self._outputs}
+        # graft computes sparse values densely; outputs the model declares sparse go back so.
+        self._sparse_outputs = {a.name for a in self._outputs if a.type.startswith("sparse_tensor(")}
         self._required = [a.name for a in self._inputs if not a.type.startswith("optional")]
 
     def _edited_model(self, options: SessionOptions) -> bytes:
@@ -347,8 +347,7 @@ class InferenceSession:
         names = list(output_names or [o.name for o in self._outputs])
         outputs = run_with_ort_values(self, names, feeds, run_options)
         return [OrtValue.ort_value_from_sparse_tensor(SparseTensor.from_dense(v.numpy()))
-                if self._output_types.get(name, "").startswith("sparse_tensor(") else v
-                for name, v in zip(names, outputs)]
+                if name in self._sparse_outputs else v for name, v in zip(names, outputs)]
 
     def run_with_ortvaluevector(self, run_options: RunOptions | None, feed_names: Sequence[str],
                                 feeds: Sequence[Any], fetch_names: Sequence[str], fetches: Any,
@@ -390,14 +389,12 @@ class InferenceSession:
         feeds.update(adapter_feeds)
         names = list(output_names or [])
         outs = [_from_native(v) for v in self._sess.run(names, feeds, run_options)]
-        # graft computes sparse values densely; an output the model declares sparse comes back so.
         returned = names or [o.name for o in self._outputs]
         for i, name in enumerate(returned):
-            if self._output_types.get(name, "").startswith("sparse_tensor("):
+            if name in self._sparse_outputs:
                 outs[i] = SparseTensor.from_dense(outs[i])
-        # An output that is also an input comes back as a copy: the caller's array stays theirs.
-        for i, name in enumerate(returned):
-            if name in input_feed and isinstance(outs[i], np.ndarray):
+            elif name in input_feed and isinstance(outs[i], np.ndarray):
+                # An output that is also an input is a copy: the caller's array stays theirs.
                 outs[i] = outs[i].copy()
         return outs
 
@@ -425,7 +422,7 @@ def _dense(value: Any) -> Any:
     as its tensor's array; anything else as it is."""
     if isinstance(value, OrtValue):
         return value.as_sparse_tensor().densify() if value.is_sparse_tensor() else value.numpy()
-    if hasattr(value, "densify") and hasattr(value, "as_coo_view"):
+    if isinstance(value, SparseTensor):
         return value.densify()
     return value
 
