@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exec/checked.h"
 #include "exec/error.h"
 
 namespace graft {
@@ -85,7 +86,8 @@ class CpuAllocator : public Allocator {
       // pages ask for them: the tail past the last one stays in small pages, so a block a little
       // over a multiple of 2 MiB (a packed weight) does not hold nearly a huge page it never uses.
       const size_t offset = (color_++ % 16) * (4096 + 64);
-      const size_t region = (rounded + offset + kPage - 1) / kPage * kPage;
+      const size_t region = checked_round_up(checked_add(rounded, offset, "host allocation"), kPage,
+                                             "host allocation");
       char* base = map_aligned(region);
       if (region >= kHugePage) madvise(base, region / kHugePage * kHugePage, MADV_HUGEPAGE);
       p = base + offset;
@@ -120,12 +122,14 @@ class CpuAllocator : public Allocator {
     size_t bytes;
   };
 
-  static size_t round_up(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+  static size_t round_up(size_t bytes) {
+    return bytes == 0 ? 64 : checked_round_up(bytes, 64, "host allocation");
+  }
 
   // `bytes` (a multiple of kPage) of fresh pages starting on a kHugePage boundary.
   static char* map_aligned(size_t bytes) {
-    void* mapped = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* mapped = mmap(nullptr, checked_add(bytes, kHugePage, "host allocation"),
+                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mapped == MAP_FAILED) throw std::bad_alloc();
     char* start = static_cast<char*>(mapped);
     const auto address = reinterpret_cast<uintptr_t>(start);

@@ -166,7 +166,11 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
   if (!has_output(i)) {
     // The graph does not use this output: hand back scratch space the kernel may fill.
     if (i < 0 || i >= num_outputs()) fail("output " + std::to_string(i) + " does not exist");
-    scratch_.emplace_back(Tensor::empty(dtype, shape, allocator_));
+    try {
+      scratch_.emplace_back(Tensor::empty(dtype, shape, allocator_));
+    } catch (const std::exception& e) {
+      fail("output " + std::to_string(i) + ": " + e.what());
+    }
     return scratch_.back().tensor();
   }
   for (int64_t d : shape) {
@@ -174,8 +178,17 @@ Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
       fail("output " + std::to_string(i) + " would have negative shape " + shape_to_string(shape));
   }
   Value* out = outputs_[static_cast<size_t>(i)];
-  *out = Value(memory_ ? memory_->allocate(i, dtype, shape, allocator_)
-                       : Tensor::empty(dtype, shape, allocator_));
+  try {
+    *out = Value(memory_ ? memory_->allocate(i, dtype, shape, allocator_)
+                         : Tensor::empty(dtype, shape, allocator_));
+  } catch (const std::bad_alloc&) {
+    fail("output " + std::to_string(i) + ": out of " + allocator_.name() + " memory allocating a " +
+         dtype_name(dtype) + " tensor of shape " + shape_to_string(shape) + " (" +
+         std::to_string(shape_size(shape)) + " elements of " + std::to_string(dtype_size(dtype)) +
+         " bytes)");
+  } catch (const std::exception& e) {
+    fail("output " + std::to_string(i) + ": " + e.what());
+  }
   return out->tensor();
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "exec/checked.h"
+
 namespace graft {
 namespace {
 
@@ -200,7 +202,8 @@ Shape tile_shape(const KernelContext& ctx, const Shape& in, const std::vector<in
   Shape shape(in.size());
   for (size_t d = 0; d < in.size(); ++d) {
     if (repeats[d] < 0) ctx.fail("repeats must be non-negative");
-    shape[d] = in[d] * repeats[d];
+    shape[d] = checked_mul(in[d], repeats[d],
+                           ctx.describe() + ": axis " + std::to_string(d) + " repeated");
   }
   return shape;
 }
@@ -305,7 +308,8 @@ PadGeometry pad_geometry(const KernelContext& ctx, const Shape& in,
     end[axis] = pads[axes.size() + i];
   }
   for (size_t d = 0; d < in.size(); ++d) {
-    g.shape[d] = in[d] + g.begin[d] + end[d];
+    const std::string what = ctx.describe() + ": axis " + std::to_string(d) + " padded";
+    g.shape[d] = checked_add(checked_add(in[d], g.begin[d], what), end[d], what);
     if (g.shape[d] < 0) ctx.fail("pads crop axis " + std::to_string(d) + " below size 0");
     if (in[d] == 0 && g.shape[d] > 0 && mode != PadMode::Constant) {
       ctx.fail("cannot pad the empty axis " + std::to_string(d) + " in this mode");

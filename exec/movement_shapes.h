@@ -119,16 +119,28 @@ ScatterReduction parse_scatter_reduction(const KernelInfo& info);
 template <typename C>
 int64_t range_count(const KernelContext& ctx, C start, C limit, C delta) {
   if (delta == C(0)) ctx.fail("delta must not be 0");
+  auto too_many = [&] {
+    ctx.fail("the range from " + std::to_string(start) + " to " + std::to_string(limit) + " by " +
+             std::to_string(delta) + " has more elements than a 64-bit count holds");
+  };
   if constexpr (std::is_integral_v<C>) {
-    const auto diff = static_cast<int64_t>(limit) - static_cast<int64_t>(start);
+    // The distance in the direction of delta, as an unsigned 64-bit number (exact for any two
+    // int64 values), then the count ceil(distance / |delta|).
+    const auto s = static_cast<int64_t>(start);
+    const auto l = static_cast<int64_t>(limit);
     const auto step = static_cast<int64_t>(delta);
-    if ((diff > 0 && step > 0) || (diff < 0 && step < 0)) {
-      return (diff - (step > 0 ? 1 : -1)) / step + 1;
-    }
-    return 0;
+    if ((step > 0 && l <= s) || (step < 0 && l >= s)) return 0;
+    const uint64_t distance = step > 0 ? static_cast<uint64_t>(l) - static_cast<uint64_t>(s)
+                                       : static_cast<uint64_t>(s) - static_cast<uint64_t>(l);
+    const uint64_t magnitude =
+        step > 0 ? static_cast<uint64_t>(step) : uint64_t{0} - static_cast<uint64_t>(step);
+    const uint64_t count = (distance - 1) / magnitude + 1;
+    if (count > static_cast<uint64_t>(INT64_MAX)) too_many();
+    return static_cast<int64_t>(count);
   } else {
     const C steps = std::ceil((limit - start) / delta);
     if (!std::isfinite(steps)) ctx.fail("the range is not finite");
+    if (steps >= C(9.2233720368547758e18)) too_many();
     return steps > 0 ? static_cast<int64_t>(steps) : 0;
   }
 }

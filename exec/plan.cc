@@ -4,9 +4,13 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string_view>
 #include <unordered_set>
 
 #include "exec/constant_evaluator.h"
+#include "exec/memory_limit.h"
 #include "exec/memory_plan.h"
 #include "exec/parallel_executor.h"
 #include "exec/partition.h"
@@ -50,6 +54,29 @@ int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// Whether error `e` of a node's kernel already names the node (a kernel's own ctx.fail does).
+bool names_node(const std::exception& e, const std::string& desc) {
+  return std::string_view(e.what()).starts_with(desc);
+}
+
+// The shapes and element types of a node's tensor inputs, for errors about its working memory:
+// "[float [1, 3, 224, 224], int64 [4]]".
+std::string describe_inputs(const KernelContext& ctx) {
+  std::string text = "[";
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    if (i > 0) text += ", ";
+    if (!ctx.has_input(i)) {
+      text += "(omitted)";
+    } else if (const Value& v = ctx.input_value(i); v.is_tensor()) {
+      text +=
+          std::string(dtype_name(v.tensor().dtype())) + " " + shape_to_string(v.tensor().shape());
+    } else {
+      text += "(not a tensor)";
+    }
+  }
+  return text + "]";
 }
 
 // Runs one nested plan with the outer values of the current frame.
@@ -674,8 +701,11 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
     for (size_t s = 0; s < num_slots_; ++s) users[s] = users_[s];
   }
   const GraphPlan* const stay_on_device = outputs_stay_on_device;
+  // The caller's memory limit holds on every thread a step runs on (the parallel mode's too).
+  const size_t memory_limit = thread_memory_limit();
   auto run_step = [&](size_t index) {
     const OutputsOnDevice on_this_thread(stay_on_device, stay_on_device != nullptr);
+    const MemoryLimitScope limit_on_this_thread(memory_limit);
     if (terminate && terminate->load(std::memory_order_relaxed))
       throw Fail("Exiting due to terminate flag being set to true.");
     const auto& step = steps_[index];
@@ -727,12 +757,21 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       } else {
         step->in_place_kernel->compute_in_place(ctx, reuse);
       }
-    } catch (const InvalidArgument&) {
-      throw;
-    } catch (const Fail&) {
-      throw;
-    } catch (const NotImplemented&) {
-      throw;
+    } catch (const InvalidArgument& e) {
+      if (names_node(e, step->desc)) throw;
+      throw InvalidArgument(step->desc + ": " + e.what());
+    } catch (const Fail& e) {
+      if (names_node(e, step->desc)) throw;
+      throw Fail(step->desc + ": " + e.what());
+    } catch (const NotImplemented& e) {
+      if (names_node(e, step->desc)) throw;
+      throw NotImplemented(step->desc + ": " + e.what());
+    } catch (const std::bad_alloc&) {
+      throw Fail(step->desc + ": out of memory for the kernel's working memory, with inputs " +
+                 describe_inputs(ctx));
+    } catch (const std::length_error& e) {
+      throw Fail(step->desc + ": a working buffer of the kernel passes the largest size (" +
+                 e.what() + "), with inputs " + describe_inputs(ctx));
     } catch (const std::exception& e) {
       throw Fail(step->desc + ": " + e.what());
     }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "autodiff/gradient.h"
+#include "exec/memory_limit.h"
 #include "exec/partition.h"
 #include "exec/plan.h"
 #include "exec/provider.h"
@@ -112,6 +113,7 @@ std::string feed_mismatch(const IOInfo& info, const Value& v) {
 InferenceSession::InferenceSession(ir::Model model, SessionOptions options,
                                    std::vector<std::string> providers)
     : model_(std::make_unique<ir::Model>(std::move(model))), options_(std::move(options)) {
+  const MemoryLimitScope memory_limit(options_.memory_limit_bytes);
   // Kernels made now (oneDNN primitives) size their work for the team the session's runs use.
   const OpenMPThreads threads(options_.intra_op_num_threads);
   warn_if_openmp_spins(options_.intra_op_num_threads);
@@ -173,6 +175,7 @@ std::vector<Value> InferenceSession::run_impl(const std::vector<std::string>& ou
                                               const std::map<std::string, Value>& feeds,
                                               std::map<std::string, Tensor>* donated,
                                               const RunOptions& options) {
+  const MemoryLimitScope memory_limit(options_.memory_limit_bytes);
   const auto& names = plan_->input_names();
   auto slot_of = [&](const std::string& name) {
     size_t i = 0;

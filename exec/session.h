@@ -45,6 +45,10 @@ struct SessionOptions {
   // lifetime of every intermediate tensor, later runs with those shapes place them in one
   // planned arena per allocator (exec/memory_plan.h).
   bool enable_mem_pattern = true;
+  // The most bytes the session's runs (and the constant folding at its creation) may hold in
+  // any one allocator: an allocation past it fails naming the node, the output and the size
+  // (exec/memory_limit.h). 0: the default, 80% of physical memory for host memory.
+  size_t memory_limit_bytes = 0;
 };
 
 // Settings of one run (onnxruntime's RunOptions).

@@ -7,13 +7,20 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "exec/checked.h"
 #include "exec/error.h"
+#include "exec/memory_limit.h"
 
 namespace graft {
 
 int64_t shape_size(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(n, d, &n)) {
+      throw InvalidArgument("shape " + shape_to_string(shape) +
+                            " has more elements than a 64-bit count holds");
+    }
+  }
   return n;
 }
 
@@ -59,20 +66,40 @@ bool poison_unspecified() {
   return poison;
 }
 
-// `shape`, or InvalidArgument when a dimension is negative.
+// `shape`, or InvalidArgument when a dimension is negative or its element count overflows.
 Shape checked(Shape shape) {
   for (int64_t d : shape) {
     if (d < 0)
       throw InvalidArgument("tensor shape " + shape_to_string(shape) + " has a negative dimension");
   }
+  shape_size(shape);
   return shape;
+}
+
+// Refuses the allocation of a tensor of `dtype` and `shape` from `allocator` (checked()) when
+// its bytes overflow or pass the memory limit; returns its element count.
+int64_t admit(DType dtype, const Shape& shape, const Allocator& allocator) {
+  const int64_t count = shape_size(shape);
+  size_t bytes = 0;
+  const bool overflow =
+      __builtin_mul_overflow(static_cast<size_t>(count), dtype_size(dtype), &bytes);
+  if (overflow || !within_memory_limit(bytes, allocator)) {
+    const std::string what =
+        std::string("a ") + dtype_name(dtype) + " tensor of shape " + shape_to_string(shape);
+    if (overflow) {
+      throw InvalidArgument(what + ": " + std::to_string(count) + " elements of " +
+                            std::to_string(dtype_size(dtype)) + " bytes overflow a byte count");
+    }
+    throw_memory_limit(bytes, allocator, what);
+  }
+  return count;
 }
 
 }  // namespace
 
 Buffer::Buffer(DType dtype, int64_t count, Allocator& allocator, Init init)
     : dtype_(dtype), count_(count), allocator_(&allocator) {
-  size_t bytes = static_cast<size_t>(count) * dtype_size(dtype);
+  const size_t bytes = checked_byte_count(count, dtype_size(dtype), "a tensor buffer's bytes");
   if (dtype == DType::String && !allocator.on_host()) {
     throw InvalidArgument(std::string("string tensors cannot live in ") + allocator.name() +
                           " memory");
@@ -109,12 +136,12 @@ Buffer::~Buffer() {
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(checked(std::move(shape))) {
-  buffer_ = std::make_shared<Buffer>(dtype_, shape_size(shape_));
+  buffer_ = std::make_shared<Buffer>(dtype_, admit(dtype_, shape_, cpu_allocator()));
 }
 
 Tensor Tensor::empty(DType dtype, Shape shape, Allocator& allocator) {
   shape = checked(std::move(shape));
-  const int64_t count = shape_size(shape);
+  const int64_t count = admit(dtype, shape, allocator);
   return Tensor(dtype, std::move(shape),
                 std::make_shared<Buffer>(dtype, count, allocator, Buffer::Init::Unspecified));
 }

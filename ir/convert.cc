@@ -2,6 +2,7 @@
 #include "ir/error.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
+#include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 
 namespace graft::ir {
@@ -21,9 +22,14 @@ void value_info_to(const ValueInfo& v, onnx::ValueInfoProto* p) {
   if (v.type) *p->mutable_type() = *v.type;
 }
 
-Graph graph_from(const onnx::GraphProto& p);
+// Graphs nest inside graph attributes (If, Loop, Scan) at most this deep. Parsing already bounds
+// a file's nesting (protobuf's recursion limit of 100 messages is about 33 graphs); this bounds a
+// model built in memory, so converting and planning it never recurse without end.
+constexpr int kMaxGraphNesting = 64;
 
-Node node_from(const onnx::NodeProto& p) {
+Graph graph_from(const onnx::GraphProto& p, int depth);
+
+Node node_from(const onnx::NodeProto& p, int depth) {
   Node n;
   n.name = p.name();
   n.op_type = p.op_type();
@@ -36,10 +42,12 @@ Node node_from(const onnx::NodeProto& p) {
     a.name = ap.name();
     auto copy = std::make_shared<onnx::AttributeProto>(ap);
     if (ap.has_g()) {
-      a.graphs.push_back(std::make_shared<Graph>(graph_from(ap.g())));
+      a.graphs.push_back(std::make_shared<Graph>(graph_from(ap.g(), depth + 1)));
       copy->clear_g();
     }
-    for (const auto& g : ap.graphs()) a.graphs.push_back(std::make_shared<Graph>(graph_from(g)));
+    for (const auto& g : ap.graphs()) {
+      a.graphs.push_back(std::make_shared<Graph>(graph_from(g, depth + 1)));
+    }
     copy->clear_graphs();
     a.proto = std::move(copy);
     n.attributes.push_back(std::move(a));
@@ -47,7 +55,13 @@ Node node_from(const onnx::NodeProto& p) {
   return n;
 }
 
-Graph graph_from(const onnx::GraphProto& p) {
+Graph graph_from(const onnx::GraphProto& p, int depth) {
+  if (depth > kMaxGraphNesting) {
+    throw InvalidArgument("graph '" + p.name() + "' is nested " + std::to_string(depth) +
+                          " graphs deep (graph attributes inside graph attributes); the most "
+                          "graft accepts is " +
+                          std::to_string(kMaxGraphNesting));
+  }
   Graph g;
   g.name = p.name();
   g.doc_string = p.doc_string();
@@ -59,7 +73,9 @@ Graph graph_from(const onnx::GraphProto& p) {
   if (p.sparse_initializer_size() > 0) {
     throw NotImplemented("graph '" + p.name() + "': sparse initializers are not supported");
   }
-  for (const auto& np : p.node()) g.nodes.push_back(std::make_unique<Node>(node_from(np)));
+  for (const auto& np : p.node()) {
+    g.nodes.push_back(std::make_unique<Node>(node_from(np, depth)));
+  }
   g.renumber();
   return g;
 }
@@ -95,15 +111,39 @@ void graph_to(const Graph& g, onnx::GraphProto* p) {
   for (const auto& n : g.nodes) node_to(*n, p->add_node());
 }
 
+// Refuses an import of an ONNX domain at a version newer than this build's ONNX library defines
+// (or below 1): graft has neither schemas nor kernels for it, and running the operators of an
+// older version instead would compute something else. Other domains (com.microsoft, custom ops)
+// are versioned by their kernels.
+void check_opset_import(const onnx::OperatorSetIdProto& o, const std::string& where) {
+  const std::string domain = canonical_domain(o.domain());
+  const auto& known = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  const auto it = known.find(domain.empty() ? onnx::ONNX_DOMAIN : domain);
+  if (it == known.end()) return;
+  const std::string name = domain.empty() ? "ai.onnx" : domain;
+  if (o.version() < 1 || o.version() > it->second.second) {
+    throw InvalidArgument(where + " imports opset " + std::to_string(o.version()) + " of domain '" +
+                          name + "'; graft knows versions 1 to " +
+                          std::to_string(it->second.second) + " of it");
+  }
+}
+
 }  // namespace
 
-Node node_from_proto(const onnx::NodeProto& proto) { return node_from(proto); }
+Node node_from_proto(const onnx::NodeProto& proto) { return node_from(proto, 0); }
 
 Model model_from_proto(const onnx::ModelProto& p) {
   Model m;
   m.ir_version = p.ir_version();
-  for (const auto& o : p.opset_import())
+  for (const auto& o : p.opset_import()) {
+    check_opset_import(o, "the model");
     m.opset_imports[canonical_domain(o.domain())] = o.version();
+  }
+  for (const auto& f : p.functions()) {
+    for (const auto& o : f.opset_import()) {
+      check_opset_import(o, "function '" + f.domain() + "." + f.name() + "'");
+    }
+  }
   m.producer_name = p.producer_name();
   m.producer_version = p.producer_version();
   m.domain = p.domain();
@@ -112,7 +152,7 @@ Model model_from_proto(const onnx::ModelProto& p) {
   for (const auto& kv : p.metadata_props()) m.metadata[kv.key()] = kv.value();
   for (const auto& f : p.functions())
     m.functions.push_back(std::make_shared<onnx::FunctionProto>(f));
-  m.graph = graph_from(p.graph());
+  m.graph = graph_from(p.graph(), 0);
   return m;
 }
 

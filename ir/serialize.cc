@@ -163,7 +163,8 @@ Model load_model_from_bytes(const std::string& bytes, const std::string& base_di
   if (!proto.ParseFromString(bytes)) {
     throw InvalidArgument(
         "model bytes (" + std::to_string(bytes.size()) +
-        " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+        " bytes) could not be parsed as an ONNX ModelProto: truncated, not ONNX, or nested "
+        "more than 100 messages deep (about 33 graphs inside graph attributes)");
   }
   return finish_load(proto, base_dir, "model bytes", options);
 }
@@ -178,7 +179,8 @@ Model load_model(const std::string& path, const LoadOptions& options) {
     const auto size = fs::file_size(path, ec);
     throw InvalidArgument(
         "model file '" + path + "' (" + (ec ? std::string("unknown size") : std::to_string(size)) +
-        " bytes) could not be parsed as an ONNX ModelProto: truncated or not ONNX");
+        " bytes) could not be parsed as an ONNX ModelProto: truncated, not ONNX, or nested "
+        "more than 100 messages deep (about 33 graphs inside graph attributes)");
   }
   std::string dir = fs::path(path).parent_path().string();
   if (dir.empty()) dir = ".";

@@ -78,6 +78,9 @@ SESSION_CONFIG_KEYS: dict[str, Callable[[str], str | None]] = {
     "session.optimized_model_external_initializers_file_name": _any,
     "session.optimized_model_external_initializers_min_size_in_bytes": _integer(0),
     "session.dynamic_block_base": _integer(0),
+    # graft's own: the most bytes the session may hold in one allocator (exec/memory_limit.h);
+    # "0" or absent: 80% of physical memory.
+    "session.memory_limit_bytes": _integer(0),
 }
 
 RUN_CONFIG_KEYS: dict[str, Callable[[str], str | None]] = {
@@ -203,6 +206,7 @@ class SessionOptions:
         native.enable_profiling = bool(self.enable_profiling)
         native.profile_file_prefix = str(self.profile_file_prefix)
         native.enable_mem_pattern = bool(self.enable_mem_pattern)
+        native.memory_limit_bytes = int(self._config.get("session.memory_limit_bytes", "0"))
         return native
 
 

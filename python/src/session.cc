@@ -62,6 +62,7 @@ void init_session(py::module_& m) {
       .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
       .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix)
       .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern)
+      .def_readwrite("memory_limit_bytes", &SessionOptions::memory_limit_bytes)
       .def_readwrite("provider_options", &SessionOptions::provider_options);
 
   py::class_<TerminateFlag>(m, "TerminateFlag")

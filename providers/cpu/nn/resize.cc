@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "exec/checked.h"
 #include "exec/kernel.h"
 
 namespace graft {
@@ -130,7 +131,8 @@ class Resize : public Kernel {
       if (!scales.empty()) {
         if (!(scales[i] > 0)) ctx.fail("scales must be positive");
         m.scale = scales[i];
-        m.out = static_cast<int64_t>(m.scale * static_cast<double>(m.in));
+        m.out = checked_to_int64(m.scale * static_cast<double>(m.in),
+                                 ctx.describe() + ": axis " + std::to_string(axes[i]) + " scaled");
       } else {
         if (sizes[i] < 0) ctx.fail("sizes must not be negative");
         m.out = sizes[i];
@@ -146,7 +148,8 @@ class Resize : public Kernel {
       for (int64_t a : axes) {
         AxisMap& m = maps[static_cast<size_t>(a)];
         m.scale = scale;
-        m.out = static_cast<int64_t>(scale * static_cast<double>(m.in) + 0.5);
+        m.out = checked_to_int64(scale * static_cast<double>(m.in) + 0.5,
+                                 ctx.describe() + ": axis " + std::to_string(a) + " scaled");
       }
     }
     return maps;

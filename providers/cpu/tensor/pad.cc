@@ -31,6 +31,8 @@ class Pad final : public Kernel {
     const Shape& shape = geometry.shape;
     const std::vector<int64_t>& begin = geometry.begin;
 
+    Tensor& y = ctx.output(0, x.dtype(), shape);
+    if (y.size() == 0) return;
     // Per axis, the source index of every output index, or -1 for the constant.
     std::vector<std::vector<int64_t>> source(static_cast<size_t>(rank));
     for (size_t d = 0; d < shape.size(); ++d) {
@@ -43,8 +45,6 @@ class Pad final : public Kernel {
       }
     }
 
-    Tensor& y = ctx.output(0, x.dtype(), shape);
-    if (y.size() == 0) return;
     const Tensor fill = constant(ctx, x);
     const std::vector<int64_t> strides = tensor_ops::contiguous_strides(x.shape());
     const int64_t inner = rank == 0 ? 1 : shape.back();
