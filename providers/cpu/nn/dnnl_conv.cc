@@ -279,7 +279,9 @@ void execute(const Entry& e, const std::map<int, const float*>& inputs,
   std::unordered_map<int, memory> args;
   std::vector<std::tuple<const LayoutCopy*, memory, memory>> copy_back;
   for (const auto& [arg, layout] : e.layouts) {
-    const auto& [inner, plain] = layout;
+    // Named, not bound: lambdas below capture them (clang before 16 cannot capture bindings).
+    const auto& inner = layout.first;
+    const auto& plain = layout.second;
     auto in = inputs.find(arg);
     float* ptr = in != inputs.end() ? const_cast<float*>(in->second) : outputs.at(arg);
     memory user(plain, engine(), ptr);

@@ -136,7 +136,8 @@ class QLinearConv : public Kernel {
       multiplier[static_cast<size_t>(m)] = cpu::round_to_dtype(
           DType::Float, cpu::round_to_dtype(DType::Float, xs[0] * wscale) / ys[0]);
     }
-    const auto [lo, hi] = cpu::integer_range(out);
+    const auto range = cpu::integer_range(out);  // captured below: not a structured binding
+    const auto lo = range.first, hi = range.second;
     const int64_t plane = shape_size(p.g.out);
     auto requantize = [&](auto* dst) {
       using Q = std::remove_pointer_t<decltype(dst)>;
@@ -251,7 +252,8 @@ class QLinearConv : public Kernel {
     std::vector<float> acc(static_cast<size_t>(y.size()));
     cpu::dnnl_conv_forward(s, xf.data(), float_weights_.data(), float_bias_.data(), acc.data());
     const int64_t plane = g.out[0] * g.out[1];
-    const auto [lo, hi] = cpu::integer_range(spec_.requant.y_dtype);
+    const auto range = cpu::integer_range(spec_.requant.y_dtype);  // captured: not bound
+    const auto lo = range.first, hi = range.second;
     const std::vector<float>& scales = spec_.requant.scales;
     auto requantize = [&](auto* dst) {
       using Q = std::remove_pointer_t<decltype(dst)>;

@@ -175,7 +175,8 @@ class QuantizeLinear : public Kernel {
     const bool float_x =
         x.dtype() == DType::Float || x.dtype() == DType::Float16 || x.dtype() == DType::BFloat16;
     if (division == DType::Float && float_x && cpu::is_quant_integer(out)) {
-      const auto [lo, hi] = cpu::integer_range(out);
+      const auto range = cpu::integer_range(out);  // captured below: not a structured binding
+      const auto lo = range.first, hi = range.second;
       dispatch_float(x.dtype(), "QuantizeLinear", [&](auto xtag) {
         using X = typename decltype(xtag)::type;
         dispatch_storage(out, [&](auto qtag) {
@@ -201,7 +202,8 @@ class QuantizeLinear : public Kernel {
       });
       return;
     }
-    const auto [lo, hi] = cpu::integer_range(out);
+    const auto range = cpu::integer_range(out);  // captured below: not a structured binding
+    const auto lo = range.first, hi = range.second;
     dispatch_storage(out, [&](auto tag) {
       using Q = typename decltype(tag)::type;
       Q* dst = y.data<Q>();

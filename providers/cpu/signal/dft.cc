@@ -66,10 +66,10 @@ class DFT final : public Kernel {
       for (int64_t row = 0; row < outer * inner; ++row) {
         const int64_t o = row / inner, i = row % inner;
         std::vector<Complex> buf(static_cast<size_t>(n), Complex(0, 0));
+        const int64_t parts = in_parts;  // a local of the loop, which the lambda may capture
         auto read = [&](int64_t t) {
-          const T* p = src + ((o * in_len + t) * inner + i) * in_parts;
-          return Complex(static_cast<double>(p[0]),
-                         in_parts == 2 ? static_cast<double>(p[1]) : 0.0);
+          const T* p = src + ((o * in_len + t) * inner + i) * parts;
+          return Complex(static_cast<double>(p[0]), parts == 2 ? static_cast<double>(p[1]) : 0.0);
         };
         if (real_out) {
           // A one-sided spectrum: rebuild the Hermitian-symmetric full one.
