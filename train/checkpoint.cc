@@ -6,8 +6,10 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "distributed/communicator.h"
@@ -67,6 +69,70 @@ struct Reader {
     if (n > data.size() - pos) throw InvalidArgument("checkpoint '" + path + "' is truncated");
   }
 };
+
+// Throws InvalidArgument, naming the entry (`what`: "checkpoint 'p': tensor 't'"), unless
+// `proto` holds a tensor graft can read: a known element type, dims that are not negative and
+// whose product, and that product's size in bytes, fit in an int64 (multiplied with checks, so a
+// crafted shape cannot wrap around to a small count), and stored data of exactly that size. It
+// runs before tensor_from_proto allocates, so no entry makes the loader allocate more than the
+// file holds.
+void check_entry(const onnx::TensorProto& proto, const std::string& what) {
+  const auto dtype = static_cast<DType>(proto.data_type());
+  if (dtype == DType::Undefined || std::strcmp(dtype_name(dtype), "unknown") == 0) {
+    throw InvalidArgument(what + " has element type " + std::to_string(proto.data_type()) +
+                          ", which graft does not know");
+  }
+  const Shape dims(proto.dims().begin(), proto.dims().end());
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t count = 1;
+  for (int64_t d : dims) {
+    if (d < 0) {
+      throw InvalidArgument(what + " has dims " + shape_to_string(dims) + ", one of them negative");
+    }
+    if (d != 0 && count > kMax / d) {
+      throw InvalidArgument(what + " has dims " + shape_to_string(dims) +
+                            ", whose product overflows int64");
+    }
+    count *= d;
+  }
+  if (dtype == DType::String) {
+    if (proto.string_data_size() != count) {
+      throw InvalidArgument(what + " holds " + std::to_string(proto.string_data_size()) +
+                            " strings, its dims " + shape_to_string(dims) + " need " +
+                            std::to_string(count));
+    }
+    return;
+  }
+  if (!proto.has_raw_data()) {
+    // ONNX's typed fields; tensor_from_proto checks their exact count, this only that the
+    // entry holds at least one value per element before the tensor is allocated.
+    const int64_t held = int64_t{proto.float_data_size()} + proto.int32_data_size() +
+                         proto.int64_data_size() + proto.double_data_size() +
+                         proto.uint64_data_size();
+    if (held < count) {
+      throw InvalidArgument(what + " holds " + std::to_string(held) + " values, its dims " +
+                            shape_to_string(dims) + " need " + std::to_string(count));
+    }
+    return;
+  }
+  int64_t bytes = 0;
+  if (dtype_is_sub_byte(dtype)) {
+    const int64_t per_byte = (dtype == DType::Int2 || dtype == DType::UInt2) ? 4 : 2;
+    bytes = count / per_byte + (count % per_byte != 0 ? 1 : 0);
+  } else {
+    const auto width = static_cast<int64_t>(dtype_size(dtype));
+    if (count > kMax / width) {
+      throw InvalidArgument(what + " has dims " + shape_to_string(dims) + " of " +
+                            dtype_name(dtype) + ", whose size in bytes overflows int64");
+    }
+    bytes = count * width;
+  }
+  if (static_cast<uint64_t>(bytes) != proto.raw_data().size()) {
+    throw InvalidArgument(what + " stores " + std::to_string(proto.raw_data().size()) +
+                          " bytes, its dims " + shape_to_string(dims) + " of " + dtype_name(dtype) +
+                          " need " + std::to_string(bytes));
+  }
+}
 
 void write_fully(int fd, const std::string& data, const std::string& path) {
   size_t done = 0;
@@ -171,7 +237,14 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (crc != crc32(bytes) || !proto.ParseFromString(bytes)) {
       throw InvalidArgument("checkpoint '" + path + "': a tensor entry is damaged");
     }
-    ckpt.tensors[proto.name()] = tensor_from_proto(proto);
+    const std::string what = "checkpoint '" + path + "': tensor '" + proto.name() + "'";
+    if (ckpt.tensors.count(proto.name())) throw InvalidArgument(what + " appears twice");
+    check_entry(proto, what);
+    try {
+      ckpt.tensors[proto.name()] = tensor_from_proto(proto);
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument("checkpoint '" + path + "': " + e.what());
+    }
   }
   if (r.pos != body.size()) throw InvalidArgument("checkpoint '" + path + "' has trailing bytes");
   return ckpt;

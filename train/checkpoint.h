@@ -23,7 +23,10 @@ struct Checkpoint {
 // replaced only once the new one is complete on disk.
 GRAFT_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
 // Throws InvalidArgument naming the file and the damage (bad magic, truncated, checksum
-// mismatch of a named tensor).
+// mismatch of a named tensor) or the tensor at fault: an unknown element type, negative dims,
+// dims whose product (or its size in bytes) overflows int64, stored data of another size
+// than the dims need, a name that appears twice. Nothing is allocated for a tensor before its
+// entry passes these checks. Whether the tensors fit a model is the caller's to check.
 GRAFT_API Checkpoint load_checkpoint(const std::string& path);
 
 // save_checkpoint by rank 0 of a data-parallel run of `world_size` ranks (1: this process alone

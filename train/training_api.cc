@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -37,20 +38,42 @@ ir::Model load_artifact(const std::string& path, const std::string& role) {
   return ir::load_model(path);
 }
 
+// The input or overridable initializer `name` of `session`; null when it has none.
+const IOInfo* find_input(const InferenceSession& session, const std::string& name) {
+  for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
+    for (const IOInfo& info : *list) {
+      if (info.name == name) return &info;
+    }
+  }
+  return nullptr;
+}
+
 // What is wrong with feeding `t` as input `name` (an input or an overridable initializer) of
 // `session` (exec's feed check), or "is not an input ..."; empty when nothing.
 std::string mismatch(const InferenceSession& session, const std::string& name, const Tensor& t) {
-  for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
-    for (const IOInfo& info : *list) {
-      if (info.name == name) return feed_mismatch(info, Value(t));
-    }
-  }
-  return "is not an input of the model, so it cannot be fed";
+  const IOInfo* info = find_input(session, name);
+  return info ? feed_mismatch(*info, Value(t))
+              : "is not an input of the model, so it cannot be fed";
 }
 
 // "checkpoint 'path'" for messages, or "checkpoint state" for one not read from a file.
 std::string checkpoint_name(const std::string& path) {
   return path.empty() ? "checkpoint state" : "checkpoint '" + path + "'";
+}
+
+// `rate` unless it is negative or not finite; `what` names it in the error.
+float checked_rate(float rate, const std::string& what) {
+  if (!std::isfinite(rate) || rate < 0) {
+    throw InvalidArgument(what + ": the learning rate must be finite and not negative, got " +
+                          format_float(rate));
+  }
+  return rate;
+}
+
+// The learning rate the property text holds, from the state or file called `where`.
+float rate_property(const std::string& text, const std::string& where) {
+  const std::string what = where + ": property '" + names::kLearningRate + "'";
+  return checked_rate(parse_float(text, what), what);
 }
 
 // BatchNormalization that normalizes with batch statistics and outputs new running ones.
@@ -78,29 +101,52 @@ CheckpointState::CheckpointState(std::map<std::string, Tensor> parameters, int64
 
 CheckpointState CheckpointState::load(const std::string& path) {
   Checkpoint c = load_checkpoint(path);
+  const std::string where = checkpoint_name(path);
+  // Everything is checked before the default generator changes, the one thing outside the new
+  // state that loading writes.
+  if (c.step < 0) {
+    throw InvalidArgument(where + ": the step counter is " + std::to_string(c.step) +
+                          ", which is negative");
+  }
+  if (auto it = c.properties.find(names::kLearningRate); it != c.properties.end())
+    rate_property(it->second, where);
   std::set<std::string> optimizer_names;
   if (auto it = c.properties.find(names::kOptimizerStateProperty); it != c.properties.end()) {
     std::istringstream lines(it->second);
-    for (std::string line; std::getline(lines, line);) optimizer_names.insert(line);
+    for (std::string line; std::getline(lines, line);) {
+      if (!c.tensors.count(line)) {
+        throw InvalidArgument(where + ": property '" + names::kOptimizerStateProperty +
+                              "' names '" + line + "', a tensor the file does not hold");
+      }
+      optimizer_names.insert(line);
+    }
+    c.properties.erase(it);
+  }
+  std::optional<std::string> rng;
+  if (auto it = c.properties.find(names::kRngProperty); it != c.properties.end()) {
+    try {
+      Generator().set_state(it->second);
+    } catch (const std::exception& e) {
+      throw InvalidArgument(where + ": property '" + names::kRngProperty + "': " + e.what());
+    }
+    rng = it->second;
     c.properties.erase(it);
   }
   CheckpointState state;
   for (auto& [name, t] : c.tensors) {
     (optimizer_names.count(name) ? state.optimizer_state_ : state.parameters_)[name] = t;
   }
-  // The default generator drives unseeded Dropout: loading restores it, so a resumed run draws
-  // the masks an uninterrupted one would.
-  if (auto it = c.properties.find(names::kRngProperty); it != c.properties.end()) {
-    default_generator().set_state(it->second);
-    c.properties.erase(it);
-  }
   state.step_ = c.step;
   state.properties_ = std::move(c.properties);
   state.path_ = path;
+  // The default generator drives unseeded Dropout: loading restores it, so a resumed run draws
+  // the masks an uninterrupted one would.
+  if (rng) default_generator().set_state(*rng);
   return state;
 }
 
 void CheckpointState::save(const std::string& path, bool include_optimizer_state) const {
+  std::lock_guard<std::mutex> lock(*mutex_);
   Checkpoint c;
   c.tensors = parameters_;
   c.properties = properties_;
@@ -120,7 +166,7 @@ void CheckpointState::save(const std::string& path, bool include_optimizer_state
   save_checkpoint_on_rank0(c, path, distributed::world().size());
 }
 
-const Tensor& CheckpointState::parameter(const std::string& name) const {
+const Tensor& CheckpointState::held_parameter(const std::string& name) const {
   auto it = parameters_.find(name);
   if (it == parameters_.end()) {
     throw InvalidArgument(checkpoint_name(path_) + " has no parameter '" + name + "'");
@@ -128,8 +174,29 @@ const Tensor& CheckpointState::parameter(const std::string& name) const {
   return it->second;
 }
 
+Tensor CheckpointState::parameter(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return held_parameter(name);
+}
+
+std::map<std::string, Tensor> CheckpointState::parameters() const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return parameters_;
+}
+
+std::map<std::string, Tensor> CheckpointState::optimizer_state() const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return optimizer_state_;
+}
+
+int64_t CheckpointState::step() const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return step_;
+}
+
 void CheckpointState::update_parameter(const std::string& name, const Tensor& value) {
-  const Tensor& old = parameter(name);
+  std::lock_guard<std::mutex> lock(*mutex_);
+  const Tensor& old = held_parameter(name);
   if (old.dtype() != value.dtype() || old.shape() != value.shape()) {
     throw InvalidArgument("update_parameter: parameter '" + name + "' is " + describe(old) +
                           ", the new value is " + describe(value));
@@ -138,6 +205,7 @@ void CheckpointState::update_parameter(const std::string& name, const Tensor& va
 }
 
 void CheckpointState::set_tensor(const std::string& name, const Tensor& value) {
+  std::lock_guard<std::mutex> lock(*mutex_);
   for (auto* held : {&parameters_, &optimizer_state_}) {
     auto it = held->find(name);
     if (it == held->end()) continue;
@@ -154,15 +222,27 @@ void CheckpointState::set_tensor(const std::string& name, const Tensor& value) {
 void CheckpointState::add_property(const std::string& name, const std::string& value) {
   if (name == names::kOptimizerStateProperty || name == names::kRngProperty)
     throw InvalidArgument("property '" + name + "' is reserved for graft's checkpoint format");
+  std::lock_guard<std::mutex> lock(*mutex_);
   properties_[name] = value;
 }
 
-const std::string& CheckpointState::property(const std::string& name) const {
+std::string CheckpointState::property(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(*mutex_);
   auto it = properties_.find(name);
   if (it == properties_.end()) {
     throw InvalidArgument(checkpoint_name(path_) + " has no property '" + name + "'");
   }
   return it->second;
+}
+
+bool CheckpointState::has_property(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return properties_.count(name) != 0;
+}
+
+std::map<std::string, std::string> CheckpointState::properties() const {
+  std::lock_guard<std::mutex> lock(*mutex_);
+  return properties_;
 }
 
 std::set<std::string> batch_norm_statistics(const ir::Model& m) {
@@ -294,6 +374,16 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
   user_output_count_ = train_outputs_.size();
   train_outputs_.insert(train_outputs_.end(), grad_outputs.begin(), grad_outputs.end());
   train_outputs_.insert(train_outputs_.end(), stat_outputs.begin(), stat_outputs.end());
+  distributed::Communicator& world = distributed::world();
+  data_parallel_ = data_parallel.value_or(world.size() > 1);
+  if (data_parallel_)
+    distributed::add_gradient_all_reduce(training, params_, data_parallel_options);
+  train_ = std::make_unique<InferenceSession>(std::move(training), options);
+  if (!eval_model_path.empty()) {
+    eval_model_ = std::make_unique<ir::Model>(load_artifact(eval_model_path, "eval model"));
+    eval_ = std::make_unique<InferenceSession>(eval_model_->clone(), options);
+  }
+  std::lock_guard<std::mutex> lock(*state.mutex_);
   for (const auto& stat : stats_) {
     if (!state.parameters_.count(stat)) {
       throw InvalidArgument(checkpoint_name(state.path_) + " has no '" + stat +
@@ -301,11 +391,6 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
                             "'");
     }
   }
-  distributed::Communicator& world = distributed::world();
-  data_parallel_ = data_parallel.value_or(world.size() > 1);
-  if (data_parallel_)
-    distributed::add_gradient_all_reduce(training, params_, data_parallel_options);
-  train_ = std::make_unique<InferenceSession>(std::move(training), options);
   for (const auto& p : params_) {
     auto it = state.parameters_.find(p);
     if (it == state.parameters_.end()) {
@@ -333,10 +418,6 @@ Module::Module(CheckpointState& state, const std::string& training_model_path,
       world.broadcast(t.raw(), t.size(), t.dtype(), 0);
       state.parameters_[p] = t;
     }
-  }
-  if (!eval_model_path.empty()) {
-    eval_model_ = std::make_unique<ir::Model>(load_artifact(eval_model_path, "eval model"));
-    eval_ = std::make_unique<InferenceSession>(eval_model_->clone(), options);
   }
 }
 
@@ -378,7 +459,7 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
     }
     all[name] = value;
   }
-  for (const auto& p : params_) all[p] = state_->parameter(p);
+  for (const auto& p : params_) all[p] = state_->held_parameter(p);
   // The eval model reads the statistics too (BatchNormalization in inference mode); they and the
   // frozen parameters may be declared as inputs or as overridable initializers.
   std::vector<std::string> held = stats_;
@@ -386,13 +467,14 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
   for (const auto& stat : held) {
     for (const auto* list : {&session.inputs(), &session.overridable_initializers()}) {
       if (std::any_of(list->begin(), list->end(), [&](const IOInfo& i) { return i.name == stat; }))
-        all[stat] = state_->parameter(stat);
+        all[stat] = state_->held_parameter(stat);
     }
   }
   return all;
 }
 
 std::vector<Value> Module::train_step(const std::map<std::string, Value>& feeds) {
+  std::lock_guard<std::mutex> lock(*state_->mutex_);
   std::vector<Value> outs =
       train_->run(train_outputs_, with_parameters(feeds, *train_, training_path_));
   // The run succeeded, so the buffers change only now: a bad feed leaves them as they were.
@@ -414,7 +496,21 @@ std::vector<Value> Module::train_step(const std::map<std::string, Value>& feeds)
 
 std::vector<Value> Module::eval_step(const std::map<std::string, Value>& feeds) {
   if (!eval_) throw InvalidArgument("eval_step: the Module was created without an eval model");
+  std::lock_guard<std::mutex> lock(*state_->mutex_);
   return eval_->run({}, with_parameters(feeds, *eval_, eval_path_));
+}
+
+void Module::lazy_reset_grad() {
+  std::lock_guard<std::mutex> lock(*state_->mutex_);
+  reset_grad_ = true;
+}
+
+std::map<std::string, Tensor> Module::gradients() const {
+  std::lock_guard<std::mutex> lock(*state_->mutex_);
+  // Clones: the next train_step adds into these buffers.
+  std::map<std::string, Tensor> copies;
+  for (const auto& [name, g] : gradients_) copies[name] = g.clone();
+  return copies;
 }
 
 std::vector<std::string> Module::input_names(bool training) const {
@@ -448,9 +544,12 @@ void Module::export_model_for_inferencing(const std::string& path,
     for (std::string line; std::getline(lines, line);) names.push_back(line);
   }
   std::map<std::string, Tensor> trained;
-  for (const auto& p : params_) trained[p] = state_->parameter(p);
-  for (const auto& stat : stats_) trained[stat] = state_->parameter(stat);
-  for (const auto& p : frozen_) trained[p] = state_->parameter(p);
+  {
+    std::lock_guard<std::mutex> lock(*state_->mutex_);
+    for (const auto& p : params_) trained[p] = state_->held_parameter(p);
+    for (const auto& stat : stats_) trained[stat] = state_->held_parameter(stat);
+    for (const auto& p : frozen_) trained[p] = state_->held_parameter(p);
+  }
   ir::save_model(inference_model(*eval_model_, trained, names), path);
 }
 
@@ -473,36 +572,50 @@ Optimizer::Optimizer(Module& module, const std::string& optimizer_model_path, fl
     }
   }
   session_ = std::make_unique<InferenceSession>(std::move(model), options);
-  // A checkpoint written by TrainingSession holds the optimizer state among its tensors, unmarked:
-  // claim this optimizer's state tensors from the parameters.
   CheckpointState& state = module.state();
+  const std::string where = checkpoint_name(state.path_);
+  std::lock_guard<std::mutex> lock(*state.mutex_);
+  // Everything is checked before the state changes. A checkpoint written by TrainingSession
+  // holds the optimizer state among its tensors, unmarked: this optimizer's state tensors are
+  // claimed from the parameters.
+  auto rate = state.properties_.find(names::kLearningRate);
+  learning_rate_ = rate != state.properties_.end()
+                       ? rate_property(rate->second, where)
+                       : checked_rate(learning_rate, "optimizer model '" + path_ + "'");
+  const auto& params = module.parameter_names();
+  std::vector<std::string> claimed;
   for (const auto& o : outputs_) {
     const std::string name = strip(o, names::kNewSuffix);
-    const auto& params = module.parameter_names();
     if (name == names::kStep || std::find(params.begin(), params.end(), name) != params.end())
       continue;
-    if (auto it = state.parameters_.find(name); it != state.parameters_.end()) {
-      state.optimizer_state_[name] = it->second;
-      state.parameters_.erase(it);
+    for (const auto* held : {&state.parameters_, &state.optimizer_state_}) {
+      auto it = held->find(name);
+      if (it == held->end()) continue;
+      const IOInfo* input = find_input(*session_, name);
+      if (std::string why = input ? feed_mismatch(*input, Value(it->second)) : std::string();
+          !why.empty()) {
+        throw InvalidArgument(where + ": optimizer state '" + name + "' " + why +
+                              " (optimizer model '" + path_ + "')");
+      }
+      if (held == &state.parameters_) claimed.push_back(name);
     }
   }
-  if (state.has_property(names::kLearningRate)) {
-    learning_rate_ =
-        parse_float(state.property(names::kLearningRate),
-                    checkpoint_name(state.path()) + ": property '" + names::kLearningRate + "'");
-  } else {
-    set_learning_rate(learning_rate);
+  for (const auto& name : claimed) {
+    state.optimizer_state_[name] = state.parameters_.at(name);
+    state.parameters_.erase(name);
   }
+  state.properties_[names::kLearningRate] = format_float(learning_rate_);
 }
 
 Optimizer::Optimizer(Optimizer&&) noexcept = default;
 Optimizer::~Optimizer() = default;
 
 void Optimizer::step() {
-  const auto& gradients = module_->gradients();
+  CheckpointState& state = module_->state();
+  std::lock_guard<std::mutex> lock(*state.mutex_);
+  const auto& gradients = module_->gradients_;
   if (gradients.empty())
     throw InvalidArgument("Optimizer::step: no gradients yet (call Module::train_step first)");
-  CheckpointState& state = module_->state();
   Tensor lr(DType::Float, {});
   lr.data<float>()[0] = learning_rate_;
   Tensor step(DType::Int64, {});
@@ -535,12 +648,16 @@ void Optimizer::step() {
 }
 
 void Optimizer::set_learning_rate(float learning_rate) {
-  if (!std::isfinite(learning_rate) || learning_rate < 0) {
-    throw InvalidArgument("set_learning_rate: the learning rate must be finite and not negative, " +
-                          std::string("got ") + format_float(learning_rate));
-  }
+  checked_rate(learning_rate, "set_learning_rate");
+  CheckpointState& state = module_->state();
+  std::lock_guard<std::mutex> lock(*state.mutex_);
   learning_rate_ = learning_rate;
-  module_->state().properties_[names::kLearningRate] = format_float(learning_rate);
+  state.properties_[names::kLearningRate] = format_float(learning_rate);
+}
+
+float Optimizer::learning_rate() const {
+  std::lock_guard<std::mutex> lock(*module_->state_->mutex_);
+  return learning_rate_;
 }
 
 // --- LinearLRScheduler ---

@@ -11,12 +11,19 @@
 //   module.train_step({{"input", x}, {"labels", y}});
 //   optimizer.step();
 //   module.lazy_reset_grad();
+//
+// Threads: the calls of a CheckpointState and of the Modules and Optimizers over it are
+// serialized by a lock the state holds: a call from a second thread waits for the one running,
+// so two threads' train steps (or optimizer steps) all count, one after the other. A sequence
+// of calls (train_step, step, lazy_reset_grad) is not one unit: threads that each run such a
+// sequence interleave their calls, and keep the order they need with a lock of their own.
 #pragma once
 
 #include "ir/api.h"
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -57,8 +64,13 @@ class GRAFT_API CheckpointState {
   // Reads a checkpoint written by generate_artifacts, CheckpointState::save or
   // TrainingSession::save_checkpoint. Tensors listed in the "graft.optimizer_state" property
   // are optimizer state, the rest parameters. A saved random-generator state ("graft.rng")
-  // becomes the default generator's (exec/generator.h). Throws InvalidArgument naming the file
-  // when it is missing or damaged.
+  // becomes the default generator's (exec/generator.h). All or nothing: every part of the file is
+  // checked first (each tensor entry as train/checkpoint.h says, the step not negative,
+  // "graft.lr" a finite float that is not negative, "graft.rng" a generator state, the names
+  // "graft.optimizer_state" lists held by the file), and the generator changes only once all
+  // pass. Throws InvalidArgument naming the file and the tensor or property at fault when it is
+  // missing, damaged or refused; the default generator is then as it was. Whether the tensors
+  // fit a model is checked where a Module and an Optimizer take the state.
   static CheckpointState load(const std::string& path);
   // Writes the parameters and properties atomically (an existing file is replaced only once the
   // new one is complete). Launched with several ranks, rank 0 writes and every rank returns once
@@ -69,8 +81,9 @@ class GRAFT_API CheckpointState {
   // written (on every rank, with rank 0's message).
   void save(const std::string& path, bool include_optimizer_state = false) const;
 
-  // The parameter called `name`. Throws InvalidArgument naming it when the state has none.
-  const Tensor& parameter(const std::string& name) const;
+  // The parameter called `name` (a copy sharing its buffer, which no later call writes into).
+  // Throws InvalidArgument naming it when the state has none.
+  Tensor parameter(const std::string& name) const;
   // Replaces a parameter's value with a copy of `value`. Throws InvalidArgument naming the
   // parameter when there is none, or when `value` has another shape or element type.
   void update_parameter(const std::string& name, const Tensor& value);
@@ -78,26 +91,31 @@ class GRAFT_API CheckpointState {
   // parameter when the state holds no tensor of that name. Throws InvalidArgument naming it when
   // `value` has another shape or element type than the tensor it replaces.
   void set_tensor(const std::string& name, const Tensor& value);
-  // Every parameter by name.
-  const std::map<std::string, Tensor>& parameters() const { return parameters_; }
+  // Every parameter by name (copies, as parameter()).
+  std::map<std::string, Tensor> parameters() const;
   // Optimizer moments and the like, by name ("fc.weight.adamw.m"); empty before the first step.
-  const std::map<std::string, Tensor>& optimizer_state() const { return optimizer_state_; }
+  std::map<std::string, Tensor> optimizer_state() const;
   // Optimizer steps taken.
-  int64_t step() const { return step_; }
+  int64_t step() const;
 
   // Adds or replaces a user property (onnxruntime's AddProperty; graft stores strings).
   void add_property(const std::string& name, const std::string& value);
   // The property's value. Throws InvalidArgument naming it when the state has none.
-  const std::string& property(const std::string& name) const;
-  bool has_property(const std::string& name) const { return properties_.count(name) != 0; }
+  std::string property(const std::string& name) const;
+  bool has_property(const std::string& name) const;
   // Every property by name, including graft's own ("graft.lr", "graft.optimizer").
-  const std::map<std::string, std::string>& properties() const { return properties_; }
+  std::map<std::string, std::string> properties() const;
   // The file this state was loaded from ("" for one built in memory); errors name it.
   const std::string& path() const { return path_; }
 
  private:
   friend class Module;
   friend class Optimizer;
+  // parameter() without the lock, for callers that hold it.
+  const Tensor& held_parameter(const std::string& name) const;
+  // Held by the public member functions of this class, of Module and of Optimizer while they
+  // read or write what follows. In a box so that the state stays movable.
+  std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
   std::map<std::string, Tensor> parameters_;
   std::map<std::string, Tensor> optimizer_state_;
   int64_t step_ = 0;
@@ -142,10 +160,11 @@ class GRAFT_API Module {
   // has no eval model, and for feeds as train_step does.
   std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
   // The next train_step replaces the gradient buffers instead of adding to them.
-  void lazy_reset_grad() { reset_grad_ = true; }
+  void lazy_reset_grad();
 
-  // Accumulated gradients by parameter name; empty before the first train_step.
-  const std::map<std::string, Tensor>& gradients() const { return gradients_; }
+  // Accumulated gradients by parameter name (copies of their values now); empty before the
+  // first train_step.
+  std::map<std::string, Tensor> gradients() const;
   // The trained parameters, in the order of the training model's gradient outputs.
   const std::vector<std::string>& parameter_names() const { return params_; }
   // The frozen parameters: inputs of the training model, in input order, that the state holds
@@ -171,6 +190,7 @@ class GRAFT_API Module {
                                     const std::vector<std::string>& output_names) const;
 
  private:
+  friend class Optimizer;
   bool is_parameter(const std::string& name) const;
   // A parameter or a running statistic: a value the state holds, not a feed.
   bool is_state(const std::string& name) const;
@@ -204,8 +224,11 @@ class GRAFT_API Optimizer {
   // The learning rate is the state's "graft.lr" property when it has one (a checkpoint saved with
   // its optimizer state), else `learning_rate`, which is then recorded there. Throws
   // InvalidArgument naming the file when it is missing or invalid, naming the parameter when the
-  // model does not update one of the module's parameters, and for a negative or non-finite
-  // `learning_rate`.
+  // model does not update one of the module's parameters, naming the tensor when the state holds
+  // optimizer state of another element type or shape than the model's, and for a "graft.lr" or
+  // `learning_rate` that is not a finite float or is negative. Everything is checked before the
+  // state changes (it takes the learning rate and the optimizer state it holds among the
+  // parameters, as TrainingSession's checkpoints keep them), so a refused state is as it was.
   Optimizer(Module& module, const std::string& optimizer_model_path, float learning_rate = 1e-3f,
             SessionOptions options = {});
   Optimizer(Optimizer&&) noexcept;
@@ -220,7 +243,7 @@ class GRAFT_API Optimizer {
   // Sets the learning rate for the following steps (onnxruntime's SetLearningRate) and records it
   // in the state's "graft.lr" property. Throws InvalidArgument for a negative or non-finite rate.
   void set_learning_rate(float learning_rate);
-  float learning_rate() const { return learning_rate_; }
+  float learning_rate() const;
   // The module whose gradients step() applies.
   Module& module() { return *module_; }
 

@@ -46,6 +46,16 @@ std::unique_ptr<InferenceSession> state_session(ir::Model model, const SessionOp
   return std::make_unique<InferenceSession>(std::move(model), options, providers);
 }
 
+std::map<std::string, Tensor> on_host(const std::map<std::string, Tensor>& state) {
+  std::map<std::string, Tensor> host;
+  for (const auto& [name, t] : state) host[name] = t.to_host();
+  return host;
+}
+
+std::string describe(const Tensor& t) {
+  return std::string(dtype_name(t.dtype())) + " " + shape_to_string(t.shape());
+}
+
 }  // namespace
 
 TrainingSession::TrainingSession(const ir::Model& forward, TrainingOptions options)
@@ -159,6 +169,7 @@ void TrainingSession::check_ranks_agree(const ir::Model& forward) const {
 }
 
 double TrainingSession::train_step(const std::map<std::string, Value>& feeds) {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Value> outs = run_step(*train_, train_outputs_, feeds);
   return outs[0].tensor().to_host().scalar_as_double(0);
 }
@@ -253,6 +264,7 @@ ir::Model TrainingSession::build_update(const ir::Model& gradients) const {
 }
 
 double TrainingSession::forward_backward(const std::map<std::string, Value>& feeds) {
+  std::lock_guard<std::mutex> lock(mutex_);
   build_split_sessions();
   std::map<std::string, Value> all = feeds;
   for (const auto& p : params_) all[p] = state_.at(p);
@@ -276,6 +288,7 @@ double TrainingSession::forward_backward(const std::map<std::string, Value>& fee
 }
 
 void TrainingSession::optimizer_step() {
+  std::lock_guard<std::mutex> lock(mutex_);
   build_split_sessions();
   if (accumulated_.empty())
     throw InvalidArgument("optimizer_step: no gradients yet (call forward_backward first)");
@@ -288,22 +301,58 @@ void TrainingSession::optimizer_step() {
   run_step(*update_, wanted, std::move(feeds));
 }
 
+void TrainingSession::lazy_reset_grad() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  reset_grad_ = true;
+}
+
 std::vector<Value> TrainingSession::eval_step(const std::map<std::string, Value>& feeds) {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::map<std::string, Value> all = feeds;
   for (const auto& p : params_) all[p] = state_.at(p);
   for (const auto& s : stats_) all[s] = state_.at(s);
   return eval_->run({}, all);
 }
 
+float TrainingSession::loss_scale() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return loss_scale_;
+}
+
+int64_t TrainingSession::skipped_steps() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_steps_;
+}
+
+float TrainingSession::learning_rate() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return learning_rate_;
+}
+
+void TrainingSession::set_learning_rate(float lr) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  learning_rate_ = lr;
+}
+
+int64_t TrainingSession::step() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return step_;
+}
+
+std::map<std::string, Tensor> TrainingSession::state() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
+}
+
 std::map<std::string, Tensor> TrainingSession::host_state() const {
-  std::map<std::string, Tensor> host;
-  for (const auto& [name, t] : state_) host[name] = t.to_host();
-  return host;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return on_host(state_);
 }
 
 void TrainingSession::save_checkpoint(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   Checkpoint c;
-  c.tensors = host_state();
+  c.tensors = on_host(state_);
   // ZeRO: each rank holds its own parameters' optimizer state; rank 0 collects it all, slot by
   // slot from each owner.
   if (!zero_owners_.empty() && world_size_ > 1) {
@@ -337,8 +386,10 @@ std::vector<std::string> TrainingSession::slot_suffixes() const {
 }
 
 void TrainingSession::load_checkpoint(const std::string& path) {
+  // Read and parsed before the lock is taken, so steps go on meanwhile.
   Checkpoint c = graft::load_checkpoint(path);
   const std::string where = "checkpoint '" + path + "'";
+  std::lock_guard<std::mutex> lock(mutex_);
   // Everything is checked before anything changes: a refused checkpoint leaves the session as
   // it was. Checkpoints from before the world size was recorded come from single-process runs.
   int saved_world = 1;
@@ -356,13 +407,16 @@ void TrainingSession::load_checkpoint(const std::string& path) {
                           ": resume with the same world size (mpirun -np " +
                           std::to_string(saved_world) + ")");
   }
+  if (c.step < 0) {
+    throw InvalidArgument(where + ": the step counter is " + std::to_string(c.step) +
+                          ", which is negative");
+  }
   for (const auto& [name, t] : state_) {
     auto it = c.tensors.find(name);
     if (it == c.tensors.end()) throw InvalidArgument(where + " has no tensor '" + name + "'");
     if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype()) {
-      throw InvalidArgument(where + ": tensor '" + name + "' is " +
-                            shape_to_string(it->second.shape()) + ", the session expects " +
-                            shape_to_string(t.shape()));
+      throw InvalidArgument(where + ": tensor '" + name + "' is " + describe(it->second) +
+                            ", the session holds " + describe(t));
     }
   }
   float learning_rate = learning_rate_;
@@ -383,12 +437,16 @@ void TrainingSession::load_checkpoint(const std::string& path) {
   if (rng != c.properties.end()) default_generator().set_state(rng->second);
 }
 
-std::string TrainingSession::end_profiling() { return train_->end_profiling(); }
+std::string TrainingSession::end_profiling() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return train_->end_profiling();
+}
 
 void TrainingSession::export_model_for_inferencing(const std::string& path,
                                                    const std::vector<std::string>& outputs) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   ir::save_model(
-      training::in_inference_mode(training::inference_model(*forward_, host_state(), outputs)),
+      training::in_inference_mode(training::inference_model(*forward_, on_host(state_), outputs)),
       path);
 }
 

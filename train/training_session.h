@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,13 @@ struct TrainingOptions {
   training::MixedPrecision mixed_precision;
 };
 
+// Threads: one session's calls are serialized. Every member function below that reads or
+// changes the state (steps, the learning rate and step counter, state(), checkpoints, export,
+// profiling) holds the session's lock while it runs, so a call from a second thread waits for
+// the one running and two threads' steps all count, one after the other, as if made in some
+// order by one thread. parameters(), running_statistics(), data_parallel(), world_size() and
+// zero_stage() are fixed when the session is built and take no lock. (An InferenceSession's run
+// is safe from many threads at once; a training step is not, since it updates the state.)
 class GRAFT_API TrainingSession {
  public:
   // Builds the gradient and optimizer graphs (ONNX nodes) and the sessions that run them.
@@ -58,24 +66,25 @@ class GRAFT_API TrainingSession {
   // the accumulated gradients.
   double forward_backward(const std::map<std::string, Value>& feeds);
   void optimizer_step();
-  void lazy_reset_grad() { reset_grad_ = true; }
+  void lazy_reset_grad();
   // The forward model's outputs with the current parameters (no update).
   std::vector<Value> eval_step(const std::map<std::string, Value>& feeds);
 
   // Mixed precision: the loss scale the next step uses, and how many steps were skipped because
   // their update was not finite.
-  float loss_scale() const { return loss_scale_; }
-  int64_t skipped_steps() const { return skipped_steps_; }
+  float loss_scale() const;
+  int64_t skipped_steps() const;
 
-  float learning_rate() const { return learning_rate_; }
-  void set_learning_rate(float lr) { learning_rate_ = lr; }
-  int64_t step() const { return step_; }
-  // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...). A step
-  // updates a tensor in place unless a copy of it (sharing its buffer) is alive elsewhere; the
-  // copy then keeps the old values and the state gets a new buffer.
+  float learning_rate() const;
+  void set_learning_rate(float lr);
+  int64_t step() const;
+  // Parameters and optimizer state by name ("fc.weight", "fc.weight.adamw.m", ...): copies
+  // that share the state's buffers, taken between steps. A step updates a tensor in place unless
+  // a copy of it (sharing its buffer) is alive elsewhere; the copy then keeps the old values and
+  // the state gets a new buffer, so a copy never changes under its holder.
   // Trained on a device, the tensors stay in its memory between steps (Tensor::to_host copies
   // one out; host_state() all of them).
-  const std::map<std::string, Tensor>& state() const { return state_; }
+  std::map<std::string, Tensor> state() const;
   std::map<std::string, Tensor> host_state() const;
   const std::vector<std::string>& parameters() const { return params_; }
   // The BatchNormalization running statistics the steps update (those of nodes in training
@@ -93,9 +102,13 @@ class GRAFT_API TrainingSession {
   // (exec/generator.h) and the world size, written atomically. Data-parallel over several
   // ranks, rank 0 writes and every rank waits for it (a collective: all ranks call it).
   void save_checkpoint(const std::string& path) const;
-  // Restores what save_checkpoint wrote, the random generator included; throws InvalidArgument
-  // for a checkpoint that does not hold exactly this session's state or was written by a run
-  // with another world size. Every rank reads `path`.
+  // Restores what save_checkpoint wrote, the random generator included. All or nothing: the file
+  // is read and every part of it checked first (each tensor the session holds present, with its
+  // element type and shape; the step not negative; "graft.lr" a float; "graft.rng" a generator
+  // state; the world size this run's), and only then does the session take it. Throws
+  // InvalidArgument naming the file and the tensor or property at fault (train/checkpoint.h
+  // lists the damage a file may have), and the session, its generator included, is then as it
+  // was. Tensors of the file the session does not hold are ignored. Every rank reads `path`.
   void load_checkpoint(const std::string& path);
   // Writes the forward model with the trained parameters, reduced to what computes `outputs`
   // (loss nodes and inputs such as labels drop out when no output needs them).
@@ -110,6 +123,9 @@ class GRAFT_API TrainingSession {
  private:
   // The training step, and the split-step update below, run with the state donated
   // (InferenceSession::run_donating) so that the optimizer's kernel updates it in place.
+  // Held by every public member function that reads or writes what follows; the private ones
+  // run with it held.
+  mutable std::mutex mutex_;
   std::unique_ptr<InferenceSession> train_;
   std::unique_ptr<InferenceSession> eval_;
   std::unique_ptr<ir::Model> forward_;

@@ -1,4 +1,6 @@
-// Binding of TrainingSession.
+// Binding of TrainingSession. A session serializes its calls with a lock of its own
+// (train/training_session.h); every call that may wait for it runs without the GIL, so other
+// Python threads go on meanwhile.
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -13,6 +15,16 @@
 namespace graft::python {
 
 using ProviderOptionsByName = std::map<std::string, std::map<std::string, std::string>>;
+
+namespace {
+
+// The member function `f` bound to run without the GIL, for properties (which take no guard).
+template <typename F>
+py::cpp_function without_gil(F f) {
+  return py::cpp_function(f, py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace
 
 void init_training(py::module_& m) {
   m.def(
@@ -141,8 +153,10 @@ void init_training(py::module_& m) {
            })
       .def("optimizer_step", &TrainingSession::optimizer_step,
            py::call_guard<py::gil_scoped_release>())
-      .def("lazy_reset_grad", &TrainingSession::lazy_reset_grad)
-      .def("end_profiling", &TrainingSession::end_profiling)
+      .def("lazy_reset_grad", &TrainingSession::lazy_reset_grad,
+           py::call_guard<py::gil_scoped_release>())
+      .def("end_profiling", &TrainingSession::end_profiling,
+           py::call_guard<py::gil_scoped_release>())
       .def("eval_step",
            [](TrainingSession& s, const py::dict& feeds) {
              std::map<std::string, Value> values;
@@ -159,26 +173,31 @@ void init_training(py::module_& m) {
            })
       .def("state",
            [](const TrainingSession& s) {
+             std::map<std::string, Tensor> state;
+             {
+               py::gil_scoped_release release;
+               state = s.state();
+             }
              py::dict d;
-             for (const auto& [name, t] : s.state()) d[py::str(name)] = value_to_py(Value(t));
+             for (const auto& [name, t] : state) d[py::str(name)] = value_to_py(Value(t));
              return d;
            })
-      .def_property("learning_rate", &TrainingSession::learning_rate,
-                    &TrainingSession::set_learning_rate)
-      .def_property_readonly("step", &TrainingSession::step)
+      .def_property("learning_rate", without_gil(&TrainingSession::learning_rate),
+                    without_gil(&TrainingSession::set_learning_rate))
+      .def_property_readonly("step", without_gil(&TrainingSession::step))
       .def("parameters", &TrainingSession::parameters)
       .def("running_statistics", &TrainingSession::running_statistics)
       .def_property_readonly("data_parallel", &TrainingSession::data_parallel)
       .def_property_readonly("world_size", &TrainingSession::world_size)
       .def_property_readonly("zero_stage", &TrainingSession::zero_stage)
-      .def_property_readonly("loss_scale", &TrainingSession::loss_scale)
-      .def_property_readonly("skipped_steps", &TrainingSession::skipped_steps)
+      .def_property_readonly("loss_scale", without_gil(&TrainingSession::loss_scale))
+      .def_property_readonly("skipped_steps", without_gil(&TrainingSession::skipped_steps))
       .def("save_checkpoint", &TrainingSession::save_checkpoint,
            py::call_guard<py::gil_scoped_release>())
       .def("load_checkpoint", &TrainingSession::load_checkpoint,
            py::call_guard<py::gil_scoped_release>())
       .def("export_model_for_inferencing", &TrainingSession::export_model_for_inferencing,
-           py::arg("path"), py::arg("outputs"));
+           py::arg("path"), py::arg("outputs"), py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace graft::python

@@ -1,5 +1,7 @@
 // Binding of the on-device-training objects (train/training_api.h): graft.training.api is a thin
-// layer of names and conversions over these classes.
+// layer of names and conversions over these classes. The objects serialize their calls with
+// their state's lock; every call that may wait for it runs without the GIL, so other Python
+// threads go on meanwhile.
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -27,6 +29,23 @@ py::dict tensors_to_py(const std::map<std::string, Tensor>& tensors) {
   py::dict out;
   for (const auto& [name, t] : tensors) out[py::str(name)] = value_to_py(Value(t));
   return out;
+}
+
+// `read()` (a map of tensors) taken without the GIL, then converted.
+template <typename Read>
+py::dict tensors_to_py_without_gil(Read&& read) {
+  std::map<std::string, Tensor> tensors;
+  {
+    py::gil_scoped_release release;
+    tensors = read();
+  }
+  return tensors_to_py(tensors);
+}
+
+// The member function `f` bound to run without the GIL, for properties (which take no guard).
+template <typename F>
+py::cpp_function without_gil(F f) {
+  return py::cpp_function(f, py::call_guard<py::gil_scoped_release>());
 }
 
 // `step` (a Module's train or eval step) on `feeds`, without the GIL while it runs.
@@ -65,18 +84,26 @@ void init_training_api(py::module_& m) {
                   py::call_guard<py::gil_scoped_release>())
       .def("save", &CheckpointState::save, py::arg("path"),
            py::arg("include_optimizer_state") = false, py::call_guard<py::gil_scoped_release>())
-      .def("parameters", [](const CheckpointState& s) { return tensors_to_py(s.parameters()); })
+      .def("parameters",
+           [](const CheckpointState& s) {
+             return tensors_to_py_without_gil([&] { return s.parameters(); });
+           })
       .def("optimizer_state",
-           [](const CheckpointState& s) { return tensors_to_py(s.optimizer_state()); })
+           [](const CheckpointState& s) {
+             return tensors_to_py_without_gil([&] { return s.optimizer_state(); });
+           })
       .def(
           "set_tensor",
           [](CheckpointState& s, const std::string& name, const py::object& value) {
-            s.set_tensor(name, value_from_py(value).tensor());
+            Tensor tensor = value_from_py(value).tensor();
+            py::gil_scoped_release release;
+            s.set_tensor(name, tensor);
           },
           py::arg("name"), py::arg("value"))
-      .def_property_readonly("step", &CheckpointState::step)
-      .def("properties", &CheckpointState::properties)
-      .def("add_property", &CheckpointState::add_property, py::arg("name"), py::arg("value"));
+      .def_property_readonly("step", without_gil(&CheckpointState::step))
+      .def("properties", &CheckpointState::properties, py::call_guard<py::gil_scoped_release>())
+      .def("add_property", &CheckpointState::add_property, py::arg("name"), py::arg("value"),
+           py::call_guard<py::gil_scoped_release>());
 
   // keep_alive: the Module reads the state at every step, the Optimizer the Module, the
   // scheduler the Optimizer; each keeps what it reads alive.
@@ -109,8 +136,11 @@ void init_training_api(py::module_& m) {
            [](Module& module, const py::dict& feeds) {
              return run_step(feeds, [&](const auto& values) { return module.eval_step(values); });
            })
-      .def("lazy_reset_grad", &Module::lazy_reset_grad)
-      .def("gradients", [](const Module& module) { return tensors_to_py(module.gradients()); })
+      .def("lazy_reset_grad", &Module::lazy_reset_grad, py::call_guard<py::gil_scoped_release>())
+      .def("gradients",
+           [](const Module& module) {
+             return tensors_to_py_without_gil([&] { return module.gradients(); });
+           })
       .def("parameter_names", &Module::parameter_names)
       .def("frozen_parameter_names", &Module::frozen_parameter_names)
       .def("input_names", &Module::input_names, py::arg("training"))
@@ -131,14 +161,15 @@ void init_training_api(py::module_& m) {
            py::arg("module"), py::arg("optimizer_model"), py::arg("learning_rate") = 1e-3f,
            py::arg("session_options") = py::none(), py::keep_alive<1, 2>())
       .def("step", &Optimizer::step, py::call_guard<py::gil_scoped_release>())
-      .def("set_learning_rate", &Optimizer::set_learning_rate, py::arg("learning_rate"))
-      .def_property_readonly("learning_rate", &Optimizer::learning_rate);
+      .def("set_learning_rate", &Optimizer::set_learning_rate, py::arg("learning_rate"),
+           py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("learning_rate", without_gil(&Optimizer::learning_rate));
 
   py::class_<LinearLRScheduler>(m, "LinearLRScheduler")
       .def(py::init<Optimizer&, int64_t, int64_t, float>(), py::arg("optimizer"),
            py::arg("warmup_step_count"), py::arg("total_step_count"), py::arg("initial_lr"),
            py::keep_alive<1, 2>())
-      .def("step", &LinearLRScheduler::step)
+      .def("step", &LinearLRScheduler::step, py::call_guard<py::gil_scoped_release>())
       .def("factor", &LinearLRScheduler::factor, py::arg("step"))
       .def_property_readonly("warmup_step_count", &LinearLRScheduler::warmup_step_count)
       .def_property_readonly("total_step_count", &LinearLRScheduler::total_step_count)

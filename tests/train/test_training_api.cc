@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
+#include <thread>
 #include <tuple>
 
 #include "autodiff/gradient.h"
+#include "exec/generator.h"
 #include "ir/model.h"
 #include "ir/serialize.h"
 #include "onnx/onnx_pb.h"
@@ -196,8 +199,7 @@ TEST_F(TrainingApi, WrongFeedsNameTheInputAndLeaveGradientsAlone) {
   EXPECT_EQ(module.input_names(true), (std::vector<std::string>{"x", "target"}));
   EXPECT_EQ(module.parameter_names(), (std::vector<std::string>{"W", "b"}));
   module.train_step(batch(0));
-  const std::vector<float> before(module.gradients().at("W").span<float>().begin(),
-                                  module.gradients().at("W").span<float>().end());
+  const Tensor before = module.gradients().at("W");
 
   auto feeds = batch(1);
   feeds["nope"] = Tensor(DType::Float, {1});
@@ -216,8 +218,9 @@ TEST_F(TrainingApi, WrongFeedsNameTheInputAndLeaveGradientsAlone) {
   expect_error([&] { module.train_step(feeds); }, {"'W'", "parameter"});
   expect_error([&] { module.eval_step(feeds); }, {"'W'", "parameter"});
 
-  const auto after = module.gradients().at("W").span<float>();
-  EXPECT_TRUE(std::equal(before.begin(), before.end(), after.begin()));
+  const Tensor after = module.gradients().at("W");
+  EXPECT_TRUE(std::equal(before.span<float>().begin(), before.span<float>().end(),
+                         after.span<float>().begin()));
   expect_error(
       [&] {
         state.update_parameter("W", Tensor(DType::Float, {2, 3}));
@@ -288,8 +291,9 @@ TEST_F(TrainingApi, StepsReduceTheLossAndResumeExactly) {
     }
   }
   for (const auto& name : {"W", "b"}) {
-    const auto a = state.parameter(name).span<float>(), b = resumed.parameter(name).span<float>();
-    EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << name;
+    const Tensor a = state.parameter(name), b = resumed.parameter(name);
+    EXPECT_TRUE(std::equal(a.span<float>().begin(), a.span<float>().end(), b.span<float>().begin()))
+        << name;
   }
 }
 
@@ -330,6 +334,97 @@ TEST_F(TrainingApi, ExportedModelHasTrainedWeightsAndNoLoss) {
   const Tensor want = module.eval_step(feeds)[0].tensor();
   ASSERT_EQ(y.shape(), want.shape());
   for (int64_t i = 0; i < y.size(); ++i) EXPECT_FLOAT_EQ(y.data<float>()[i], want.data<float>()[i]);
+}
+
+TEST_F(TrainingApi, RefusedCheckpointLeavesTheGeneratorAsItWas) {
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model);
+  Optimizer optimizer(module, paths_.optimizer_model, 0.05f);
+  module.train_step(batch(0));
+  optimizer.step();
+  const std::string good = (dir_ / "good").string(), bad = (dir_ / "bad").string();
+  state.save(good, /*include_optimizer_state=*/true);
+  default_generator().seed(5);
+  const std::string generator = default_generator().state();
+  using Edit = std::function<void(Checkpoint&)>;
+  const std::vector<std::pair<Edit, std::vector<std::string>>> cases = {
+      {[](Checkpoint& c) { c.properties["graft.lr"] = "abc"; }, {"'graft.lr'", "'abc'"}},
+      {[](Checkpoint& c) { c.properties["graft.lr"] = "-1"; }, {"'graft.lr'", "negative"}},
+      {[](Checkpoint& c) { c.properties["graft.rng"] = "garbage"; }, {"'graft.rng'"}},
+      {[](Checkpoint& c) { c.step = -3; }, {"step counter is -3"}},
+      {[](Checkpoint& c) { c.tensors.erase("W.sgd.momentum"); },
+       {"'graft.optimizer_state'", "'W.sgd.momentum'"}},
+  };
+  for (const auto& [edit, mentions] : cases) {
+    Checkpoint c = load_checkpoint(good);
+    edit(c);
+    save_checkpoint(c, bad);
+    std::vector<std::string> all = mentions;
+    all.push_back(bad);
+    expect_error([&] { CheckpointState::load(bad); }, all);
+    EXPECT_EQ(default_generator().state(), generator);
+  }
+  // The state a refused Optimizer was built over is as it was: a TrainingSession's checkpoint
+  // keeps the momentum among the parameters, and a mistyped one stays there.
+  Checkpoint c = load_checkpoint(good);
+  c.properties.erase("graft.optimizer_state");
+  c.tensors["W.sgd.momentum"] = Tensor(DType::Float, {2, 3});
+  save_checkpoint(c, bad);
+  CheckpointState loaded = CheckpointState::load(bad);
+  Module resumed(loaded, paths_.training_model);
+  expect_error([&] { Optimizer(resumed, paths_.optimizer_model); },
+               {"optimizer state 'W.sgd.momentum'", "dimension"});
+  EXPECT_EQ(loaded.parameters().size(), 4u);
+  EXPECT_TRUE(loaded.optimizer_state().empty());
+  CheckpointState in_memory(state.parameters(), 0, {{"graft.lr", "abc"}});
+  Module fresh(in_memory, paths_.training_model);
+  expect_error([&] { Optimizer(fresh, paths_.optimizer_model); }, {"'graft.lr'", "'abc'"});
+  EXPECT_EQ(in_memory.property("graft.lr"), "abc");
+}
+
+// Two threads train one Module and step one Optimizer: every call counts, one after another.
+// With one batch, every train_step adds the same gradient and every step applies the same
+// function of the state, so any order ends where one thread making all the calls ends.
+TEST_F(TrainingApi, TwoThreadsShareAModuleAndItsOptimizer) {
+  CheckpointState serial_state = CheckpointState::load(paths_.checkpoint);
+  Module serial_module(serial_state, paths_.training_model);
+  Optimizer serial(serial_module, paths_.optimizer_model, 0.01f);
+  const auto feeds = batch(0);
+  for (int i = 0; i < 400; ++i) serial_module.train_step(feeds);
+  const auto serial_gradients = serial_module.gradients();
+  for (int i = 0; i < 400; ++i) serial.step();
+
+  CheckpointState state = CheckpointState::load(paths_.checkpoint);
+  Module module(state, paths_.training_model);
+  Optimizer optimizer(module, paths_.optimizer_model, 0.01f);
+  auto in_two_threads = [](const std::function<void()>& call) {
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < 2; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          for (int i = 0; i < 200; ++i) call();
+        } catch (const std::exception& e) {
+          errors[t] = e.what();
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "");
+  };
+  auto same = [](const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a) {
+      ASSERT_EQ(t.nbytes(), b.at(name).nbytes()) << name;
+      EXPECT_EQ(std::memcmp(t.raw(), b.at(name).raw(), t.nbytes()), 0) << name;
+    }
+  };
+  in_two_threads([&] { module.train_step(feeds); });
+  same(module.gradients(), serial_gradients);
+  in_two_threads([&] { optimizer.step(); });
+  EXPECT_EQ(state.step(), 400);
+  same(state.parameters(), serial_state.parameters());
+  same(state.optimizer_state(), serial_state.optimizer_state());
 }
 
 }  // namespace

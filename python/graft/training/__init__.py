@@ -59,7 +59,12 @@ class TrainingSession:
     float16 scales the loss dynamically (torch.amp.GradScaler): it starts at loss_scale, a step
     whose update is not finite is skipped whole and halves the scale, growth_interval finite steps
     in a row double it; `loss_scale` and `skipped_steps` report where it stands. bfloat16 trains
-    unscaled, still skipping non-finite updates."""
+    unscaled, still skipping non-finite updates.
+
+    Threads: the session's calls are serialized. A call from a second thread waits for the one
+    running (without holding the GIL), so steps from several threads all count, one after the
+    other. load_checkpoint takes a file all or nothing: a refused one leaves the session as it
+    was."""
 
     def __init__(self, model: onnx.ModelProto | bytes | str | os.PathLike, loss: str,
                  params: Sequence[str] | None = None, optimizer: str = "adamw", lr: float = 1e-3, *,

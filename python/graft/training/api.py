@@ -42,6 +42,32 @@ def _not_loaded(what: str, state: "CheckpointState") -> RuntimeError:
                         "Module.copy_buffer_to_parameters loads them)")
 
 
+def _nominal_shapes(path: str, text: str, parameters: dict) -> dict[str, tuple[list[int], np.dtype]]:
+    """The shape and element type of each parameter of a nominal checkpoint, from its
+    NOMINAL_PROPERTY `text` (JSON {name: shape}). Raises graft.InvalidArgument naming the file
+    and the parameter for a shape that is missing, not a list of non-negative integers, or of
+    more elements (or bytes) than an int64 counts."""
+    where = f"nominal checkpoint '{path}'"
+    try:
+        shapes = json.loads(text)
+    except ValueError as e:
+        raise _C.InvalidArgument(f"{where}: property '{NOMINAL_PROPERTY}' is not JSON ({e})") from None
+    if not isinstance(shapes, dict):
+        raise _C.InvalidArgument(f"{where}: property '{NOMINAL_PROPERTY}' is not a JSON object")
+    out = {}
+    for name, value in parameters.items():
+        dtype = _from_native(value).dtype
+        shape = shapes.get(name)
+        if shape is None:
+            raise _C.InvalidArgument(f"{where}: no shape recorded for parameter '{name}'")
+        if (not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in shape)
+                or int(np.prod(shape, dtype=object)) * dtype.itemsize >= 2**63):
+            raise _C.InvalidArgument(f"{where}: parameter '{name}' has shape {shape!r}, not a list of "
+                                     "non-negative integers whose product fits in an int64")
+        out[name] = (shape, dtype)
+    return out
+
+
 class Parameter:
     """A parameter of a CheckpointState: its name, value (`data`, settable), gradient (`grad`:
     None for a frozen parameter or when no Module trains the state, else the accumulated gradient,
@@ -254,21 +280,24 @@ class CheckpointState:
 
     @classmethod
     def load_checkpoint(cls, checkpoint_uri: str | os.PathLike) -> "CheckpointState":
-        """Loads a checkpoint, complete or nominal."""
+        """Loads a checkpoint, complete or nominal, all or nothing: a file refused (with
+        graft.InvalidArgument naming it and the tensor or property at fault) leaves graft's
+        random generator, which a checkpoint restores, as it was."""
         path = os.fspath(checkpoint_uri)
+        generator = _C.get_rng_state()
         native = _C.CheckpointState.load(path)
         properties = dict(native.properties())
         state = cls.__new__(cls)
         if NOMINAL_PROPERTY not in properties:
             state._adopt(native, set())
             return state
-        shapes = json.loads(properties.pop(NOMINAL_PROPERTY))
-        tensors = {}
-        for name, value in native.parameters().items():
-            if name not in shapes:
-                raise ValueError(f"nominal checkpoint '{path}': no shape recorded for parameter '{name}'")
-            tensors[name] = _to_native(np.zeros(shapes[name], _from_native(value).dtype), None)
-        state._adopt(_C.CheckpointState(tensors, native.step, properties), set(tensors))
+        try:
+            shapes = _nominal_shapes(path, properties.pop(NOMINAL_PROPERTY), native.parameters())
+            tensors = {name: _to_native(np.zeros(shape, dtype), None) for name, (shape, dtype) in shapes.items()}
+            state._adopt(_C.CheckpointState(tensors, native.step, properties), set(tensors))
+        except BaseException:
+            _C.set_rng_state(generator)
+            raise
         return state
 
     @classmethod
@@ -350,7 +379,12 @@ class Module:
     BatchNormalization running statistics (inputs of the training model whose new values it
     outputs as "<statistic>.new") live in `state` beside the parameters: each training call
     replaces them with the new values (averaged across ranks when data parallel), and the eval
-    model normalizes with them."""
+    model normalizes with them.
+
+    Threads: the calls of the Modules and Optimizers over one CheckpointState, and the state's
+    own, are serialized; a call from a second thread waits for the one running (without holding
+    the GIL). A train call, optimizer step and lazy_reset_grad are three calls, which threads
+    that each run them interleave unless they hold a lock of their own around them."""
 
     training: bool
 

@@ -37,10 +37,22 @@ def save_checkpoint(parameters: tuple[Sequence[onnx.TensorProto], Sequence[onnx.
 
 
 def load_checkpoint_to_model(path_to_checkpoint: str | os.PathLike, model: onnx.ModelProto) -> None:
-    """Replaces the initializers of `model` that the checkpoint holds with its values."""
+    """Replaces the initializers of `model` that the checkpoint holds with its values, all or
+    none: a checkpoint value of another element type or shape than the initializer it would
+    replace raises ValueError naming both, and `model` is then unchanged."""
+    where = f"checkpoint '{os.fspath(path_to_checkpoint)}'"
     tensors, _, properties = load_checkpoint(path_to_checkpoint)
     if NOMINAL_PROPERTY in properties:
-        raise ValueError(f"checkpoint '{os.fspath(path_to_checkpoint)}' is nominal: it holds no parameter values")
+        raise ValueError(f"{where} is nominal: it holds no parameter values")
+    replacements = {}
     for i, t in enumerate(model.graph.initializer):
-        if t.name in tensors:
-            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.asarray(tensors[t.name]), t.name))
+        if t.name not in tensors:
+            continue
+        value = np.asarray(tensors[t.name])
+        new = numpy_helper.from_array(value, t.name)
+        if new.data_type != t.data_type or list(new.dims) != list(t.dims):
+            raise ValueError(f"{where}: tensor '{t.name}' is {value.dtype} {list(value.shape)}, the model's "
+                             f"initializer is {onnx.helper.tensor_dtype_to_np_dtype(t.data_type)} {list(t.dims)}")
+        replacements[i] = new
+    for i, new in replacements.items():
+        model.graph.initializer[i].CopyFrom(new)
