@@ -1,6 +1,7 @@
 // Model files: parsing, safe external data, checking, shape inference, saving.
 #include "ir/serialize.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -85,6 +86,30 @@ void resolve_graph_external(onnx::GraphProto& g, const std::string& base_dir) {
   }
 }
 
+// Refuses an `axis` or `axes` attribute outside the int32 range, naming the node: no tensor has
+// that many dimensions, and ONNX's shape inference narrows some of them to int (LayerNormalization
+// turns 2^63 - 1 into -1 and writes before its shape), which would crash instead of failing.
+void check_axis_attributes(const onnx::GraphProto& graph, const std::string& origin) {
+  constexpr int64_t kLimit = INT32_MAX;
+  for (const auto& node : graph.node()) {
+    for (const auto& a : node.attribute()) {
+      if (a.name() == "axis" || a.name() == "axes") {
+        auto bad = [&](int64_t v) { return v > kLimit || v < -kLimit; };
+        const auto it = std::find_if(a.ints().begin(), a.ints().end(), bad);
+        if ((a.has_i() && bad(a.i())) || it != a.ints().end()) {
+          const std::string who = "[" + node.op_type() + "] node" +
+                                  (node.name().empty() ? "" : " '" + node.name() + "'");
+          throw InvalidArgument(origin + ": " + who + ": attribute '" + a.name() +
+                                "' holds an axis past any tensor's rank (" +
+                                std::to_string(it != a.ints().end() ? *it : a.i()) + ")");
+        }
+      }
+      if (a.has_g()) check_axis_attributes(a.g(), origin);
+      for (const auto& g : a.graphs()) check_axis_attributes(g, origin);
+    }
+  }
+}
+
 Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const std::string& origin,
                   const LoadOptions& options) {
   if (!proto.has_graph()) throw InvalidArgument(origin + " has no graph: it is not an ONNX model");
@@ -133,6 +158,12 @@ Model finish_load(onnx::ModelProto& proto, const std::string& base_dir, const st
     }
     while (graph->input_size() > declared_inputs) graph->mutable_input()->RemoveLast();
     for (auto* t : lent) t->clear_shape();
+  }
+  check_axis_attributes(proto.graph(), origin);
+  for (const auto& f : proto.functions()) {
+    onnx::GraphProto body;
+    *body.mutable_node() = f.node();
+    check_axis_attributes(body, origin + ": function '" + f.name() + "'");
   }
   if (options.infer_shapes) {
     try {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "distributed/communicator.h"
+#include "exec/checked.h"
 #include "exec/tensor_proto.h"
 #include "onnx/onnx_pb.h"
 
@@ -83,17 +84,12 @@ void check_entry(const onnx::TensorProto& proto, const std::string& what) {
                           ", which graft does not know");
   }
   const Shape dims(proto.dims().begin(), proto.dims().end());
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   int64_t count = 1;
   for (int64_t d : dims) {
     if (d < 0) {
       throw InvalidArgument(what + " has dims " + shape_to_string(dims) + ", one of them negative");
     }
-    if (d != 0 && count > kMax / d) {
-      throw InvalidArgument(what + " has dims " + shape_to_string(dims) +
-                            ", whose product overflows int64");
-    }
-    count *= d;
+    count = checked_mul(count, d, what + " has dims " + shape_to_string(dims) + ": element count");
   }
   if (dtype == DType::String) {
     if (proto.string_data_size() != count) {
@@ -120,12 +116,9 @@ void check_entry(const onnx::TensorProto& proto, const std::string& what) {
     const int64_t per_byte = (dtype == DType::Int2 || dtype == DType::UInt2) ? 4 : 2;
     bytes = count / per_byte + (count % per_byte != 0 ? 1 : 0);
   } else {
-    const auto width = static_cast<int64_t>(dtype_size(dtype));
-    if (count > kMax / width) {
-      throw InvalidArgument(what + " has dims " + shape_to_string(dims) + " of " +
-                            dtype_name(dtype) + ", whose size in bytes overflows int64");
-    }
-    bytes = count * width;
+    bytes = checked_mul(count, static_cast<int64_t>(dtype_size(dtype)),
+                        what + " has dims " + shape_to_string(dims) + " of " + dtype_name(dtype) +
+                            ": size in bytes");
   }
   if (static_cast<uint64_t>(bytes) != proto.raw_data().size()) {
     throw InvalidArgument(what + " stores " + std::to_string(proto.raw_data().size()) +

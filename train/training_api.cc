@@ -448,8 +448,9 @@ std::map<std::string, Value> Module::with_parameters(const std::map<std::string,
                             "(CheckpointState::update_parameter changes it)");
     }
     const auto& inputs = session.inputs();
+    const std::string& feed = name;  // a lambda captures it (clang 14 cannot capture a binding)
     if (std::none_of(inputs.begin(), inputs.end(),
-                     [&](const IOInfo& i) { return i.name == name; })) {
+                     [&](const IOInfo& i) { return i.name == feed; })) {
       std::string known;
       for (const auto& i : inputs) {
         if (!is_state(i.name)) known += (known.empty() ? "" : ", ") + i.name;

@@ -213,9 +213,10 @@ TEST(Checkpoint, EntriesAreCheckedBeforeTheirTensorsAreMade) {
   onnx::TensorProto untyped = entry("extra", float_type, {int64_t{1} << 40}, 0);
   untyped.clear_raw_data();
   const std::vector<std::pair<onnx::TensorProto, std::vector<std::string>>> cases = {
-      {entry("extra", float_type, {3, wraps}, 8), {"tensor 'extra'", "overflows int64"}},
-      {entry("extra", onnx::TensorProto::INT64, {big, 4}, 8), {"'extra'", "overflows int64"}},
-      {entry("extra", float_type, {big}, 8), {"'extra'", "size in bytes overflows"}},
+      {entry("extra", float_type, {3, wraps}, 8), {"tensor 'extra'", "element count", "overflows"}},
+      {entry("extra", onnx::TensorProto::INT64, {big, 4}, 8),
+       {"'extra'", "element count", "overflows"}},
+      {entry("extra", float_type, {big}, 8), {"'extra'", "size in bytes", "overflows"}},
       {entry("extra", float_type, {2, -1}, 0), {"'extra'", "[2, -1]", "negative"}},
       {entry("extra", float_type, {2, 3}, 20), {"'extra'", "stores 20 bytes", "need 24"}},
       {entry("extra", onnx::TensorProto::INT4, {5}, 2), {"'extra'", "stores 2 bytes", "need 3"}},
