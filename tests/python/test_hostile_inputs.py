@@ -227,3 +227,15 @@ def _nested_if_bytes(depth: int) -> bytes:
 def test_graphs_nested_past_the_parser_limit_are_refused_clearly():
     with pytest.raises(graft.InvalidArgument, match="nested more than 100 messages deep"):
         graft.InferenceSession(_nested_if_bytes(200))
+
+
+def test_an_axis_past_int32_is_refused_before_shape_inference():
+    # ONNX's LayerNormalization shape inference narrows axis to int: 2^63 - 1 became -1 and the
+    # process crashed writing before the Mean output's shape (found by the mutation sweep).
+    node = helper.make_node("LayerNormalization", ["x", "s"], ["y", "mean", "inv"], name="norm",
+                            axis=INT64_MAX)
+    model = _model([node], [_vi("x", F, [2, 3]), _vi("s", F, [3])],
+                   [_vi("y", F, None), _vi("mean", F, None), _vi("inv", F, None)])
+    r = _run_in_child(model, {})
+    assert r.returncode == 0, f"child died with {r.returncode}: {r.stderr[-2000:]}"
+    assert "[LayerNormalization] node 'norm'" in r.stdout and str(INT64_MAX) in r.stdout, r.stdout
