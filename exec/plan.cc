@@ -79,6 +79,33 @@ std::string describe_inputs(const KernelContext& ctx) {
   return text + "]";
 }
 
+// Rethrows the exception in flight from the kernel of the node `desc` describes (being made, or
+// running with `ctx`) so that it names the node: graft's errors keep their type, with the node
+// put in front when the message lacks it; running out of memory, or past a container's largest
+// size, becomes Fail naming the node and, while running, the shapes of its inputs.
+[[noreturn]] void rethrow_for_node(const std::string& desc, const KernelContext* ctx) {
+  const std::string inputs = ctx ? ", with inputs " + describe_inputs(*ctx) : "";
+  try {
+    throw;
+  } catch (const InvalidArgument& e) {
+    if (names_node(e, desc)) throw;
+    throw InvalidArgument(desc + ": " + e.what());
+  } catch (const Fail& e) {
+    if (names_node(e, desc)) throw;
+    throw Fail(desc + ": " + e.what());
+  } catch (const NotImplemented& e) {
+    if (names_node(e, desc)) throw;
+    throw NotImplemented(desc + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw Fail(desc + ": out of memory for the kernel's working memory" + inputs);
+  } catch (const std::length_error& e) {
+    throw Fail(desc + ": a working buffer of the kernel passes the largest size (" + e.what() +
+               ")" + inputs);
+  } catch (const std::exception& e) {
+    throw Fail(desc + ": " + e.what());
+  }
+}
+
 // Runs one nested plan with the outer values of the current frame.
 class PlanRunner : public SubgraphRunner {
  public:
@@ -338,7 +365,11 @@ GraphPlan::GraphPlan(const ir::Graph& graph, const PlanContext& ctx,
     }
     const ExecutionProvider* provider = ctx.providers[static_cast<size_t>(owner)];
     KernelInfo info(n, since, std::move(in_dtypes), std::move(constants), provider);
-    step->kernel = def->factory(info);
+    try {
+      step->kernel = def->factory(info);
+    } catch (...) {
+      rethrow_for_node(step->desc, nullptr);
+    }
     // A copy to the host runs on the device's provider and puts its output in host memory.
     step->allocator = is_copy(n, "MemcpyToHost") ? &cpu_allocator() : &provider->allocator();
     const bool on_host = provider->allocator().on_host();
@@ -757,23 +788,8 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       } else {
         step->in_place_kernel->compute_in_place(ctx, reuse);
       }
-    } catch (const InvalidArgument& e) {
-      if (names_node(e, step->desc)) throw;
-      throw InvalidArgument(step->desc + ": " + e.what());
-    } catch (const Fail& e) {
-      if (names_node(e, step->desc)) throw;
-      throw Fail(step->desc + ": " + e.what());
-    } catch (const NotImplemented& e) {
-      if (names_node(e, step->desc)) throw;
-      throw NotImplemented(step->desc + ": " + e.what());
-    } catch (const std::bad_alloc&) {
-      throw Fail(step->desc + ": out of memory for the kernel's working memory, with inputs " +
-                 describe_inputs(ctx));
-    } catch (const std::length_error& e) {
-      throw Fail(step->desc + ": a working buffer of the kernel passes the largest size (" +
-                 e.what() + "), with inputs " + describe_inputs(ctx));
-    } catch (const std::exception& e) {
-      throw Fail(step->desc + ": " + e.what());
+    } catch (...) {
+      rethrow_for_node(step->desc, &ctx);
     }
     if (profiler) {
       const std::lock_guard<std::mutex> lock(profiler_mutex);
