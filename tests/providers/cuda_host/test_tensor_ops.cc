@@ -84,8 +84,9 @@ TEST(CudaHostTensor, Transpose) {
       {{2, 1, 3, 1, 2, 1, 2, 1, 2}, {8, 1, 2, 3, 4, 5, 6, 7, 0}}};
   for (DType dtype : kTypes) {
     SCOPED_TRACE(dtype_name(dtype));
-    for (const auto& [shape, perm] : cases) {
-      expect_exact({"Transpose", {data(dtype, shape)}, 1, 18, [&](onnx::NodeProto& n) {
+    for (const auto& c : cases) {  // not bound: the lambda captures the permutation
+      const auto& perm = c.second;
+      expect_exact({"Transpose", {data(dtype, c.first)}, 1, 18, [&](onnx::NodeProto& n) {
                       set_attr(n, "perm", perm);
                     }});
     }
