@@ -168,7 +168,8 @@ def make_mutant(corpus: list[Case], context: dict, seed: int, index: int) -> Mut
 
 # Feeds ---------------------------------------------------------------------------------------
 
-FEED_MUTATIONS = ["other dtype", "extra axis", "flattened", "missing", "unknown name", "strided view", "empty"]
+FEED_MUTATIONS = ["other dtype", "extra axis", "flattened", "missing", "unknown name", "strided view", "empty",
+                  "extreme values", "extreme values"]
 TYPE_CODES = {name: code for code, name in NAMES.items()}
 
 
@@ -248,6 +249,8 @@ def make_feeds(session, mutant: Mutant) -> dict:
             feeds[name] = np.repeat(v, 2, axis=0)[::2] if v.ndim else v
         elif kind == "empty":
             feeds[name] = v.reshape(-1)[:0]
+        elif kind == "extreme values" and v.size:
+            feeds[name] = mutations.extreme_values(v, random.Random(f"{mutant.seed}/{mutant.index}/feed"))
     return feeds
 
 

@@ -3,9 +3,10 @@
 Protobuf-level mutations edit a ModelProto so that it still parses but its meaning breaks:
 attribute values, dimensions, element types, nodes and graph inputs/outputs dropped or
 duplicated, edges renamed to dangling names, op types and opset versions changed, tensor data
-truncated, the graph nested in If/Loop subgraphs. Byte-level mutations edit the serialized file:
-bit flips, truncation, insertion, deletion. Every choice comes from the `random.Random` passed in,
-so a (seed, index) pair always gives the same mutant.
+truncated, extreme element values (indices, sizes, NaN), the graph nested in If/Loop subgraphs.
+Byte-level mutations edit the serialized file: bit flips, truncation, insertion, deletion. Every
+choice comes from the `random.Random` passed in, so a (seed, index) pair always gives the same
+mutant.
 """
 
 from __future__ import annotations
@@ -346,6 +347,49 @@ def freeze_input(model, rng, ctx) -> str | None:
     return f"input '{name}' frozen into an initializer"
 
 
+def extreme_values(array: np.ndarray, rng: random.Random) -> np.ndarray:
+    """`array` with one to three elements set to values at or past the edges of what a kernel
+    expects: indices out of range, negative sizes, NaN, infinity."""
+    out = array.copy()
+    flat = out.reshape(-1)
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(flat.size)
+        if out.dtype.kind in "iu":
+            info = np.iinfo(out.dtype)
+            flat[i] = rng.choice([info.min, info.max, 0, min(info.max, 1000), max(info.min, -1),
+                                  max(info.min, -1000), min(info.max, 2**31 - 1)])
+        elif out.dtype.kind == "f":
+            with np.errstate(over="ignore"):
+                flat[i] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -1.0, 1e30])
+        elif out.dtype.kind == "b":
+            flat[i] = not flat[i]
+    return out
+
+
+def values(model, rng, ctx) -> str | None:
+    """One tensor of the model or of the test data gets extreme element values: an initializer,
+    a Constant's value, or a test input frozen into an initializer (indices, shapes, axes, pads
+    and sizes are often such inputs)."""
+    feeds = ctx["feeds"]
+    inputs = [v.name for v in model.graph.input if isinstance(feeds.get(v.name), np.ndarray)
+              and feeds[v.name].dtype.kind in "iufb" and 0 < feeds[v.name].size < 1 << 16]
+    tensors = [t for t in _tensors(model) if t.data_type in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)]
+    pool = [("input", name) for name in inputs] + [("tensor", t) for t in tensors]
+    if not pool:
+        return None
+    kind, item = rng.choice(pool)
+    if kind == "input":
+        array = extreme_values(feeds[item], rng)
+        model.graph.initializer.append(numpy_helper.from_array(array, item))
+        model.graph.input.remove(next(v for v in model.graph.input if v.name == item))
+        return f"input '{item}' frozen with extreme values"
+    array = numpy_helper.to_array(item)
+    if array.size == 0:
+        return None
+    item.CopyFrom(numpy_helper.from_array(extreme_values(array, rng), item.name))
+    return f"tensor '{item.name}' given extreme values"
+
+
 def _branch(graph: GraphProto, prefix: str) -> GraphProto:
     """A subgraph computing `graph`'s outputs from the outer scope: node outputs renamed with
     `prefix` (inputs and initializers stay outer names), one Identity per output."""
@@ -414,7 +458,7 @@ def nest(model, rng, ctx) -> str | None:
 
 PROTOBUF_MUTATIONS = {"attribute": attribute, "dims": dims, "tensor": initializer_dims, "elem_type": elem_type,
                       "nodes": nodes, "graph_io": graph_io, "rename": rename, "op_type": op_type,
-                      "opset": opset, "freeze_input": freeze_input, "nest": nest}
+                      "opset": opset, "freeze_input": freeze_input, "values": values, "nest": nest}
 
 
 def byte_mutation(blob: bytes, rng: random.Random) -> tuple[bytes, str]:

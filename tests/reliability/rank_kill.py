@@ -9,8 +9,10 @@ graft.distributed.all_reduce, a checkpoint every few steps, a barrier at the end
 a random rank, kills itself with SIGKILL at a random place: before the session is made, before,
 inside or after a step, before, inside or after a checkpoint save, or before the final barrier
 ("inside" is a timer firing partway through the operation, timed from the earlier ones; the
-place printed is where the victim really was when it fired). Transport (shared memory or TCP)
-and whether collectives overlap backward (GRAFT_OVERLAP_COLLECTIVES) are drawn per point too.
+place printed is where the victim really was when it fired). Transport (shared memory or TCP),
+whether collectives overlap backward (GRAFT_OVERLAP_COLLECTIVES) and ZeRO stage 0 or 1 (whose
+step ends in broadcasts from each parameter's owner, and whose checkpoint gathers the optimizer
+state on rank 0) are drawn per point too.
 
 Open MPI's launcher stops a job when a local rank dies; with orte_enable_recovery it does not
 (as with a peer lost on another node), so what ends the survivor is graft's own timeout
@@ -124,7 +126,7 @@ def worker(args) -> None:
     rng = np.random.default_rng(rank)
     victim.at("before_session", 0)
     sess = TrainingSession(model, loss="loss", optimizer="adamw", lr=1e-3, bucket_mb=0.5,
-                           intra_op_num_threads=1)
+                           zero_stage=args.zero_stage, intra_op_num_threads=1)
     checkpoint = os.path.join(args.folder, "train.ckpt")
     for step in range(STEPS):
         victim.at("before_step", step)
@@ -159,7 +161,8 @@ def draw(seed: int, point: int) -> dict:
     else:
         step = rng.randrange(2 if place == "inside_step" else 0, STEPS)
     return {"victim": rng.randrange(2), "place": place, "step": step, "fraction": rng.uniform(0.05, 0.95),
-            "transport": rng.choice(["self,vader", "self,tcp"]), "overlap": rng.choice(["0", "1"])}
+            "transport": rng.choice(["self,vader", "self,tcp"]), "overlap": rng.choice(["0", "1"]),
+            "zero_stage": rng.choice([0, 1])}
 
 
 def run_point(point: dict, timeout: float, folder: str) -> dict:
@@ -175,7 +178,8 @@ def run_point(point: dict, timeout: float, folder: str) -> dict:
                PYTHONPATH=package + os.pathsep + os.environ.get("PYTHONPATH", ""))
     worker_cmd = " ".join([f'"{sys.executable}"', f'"{os.path.abspath(__file__)}"', "--worker",
                            f"--victim {point['victim']} --place {point['place']} --step {point['step']}",
-                           f"--fraction {point['fraction']:.3f} --folder \"{folder}\""])
+                           f"--fraction {point['fraction']:.3f} --zero-stage {point['zero_stage']}",
+                           f"--folder \"{folder}\""])
     script = (f'{worker_cmd} >"{folder}/rank$OMPI_COMM_WORLD_RANK.out" 2>"{folder}/rank$OMPI_COMM_WORLD_RANK.err"; '
               'echo "EXIT $OMPI_COMM_WORLD_RANK $? $(date +%s.%N)"')
     cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", "--mca", "btl", point["transport"],
@@ -211,7 +215,7 @@ def judge(point: dict, result: dict, timeout: float) -> tuple[bool, str]:
     dead, alive = result["ranks"][victim], result["ranks"][survivor]
     kill = re.search(r"^KILL (\S+) (.+)$", dead["out"], re.M)
     transport = "tcp" if "tcp" in point["transport"] else "shared memory"
-    setting = f"{transport}, overlap {point['overlap']}"
+    setting = f"{transport}, overlap {point['overlap']}" + (", ZeRO-1" if point["zero_stage"] else "")
     if kill is None or dead["exit"] is None or dead["exit"][0] != 137:
         return False, (f"rank {victim} was to be killed {point['place'].replace('_', ' ')} {point['step']} ({setting}) "
                        f"but was not (exit {dead['exit']}); stderr: {dead['err'][-300:]!r}")
@@ -245,7 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="GRAFT_COLLECTIVE_TIMEOUT_S (default 5)")
     parser.add_argument("--keep", metavar="DIR", help="keep each point's rank logs in DIR/point<i>")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    for name in ("--victim", "--step"):
+    for name in ("--victim", "--step", "--zero-stage"):
         parser.add_argument(name, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--place", help=argparse.SUPPRESS)
     parser.add_argument("--fraction", type=float, help=argparse.SUPPRESS)

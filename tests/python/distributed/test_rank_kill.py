@@ -34,7 +34,7 @@ def _judged(survivor_exit=(1, 105.0), stderr=None, stdout="STEP 0\nSTEP 1\nSTEP 
 
     message = ("graft.distributed: all_reduce ([com.graft.AllReduce] node 'bucket0') of 8 float elements on "
                "rank 0 of 2 at step 2 timed out after 5 s waiting for peer rank 1 (set ...); exiting\n")
-    point = {"victim": 1, "place": "before_step", "step": 2, "transport": "self,vader", "overlap": "0"}
+    point = {"victim": 1, "place": "before_step", "step": 2, "transport": "self,vader", "overlap": "0", "zero_stage": 0}
     result = {"ranks": {1: {"out": "STEP 0\nSTEP 1\nKILL 100.0 before step 2\n", "err": "", "exit": (137, 100.1)},
                         0: {"out": stdout, "err": message if stderr is None else stderr, "exit": survivor_exit}},
               "launcher_timed_out": False, "launcher_stderr": ""}
