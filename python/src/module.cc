@@ -1,6 +1,9 @@
 // graft._C: the engine's Python binding. One init_<area> per file.
 #include <pybind11/pybind11.h>
 
+#include <exception>
+#include <string_view>
+
 #include "exec/error.h"
 #include "ir/names.h"
 
@@ -18,13 +21,52 @@ void init_distributed(py::module_& m);
 void init_iobinding(py::module_& m);
 }  // namespace graft::python
 
+namespace {
+
+// Raises `type` with the text of `e`. Messages quote names and strings from models, which need
+// not be UTF-8: bytes that are not become \xNN escapes, so the error stays the one graft raised
+// (pybind11's own translation would raise UnicodeDecodeError instead).
+void raise(PyObject* type, const std::exception& e) {
+  const std::string_view text = e.what();
+  PyObject* message =
+      PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace");
+  if (message == nullptr) return;  // the decoding error is the one raised
+  PyErr_SetObject(type, message);
+  Py_DECREF(message);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "graft engine binding";
-  auto invalid =
-      py::register_exception<graft::InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
-  py::register_exception<graft::NotImplemented>(m, "NotImplemented", PyExc_RuntimeError);
-  py::register_exception<graft::Fail>(m, "Fail", PyExc_RuntimeError);
-  (void)invalid;
+  // Leaked on purpose: the translator below outlives any module teardown order.
+  static auto* invalid =
+      new py::exception<graft::InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
+  static auto* not_implemented =
+      new py::exception<graft::NotImplemented>(m, "NotImplemented", PyExc_RuntimeError);
+  static auto* fail = new py::exception<graft::Fail>(m, "Fail", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const graft::InvalidArgument& e) {
+      raise(invalid->ptr(), e);
+    } catch (const graft::NotImplemented& e) {
+      raise(not_implemented->ptr(), e);
+    } catch (const graft::Fail& e) {
+      raise(fail->ptr(), e);
+    } catch (const std::exception& e) {
+      // Text that is UTF-8 goes to pybind11's translation (bad_alloc is MemoryError, ...).
+      const std::string_view text = e.what();
+      PyObject* decoded =
+          PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
+      if (decoded != nullptr) {
+        Py_DECREF(decoded);
+        throw;
+      }
+      PyErr_Clear();
+      raise(PyExc_RuntimeError, e);
+    }
+  });
   // The names that tie graphs together (ir/names.h), for the Python side of the same protocol.
   auto names = m.def_submodule("names", "Names that tie graft's graphs together (ir/names.h)");
   names.attr("DOMAIN") = graft::names::kDomain;

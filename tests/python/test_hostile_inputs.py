@@ -239,3 +239,14 @@ def test_an_axis_past_int32_is_refused_before_shape_inference():
     r = _run_in_child(model, {})
     assert r.returncode == 0, f"child died with {r.returncode}: {r.stderr[-2000:]}"
     assert "[LayerNormalization] node 'norm'" in r.stdout and str(INT64_MAX) in r.stdout, r.stdout
+
+
+def test_an_error_quoting_bytes_that_are_not_utf8_keeps_its_type():
+    # The message quotes the attribute's bytes; they become \xNN escapes instead of the error
+    # turning into a UnicodeDecodeError (found by the mutation sweep).
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], name="resize", mode=b"\xff\xfe")
+    model = _model([node], [_vi("x", F, [1, 1, 2, 2]), _vi("s", F, [4])], [_vi("y", F, None)])
+    sess = graft.InferenceSession(model.SerializeToString())
+    feeds = {"x": np.ones((1, 1, 2, 2), np.float32), "s": np.ones(4, np.float32)}
+    with pytest.raises(graft.InvalidArgument, match=r"\[Resize\] node 'resize'.*'\\xff\\xfe'"):
+        sess.run(None, feeds)
