@@ -246,7 +246,6 @@ def test_an_error_quoting_bytes_that_are_not_utf8_keeps_its_type():
     # turning into a UnicodeDecodeError (found by the mutation sweep).
     node = helper.make_node("Resize", ["x", "", "s"], ["y"], name="resize", mode=b"\xff\xfe")
     model = _model([node], [_vi("x", F, [1, 1, 2, 2]), _vi("s", F, [4])], [_vi("y", F, None)])
-    sess = graft.InferenceSession(model.SerializeToString())
     feeds = {"x": np.ones((1, 1, 2, 2), np.float32), "s": np.ones(4, np.float32)}
     with pytest.raises(graft.InvalidArgument, match=r"\[Resize\] node 'resize'.*'\\xff\\xfe'"):
-        sess.run(None, feeds)
+        graft.InferenceSession(model.SerializeToString()).run(None, feeds)
