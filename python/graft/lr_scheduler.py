@@ -24,6 +24,19 @@ class LRScheduler:
     def get_last_lr(self) -> list[float]:
         return [self.session.learning_rate]
 
+    def state_dict(self) -> dict:
+        """The schedule's position and base rate, as torch's schedulers return them: saved beside
+        a checkpoint, so a resumed run continues the schedule (the checkpoint holds the current
+        rate, not the base one or the step count of the schedule)."""
+        return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continues the schedule from `state_dict()`'s; the session's current rate is left as
+        it is (a loaded checkpoint restored it), as torch's load_state_dict leaves the
+        optimizer's."""
+        self.base_lr = float(state["base_lr"])
+        self.last_epoch = int(state["last_epoch"])
+
 
 class ConstantLR(LRScheduler):
     """factor * lr for the first `total_iters` steps, then lr."""

@@ -13,6 +13,7 @@ after the last step. Each rank writes OUT/state.rank<r>.npz.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -71,13 +72,13 @@ def main() -> None:
     sess = TrainingSession(model(seed=rank + (100 if args.resume else 0)), loss="loss", params=PARAMS,
                            optimizer="adamw", lr=0.02, weight_decay=0.05, max_grad_norm=0.5, bucket_mb=1e-4,
                            zero_stage=args.zero_stage, intra_op_num_threads=1)
-    # Made before the checkpoint is loaded, so its base rate is the configured one; the checkpoint
-    # restores the current rate, and the schedule's step is the optimizer's (torch's
-    # scheduler.load_state_dict).
+    # The checkpoint restores the current rate; the schedule continues from its state_dict, saved
+    # beside the checkpoint as torch's is.
     schedule = CosineAnnealingLR(sess, T_max=TOTAL_STEPS, eta_min=0.001)
     if args.resume:
         sess.load_checkpoint(args.resume)
-        schedule.last_epoch = sess.step
+        with open(args.resume + ".schedule.json") as f:
+            schedule.load_state_dict(json.load(f))
     assert sess.step == args.start, (sess.step, args.start)
     x, target = dataset()
     sampler = dist.DistributedSampler(SAMPLES, seed=11)
@@ -90,6 +91,9 @@ def main() -> None:
         schedule.step()
     if args.save:
         sess.save_checkpoint(args.save)
+        if rank == 0:
+            with open(args.save + ".schedule.json", "w") as f:
+                json.dump(schedule.state_dict(), f)
     np.savez(os.path.join(args.out, f"state.rank{rank}.npz"), **sess.state(),
              learning_rate=np.array(sess.learning_rate, np.float32), step=np.array(sess.step))
 

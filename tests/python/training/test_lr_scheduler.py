@@ -37,3 +37,29 @@ def test_matches_torch(name):
         opt.step()
         theirs.step()
         ours.step()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_schedule_resumed_from_its_state_dict_continues_as_torchs(name):
+    # 12 steps, then a new schedule over a session whose rate a checkpoint restored, continued
+    # from the first one's state_dict: the rates follow torch's uninterrupted schedule.
+    ours_factory, torch_factory = CASES[name]
+    first = FakeSession(0.1)
+    schedule = ours_factory(first)
+    for _ in range(12):
+        schedule.step()
+    saved, restored_rate = schedule.state_dict(), first.learning_rate
+    resumed = FakeSession(restored_rate)
+    continued = ours_factory(resumed)
+    resumed.learning_rate = restored_rate  # the checkpoint's rate, as load_checkpoint sets it
+    continued.load_state_dict(saved)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    theirs = torch_factory(opt)
+    for _ in range(12):
+        opt.step()
+        theirs.step()
+    for step in range(12, 30):
+        assert resumed.learning_rate == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-12), f"step {step}"
+        opt.step()
+        theirs.step()
+        continued.step()
