@@ -259,7 +259,9 @@ void save_checkpoint_on_rank0(const Checkpoint& checkpoint, const std::string& p
       if (error.empty()) error = "rank 0 could not write the checkpoint '" + path + "'";
     }
   }
-  // Rank 0's message (empty: written) reaches every rank: its length, then its bytes.
+  // Rank 0's message (empty: written) reaches every rank: its length, then its bytes. A rank that
+  // dies meanwhile is reported as the checkpoint's.
+  const distributed::CollectiveLabel label("checkpoint '" + path + "' written by rank 0");
   int64_t length = static_cast<int64_t>(error.size());
   world.broadcast(&length, 1, DType::Int64, 0);
   if (length == 0) return;
