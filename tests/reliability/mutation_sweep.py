@@ -429,7 +429,8 @@ def sweep(corpus, context, count: int, seed: int, jobs: int = 2, timeout: float 
 
     A mutant that times out is run once more, alone, before it counts as hung, so a machine busy
     with other work does not make hangs."""
-    outcomes: dict = {"crash": [], "hang": [], "clean error": 0, "ok": 0, "by kind": {}, "raised": {}}
+    outcomes: dict = {"crash": [], "hang": [], "clean error": 0, "ok": 0, "by kind": {}, "raised": {},
+                      "bare resource": []}
     memory = _address_space() + int(memory_gb * (1 << 30))
     slow: list[Mutant] = []
 
@@ -444,6 +445,8 @@ def sweep(corpus, context, count: int, seed: int, jobs: int = 2, timeout: float 
             report(f"{mutant.outcome.upper()} ({mutant.reason}) {mutant.describe()}{where}")
         else:
             outcomes[mutant.outcome] += 1
+        if mutant.outcome == "clean error" and any(t in mutant.error for t in BARE_RESOURCE_ERRORS):
+            outcomes["bare resource"].append(f"{mutant.describe()} -> {mutant.error}")
         if mutant.outcome == "clean error" and mutant.error.startswith("raised "):
             name = mutant.error.split()[1].rstrip(":")
             count, example = outcomes["raised"].get(name, (0, f"{mutant.describe()} -> {mutant.error}"))
@@ -472,6 +475,10 @@ def sweep(corpus, context, count: int, seed: int, jobs: int = 2, timeout: float 
     return outcomes
 
 
+# What a resource failure says when nothing named the node or the size it asked for.
+BARE_RESOURCE_ERRORS = ("bad_alloc", "max_size()", "_M_default_append", "vector::reserve")
+
+
 def summary(outcomes: dict, count: int, seed: int) -> str:
     return (f"crashes {len(outcomes['crash'])}, hangs {len(outcomes['hang'])}, "
             f"clean errors {outcomes['clean error']}, ok {outcomes['ok']} (of {count} mutants, seed {seed})")
@@ -487,6 +494,9 @@ def stats(outcomes: dict) -> str:
     raised = sorted(outcomes["raised"].items(), key=lambda item: -item[1][0])
     lines.append("raised: " + ", ".join(f"{name} {n}" for name, (n, _) in raised))
     lines += [f"  first {name}: {example}" for name, (_, example) in raised]
+    bare = outcomes["bare resource"]
+    lines.append(f"resource errors naming neither node nor size (std::bad_alloc, max_size): {len(bare)}")
+    lines += [f"  {example}" for example in bare[:5]]
     return "\n".join(lines)
 
 
