@@ -249,3 +249,17 @@ def test_an_error_quoting_bytes_that_are_not_utf8_keeps_its_type():
     feeds = {"x": np.ones((1, 1, 2, 2), np.float32), "s": np.ones(4, np.float32)}
     with pytest.raises(graft.InvalidArgument, match=r"\[Resize\] node 'resize'.*'\\xff\\xfe'"):
         graft.InferenceSession(model.SerializeToString()).run(None, feeds)
+
+
+def test_a_loop_whose_condition_is_not_a_bool_is_refused():
+    # A float condition (the operator allows only bool) ran on, ever longer (found by the mutation
+    # sweep; onnxruntime refuses the model).
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "body", [_vi("i", I64, []), _vi("c_in", F, []), _vi("v_in", F, [1])],
+        [_vi("c_out", F, []), _vi("v_out", F, [1])])
+    node = helper.make_node("Loop", ["m", "c", "v"], ["r"], name="loop", body=body)
+    model = _model([node], [_vi("m", I64, []), _vi("c", F, []), _vi("v", F, [1])], [_vi("r", F, [1])])
+    feeds = {"m": np.array(3, np.int64), "c": np.array(1.0, np.float32), "v": np.ones(1, np.float32)}
+    with pytest.raises(graft.Fail, match=r"\[Loop\] node 'loop': input 'cond' must be one bool, got float"):
+        graft.InferenceSession(model.SerializeToString()).run(None, feeds)

@@ -38,8 +38,18 @@ class Loop : public Kernel {
   }
 
   void compute(KernelContext& ctx) override {
-    int64_t max_trips = ctx.has_input(0) ? ctx.input(0).scalar_as_int(0) : INT64_MAX;
-    bool cond = ctx.has_input(1) ? ctx.input(1).scalar_as_double(0) != 0.0 : true;
+    // M is an int64 and cond a bool, one element each (the operator's type constraints).
+    auto check = [&](int i, DType dtype, const char* name) {
+      const Tensor& t = ctx.input(i);
+      if (t.dtype() != dtype || t.size() != 1) {
+        ctx.fail(std::string("input '") + name + "' must be one " + dtype_name(dtype) + ", got " +
+                 dtype_name(t.dtype()) + " " + shape_to_string(t.shape()));
+      }
+    };
+    if (ctx.has_input(0)) check(0, DType::Int64, "M");
+    if (ctx.has_input(1)) check(1, DType::Bool, "cond");
+    int64_t max_trips = ctx.has_input(0) ? ctx.input(0).data<int64_t>()[0] : INT64_MAX;
+    bool cond = ctx.has_input(1) ? ctx.input(1).data<bool>()[0] : true;
     std::vector<Value> carried;
     for (int i = 0; i < num_carried_; ++i) carried.push_back(ctx.input_value(2 + i));
     const size_t num_scan = scan_dtypes_.size();
@@ -55,9 +65,11 @@ class Loop : public Kernel {
       in.push_back(c);
       for (auto& v : carried) in.push_back(v);
       std::vector<Value> out = body.run(in);
-      if (!out[0].is_tensor() || out[0].tensor().size() != 1)
-        ctx.fail("body's condition output is not a scalar");
-      cond = out[0].tensor().scalar_as_double(0) != 0.0;
+      if (!out[0].is_tensor() || out[0].tensor().size() != 1 ||
+          out[0].tensor().dtype() != DType::Bool) {
+        ctx.fail("body's condition output is not one bool");
+      }
+      cond = out[0].tensor().data<bool>()[0];
       for (int i = 0; i < num_carried_; ++i)
         carried[static_cast<size_t>(i)] = std::move(out[static_cast<size_t>(1 + i)]);
       for (size_t k = 0; k < num_scan; ++k)
