@@ -109,10 +109,15 @@ std::string describe_inputs(const KernelContext& ctx) {
 // Runs one nested plan with the outer values of the current frame.
 class PlanRunner : public SubgraphRunner {
  public:
-  PlanRunner(const GraphPlan& plan, std::vector<const Value*> outer, Profiler* profiler)
-      : plan_(plan), outer_(std::move(outer)), profiler_(profiler) {}
+  // `terminate`: the run's RunOptions::terminate, checked before each node of the nested graph
+  // too, so a Loop of many iterations stops when it is set.
+  PlanRunner(const GraphPlan& plan, std::vector<const Value*> outer, Profiler* profiler,
+             const std::atomic<bool>* terminate)
+      : plan_(plan), outer_(std::move(outer)), profiler_(profiler), terminate_(terminate) {}
   std::vector<Value> run(const std::vector<Value>& inputs) override {
-    return plan_.run(inputs, outer_, profiler_);
+    RunOptions options;
+    options.terminate = terminate_;
+    return plan_.run(inputs, outer_, profiler_, options);
   }
   size_t num_inputs() const override { return plan_.input_names().size(); }
   size_t num_outputs() const override { return plan_.output_names().size(); }
@@ -121,6 +126,7 @@ class PlanRunner : public SubgraphRunner {
   const GraphPlan& plan_;
   std::vector<const Value*> outer_;
   Profiler* profiler_;
+  const std::atomic<bool>* terminate_;
 };
 
 bool is_copy(const ir::Node& n, const char* op_type) {
@@ -754,8 +760,8 @@ std::vector<Value> GraphPlan::execute(std::vector<Value>& slots, std::vector<con
       for (int idx : step->subplan_outer[k]) {
         sub_outer.push_back(&slots[static_cast<size_t>(step->implicit[static_cast<size_t>(idx)])]);
       }
-      runners.push_back(
-          std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer), profiler));
+      runners.push_back(std::make_unique<PlanRunner>(*step->subplans[k], std::move(sub_outer),
+                                                     profiler, terminate));
     }
     std::function<SubgraphRunner&(const std::string&)> sub;
     if (!runners.empty()) {

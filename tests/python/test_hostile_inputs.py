@@ -263,3 +263,27 @@ def test_a_loop_whose_condition_is_not_a_bool_is_refused():
     feeds = {"m": np.array(3, np.int64), "c": np.array(1.0, np.float32), "v": np.ones(1, np.float32)}
     with pytest.raises(graft.Fail, match=r"\[Loop\] node 'loop': input 'cond' must be one bool, got float"):
         graft.InferenceSession(model.SerializeToString()).run(None, feeds)
+
+
+def test_terminate_stops_a_loop_of_2_to_the_63_iterations():
+    # A Loop may ask for unbounded work (a trip count of INT64_MAX with a condition that stays
+    # true), as onnxruntime runs it too; RunOptions.terminate reaches the nodes of its body.
+    import threading
+    import time
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Add", ["v_in", "v_in"], ["v_out"])],
+        "body", [_vi("i", I64, []), _vi("c_in", TensorProto.BOOL, []), _vi("v_in", F, [1])],
+        [_vi("c_out", TensorProto.BOOL, []), _vi("v_out", F, [1])])
+    node = helper.make_node("Loop", ["m", "c", "v"], ["r"], name="loop", body=body)
+    model = _model([node], [_vi("m", I64, []), _vi("c", TensorProto.BOOL, []), _vi("v", F, [1])],
+                   [_vi("r", F, [1])])
+    sess = graft.InferenceSession(model.SerializeToString())
+    feeds = {"m": np.array(INT64_MAX, np.int64), "c": np.array(True), "v": np.ones(1, np.float32)}
+    options = graft.RunOptions()
+    timer = threading.Timer(0.2, lambda: setattr(options, "terminate", True))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(graft.Fail, match="terminate flag"):
+        sess.run(None, feeds, options)
+    assert time.monotonic() - start < 30
