@@ -295,9 +295,19 @@ struct CastFn {
     } else if constexpr (is_16bit_float<To> && is_16bit_float<From>) {
       y[i] = narrow<To>(widen(x[i]));
     } else if constexpr (std::is_floating_point_v<Acc<From>> && std::is_integral_v<To>) {
-      // Float to integer truncates toward zero (NaN gives 0, as the CPU provider's cast does).
-      const Acc<From> v = widen(x[i]);
-      y[i] = math_isnan(v) ? To(0) : static_cast<To>(v);
+      // Float to integer truncates toward zero through int64 and wraps to the narrower type, as
+      // the CPU provider's cast does; NaN and values beyond int64 give INT64_MIN's low bits (a
+      // conversion of a value the type cannot hold is undefined behaviour in C++).
+      const double v = static_cast<double>(widen(x[i]));
+      constexpr double kTwo63 = 9223372036854775808.0;
+      if constexpr (std::is_same_v<To, uint64_t>) {
+        if (v >= kTwo63 && v < 2 * kTwo63) {
+          y[i] = static_cast<uint64_t>(v);
+          return;
+        }
+      }
+      const int64_t wide = v >= -kTwo63 && v < kTwo63 ? static_cast<int64_t>(v) : INT64_MIN;
+      y[i] = static_cast<To>(wide);
     } else {
       y[i] = narrow<To>(widen(x[i]));
     }

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <set>
+#include <type_traits>
 
 #include "exec/plan.h"
 #include "exec/tensor_proto.h"
@@ -336,7 +339,18 @@ Tensor tensor_of(DType dtype, const Shape& shape, const std::vector<double>& val
   Tensor t(dtype, shape);
   dispatch_numeric(dtype, "tensor_of", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = static_cast<T>(values[i]);
+    for (size_t i = 0; i < values.size(); ++i) {
+      // Integer tensors hold values their type can: wider ones wrap, as a cast through int64 does
+      // (converting a double the type cannot hold is undefined behaviour).
+      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        const double v = values[i];
+        t.data<T>()[i] = v >= -9223372036854775808.0 && v < 9223372036854775808.0
+                             ? static_cast<T>(static_cast<int64_t>(v))
+                             : static_cast<T>(std::numeric_limits<int64_t>::min());
+      } else {
+        t.data<T>()[i] = static_cast<T>(values[i]);
+      }
+    }
   });
   return t;
 }
