@@ -19,7 +19,8 @@ log() { echo "[setup] $*" >&2; }
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin libdnnl-dev libopenblas-dev
-  python3 python3-dev python3-venv clang-format)
+  python3 python3-dev python3-venv clang-format
+  clang-14 libclang-rt-14-dev libomp-14-dev)  # the last three: scripts/sanitize.sh
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
