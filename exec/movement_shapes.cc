@@ -43,7 +43,10 @@ Shape reshape_shape(const KernelContext& ctx, const Shape& in,
       ctx.fail("shape entry " + std::to_string(d) + " is negative");
     }
     shape[i] = d;
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known)) {
+      ctx.fail("shape " + shape_to_string(requested) +
+               " has more elements than a 64-bit count holds");
+    }
   }
   const int64_t size = shape_size(in);
   if (infer >= 0) {

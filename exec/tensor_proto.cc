@@ -169,12 +169,12 @@ Tensor tensor_from_proto(const onnx::TensorProto& p) {
       break;
     case DType::Complex64: {
       if (p.float_data_size() != 2 * n) throw mismatch("float_data", p.float_data_size() / 2);
-      std::memcpy(t.raw(), p.float_data().data(), t.nbytes());
+      if (n > 0) std::memcpy(t.raw(), p.float_data().data(), t.nbytes());
       break;
     }
     case DType::Complex128: {
       if (p.double_data_size() != 2 * n) throw mismatch("double_data", p.double_data_size() / 2);
-      std::memcpy(t.raw(), p.double_data().data(), t.nbytes());
+      if (n > 0) std::memcpy(t.raw(), p.double_data().data(), t.nbytes());
       break;
     }
     default: {

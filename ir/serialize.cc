@@ -2,6 +2,7 @@
 #include "ir/serialize.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -102,6 +103,18 @@ void check_axis_attributes(const onnx::GraphProto& graph, const std::string& ori
           throw InvalidArgument(origin + ": " + who + ": attribute '" + a.name() +
                                 "' holds an axis past any tensor's rank (" +
                                 std::to_string(it != a.ints().end() ? *it : a.i()) + ")");
+        }
+      }
+      // ONNX's Einsum shape inference loops forever on some equations with other characters
+      // (a parenthesis): an equation is letters, commas, "->", "..." and spaces.
+      if (node.op_type() == "Einsum" && a.name() == "equation") {
+        for (unsigned char c : a.s()) {
+          if (!std::isalpha(c) && c != ',' && c != '-' && c != '>' && c != '.' && c != ' ') {
+            throw InvalidArgument(origin + ": [Einsum] node" +
+                                  (node.name().empty() ? "" : " '" + node.name() + "'") +
+                                  ": equation '" + a.s() + "' holds '" + std::string(1, c) +
+                                  "', which is not a letter, ',', '->', '...' or a space");
+          }
         }
       }
       if (a.has_g()) check_axis_attributes(a.g(), origin);

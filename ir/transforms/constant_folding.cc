@@ -187,16 +187,21 @@ int fold_constants(Graph& graph, const ConstantEvaluator& evaluate) {
       // An op that can expand its input folds only when its output's size is known to fit.
       bool fits = !kExpanding.count(n.op_type);
       if (n.op_type == "ConstantOfShape" && inputs[0]) {
+        // A count or size past int64 does not fit either.
         int64_t count = 1;
-        for (int64_t d : tensor_ints(*inputs[0]).value_or(std::vector<int64_t>{})) count *= d;
-        fits = count * 8 <= cap;
+        bool overflow = false;
+        for (int64_t d : tensor_ints(*inputs[0]).value_or(std::vector<int64_t>{})) {
+          overflow = overflow || __builtin_mul_overflow(count, d, &count);
+        }
+        fits = !overflow && count <= cap / 8;
       }
       for (const auto& o : n.outputs) {
         auto dims = static_dims(graph, o);
         if (!dims) continue;
         int64_t bytes = element_bytes(elem_type(graph, o));
-        for (int64_t d : *dims) bytes *= d;
-        fits = bytes <= cap;
+        bool overflow = false;
+        for (int64_t d : *dims) overflow = overflow || __builtin_mul_overflow(bytes, d, &bytes);
+        fits = !overflow && bytes <= cap;
         if (!fits) break;
       }
       if (all_constant && fits) values = evaluate(n, inputs);
